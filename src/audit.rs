@@ -1,0 +1,438 @@
+//! The audit from end to end: read the logs and the history, index the versions, resolve every
+//! selected export in parallel, cross-check with the server's own evidence, and write the
+//! tables, the manifest and the reconstruction.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+use chrono_tz::Tz;
+use rayon::prelude::*;
+use serde_json::json;
+
+use crate::bodies;
+use crate::compartment::{Compartment, FhirVersion};
+use crate::error::Result;
+use crate::evidence::{self, StatusMatch};
+use crate::history::{self, ParseOptions};
+use crate::index::{Boundary, History};
+use crate::inputs::{self, InputRecord};
+use crate::kickoff::{self, ExportEvent};
+use crate::logs;
+use crate::output::{self, ColumnData, Format, Staging, Table, Values};
+use crate::resolve::{self, Finding, NonCompartment, Resolution, ResolveOptions};
+use crate::scopes::Wildcard;
+use crate::timestamp::Instant;
+
+/// Everything `bulk-audit audit` was asked.
+#[derive(Debug, Clone)]
+pub struct AuditConfig {
+    pub logs: Vec<PathBuf>,
+    pub history: Vec<PathBuf>,
+    pub clients: Vec<String>,
+    pub from: Option<Instant>,
+    pub to: Option<Instant>,
+    pub zone: Tz,
+    pub out: PathBuf,
+    pub format: Format,
+    pub boundary: Boundary,
+    pub wildcard: Wildcard,
+    pub non_compartment: NonCompartment,
+    pub fhir_version: FhirVersion,
+    pub skip_inactive_members: bool,
+    pub with_resource: bool,
+    pub reconstruct: Option<PathBuf>,
+    pub max_log_gap_nanos: i64,
+    pub max_log_gap_text: String,
+    pub force: bool,
+}
+
+/// What an audit found, before it is written.
+pub struct AuditResult {
+    pub events: Vec<ExportEvent>,
+    pub resolutions: Vec<Resolution>,
+    pub statuses: Vec<Option<StatusMatch>>,
+    /// Findings not tied to one export (log gaps, version conflicts, orphan statuses).
+    pub general_findings: Vec<Finding>,
+    pub history: History,
+    pub history_files: Vec<inputs::InputFile>,
+    pub inputs: Vec<InputRecord>,
+    pub coverage: logs::Coverage,
+}
+
+/// Whether an export is selected by `--client`, `--from` and `--to`.
+pub fn selected(e: &ExportEvent, clients: &[String], from: Option<Instant>, to: Option<Instant>) -> bool {
+    let client_ok = clients.is_empty() || e.client_id.as_ref().is_some_and(|c| clients.contains(c));
+    let from_ok = from.is_none_or(|f| e.time.is_some_and(|t| t >= f));
+    let to_ok = to.is_none_or(|l| e.time.is_some_and(|t| t <= l));
+    client_ok && from_ok && to_ok
+}
+
+/// Reads the logs and finds the kickoffs (the `exports` command, and the audit's first step).
+pub fn read_exports(log_paths: &[PathBuf], zone: &Tz, max_gap_nanos: i64) -> Result<(Vec<ExportEvent>, logs::Logs)> {
+    let files = inputs::collect(log_paths)?;
+    let l = logs::read(&files, zone, max_gap_nanos)?;
+    let events = kickoff::find(&l.requests, zone);
+    Ok((events, l))
+}
+
+pub fn run(cfg: &AuditConfig) -> Result<AuditResult> {
+    let (events, log_data) = read_exports(&cfg.logs, &cfg.zone, cfg.max_log_gap_nanos)?;
+    let events: Vec<ExportEvent> = events.into_iter().filter(|e| selected(e, &cfg.clients, cfg.from, cfg.to)).collect();
+
+    let compartment = Compartment::load(cfg.fhir_version);
+    let history_files = inputs::collect(&cfg.history)?;
+    let parse_opts = ParseOptions { compartment: &compartment, zone: cfg.zone, keep_references: cfg.non_compartment == NonCompartment::Referenced };
+    let (parsed, history_inputs) = history::read(&history_files, &parse_opts)?;
+    let h = History::build(parsed);
+
+    let wildcard_types = cfg.wildcard.expand(&h.present_types())?;
+    let ropts = ResolveOptions {
+        boundary: cfg.boundary,
+        wildcard_types,
+        non_compartment: cfg.non_compartment,
+        skip_inactive_members: cfg.skip_inactive_members,
+        compartment: &compartment,
+    };
+    let mut resolutions: Vec<Resolution> = events.par_iter().map(|e| resolve::resolve(e, &h, &ropts)).collect();
+    let (statuses, orphans) = evidence::match_statuses(&events, &mut resolutions, &h);
+
+    let mut general = orphans;
+    for g in &log_data.coverage.gaps {
+        general.push(Finding::new("", "log-gap", format!("no log line between {} and {} ({:.0} s, more than --max-log-gap {}): kickoffs in this span are unknown", g.from, g.to, g.seconds, cfg.max_log_gap_text)));
+    }
+    let names: Vec<String> = history_files.iter().map(|f| inputs::display(&f.path)).collect();
+    for c in &h.conflicts {
+        general.push(
+            Finding::new("", "version-conflict", format!("the same version appears twice with different contents: kept {}, ignored {}", source_text(&names, &c.kept), source_text(&names, &c.dropped)))
+                .about(&c.resource_type, &c.id, &c.version_id),
+        );
+    }
+    general.sort();
+    let mut all_inputs = log_data.inputs.clone();
+    all_inputs.extend(history_inputs);
+    Ok(AuditResult { events, resolutions, statuses, general_findings: general, history: h, history_files, inputs: all_inputs, coverage: log_data.coverage })
+}
+
+/// `file:line`, with `#entry` for a Bundle entry.
+pub fn source_text(names: &[String], s: &history::Source) -> String {
+    match s.entry {
+        Some(e) => format!("{}:{}#entry{}", names[s.file as usize], s.line, e),
+        None => format!("{}:{}", names[s.file as usize], s.line),
+    }
+}
+
+fn text(v: impl Into<String>) -> Option<String> {
+    let s = v.into();
+    (!s.is_empty()).then_some(s)
+}
+
+/// The export order of the output: (T, export id).
+fn export_order(r: &AuditResult) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..r.events.len()).collect();
+    order.sort_by(|&a, &b| (r.events[a].time, &r.events[a].id).cmp(&(r.events[b].time, &r.events[b].id)));
+    order
+}
+
+/// The `resources` table (and the bodies when asked).
+pub fn resources_table(r: &AuditResult, bodies: Option<&std::collections::HashMap<(u32, u32), String>>) -> Table {
+    let h = &r.history;
+    let names: Vec<String> = r.history_files.iter().map(|f| inputs::display(&f.path)).collect();
+    let n: usize = r.resolutions.iter().map(|x| x.rows.len()).sum();
+    let mut export_id = Vec::with_capacity(n);
+    let mut client_id = Vec::with_capacity(n);
+    let mut export_time = Vec::with_capacity(n);
+    let mut level = Vec::with_capacity(n);
+    let mut group_id = Vec::with_capacity(n);
+    let mut patient_id = Vec::with_capacity(n);
+    let mut resource_type = Vec::with_capacity(n);
+    let mut resource_id = Vec::with_capacity(n);
+    let mut version_id = Vec::with_capacity(n);
+    let mut last_updated = Vec::with_capacity(n);
+    let mut source = Vec::with_capacity(n);
+    let mut resource = Vec::new();
+    for i in export_order(r) {
+        let e = &r.events[i];
+        for row in &r.resolutions[i].rows {
+            let res = &h.resources[row.resource as usize];
+            let v = &res.versions[row.version as usize];
+            export_id.push(Some(e.id.clone()));
+            client_id.push(e.client_id.clone());
+            export_time.push(e.time.map(|t| t.0));
+            level.push(Some(e.level.as_str().to_string()));
+            group_id.push(e.group_id.clone());
+            patient_id.push(row.patient.map(|p| h.patient_ids[p as usize].clone()));
+            resource_type.push(Some(h.type_name(res.resource_type).to_string()));
+            resource_id.push(Some(res.id.clone()));
+            version_id.push(Some(v.version_id.to_string()));
+            last_updated.push(Some(v.last_updated.0));
+            source.push(Some(source_text(&names, &v.source)));
+            if let Some(b) = bodies {
+                resource.push(b.get(&(row.resource, row.version)).cloned());
+            }
+        }
+    }
+    let mut columns = vec![
+        ColumnData { name: "export_id", values: Values::Text(export_id) },
+        ColumnData { name: "client_id", values: Values::Text(client_id) },
+        ColumnData { name: "export_time", values: Values::Time(export_time) },
+        ColumnData { name: "level", values: Values::Text(level) },
+        ColumnData { name: "group_id", values: Values::Text(group_id) },
+        ColumnData { name: "patient_id", values: Values::Text(patient_id) },
+        ColumnData { name: "resource_type", values: Values::Text(resource_type) },
+        ColumnData { name: "resource_id", values: Values::Text(resource_id) },
+        ColumnData { name: "version_id", values: Values::Text(version_id) },
+        ColumnData { name: "last_updated", values: Values::Time(last_updated) },
+        ColumnData { name: "source", values: Values::Text(source) },
+    ];
+    if bodies.is_some() {
+        columns.push(ColumnData { name: "resource", values: Values::Text(resource) });
+    }
+    Table { columns }
+}
+
+fn join<'a>(items: impl IntoIterator<Item = &'a String>, sep: &str) -> Option<String> {
+    text(items.into_iter().map(String::as_str).collect::<Vec<_>>().join(sep))
+}
+
+/// The `exports` table: one row per kickoff found (accepted or rejected).
+pub fn exports_table(r: &AuditResult) -> Table {
+    let mut cols: BTreeMap<&'static str, Values> = BTreeMap::new();
+    let order = export_order(r);
+    let names = [
+        "export_id", "client_id", "user_id", "export_time", "request_end", "method", "url", "status", "accepted", "resolved", "level", "tenant", "group_id",
+        "group_version", "client_version", "scopes", "allowed_types", "requested_types", "exported_types", "since", "until", "type_filter", "elements",
+        "output_format", "patient_param", "patient_count", "resource_count", "row_count", "finding_count", "status_resource_id", "status_resource_status",
+        "status_transaction_time", "source",
+    ];
+    let mut text_cols: BTreeMap<&str, Vec<Option<String>>> = BTreeMap::new();
+    let mut time_cols: BTreeMap<&str, Vec<Option<i64>>> = BTreeMap::new();
+    let mut int_cols: BTreeMap<&str, Vec<Option<i64>>> = BTreeMap::new();
+    let mut bool_cols: BTreeMap<&str, Vec<Option<bool>>> = BTreeMap::new();
+    for i in order {
+        let e = &r.events[i];
+        let x = &r.resolutions[i];
+        let st = r.statuses[i].as_ref();
+        let mut t = |k: &'static str, v: Option<String>| text_cols.entry(k).or_default().push(v);
+        t("export_id", Some(e.id.clone()));
+        t("client_id", e.client_id.clone());
+        t("user_id", e.user_id.clone());
+        t("method", Some(e.method.clone()));
+        t("url", Some(e.url.clone()));
+        t("level", Some(e.level.as_str().into()));
+        t("tenant", e.tenant.clone());
+        t("group_id", e.group_id.clone());
+        t("group_version", x.group_version.clone());
+        t("client_version", x.client_version.clone());
+        t("scopes", join(&x.scopes, " "));
+        t("allowed_types", match &x.allowed_types {
+            Some(a) => join(a, ","),
+            None if x.resolved => Some("*".into()),
+            None => None,
+        });
+        t("requested_types", e.params.types.as_ref().and_then(|v| join(v, ",")));
+        t("exported_types", join(&x.exported_types, ","));
+        t("since", e.params.since_text.clone());
+        t("until", e.params.until_text.clone());
+        t("type_filter", join(&e.params.type_filter, " "));
+        t("elements", join(&e.params.elements, ","));
+        t("output_format", e.params.output_format.clone());
+        t("patient_param", join(&e.params.patients, ","));
+        t("status_resource_id", st.map(|s| s.id.clone()));
+        t("status_resource_status", st.and_then(|s| s.status.clone()));
+        t("source", Some(e.source.clone()));
+        let mut tm = |k: &'static str, v: Option<Instant>| time_cols.entry(k).or_default().push(v.map(|t| t.0));
+        tm("export_time", e.time);
+        tm("request_end", e.request_end());
+        tm("status_transaction_time", st.and_then(|s| s.transaction_time));
+        let patients: BTreeSet<u32> = x.rows.iter().filter_map(|row| row.patient).collect();
+        let patient_count = if x.resolved { Some(if e.level == kickoff::Level::System { patients.len() } else { x.patients.len() } as i64) } else { None };
+        let mut n = |k: &'static str, v: Option<i64>| int_cols.entry(k).or_default().push(v);
+        n("status", e.status.map(i64::from));
+        n("patient_count", patient_count);
+        n("resource_count", x.resolved.then(|| x.counts.values().sum::<u64>() as i64));
+        n("row_count", x.resolved.then_some(x.rows.len() as i64));
+        n("finding_count", Some(x.findings.len() as i64));
+        let mut bl = |k: &'static str, v: bool| bool_cols.entry(k).or_default().push(Some(v));
+        bl("accepted", e.accepted);
+        bl("resolved", x.resolved);
+    }
+    for k in names {
+        let v = if let Some(v) = text_cols.remove(k) {
+            Values::Text(v)
+        } else if let Some(v) = time_cols.remove(k) {
+            Values::Time(v)
+        } else if let Some(v) = int_cols.remove(k) {
+            Values::Int(v)
+        } else if let Some(v) = bool_cols.remove(k) {
+            Values::Bool(v)
+        } else {
+            // No exports: an empty column of the right type.
+            match k {
+                "export_time" | "request_end" | "status_transaction_time" => Values::Time(vec![]),
+                "status" | "patient_count" | "resource_count" | "row_count" | "finding_count" => Values::Int(vec![]),
+                "accepted" | "resolved" => Values::Bool(vec![]),
+                _ => Values::Text(vec![]),
+            }
+        };
+        cols.insert(k, v);
+    }
+    Table { columns: names.iter().map(|k| ColumnData { name: k, values: cols.remove(k).expect("every column built") }).collect() }
+}
+
+/// Every finding, export by export in output order, then the general ones.
+pub fn all_findings(r: &AuditResult) -> Vec<Finding> {
+    let mut out: Vec<Finding> = export_order(r).into_iter().flat_map(|i| r.resolutions[i].findings.iter().cloned()).collect();
+    out.extend(r.general_findings.iter().cloned());
+    out
+}
+
+pub fn findings_table(findings: &[Finding]) -> Table {
+    let col = |name: &'static str, f: &dyn Fn(&Finding) -> &str| ColumnData { name, values: Values::Text(findings.iter().map(|x| text(f(x))).collect()) };
+    Table {
+        columns: vec![
+            col("export_id", &|x| &x.export_id),
+            col("kind", &|x| x.kind),
+            col("resource_type", &|x| &x.resource_type),
+            col("resource_id", &|x| &x.resource_id),
+            col("version_id", &|x| &x.version_id),
+            col("detail", &|x| &x.detail),
+        ],
+    }
+}
+
+/// Writes every output of the audit. Returns the row counts.
+pub fn write(cfg: &AuditConfig, r: &AuditResult) -> Result<(usize, usize, usize)> {
+    let wanted: Vec<(u32, u32)> = if cfg.with_resource || cfg.reconstruct.is_some() {
+        let mut w: Vec<(u32, u32)> = r.resolutions.iter().flat_map(|x| x.rows.iter().map(|row| (row.resource, row.version))).collect();
+        w.sort_unstable();
+        w.dedup();
+        w
+    } else {
+        Vec::new()
+    };
+    let bodies = if wanted.is_empty() { None } else { Some(bodies::read(&r.history_files, &r.history, &wanted)?) };
+
+    let staging = Staging::begin(&cfg.out, cfg.force)?;
+    let ext = cfg.format.extension();
+    let resources = resources_table(r, if cfg.with_resource { bodies.as_ref() } else { None });
+    output::write_table(&resources, &staging.dir.join(format!("resources.{ext}")), cfg.format)?;
+    let exports = exports_table(r);
+    output::write_table(&exports, &staging.dir.join(format!("exports.{ext}")), cfg.format)?;
+    let findings = all_findings(r);
+    output::write_table(&findings_table(&findings), &staging.dir.join(format!("findings.{ext}")), cfg.format)?;
+    let manifest = manifest(cfg, r, resources.rows(), exports.rows(), &findings);
+    output::write_text(&staging.dir.join(output::MARKER), &(serde_json::to_string_pretty(&manifest).unwrap_or_default() + "\n"))?;
+
+    let recon_staging = match &cfg.reconstruct {
+        Some(dir) => {
+            let s = Staging::begin(dir, cfg.force)?;
+            write_reconstruction(r, &s.dir, bodies.as_ref().expect("bodies read for --reconstruct"))?;
+            output::write_text(&s.dir.join(".bulk-audit"), "reconstructed exports written by bulk-audit\n")?;
+            Some(s)
+        }
+        None => None,
+    };
+    staging.commit()?;
+    if let Some(s) = recon_staging {
+        s.commit()?;
+    }
+    Ok((resources.rows(), exports.rows(), findings.len()))
+}
+
+/// `<dir>/<export_id>/<Type>.ndjson`: each exported version's body, one line per resource.
+fn write_reconstruction(r: &AuditResult, dir: &std::path::Path, bodies: &std::collections::HashMap<(u32, u32), String>) -> Result<()> {
+    let h = &r.history;
+    let mut used_names = BTreeSet::new();
+    for i in export_order(r) {
+        let x = &r.resolutions[i];
+        if !x.resolved {
+            continue;
+        }
+        let mut name = output::safe_name(&r.events[i].id);
+        while !used_names.insert(name.clone()) {
+            name.push('_');
+        }
+        let edir = dir.join(&name);
+        output::create_private_dir(&edir)?;
+        let mut by_type: BTreeMap<&str, Vec<(u32, u32)>> = BTreeMap::new();
+        for row in &x.rows {
+            by_type.entry(h.type_name(h.resources[row.resource as usize].resource_type)).or_default().push((row.resource, row.version));
+        }
+        for (ty, mut keys) in by_type {
+            keys.dedup();
+            let mut text = String::new();
+            for k in keys {
+                text.push_str(bodies.get(&k).map(String::as_str).unwrap_or("{}"));
+                text.push('\n');
+            }
+            output::write_text(&edir.join(format!("{}.ndjson", output::safe_name(ty))), &text)?;
+        }
+    }
+    Ok(())
+}
+
+fn manifest(cfg: &AuditConfig, r: &AuditResult, resources: usize, exports: usize, findings: &[Finding]) -> serde_json::Value {
+    let mut by_kind: BTreeMap<&str, u64> = BTreeMap::new();
+    for f in findings {
+        *by_kind.entry(f.kind).or_insert(0) += 1;
+    }
+    json!({
+        "tool": "bulk-audit",
+        "version": env!("CARGO_PKG_VERSION"),
+        "options": {
+            "logs": cfg.logs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "history": cfg.history.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "client": cfg.clients,
+            "from": cfg.from.map(|t| t.to_rfc3339()),
+            "to": cfg.to.map(|t| t.to_rfc3339()),
+            "tz": cfg.zone.name(),
+            "format": cfg.format,
+            "boundary": cfg.boundary,
+            "wildcard": cfg.wildcard.name(),
+            "non_compartment": cfg.non_compartment,
+            "fhir_version": cfg.fhir_version,
+            "skip_inactive_members": cfg.skip_inactive_members,
+            "with_resource": cfg.with_resource,
+            "reconstruct": cfg.reconstruct.as_ref().map(|p| p.display().to_string()),
+            "max_log_gap": cfg.max_log_gap_text,
+        },
+        "inputs": r.inputs,
+        "rows": {"resources": resources, "exports": exports, "findings": findings.len()},
+        "findings_by_kind": by_kind,
+        "log_coverage": r.coverage,
+        "history": {
+            "resources": r.history.resources.len(),
+            "versions": r.history.version_count,
+            "duplicate_copies_ignored": r.history.duplicates,
+            "conflicting_copies": r.history.conflicts.len(),
+            "versions_per_type": r.history.versions_per_type(),
+        },
+    })
+}
+
+/// One line per export for stdout.
+pub fn summary_lines(r: &AuditResult) -> Vec<String> {
+    export_order(r)
+        .into_iter()
+        .map(|i| {
+            let e = &r.events[i];
+            let x = &r.resolutions[i];
+            let when = e.time.map(|t| t.to_rfc3339()).unwrap_or_else(|| "time unknown".into());
+            let who = e.client_id.as_deref().unwrap_or("(no client)");
+            let target = match (&e.group_id, e.level) {
+                (Some(g), _) => format!("group {g}"),
+                (None, l) => l.as_str().to_string(),
+            };
+            let state = if !e.accepted {
+                format!("rejected ({})", e.status.map(|s| s.to_string()).unwrap_or_default())
+            } else if x.resolved {
+                let patients: BTreeSet<u32> = x.rows.iter().filter_map(|row| row.patient).collect();
+                let pc = if e.level == kickoff::Level::System { patients.len() } else { x.patients.len() };
+                format!("{} patients, {} resources, {} rows", pc, x.counts.values().sum::<u64>(), x.rows.len())
+            } else {
+                "not resolved".into()
+            };
+            format!("{}  {}  {}  {}  {}  {} findings", e.id, when, who, target, state, x.findings.len())
+        })
+        .collect()
+}

@@ -1,0 +1,306 @@
+//! The FHIR patient compartment: the embedded HL7 tables (R4, R4B, R5) of resource type →
+//! element paths, the references to patients found on those paths in a resource body (FHIR and
+//! Aidbox formats), and the parsing of a reference into a type and an id.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+const R4: &str = include_str!("../data/patient-compartment-r4.tsv");
+const R4B: &str = include_str!("../data/patient-compartment-r4b.tsv");
+const R5: &str = include_str!("../data/patient-compartment-r5.tsv");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FhirVersion {
+    R4,
+    R4b,
+    R5,
+}
+
+/// One step of an element path: the element name, and for a choice element read `as Reference`
+/// the type suffix (`reportedReference` in FHIR JSON, `reported.Reference` in Aidbox JSON).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub name: String,
+    pub choice: Option<String>,
+}
+
+/// The compartment definition: for each resource type in it, its element paths.
+#[derive(Debug, Clone)]
+pub struct Compartment {
+    pub paths: BTreeMap<String, Vec<Vec<Step>>>,
+}
+
+impl Compartment {
+    pub fn load(version: FhirVersion) -> Compartment {
+        let text = match version {
+            FhirVersion::R4 => R4,
+            FhirVersion::R4b => R4B,
+            FhirVersion::R5 => R5,
+        };
+        Compartment::parse(text)
+    }
+
+    /// Parses the TSV (`resource_type, param, fhirpath_expression, …`).
+    pub fn parse(text: &str) -> Compartment {
+        let mut paths: BTreeMap<String, Vec<Vec<Step>>> = BTreeMap::new();
+        for line in text.lines().skip(1) {
+            let cols: Vec<&str> = line.split('\t').collect();
+            if cols.len() < 3 {
+                continue;
+            }
+            let (rtype, expr) = (cols[0], cols[2]);
+            let entry = paths.entry(rtype.to_string()).or_default();
+            for branch in expr.split('|') {
+                if let Some(steps) = parse_expression(rtype, branch) {
+                    if !entry.contains(&steps) {
+                        entry.push(steps);
+                    }
+                }
+            }
+        }
+        Compartment { paths }
+    }
+
+    /// Whether type X is in the compartment table.
+    pub fn contains(&self, resource_type: &str) -> bool {
+        self.paths.contains_key(resource_type)
+    }
+
+    /// The ids of the patients whose compartment this body is in (sorted, without repeats).
+    /// A Patient is always in its own compartment.
+    pub fn patients_of(&self, resource_type: &str, id: &str, body: &Value) -> Vec<String> {
+        let mut out = Vec::new();
+        if resource_type == "Patient" {
+            out.push(id.to_string());
+        }
+        if let Some(paths) = self.paths.get(resource_type) {
+            for path in paths {
+                walk(body, path, &mut |node| {
+                    if let Some(p) = patient_of_node(node) {
+                        out.push(p);
+                    }
+                });
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+}
+
+/// `Type.a.b`, `Type.a.where(resolve() is Patient)`, `(Type.a as Reference)`,
+/// `Type.a.ofType(Reference)` → steps. `{def}` and `ofType(canonical)` give none.
+fn parse_expression(rtype: &str, branch: &str) -> Option<Vec<Step>> {
+    let mut e = branch.trim();
+    if e.starts_with('(') && e.ends_with(')') {
+        e = e[1..e.len() - 1].trim();
+    }
+    let mut e = e.to_string();
+    if e.is_empty() || e == "{def}" || e.contains("ofType(canonical)") {
+        return None;
+    }
+    // `.where(resolve() is Patient)` only narrows to Patient references, which are the only
+    // references a compartment match looks at anyway.
+    e = e.replace(".where(resolve() is Patient)", "");
+    let mut choice = None;
+    if let Some(stripped) = e.strip_suffix(" as Reference") {
+        e = stripped.to_string();
+        choice = Some("Reference".to_string());
+    }
+    if let Some(stripped) = e.strip_suffix(".ofType(Reference)") {
+        e = stripped.to_string();
+        choice = Some("Reference".to_string());
+    }
+    let mut parts = e.split('.');
+    if parts.next()? != rtype {
+        return None;
+    }
+    let mut steps: Vec<Step> = parts.map(|p| Step { name: p.to_string(), choice: None }).collect();
+    if steps.is_empty() || steps.iter().any(|s| s.name.is_empty() || !s.name.chars().all(|c| c.is_ascii_alphanumeric())) {
+        return None;
+    }
+    if let Some(last) = steps.last_mut() {
+        last.choice = choice;
+    }
+    Some(steps)
+}
+
+/// Visits every node reached by the path, flattening arrays at each step.
+fn walk<'a>(node: &'a Value, path: &[Step], visit: &mut impl FnMut(&'a Value)) {
+    match node {
+        Value::Array(items) => {
+            for item in items {
+                walk(item, path, visit);
+            }
+        }
+        Value::Object(obj) => {
+            let Some((step, rest)) = path.split_first() else {
+                visit(node);
+                return;
+            };
+            let next: Vec<&Value> = match &step.choice {
+                None => obj.get(&step.name).into_iter().collect(),
+                Some(suffix) => {
+                    let fhir = obj.get(&format!("{}{}", step.name, suffix));
+                    let aidbox = obj.get(&step.name).and_then(|v| v.get(suffix));
+                    fhir.into_iter().chain(aidbox).collect()
+                }
+            };
+            for n in next {
+                walk(n, rest, visit);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The patient a reference node points to: `{"reference": "Patient/p"}` (FHIR), or
+/// `{"resourceType": "Patient", "id": "p"}` / `{"uri": "…/Patient/p"}` (Aidbox).
+pub fn patient_of_node(node: &Value) -> Option<String> {
+    match reference_of_node(node)? {
+        (t, id) if t == "Patient" => Some(id),
+        _ => None,
+    }
+}
+
+/// The (type, id) a reference node points to, in any of the reference forms.
+pub fn reference_of_node(node: &Value) -> Option<(String, String)> {
+    let obj = node.as_object()?;
+    if let Some(Value::String(r)) = obj.get("reference") {
+        return parse_reference(r).map(|(t, i)| (t.to_string(), i.to_string()));
+    }
+    if let (Some(Value::String(t)), Some(Value::String(i))) = (obj.get("resourceType"), obj.get("id")) {
+        if is_type_name(t) && is_id(i) {
+            return Some((t.clone(), i.clone()));
+        }
+        return None;
+    }
+    if let Some(Value::String(u)) = obj.get("uri") {
+        return parse_reference(u).map(|(t, i)| (t.to_string(), i.to_string()));
+    }
+    None
+}
+
+/// `Type/id`, `Type/id/_history/n`, or an absolute URL ending so → (type, id).
+/// `urn:` and `#` references are not resolvable and never match.
+pub fn parse_reference(r: &str) -> Option<(&str, &str)> {
+    let r = r.trim();
+    if r.is_empty() || r.starts_with('#') || r.starts_with("urn:") {
+        return None;
+    }
+    let r = r.split(['?', '#']).next().unwrap_or(r).trim_end_matches('/');
+    let mut segs: Vec<&str> = r.split('/').collect();
+    if segs.len() >= 4 && segs[segs.len() - 2] == "_history" {
+        segs.truncate(segs.len() - 2);
+    }
+    if segs.len() < 2 {
+        return None;
+    }
+    let (t, id) = (segs[segs.len() - 2], segs[segs.len() - 1]);
+    (is_type_name(t) && is_id(id)).then_some((t, id))
+}
+
+fn is_type_name(t: &str) -> bool {
+    t.as_bytes().first().is_some_and(|b| b.is_ascii_uppercase()) && t.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// A FHIR id (`[A-Za-z0-9\-\.]{1,64}`); `_` is accepted too, as Aidbox allows it.
+fn is_id(id: &str) -> bool {
+    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+}
+
+/// Every (type, id) referenced anywhere in a body (contained resources excluded), for the
+/// `--non-compartment referenced` policy.
+pub fn all_references(body: &Value) -> Vec<(String, String)> {
+    fn go(v: &Value, root: bool, out: &mut Vec<(String, String)>) {
+        match v {
+            Value::Array(a) => a.iter().for_each(|x| go(x, false, out)),
+            Value::Object(o) => {
+                if !root {
+                    if let Some(r) = reference_of_node(v) {
+                        out.push(r);
+                        return;
+                    }
+                }
+                for (k, x) in o {
+                    if k != "contained" {
+                        go(x, false, out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    go(body, true, &mut out);
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_table_row_parses_to_a_path() {
+        for v in [FhirVersion::R4, FhirVersion::R4b, FhirVersion::R5] {
+            let c = Compartment::load(v);
+            assert!(c.paths.len() >= 60, "{v:?}: {}", c.paths.len());
+            for (t, paths) in &c.paths {
+                if t != "Patient" {
+                    assert!(!paths.is_empty(), "{v:?} {t} has no path");
+                }
+            }
+        }
+        let r4 = Compartment::load(FhirVersion::R4);
+        assert!(r4.contains("Observation") && !r4.contains("Location") && !r4.contains("Organization"));
+        assert_eq!(r4.paths["Claim"].len(), 2);
+        let r5 = Compartment::load(FhirVersion::R5);
+        let ni = &r5.paths["NutritionIntake"];
+        assert!(ni.iter().any(|p| p[0].name == "reported" && p[0].choice.as_deref() == Some("Reference")), "{ni:?}");
+    }
+
+    #[test]
+    fn references_in_every_form() {
+        assert_eq!(parse_reference("Patient/p1"), Some(("Patient", "p1")));
+        assert_eq!(parse_reference("Patient/p1/_history/3"), Some(("Patient", "p1")));
+        assert_eq!(parse_reference("https://x.org/fhir/Patient/p1"), Some(("Patient", "p1")));
+        assert_eq!(parse_reference("urn:uuid:1234"), None);
+        assert_eq!(parse_reference("#contained"), None);
+        assert_eq!(patient_of_node(&json!({"resourceType": "Patient", "id": "p"})), Some("p".into()));
+        assert_eq!(patient_of_node(&json!({"uri": "http://a/Patient/p"})), Some("p".into()));
+        assert_eq!(patient_of_node(&json!({"reference": "Group/g"})), None);
+    }
+
+    #[test]
+    fn compartment_paths_nested_arrays_and_formats() {
+        let c = Compartment::load(FhirVersion::R4);
+        let obs = json!({"subject": {"reference": "Patient/a"}, "performer": [{"reference": "Practitioner/x"}, {"reference": "Patient/b"}]});
+        assert_eq!(c.patients_of("Observation", "o", &obs), vec!["a", "b"]);
+        let claim = json!({"patient": {"resourceType": "Patient", "id": "c"}, "payee": {"party": {"reference": "Patient/d"}}});
+        assert_eq!(c.patients_of("Claim", "x", &claim), vec!["c", "d"]);
+        let pt = json!({"link": [{"other": {"reference": "Patient/e"}}]});
+        assert_eq!(c.patients_of("Patient", "p", &pt), vec!["e", "p"]);
+        let careplan = json!({"activity": [{"detail": {"performer": [{"reference": "Patient/f"}]}}]});
+        assert_eq!(c.patients_of("CarePlan", "cp", &careplan), vec!["f"]);
+        // Not a compartment path: a reference elsewhere does not count.
+        let enc = json!({"serviceProvider": {"reference": "Patient/g"}});
+        assert!(c.patients_of("Encounter", "e", &enc).is_empty());
+        let r5 = Compartment::load(FhirVersion::R5);
+        let ni = json!({"reportedReference": {"reference": "Patient/h"}});
+        assert_eq!(r5.patients_of("NutritionIntake", "n", &ni), vec!["h"]);
+        let ni_aidbox = json!({"reported": {"Reference": {"resourceType": "Patient", "id": "i"}}});
+        assert_eq!(r5.patients_of("NutritionIntake", "n", &ni_aidbox), vec!["i"]);
+    }
+
+    #[test]
+    fn all_references_skips_root_and_contained() {
+        let body = json!({"resourceType": "Encounter", "id": "e", "location": [{"location": {"reference": "Location/l"}}],
+                          "contained": [{"resourceType": "Location", "id": "c"}], "serviceProvider": {"resourceType": "Organization", "id": "o"}});
+        assert_eq!(all_references(&body), vec![("Location".into(), "l".into()), ("Organization".into(), "o".into())]);
+    }
+}

@@ -1,0 +1,574 @@
+//! History dumps: reading every version of every resource from any mix of Aidbox history-table
+//! rows, resources with `meta`, FHIR history Bundles and single Bundle entries, and keeping of each
+//! version only what the audit needs: type, id, version id, lastUpdated, deletion, the patients on
+//! its compartment paths, its source position, and for Group, Client and BulkExportStatus the
+//! few fields the resolver reads. Bodies are not kept; they are re-read by position on demand.
+
+use std::cmp::Ordering;
+use std::path::Path;
+
+use chrono_tz::Tz;
+use rayon::prelude::*;
+use serde_json::{Map, Value};
+
+use crate::compartment::{self, Compartment};
+use crate::error::{describe_json_error, Error, Result};
+use crate::inputs::{self, InputFile, InputRecord, LineBlock, LineBlocks};
+use crate::timestamp::{self, Instant};
+
+/// An Aidbox `txid` or a FHIR `versionId`: compared numerically when both are numbers.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum VersionId {
+    Number(u64),
+    Text(Box<str>),
+}
+
+impl VersionId {
+    pub fn parse(s: &str) -> VersionId {
+        match s.parse::<u64>() {
+            Ok(n) if !s.starts_with('+') => VersionId::Number(n),
+            _ => VersionId::Text(s.into()),
+        }
+    }
+}
+
+impl std::fmt::Display for VersionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VersionId::Number(n) => write!(f, "{n}"),
+            VersionId::Text(s) => f.write_str(s),
+        }
+    }
+}
+
+impl Ord for VersionId {
+    fn cmp(&self, other: &Self) -> Ordering {
+        match (self, other) {
+            (VersionId::Number(a), VersionId::Number(b)) => a.cmp(b),
+            (VersionId::Number(a), VersionId::Text(b)) => a.to_string().as_str().cmp(b),
+            (VersionId::Text(a), VersionId::Number(b)) => (**a).cmp(b.to_string().as_str()),
+            (VersionId::Text(a), VersionId::Text(b)) => a.cmp(b),
+        }
+    }
+}
+
+impl PartialOrd for VersionId {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// Where a version was read: file index, 1-based line, byte offset of that line in the
+/// decompressed stream, and the entry index inside a Bundle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Source {
+    pub file: u32,
+    pub line: u64,
+    pub offset: u64,
+    pub entry: Option<u32>,
+}
+
+/// One member of a Group version.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// The referenced (type, id); `None` when the entity is not a resolvable reference.
+    pub entity: Option<(String, String)>,
+    pub inactive: bool,
+    pub period_start: Option<Instant>,
+    pub period_end: Option<Instant>,
+}
+
+/// What a BulkExportStatus version says about one export.
+#[derive(Debug, Clone, Default)]
+pub struct StatusDetail {
+    pub requester: Option<String>,
+    pub transaction_time: Option<Instant>,
+    pub status: Option<String>,
+    pub group_id: Option<String>,
+    pub types: Vec<String>,
+    pub since: Option<String>,
+    /// Per-type counts from `output[]`.
+    pub counts: Vec<(String, u64)>,
+}
+
+/// The fields of Group, Client and BulkExportStatus versions the resolver reads.
+#[derive(Debug, Clone)]
+pub enum Detail {
+    Group { members: Vec<Member> },
+    /// `Ok(scopes)`, or `Err(what was found instead)` when `scope` is neither a string nor an
+    /// array of strings.
+    Client { scopes: std::result::Result<Vec<String>, String> },
+    Status(StatusDetail),
+}
+
+/// One version as read from a dump.
+#[derive(Debug, Clone)]
+pub struct ParsedVersion {
+    pub resource_type: String,
+    pub id: String,
+    pub version_id: VersionId,
+    pub last_updated: Instant,
+    pub deleted: bool,
+    pub source: Source,
+    pub patients: Vec<String>,
+    pub references: Vec<(String, String)>,
+    pub detail: Option<Detail>,
+}
+
+/// What to extract from each version besides its identity.
+pub struct ParseOptions<'a> {
+    pub compartment: &'a Compartment,
+    pub zone: Tz,
+    /// Keep every reference of compartment versions (`--non-compartment referenced`).
+    pub keep_references: bool,
+}
+
+/// Reads every history input. Versions come back in input order (file, line, entry).
+pub fn read(files: &[InputFile], opts: &ParseOptions) -> Result<(Vec<ParsedVersion>, Vec<InputRecord>)> {
+    let mut versions = Vec::new();
+    let mut records = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        let (lines, sha) = read_file(file, i as u32, opts, &mut versions)?;
+        records.push(InputRecord {
+            role: "history",
+            path: inputs::display(&file.path),
+            size: file.size,
+            compression: file.compression,
+            sha256: sha,
+            lines,
+        });
+    }
+    Ok((versions, records))
+}
+
+const BLOCK_SIZE: usize = 8 << 20;
+
+fn read_file(file: &InputFile, index: u32, opts: &ParseOptions, out: &mut Vec<ParsedVersion>) -> Result<(u64, String)> {
+    let mut input = inputs::open(file)?;
+    let path = file.path.as_path();
+    let mut blocks = LineBlocks::new(&mut input.reader, path, BLOCK_SIZE);
+    let mut lines = 0;
+    let mut first = true;
+    while let Some(block) = blocks.next() {
+        let block = block?;
+        if first {
+            first = false;
+            if !starts_with_whole_json_line(&block.bytes) {
+                // A pretty-printed document (a Bundle per file): read it whole.
+                let mut all = block.bytes;
+                for b in blocks.by_ref() {
+                    all.extend_from_slice(&b?.bytes);
+                }
+                lines = count_lines(&all);
+                parse_documents(path, index, &all, opts, out)?;
+                break;
+            }
+        }
+        lines = block.first_line - 1 + count_lines(&block.bytes);
+        parse_block(path, index, &block, opts, out)?;
+    }
+    drop(blocks);
+    Ok((lines, input.sha256()))
+}
+
+fn count_lines(b: &[u8]) -> u64 {
+    if b.is_empty() {
+        return 0;
+    }
+    b.iter().filter(|&&c| c == b'\n').count() as u64 + u64::from(b.last() != Some(&b'\n'))
+}
+
+fn starts_with_whole_json_line(bytes: &[u8]) -> bool {
+    let body = inputs::strip_bom(bytes);
+    let Some(start) = body.iter().position(|b| !b.is_ascii_whitespace()) else { return true };
+    let rest = &body[start..];
+    let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+    serde_json::from_slice::<serde::de::IgnoredAny>(&rest[..end]).is_ok()
+}
+
+/// Parses the lines of one block in parallel; the first error in line order wins.
+fn parse_block(path: &Path, file: u32, block: &LineBlock, opts: &ParseOptions, out: &mut Vec<ParsedVersion>) -> Result<()> {
+    let lines: Vec<(u64, u64, &[u8])> = inputs::lines_of(block).collect();
+    let parsed: Vec<Result<Vec<ParsedVersion>>> = lines
+        .par_iter()
+        .with_min_len(256)
+        .map(|&(line, offset, text)| {
+            let text = if line == 1 { inputs::strip_bom(text) } else { text };
+            if text.iter().all(|b| b.is_ascii_whitespace()) {
+                return Ok(Vec::new());
+            }
+            let value: Value = serde_json::from_slice(text).map_err(|e| Error::input(path, line, offset, describe_json_error(&e)))?;
+            let src = Source { file, line, offset, entry: None };
+            versions_of_document(value, src, opts).map_err(|what| Error::input(path, line, offset, what))
+        })
+        .collect();
+    for r in parsed {
+        out.extend(r?);
+    }
+    Ok(())
+}
+
+/// Parses a file of JSON documents that span lines.
+fn parse_documents(path: &Path, file: u32, all: &[u8], opts: &ParseOptions, out: &mut Vec<ParsedVersion>) -> Result<()> {
+    let body = inputs::strip_bom(all);
+    let bom = (all.len() - body.len()) as u64;
+    let mut stream = serde_json::Deserializer::from_slice(body).into_iter::<Value>();
+    loop {
+        let start = stream.byte_offset();
+        let start = start + body[start..].iter().take_while(|b| b.is_ascii_whitespace()).count();
+        let line = inputs::line_of_offset(body, start);
+        match stream.next() {
+            None => return Ok(()),
+            Some(Ok(value)) => {
+                let src = Source { file, line, offset: start as u64 + bom, entry: None };
+                let vs = versions_of_document(value, src, opts).map_err(|what| Error::input(path, line, start as u64 + bom, what))?;
+                out.extend(vs);
+            }
+            Some(Err(e)) => return Err(Error::input(path, e.line() as u64, start as u64 + bom, describe_json_error(&e))),
+        }
+    }
+}
+
+/// The versions in one JSON document: a history-table row, a resource, a history Bundle or a
+/// single Bundle entry.
+pub fn versions_of_document(value: Value, src: Source, opts: &ParseOptions) -> std::result::Result<Vec<ParsedVersion>, String> {
+    let Value::Object(obj) = value else {
+        return Err("expected a JSON object (history row, resource, Bundle or Bundle entry)".into());
+    };
+    if obj.contains_key("resource_type") {
+        return aidbox_row(obj, src, opts).map(|v| vec![v]);
+    }
+    match obj.get("resourceType").and_then(Value::as_str) {
+        Some("Bundle") if obj.get("type").and_then(Value::as_str) == Some("history") => {
+            let entries = match obj.get("entry") {
+                None => return Ok(Vec::new()),
+                Some(Value::Array(e)) => e,
+                Some(_) => return Err("history Bundle whose entry is not an array".into()),
+            };
+            let mut out = Vec::with_capacity(entries.len());
+            for (i, e) in entries.iter().enumerate() {
+                let Value::Object(e) = e else {
+                    return Err(format!("history Bundle entry {i} is not an object"));
+                };
+                let src = Source { entry: Some(i as u32), ..src };
+                out.push(bundle_entry(e, src, opts).map_err(|m| format!("history Bundle entry {i}: {m}"))?);
+            }
+            Ok(out)
+        }
+        Some(_) => resource_with_meta(&obj, src, opts).map(|v| vec![v]),
+        None if obj.contains_key("request") || obj.contains_key("response") || obj.contains_key("resource") => {
+            bundle_entry(&obj, src, opts).map(|v| vec![v])
+        }
+        None => Err("a JSON object that is no history row (resource_type), resource (resourceType) or Bundle entry (request/response)".into()),
+    }
+}
+
+fn str_of<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
+    obj.get(key).and_then(Value::as_str)
+}
+
+fn version_text(v: &Value) -> Option<String> {
+    match v {
+        Value::String(s) if !s.is_empty() => Some(s.clone()),
+        Value::Number(n) if n.is_u64() => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn parse_time(text: &str, what: &str, zone: &Tz) -> std::result::Result<Instant, String> {
+    timestamp::parse(text, zone).map_err(|e| format!("{what}: {e}"))
+}
+
+/// `{"id", "resource_type", "txid", "ts", "cts", "status", "resource"}`.
+fn aidbox_row(obj: Map<String, Value>, src: Source, opts: &ParseOptions) -> std::result::Result<ParsedVersion, String> {
+    let rtype = str_of(&obj, "resource_type").ok_or("history row whose resource_type is not a string")?.to_string();
+    let id = match obj.get("id") {
+        Some(v) => version_text(v).ok_or("history row whose id is not a string")?,
+        None => return Err(format!("{rtype} history row without id")),
+    };
+    let txid = obj.get("txid").ok_or_else(|| format!("{rtype}/{id}: history row without txid"))?;
+    let version_id = match txid {
+        Value::Number(n) if n.is_u64() => VersionId::Number(n.as_u64().unwrap_or_default()),
+        Value::String(s) if !s.is_empty() => VersionId::parse(s),
+        _ => return Err(format!("{rtype}/{id}: txid is not a number")),
+    };
+    let ts = str_of(&obj, "ts").ok_or_else(|| format!("{rtype}/{id}: history row without ts"))?;
+    let last_updated = parse_time(ts, &format!("{rtype}/{id} ts"), &opts.zone)?;
+    let deleted = str_of(&obj, "status") == Some("deleted");
+    let body = obj.get("resource").filter(|b| b.is_object());
+    if body.is_none() && !deleted {
+        return Err(format!("{rtype}/{id}: history row without a resource object"));
+    }
+    Ok(finish(rtype, id, version_id, last_updated, deleted, src, body, opts))
+}
+
+/// A resource with `resourceType`, `id`, `meta.versionId`, `meta.lastUpdated`.
+fn resource_with_meta(obj: &Map<String, Value>, src: Source, opts: &ParseOptions) -> std::result::Result<ParsedVersion, String> {
+    let rtype = str_of(obj, "resourceType").ok_or("resourceType is not a string")?.to_string();
+    let id = str_of(obj, "id").ok_or_else(|| format!("{rtype} resource without id"))?.to_string();
+    let meta = obj.get("meta").and_then(Value::as_object).ok_or_else(|| format!("{rtype}/{id}: resource without meta (no versionId/lastUpdated)"))?;
+    let vid = meta.get("versionId").and_then(version_text).ok_or_else(|| format!("{rtype}/{id}: meta without versionId"))?;
+    let lu = str_of(meta, "lastUpdated").ok_or_else(|| format!("{rtype}/{id}: meta without lastUpdated"))?;
+    let last_updated = parse_time(lu, &format!("{rtype}/{id} meta.lastUpdated"), &opts.zone)?;
+    let body = Value::Object(obj.clone());
+    Ok(finish(rtype, id, VersionId::parse(&vid), last_updated, false, src, Some(&body), opts))
+}
+
+/// A history Bundle entry: `resource`, `request.method`/`url`, `response.lastModified`/`etag`.
+fn bundle_entry(e: &Map<String, Value>, src: Source, opts: &ParseOptions) -> std::result::Result<ParsedVersion, String> {
+    let request = e.get("request").and_then(Value::as_object);
+    let response = e.get("response").and_then(Value::as_object);
+    let method = request.and_then(|r| str_of(r, "method")).unwrap_or("").to_ascii_uppercase();
+    let resource = e.get("resource").and_then(Value::as_object);
+    if method != "DELETE" {
+        let Some(res) = resource else {
+            return Err(format!("{} entry without a resource", if method.is_empty() { "a" } else { &method }));
+        };
+        return resource_with_meta(res, src, opts);
+    }
+    // A deletion: identity from request.url / fullUrl, else the resource; version from
+    // `_history/V`, else the ETag, else the resource's meta; time from response.lastModified.
+    let url_parts = [request.and_then(|r| str_of(r, "url")), str_of(e, "fullUrl")]
+        .into_iter()
+        .flatten()
+        .find_map(split_history_url);
+    let meta = resource.and_then(|r| r.get("meta")).and_then(Value::as_object);
+    let (rtype, id) = match (&url_parts, resource) {
+        (Some((t, i, _)), _) => (t.clone(), i.clone()),
+        (None, Some(r)) => (
+            str_of(r, "resourceType").ok_or("DELETE entry whose resource has no resourceType")?.to_string(),
+            str_of(r, "id").ok_or("DELETE entry whose resource has no id")?.to_string(),
+        ),
+        (None, None) => return Err("DELETE entry whose request.url names no Type/id".into()),
+    };
+    let vid = url_parts
+        .and_then(|(_, _, v)| v)
+        .or_else(|| response.and_then(|r| str_of(r, "etag")).map(|t| t.trim_start_matches("W/").trim_matches('"').to_string()).filter(|s| !s.is_empty()))
+        .or_else(|| meta.and_then(|m| m.get("versionId")).and_then(version_text))
+        .ok_or_else(|| format!("{rtype}/{id}: DELETE entry without a version (no _history/V in the URL, no ETag)"))?;
+    let lu = response
+        .and_then(|r| str_of(r, "lastModified"))
+        .or_else(|| meta.and_then(|m| str_of(m, "lastUpdated")))
+        .ok_or_else(|| format!("{rtype}/{id}: DELETE entry without response.lastModified"))?;
+    let last_updated = parse_time(lu, &format!("{rtype}/{id} response.lastModified"), &opts.zone)?;
+    Ok(finish(rtype, id, VersionId::parse(&vid), last_updated, true, src, None, opts))
+}
+
+/// `[base/]Type/id[/_history/V]` → (type, id, version).
+fn split_history_url(url: &str) -> Option<(String, String, Option<String>)> {
+    let url = url.split('?').next().unwrap_or(url).trim_end_matches('/');
+    let segs: Vec<&str> = url.split('/').collect();
+    let n = segs.len();
+    if n >= 4 && segs[n - 2] == "_history" {
+        let (t, i) = (segs[n - 4], segs[n - 3]);
+        return compartment::parse_reference(&format!("{t}/{i}")).map(|(t, i)| (t.to_string(), i.to_string(), Some(segs[n - 1].to_string())));
+    }
+    compartment::parse_reference(url).map(|(t, i)| (t.to_string(), i.to_string(), None))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(
+    resource_type: String,
+    id: String,
+    version_id: VersionId,
+    last_updated: Instant,
+    deleted: bool,
+    source: Source,
+    body: Option<&Value>,
+    opts: &ParseOptions,
+) -> ParsedVersion {
+    let (patients, references, detail) = match body {
+        Some(b) if !deleted => {
+            let patients = opts.compartment.patients_of(&resource_type, &id, b);
+            let references = if opts.keep_references && opts.compartment.contains(&resource_type) {
+                compartment::all_references(b)
+            } else {
+                Vec::new()
+            };
+            (patients, references, detail_of(&resource_type, b, &opts.zone))
+        }
+        _ => (Vec::new(), Vec::new(), None),
+    };
+    ParsedVersion { resource_type, id, version_id, last_updated, deleted, source, patients, references, detail }
+}
+
+fn detail_of(resource_type: &str, body: &Value, zone: &Tz) -> Option<Detail> {
+    match resource_type {
+        "Group" => Some(Detail::Group { members: members_of(body, zone) }),
+        "Client" => Some(Detail::Client { scopes: scopes_of(body) }),
+        "BulkExportStatus" => Some(Detail::Status(status_of(body, zone))),
+        _ => None,
+    }
+}
+
+fn members_of(body: &Value, zone: &Tz) -> Vec<Member> {
+    let Some(Value::Array(list)) = body.get("member") else { return Vec::new() };
+    list.iter()
+        .map(|m| {
+            let time = |k: &str| m.get("period").and_then(|p| p.get(k)).and_then(Value::as_str).and_then(|s| timestamp::parse(s, zone).ok());
+            Member {
+                entity: m.get("entity").and_then(compartment::reference_of_node),
+                inactive: m.get("inactive").and_then(Value::as_bool).unwrap_or(false),
+                period_start: time("start"),
+                period_end: time("end"),
+            }
+        })
+        .collect()
+}
+
+fn scopes_of(body: &Value) -> std::result::Result<Vec<String>, String> {
+    match body.get("scope") {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::String(s)) => Ok(s.split_whitespace().map(String::from).collect()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|i| i.as_str().map(String::from).ok_or_else(|| "scope array holds a non-string".to_string()))
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map(|v| v.iter().flat_map(|s| s.split_whitespace().map(String::from)).collect()),
+        Some(other) => Err(format!("scope is {}", if other.is_number() { "a number" } else if other.is_object() { "an object" } else { "a boolean" })),
+    }
+}
+
+fn status_of(body: &Value, zone: &Tz) -> StatusDetail {
+    let s = |v: Option<&Value>| v.and_then(Value::as_str).map(String::from);
+    let requester = body.get("requester").and_then(|r| match r {
+        Value::String(s) => Some(compartment::parse_reference(s).map(|(_, i)| i.to_string()).unwrap_or_else(|| s.clone())),
+        _ => compartment::reference_of_node(r).map(|(_, i)| i).or_else(|| s(r.get("id"))),
+    });
+    let params = body.get("params");
+    let group_id = params.and_then(|p| p.get("group-id").or_else(|| p.get("groupId")).or_else(|| p.get("group"))).and_then(|g| match g {
+        Value::String(s) => Some(compartment::parse_reference(s).map(|(_, i)| i.to_string()).unwrap_or_else(|| s.clone())),
+        other => compartment::reference_of_node(other).map(|(_, i)| i),
+    });
+    let types = match params.and_then(|p| p.get("types").or_else(|| p.get("_type"))) {
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).map(String::from).collect(),
+        Some(Value::String(s)) => s.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from).collect(),
+        _ => Vec::new(),
+    };
+    let mut counts: Vec<(String, u64)> = Vec::new();
+    if let Some(Value::Array(out)) = body.get("output") {
+        for o in out {
+            if let Some(t) = o.get("type").and_then(Value::as_str) {
+                let c = o.get("count").and_then(|c| c.as_u64().or_else(|| c.as_str().and_then(|s| s.parse().ok()))).unwrap_or(0);
+                match counts.iter_mut().find(|(k, _)| k == t) {
+                    Some((_, n)) => *n += c,
+                    None => counts.push((t.to_string(), c)),
+                }
+            }
+        }
+    }
+    counts.sort();
+    StatusDetail {
+        requester,
+        transaction_time: s(body.get("transactionTime")).and_then(|t| timestamp::parse(&t, zone).ok()),
+        status: s(body.get("status")),
+        group_id,
+        types,
+        since: s(params.and_then(|p| p.get("since").or_else(|| p.get("_since")))),
+        counts,
+    }
+}
+
+/// Re-reads the body of a version from its source position (for `--with-resource` and
+/// `--reconstruct`). The body is completed with `resourceType`, `id` and `meta` where the dump
+/// form (an Aidbox row) lacks them.
+pub fn read_body(doc: &Value, source: &Source, resource_type: &str, id: &str, version_id: &VersionId, last_updated: Instant) -> Option<Value> {
+    let entry_or_doc = match source.entry {
+        Some(i) => doc.get("entry")?.get(i as usize)?,
+        None => doc,
+    };
+    let body = if entry_or_doc.get("resource_type").is_some() {
+        entry_or_doc.get("resource")?
+    } else if entry_or_doc.get("resourceType").is_some() {
+        entry_or_doc
+    } else {
+        entry_or_doc.get("resource")?
+    };
+    let mut body = body.clone();
+    let obj = body.as_object_mut()?;
+    obj.insert("resourceType".into(), Value::String(resource_type.into()));
+    obj.insert("id".into(), Value::String(id.into()));
+    let meta = obj.entry("meta").or_insert_with(|| Value::Object(Map::new()));
+    if let Value::Object(m) = meta {
+        m.insert("versionId".into(), Value::String(version_id.to_string()));
+        m.insert("lastUpdated".into(), Value::String(last_updated.to_rfc3339()));
+    }
+    Some(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compartment::FhirVersion;
+    use serde_json::json;
+
+    fn parse(v: Value) -> std::result::Result<Vec<ParsedVersion>, String> {
+        let c = Compartment::load(FhirVersion::R4);
+        let opts = ParseOptions { compartment: &c, zone: Tz::UTC, keep_references: true };
+        versions_of_document(v, Source { file: 0, line: 1, offset: 0, entry: None }, &opts)
+    }
+
+    #[test]
+    fn version_ids_compare_numerically() {
+        assert!(VersionId::parse("9") < VersionId::parse("10"));
+        assert!(VersionId::parse("abc") > VersionId::parse("10"));
+    }
+
+    #[test]
+    fn aidbox_rows() {
+        let v = parse(json!({"id": "o1", "resource_type": "Observation", "txid": 120, "ts": "2022-12-05T10:00:00.123456+00:00",
+                             "status": "updated", "resource": {"subject": {"resourceType": "Patient", "id": "p1"}}})).unwrap();
+        assert_eq!(v[0].version_id, VersionId::Number(120));
+        assert_eq!(v[0].patients, vec!["p1"]);
+        assert_eq!(v[0].last_updated.to_rfc3339(), "2022-12-05T10:00:00.123456Z");
+        let d = parse(json!({"id": "o1", "resource_type": "Observation", "txid": "130", "ts": "2022-12-06T10:00:00Z", "status": "deleted", "resource": {}})).unwrap();
+        assert!(d[0].deleted);
+        assert!(parse(json!({"id": "o1", "resource_type": "Observation", "txid": "x1", "ts": "2022-12-06T10:00:00Z", "resource": {}})).is_ok());
+        let e = parse(json!({"id": "o1", "resource_type": "Observation", "txid": true, "ts": "2022-12-06T10:00:00Z", "resource": {}})).unwrap_err();
+        assert_eq!(e, "Observation/o1: txid is not a number");
+    }
+
+    #[test]
+    fn bundles_and_entries() {
+        let b = json!({"resourceType": "Bundle", "type": "history", "entry": [
+            {"resource": {"resourceType": "Patient", "id": "p", "meta": {"versionId": "2", "lastUpdated": "2022-01-02T00:00:00Z"}}, "request": {"method": "PUT", "url": "Patient/p"}},
+            {"request": {"method": "DELETE", "url": "Patient/p/_history/3"}, "response": {"lastModified": "2022-01-03T00:00:00Z"}},
+            {"fullUrl": "http://x/fhir/Patient/q", "request": {"method": "DELETE", "url": "Patient/q"}, "response": {"etag": "W/\"7\"", "lastModified": "2022-01-03T00:00:00Z"}}
+        ]});
+        let v = parse(b).unwrap();
+        assert_eq!(v.len(), 3);
+        assert!(!v[0].deleted && v[1].deleted && v[2].deleted);
+        assert_eq!(v[1].version_id.to_string(), "3");
+        assert_eq!(v[2].version_id.to_string(), "7");
+        assert_eq!(v[2].source.entry, Some(2));
+        let single = json!({"request": {"method": "DELETE", "url": "Observation/o/_history/5"}, "response": {"lastModified": "2022-01-03T00:00:00Z"}});
+        assert_eq!(parse(single).unwrap()[0].id, "o");
+    }
+
+    #[test]
+    fn details_of_groups_clients_and_statuses() {
+        let g = parse(json!({"resourceType": "Group", "id": "g", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"},
+            "member": [{"entity": {"reference": "Patient/a"}}, {"entity": {"resourceType": "Patient", "id": "b"}, "inactive": true},
+                       {"entity": {"reference": "Group/g2"}, "period": {"end": "2021-01-01T00:00:00Z"}}, {"entity": {"reference": "urn:uuid:1"}}]})).unwrap();
+        let Some(Detail::Group { members }) = &g[0].detail else { panic!() };
+        assert_eq!(members.len(), 4);
+        assert_eq!(members[1].entity, Some(("Patient".into(), "b".into())));
+        assert!(members[1].inactive);
+        assert!(members[2].period_end.is_some());
+        assert!(members[3].entity.is_none());
+        let c = parse(json!({"resourceType": "Client", "id": "c", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "scope": "system/Patient.read  system/Observation.rs"})).unwrap();
+        let Some(Detail::Client { scopes }) = &c[0].detail else { panic!() };
+        assert_eq!(scopes.as_ref().unwrap(), &vec!["system/Patient.read".to_string(), "system/Observation.rs".to_string()]);
+        let bad = parse(json!({"resourceType": "Client", "id": "c", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "scope": 5})).unwrap();
+        let Some(Detail::Client { scopes }) = &bad[0].detail else { panic!() };
+        assert_eq!(scopes.as_ref().unwrap_err(), "scope is a number");
+    }
+
+    #[test]
+    fn missing_fields_are_named() {
+        assert_eq!(parse(json!({"resourceType": "Observation", "meta": {}})).unwrap_err(), "Observation resource without id");
+        assert_eq!(parse(json!({"resourceType": "Observation", "id": "o", "meta": {"versionId": "1"}})).unwrap_err(), "Observation/o: meta without lastUpdated");
+        assert_eq!(parse(json!({"id": "o", "resource_type": "Observation", "txid": 1, "resource": {}})).unwrap_err(), "Observation/o: history row without ts");
+        assert!(parse(json!({"foo": 1})).is_err());
+    }
+}

@@ -1,0 +1,300 @@
+//! Input files: expanding the paths given on the command line (files or folders, recursively, in
+//! a fixed order), detecting compression by magic bytes (`.zst`, `.gz`, plain), hashing every byte
+//! read for the manifest, and cutting the decompressed stream into blocks of whole lines.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Compression {
+    Plain,
+    Zstd,
+    Gzip,
+}
+
+/// One file to read, as found under a path given on the command line.
+#[derive(Debug, Clone)]
+pub struct InputFile {
+    pub path: PathBuf,
+    pub size: u64,
+    pub compression: Compression,
+}
+
+/// What the manifest records of each input once it has been read.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct InputRecord {
+    pub role: &'static str,
+    pub path: String,
+    pub size: u64,
+    pub compression: Compression,
+    pub sha256: String,
+    pub lines: u64,
+}
+
+const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
+const GZIP_MAGIC: [u8; 2] = [0x1F, 0x8B];
+
+/// Expands files and folders (recursively; entries sorted by name; hidden files skipped; symlink
+/// loops detected) into the list of files to read.
+pub fn collect(paths: &[PathBuf]) -> Result<Vec<InputFile>> {
+    let mut out = Vec::new();
+    let mut seen_dirs = HashSet::new();
+    for p in paths {
+        walk(p, &mut out, &mut seen_dirs, true)?;
+    }
+    Ok(out)
+}
+
+fn walk(path: &Path, out: &mut Vec<InputFile>, seen_dirs: &mut HashSet<PathBuf>, given: bool) -> Result<()> {
+    let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+    if meta.is_dir() {
+        let canonical = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
+        if !seen_dirs.insert(canonical) {
+            // A symlink loop or the same folder given twice: read it once.
+            return Ok(());
+        }
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(path)
+            .map_err(|e| Error::io(path, e))?
+            .map(|e| e.map(|e| e.path()).map_err(|err| Error::io(path, err)))
+            .collect::<Result<_>>()?;
+        entries.sort();
+        for e in entries {
+            let hidden = e.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with('.'));
+            if !hidden {
+                walk(&e, out, seen_dirs, false)?;
+            }
+        }
+    } else if meta.is_file() || given {
+        let compression = sniff(path)?;
+        out.push(InputFile { path: path.to_path_buf(), size: meta.len(), compression });
+    }
+    Ok(())
+}
+
+/// Detects compression from the first bytes, whatever the file is called.
+pub fn sniff(path: &Path) -> Result<Compression> {
+    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+    let mut head = [0u8; 4];
+    let mut n = 0;
+    while n < 4 {
+        match f.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(Error::io(path, e)),
+        }
+    }
+    Ok(if n >= 4 && head == ZSTD_MAGIC {
+        Compression::Zstd
+    } else if n >= 2 && head[..2] == GZIP_MAGIC {
+        Compression::Gzip
+    } else {
+        Compression::Plain
+    })
+}
+
+/// Feeds every raw byte read from the file into a SHA-256, so hashing costs no second read.
+struct HashingReader<R> {
+    inner: R,
+    hasher: Arc<Mutex<Sha256>>,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.hasher.lock().expect("hasher lock").update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+/// An open input: the decompressed byte stream plus the running hash of the raw bytes.
+pub struct OpenInput {
+    pub reader: Box<dyn Read + Send>,
+    hasher: Arc<Mutex<Sha256>>,
+}
+
+impl OpenInput {
+    /// The SHA-256 of the raw bytes read so far (call after reading to the end).
+    pub fn sha256(&self) -> String {
+        let h = self.hasher.lock().expect("hasher lock").clone().finalize();
+        h.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+pub fn open(file: &InputFile) -> Result<OpenInput> {
+    let f = File::open(&file.path).map_err(|e| Error::io(&file.path, e))?;
+    let hasher = Arc::new(Mutex::new(Sha256::new()));
+    let raw = HashingReader { inner: BufReader::with_capacity(1 << 20, f), hasher: hasher.clone() };
+    let reader: Box<dyn Read + Send> = match file.compression {
+        Compression::Plain => Box::new(raw),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(raw).map_err(|e| Error::io(&file.path, e))?),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+    };
+    Ok(OpenInput { reader, hasher })
+}
+
+/// Reads a whole input, decompressed. Returns the bytes and the SHA-256 of the raw file.
+pub fn read_all(file: &InputFile) -> Result<(Vec<u8>, String)> {
+    let mut input = open(file)?;
+    let mut buf = Vec::with_capacity(file.size as usize);
+    read_to_end(&mut input.reader, &mut buf, &file.path)?;
+    let sha = input.sha256();
+    Ok((buf, sha))
+}
+
+fn read_to_end(r: &mut dyn Read, buf: &mut Vec<u8>, path: &Path) -> Result<()> {
+    r.read_to_end(buf).map(|_| ()).map_err(|e| describe_read_error(path, buf.len() as u64, e))
+}
+
+/// A decompression failure names the byte offset reached in the decompressed stream.
+fn describe_read_error(path: &Path, offset: u64, e: io::Error) -> Error {
+    Error::Io {
+        path: path.to_path_buf(),
+        source: io::Error::new(e.kind(), format!("read failed after {offset} decompressed bytes: {e} (truncated or corrupt file?)")),
+    }
+}
+
+/// A block of whole lines cut from an input: its bytes, the 1-based number of its first line and
+/// the byte offset of its start in the decompressed stream.
+pub struct LineBlock {
+    pub bytes: Vec<u8>,
+    pub first_line: u64,
+    pub offset: u64,
+}
+
+/// Cuts a decompressed stream into blocks of about `block_size` bytes ending at a newline (the
+/// last block may end without one).
+pub struct LineBlocks<'a> {
+    reader: &'a mut dyn Read,
+    path: &'a Path,
+    carry: Vec<u8>,
+    next_line: u64,
+    offset: u64,
+    block_size: usize,
+    done: bool,
+}
+
+impl<'a> LineBlocks<'a> {
+    pub fn new(reader: &'a mut dyn Read, path: &'a Path, block_size: usize) -> Self {
+        LineBlocks { reader, path, carry: Vec::new(), next_line: 1, offset: 0, block_size, done: false }
+    }
+}
+
+impl Iterator for LineBlocks<'_> {
+    type Item = Result<LineBlock>;
+
+    fn next(&mut self) -> Option<Result<LineBlock>> {
+        if self.done {
+            return None;
+        }
+        let mut buf = std::mem::take(&mut self.carry);
+        let mut searched = 0;
+        loop {
+            if buf.len() >= self.block_size {
+                if let Some(pos) = memrchr(b'\n', &buf[searched..]) {
+                    let cut = searched + pos + 1;
+                    self.carry = buf[cut..].to_vec();
+                    buf.truncate(cut);
+                    break;
+                }
+                searched = buf.len();
+            }
+            let start = buf.len();
+            let want = self.block_size.max(buf.len() - searched + 1);
+            buf.resize(start + want, 0);
+            match self.reader.read(&mut buf[start..]) {
+                Ok(0) => {
+                    buf.truncate(start);
+                    self.done = true;
+                    break;
+                }
+                Ok(n) => buf.truncate(start + n),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(start),
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(describe_read_error(self.path, self.offset + start as u64, e)));
+                }
+            }
+        }
+        if buf.is_empty() {
+            return None;
+        }
+        let lines = bytecount(b'\n', &buf) as u64 + u64::from(buf.last() != Some(&b'\n'));
+        let block = LineBlock { bytes: buf, first_line: self.next_line, offset: self.offset };
+        self.next_line += lines;
+        self.offset += block.bytes.len() as u64;
+        Some(Ok(block))
+    }
+}
+
+fn memrchr(needle: u8, hay: &[u8]) -> Option<usize> {
+    hay.iter().rposition(|&b| b == needle)
+}
+
+fn bytecount(needle: u8, hay: &[u8]) -> usize {
+    hay.iter().filter(|&&b| b == needle).count()
+}
+
+/// The lines of a block with their 1-based numbers and stream offsets; `\r\n` ends are trimmed.
+pub fn lines_of(block: &LineBlock) -> impl Iterator<Item = (u64, u64, &[u8])> {
+    let mut line_no = block.first_line;
+    let mut offset = block.offset;
+    block.bytes.split_inclusive(|&b| b == b'\n').map(move |raw| {
+        let here = (line_no, offset);
+        line_no += 1;
+        offset += raw.len() as u64;
+        let mut line = raw;
+        if line.last() == Some(&b'\n') {
+            line = &line[..line.len() - 1];
+        }
+        if line.last() == Some(&b'\r') {
+            line = &line[..line.len() - 1];
+        }
+        (here.0, here.1, line)
+    })
+}
+
+/// Strips a UTF-8 byte-order mark from the start of a stream's first line.
+pub fn strip_bom(line: &[u8]) -> &[u8] {
+    line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line)
+}
+
+/// The 1-based line number of a byte offset inside `bytes`.
+pub fn line_of_offset(bytes: &[u8], offset: usize) -> u64 {
+    bytecount(b'\n', &bytes[..offset.min(bytes.len())]) as u64 + 1
+}
+
+/// The file's name as given, for messages and the `source` column.
+pub fn display(path: &Path) -> String {
+    path.display().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_keep_lines_whole_and_count_them() {
+        let text = b"a\nbb\r\nccc\nd".to_vec();
+        let mut r: &[u8] = &text;
+        let blocks: Vec<LineBlock> = LineBlocks::new(&mut r, Path::new("x"), 3).map(|b| b.unwrap()).collect();
+        let mut all = Vec::new();
+        for b in &blocks {
+            for (n, off, l) in lines_of(b) {
+                all.push((n, off, String::from_utf8(l.to_vec()).unwrap()));
+            }
+        }
+        assert_eq!(
+            all,
+            vec![(1, 0, "a".into()), (2, 2, "bb".into()), (3, 6, "ccc".into()), (4, 10, "d".into())]
+        );
+    }
+}

@@ -1,0 +1,5 @@
+//! The `bulk-audit` binary: everything lives in the library; this only hands over the exit status.
+
+fn main() {
+    std::process::exit(bulk_audit::cli::main());
+}

@@ -1,0 +1,262 @@
+//! Output: the `resources`, `exports` and `findings` tables as Parquet (typed columns, UTC
+//! timestamps, written with polars) or CSV, `manifest.json`, and the `--reconstruct` folders.
+//! Everything is written into a staging folder, readable by the owner only, and renamed into
+//! place once complete, so a failed run never leaves a mix of old and new files.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use crate::error::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Format {
+    Parquet,
+    Csv,
+}
+
+impl Format {
+    pub fn extension(self) -> &'static str {
+        match self {
+            Format::Parquet => "parquet",
+            Format::Csv => "csv",
+        }
+    }
+}
+
+/// A column's values.
+#[derive(Debug, Clone)]
+pub enum Values {
+    Text(Vec<Option<String>>),
+    /// Nanoseconds since the epoch, UTC.
+    Time(Vec<Option<i64>>),
+    Int(Vec<Option<i64>>),
+    Bool(Vec<Option<bool>>),
+}
+
+#[derive(Debug, Clone)]
+pub struct ColumnData {
+    pub name: &'static str,
+    pub values: Values,
+}
+
+/// A table ready to write.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    pub columns: Vec<ColumnData>,
+}
+
+impl Table {
+    pub fn rows(&self) -> usize {
+        self.columns.first().map(|c| c.values.len()).unwrap_or(0)
+    }
+}
+
+impl Values {
+    pub fn len(&self) -> usize {
+        match self {
+            Values::Text(v) => v.len(),
+            Values::Time(v) | Values::Int(v) => v.len(),
+            Values::Bool(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Creates a file readable and writable by the owner only.
+pub fn create_private(path: &Path) -> Result<File> {
+    let mut o = OpenOptions::new();
+    o.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.mode(0o600);
+    }
+    o.open(path).map_err(|e| Error::output(path, e))
+}
+
+/// Creates a folder accessible by the owner only.
+pub fn create_private_dir(path: &Path) -> Result<()> {
+    let mut b = fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(path).map_err(|e| Error::output(path, e))
+}
+
+pub fn write_table(table: &Table, path: &Path, format: Format) -> Result<()> {
+    match format {
+        Format::Csv => write_csv(table, path),
+        Format::Parquet => write_parquet(table, path),
+    }
+}
+
+fn write_csv(table: &Table, path: &Path) -> Result<()> {
+    let f = create_private(path)?;
+    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(BufWriter::with_capacity(1 << 20, f));
+    let err = |e: csv::Error| Error::output(path, e);
+    w.write_record(table.columns.iter().map(|c| c.name)).map_err(err)?;
+    let mut cells: Vec<String> = vec![String::new(); table.columns.len()];
+    for row in 0..table.rows() {
+        for (i, c) in table.columns.iter().enumerate() {
+            cells[i] = match &c.values {
+                Values::Text(v) => v[row].clone().unwrap_or_default(),
+                Values::Time(v) => v[row].map(|t| crate::timestamp::Instant(t).to_rfc3339()).unwrap_or_default(),
+                Values::Int(v) => v[row].map(|n| n.to_string()).unwrap_or_default(),
+                Values::Bool(v) => v[row].map(|b| b.to_string()).unwrap_or_default(),
+            };
+        }
+        w.write_record(&cells).map_err(err)?;
+    }
+    let inner = w.into_inner().map_err(|e| Error::output(path, e.error()))?;
+    finish_file(inner, path)
+}
+
+fn finish_file(mut w: BufWriter<File>, path: &Path) -> Result<()> {
+    w.flush().map_err(|e| Error::output(path, e))?;
+    let f = w.into_inner().map_err(|e| Error::output(path, e.error()))?;
+    f.sync_all().map_err(|e| Error::output(path, e))
+}
+
+fn write_parquet(table: &Table, path: &Path) -> Result<()> {
+    let mut df = to_dataframe(table).map_err(|e| Error::output(path, e))?;
+    let f = create_private(path)?;
+    let w = BufWriter::with_capacity(1 << 20, f);
+    let mut bw = w;
+    ParquetWriter::new(&mut bw).with_compression(ParquetCompression::Zstd(None)).finish(&mut df).map_err(|e| Error::output(path, e))?;
+    finish_file(bw, path)
+}
+
+/// The table as a polars DataFrame with typed columns.
+pub fn to_dataframe(table: &Table) -> PolarsResult<DataFrame> {
+    let columns: Vec<Column> = table
+        .columns
+        .iter()
+        .map(|c| {
+            let name: PlSmallStr = c.name.into();
+            let s = match &c.values {
+                Values::Text(v) => StringChunked::from_iter_options(name, v.iter().map(|x| x.as_deref())).into_series(),
+                Values::Time(v) => Int64Chunked::from_iter_options(name, v.iter().copied()).into_datetime(TimeUnit::Nanoseconds, Some(TimeZone::UTC)).into_series(),
+                Values::Int(v) => Int64Chunked::from_iter_options(name, v.iter().copied()).into_series(),
+                Values::Bool(v) => BooleanChunked::from_iter_options(name, v.iter().copied()).into_series(),
+            };
+            s.into_column()
+        })
+        .collect();
+    DataFrame::new(table.rows(), columns)
+}
+
+/// A folder being written: created under a temporary name beside its destination and renamed
+/// into place by [`Staging::commit`]. Dropped without commit, it is removed.
+pub struct Staging {
+    pub dir: PathBuf,
+    dest: PathBuf,
+    committed: bool,
+}
+
+/// The file that marks a folder as bulk-audit's own output, safe to replace.
+pub const MARKER: &str = "manifest.json";
+
+impl Staging {
+    /// Checks that `dest` may be written (absent, empty, a previous bulk-audit output, or
+    /// `force`), then creates the staging folder.
+    pub fn begin(dest: &Path, force: bool) -> Result<Staging> {
+        if dest.exists() {
+            if !dest.is_dir() {
+                return Err(Error::Usage(format!("{} exists and is not a folder", dest.display())));
+            }
+            let empty = fs::read_dir(dest).map_err(|e| Error::output(dest, e))?.next().is_none();
+            let ours = dest.join(MARKER).is_file() || dest.join(".bulk-audit").is_file();
+            if !empty && !ours && !force {
+                return Err(Error::Usage(format!(
+                    "{} is not empty and holds no previous bulk-audit output: choose another folder or pass --force to replace it",
+                    dest.display()
+                )));
+            }
+        }
+        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+        let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        create_private_dir(parent)?;
+        let dir = parent.join(format!(".{name}.partial-{}", std::process::id()));
+        if dir.exists() {
+            fs::remove_dir_all(&dir).map_err(|e| Error::output(&dir, e))?;
+        }
+        create_private_dir(&dir)?;
+        Ok(Staging { dir, dest: dest.to_path_buf(), committed: false })
+    }
+
+    /// Moves the finished folder into place, replacing what was there.
+    pub fn commit(mut self) -> Result<()> {
+        let old = self.dir.with_file_name(format!(".{}.old-{}", self.dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), std::process::id()));
+        let had_old = self.dest.exists();
+        if had_old {
+            fs::rename(&self.dest, &old).map_err(|e| Error::output(&self.dest, e))?;
+        }
+        fs::rename(&self.dir, &self.dest).map_err(|e| Error::output(&self.dest, e))?;
+        self.committed = true;
+        if had_old {
+            fs::remove_dir_all(&old).map_err(|e| Error::output(&old, e))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+/// Writes `text` to a new private file.
+pub fn write_text(path: &Path, text: &str) -> Result<()> {
+    let f = create_private(path)?;
+    let mut w = BufWriter::new(f);
+    w.write_all(text.as_bytes()).map_err(|e| Error::output(path, e))?;
+    finish_file(w, path)
+}
+
+/// A name safe for a folder: letters, digits, `.`, `-`, `_`; anything else becomes `_`.
+pub fn safe_name(s: &str) -> String {
+    let mut out: String = s.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' }).collect();
+    if out.is_empty() || out.starts_with('.') {
+        out.insert(0, '_');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dataframe_has_typed_utc_columns() {
+        let t = Table {
+            columns: vec![
+                ColumnData { name: "a", values: Values::Text(vec![Some("x".into()), None]) },
+                ColumnData { name: "t", values: Values::Time(vec![Some(1_670_258_070_417_000_000), None]) },
+                ColumnData { name: "n", values: Values::Int(vec![Some(3), None]) },
+            ],
+        };
+        let df = to_dataframe(&t).unwrap();
+        assert_eq!(df.height(), 2);
+        assert!(matches!(df.column("t").unwrap().dtype(), DataType::Datetime(TimeUnit::Nanoseconds, Some(tz)) if *tz == TimeZone::UTC));
+        assert_eq!(df.column("n").unwrap().dtype(), &DataType::Int64);
+    }
+
+    #[test]
+    fn safe_names() {
+        assert_eq!(safe_name("a/b:c"), "a_b_c");
+        assert_eq!(safe_name(".."), "_..");
+    }
+}

@@ -1,0 +1,285 @@
+//! Instants: parsing every timestamp form the inputs use (ISO-8601 with 0–9 fraction digits and
+//! any offset, PostgreSQL's `+00`, Kibana's `Dec 5, 2022 @ 16:34:30.417`, epoch milliseconds) and
+//! printing them in UTC. An instant is nanoseconds since the Unix epoch, in UTC.
+
+use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
+use chrono_tz::Tz;
+
+/// Nanoseconds since 1970-01-01T00:00:00Z.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Instant(pub i64);
+
+pub const NANOS_PER_MILLI: i64 = 1_000_000;
+
+impl Instant {
+    pub fn from_millis(ms: i64) -> Instant {
+        Instant(ms.saturating_mul(NANOS_PER_MILLI))
+    }
+
+    /// The last nanosecond of this instant's millisecond (logs carry milliseconds only).
+    pub fn end_of_millisecond(self) -> Instant {
+        Instant(self.0.div_euclid(NANOS_PER_MILLI) * NANOS_PER_MILLI + NANOS_PER_MILLI - 1)
+    }
+
+    /// RFC 3339 in UTC with `Z`, with 0, 3, 6 or 9 fraction digits as needed.
+    pub fn to_rfc3339(self) -> String {
+        let dt: DateTime<Utc> = Utc.timestamp_nanos(self.0);
+        dt.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+    }
+}
+
+impl std::fmt::Display for Instant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.to_rfc3339())
+    }
+}
+
+/// Parses an IANA zone name for `--tz`.
+pub fn parse_zone(name: &str) -> Result<Tz, String> {
+    name.parse::<Tz>().map_err(|_| format!("unknown time zone {name:?} (expected an IANA name such as UTC or Europe/Berlin)"))
+}
+
+/// Parses any supported timestamp form. A form without an offset is read in `zone`.
+pub fn parse(text: &str, zone: &Tz) -> Result<Instant, String> {
+    let s = text.trim();
+    if s.is_empty() {
+        return Err("empty timestamp".into());
+    }
+    let first = s.as_bytes()[0];
+    if s.bytes().all(|b| b.is_ascii_digit()) || (first == b'-' && s.len() > 1 && s[1..].bytes().all(|b| b.is_ascii_digit())) {
+        let ms: i64 = s.parse().map_err(|_| format!("epoch milliseconds out of range: {s:?}"))?;
+        return Ok(Instant::from_millis(ms));
+    }
+    if first.is_ascii_alphabetic() {
+        return parse_kibana(s, zone);
+    }
+    parse_iso(s, zone)
+}
+
+/// Epoch milliseconds given as a JSON number (`timeUnix`); fractional milliseconds are kept.
+pub fn from_epoch_millis_f64(ms: f64) -> Option<Instant> {
+    if !ms.is_finite() || ms.abs() > 9.0e15 {
+        return None;
+    }
+    let whole = ms.trunc() as i64;
+    let frac = (ms.fract() * NANOS_PER_MILLI as f64).round() as i64;
+    Some(Instant(whole * NANOS_PER_MILLI + frac))
+}
+
+fn localize(naive: NaiveDateTime, zone: &Tz) -> Result<Instant, String> {
+    let dt = match zone.from_local_datetime(&naive) {
+        LocalResult::Single(dt) => dt,
+        // A repeated wall-clock hour (autumn): take the first of the two instants.
+        LocalResult::Ambiguous(a, _) => a,
+        // A skipped wall-clock hour (spring): the clock read this only if it was not moved yet.
+        LocalResult::None => match zone.from_local_datetime(&(naive + chrono::Duration::hours(1))) {
+            LocalResult::Single(dt) | LocalResult::Ambiguous(dt, _) => dt - chrono::Duration::hours(1),
+            LocalResult::None => return Err(format!("local time {naive} does not exist in {zone}")),
+        },
+    };
+    nanos_of(dt.naive_utc())
+}
+
+fn nanos_of(naive_utc: NaiveDateTime) -> Result<Instant, String> {
+    naive_utc
+        .and_utc()
+        .timestamp_nanos_opt()
+        .map(Instant)
+        .ok_or_else(|| "timestamp outside 1677–2262".to_string())
+}
+
+struct Cursor<'a> {
+    s: &'a [u8],
+    i: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn digits(&mut self, min: usize, max: usize) -> Option<(u64, usize)> {
+        let start = self.i;
+        let mut v: u64 = 0;
+        while self.i < self.s.len() && self.i - start < max && self.s[self.i].is_ascii_digit() {
+            v = v * 10 + (self.s[self.i] - b'0') as u64;
+            self.i += 1;
+        }
+        let n = self.i - start;
+        if n < min {
+            self.i = start;
+            return None;
+        }
+        Some((v, n))
+    }
+    fn eat(&mut self, b: u8) -> bool {
+        if self.s.get(self.i) == Some(&b) {
+            self.i += 1;
+            true
+        } else {
+            false
+        }
+    }
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.i).copied()
+    }
+    fn skip_spaces(&mut self) {
+        while self.peek() == Some(b' ') {
+            self.i += 1;
+        }
+    }
+}
+
+/// `HH:MM[:SS[.fffffffff]]` → (h, m, s, nanos).
+fn parse_clock(c: &mut Cursor) -> Option<(u32, u32, u32, u32)> {
+    let (h, _) = c.digits(2, 2)?;
+    if !c.eat(b':') {
+        return None;
+    }
+    let (m, _) = c.digits(2, 2)?;
+    let mut sec = 0;
+    let mut nanos = 0u64;
+    if c.eat(b':') {
+        sec = c.digits(2, 2)?.0;
+        if c.eat(b'.') || c.eat(b',') {
+            let (f, n) = c.digits(1, 9)?;
+            nanos = f * 10u64.pow(9 - n as u32);
+            // More than nine digits: keep nanoseconds, drop the rest.
+            while c.peek().is_some_and(|b| b.is_ascii_digit()) {
+                c.i += 1;
+            }
+        }
+    }
+    Some((h as u32, m as u32, sec as u32, nanos as u32))
+}
+
+fn parse_iso(s: &str, zone: &Tz) -> Result<Instant, String> {
+    let bad = || format!("unreadable timestamp {s:?} (expected ISO-8601, Kibana's 'Dec 5, 2022 @ 16:34:30.417' or epoch milliseconds)");
+    let mut c = Cursor { s: s.as_bytes(), i: 0 };
+    let (y, _) = c.digits(4, 4).ok_or_else(bad)?;
+    if !c.eat(b'-') {
+        return Err(bad());
+    }
+    let (mo, _) = c.digits(2, 2).ok_or_else(bad)?;
+    if !c.eat(b'-') {
+        return Err(bad());
+    }
+    let (d, _) = c.digits(2, 2).ok_or_else(bad)?;
+    let date = NaiveDate::from_ymd_opt(y as i32, mo as u32, d as u32).ok_or_else(bad)?;
+    let (h, mi, sec, nanos) = if c.eat(b'T') || c.eat(b't') || c.eat(b' ') {
+        parse_clock(&mut c).ok_or_else(bad)?
+    } else {
+        (0, 0, 0, 0)
+    };
+    // Leap second 60 is folded into the next second's start by chrono's nano field.
+    let (sec, nanos) = if sec == 60 { (59, nanos + 1_000_000_000) } else { (sec, nanos) };
+    let time = chrono::NaiveTime::from_hms_nano_opt(h, mi, sec, nanos).ok_or_else(bad)?;
+    let naive = NaiveDateTime::new(date, time);
+    c.skip_spaces();
+    match c.peek() {
+        None => localize(naive, zone),
+        Some(b'Z') | Some(b'z') => {
+            c.i += 1;
+            if c.i != c.s.len() {
+                return Err(bad());
+            }
+            nanos_of(naive)
+        }
+        Some(sign @ (b'+' | b'-')) => {
+            c.i += 1;
+            let (oh, _) = c.digits(2, 2).ok_or_else(bad)?;
+            c.eat(b':');
+            let om = c.digits(2, 2).map(|x| x.0).unwrap_or(0);
+            if c.i != c.s.len() || oh > 23 || om > 59 {
+                return Err(bad());
+            }
+            let off = (oh * 3600 + om * 60) as i64;
+            let off = if sign == b'+' { off } else { -off };
+            let utc = nanos_of(naive)?;
+            Ok(Instant(utc.0 - off * 1_000_000_000))
+        }
+        Some(_) => Err(bad()),
+    }
+}
+
+const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+
+/// Kibana Discover's `Dec 5, 2022 @ 16:34:30.417` (month names may be full), read in `zone`.
+fn parse_kibana(s: &str, zone: &Tz) -> Result<Instant, String> {
+    let bad = || format!("unreadable Kibana date {s:?} (expected e.g. 'Dec 5, 2022 @ 16:34:30.417')");
+    let word_end = s.find(|ch: char| !ch.is_ascii_alphabetic()).ok_or_else(bad)?;
+    let word = s[..word_end].to_ascii_lowercase();
+    if word.len() < 3 {
+        return Err(bad());
+    }
+    let month = MONTHS.iter().position(|m| word.starts_with(m)).ok_or_else(bad)? as u32 + 1;
+    let mut c = Cursor { s: s.as_bytes(), i: word_end };
+    c.eat(b'.');
+    c.skip_spaces();
+    let (day, _) = c.digits(1, 2).ok_or_else(bad)?;
+    c.skip_spaces();
+    if c.peek() == Some(b',') {
+        c.i += 1;
+    }
+    c.skip_spaces();
+    let (year, _) = c.digits(4, 4).ok_or_else(bad)?;
+    c.skip_spaces();
+    if !c.eat(b'@') {
+        return Err(bad());
+    }
+    c.skip_spaces();
+    let (h, mi, sec, nanos) = parse_clock(&mut c).ok_or_else(bad)?;
+    if c.i != c.s.len() {
+        return Err(bad());
+    }
+    let date = NaiveDate::from_ymd_opt(year as i32, month, day as u32).ok_or_else(bad)?;
+    let time = chrono::NaiveTime::from_hms_nano_opt(h, mi, sec, nanos).ok_or_else(bad)?;
+    localize(NaiveDateTime::new(date, time), zone)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn utc(s: &str) -> String {
+        parse(s, &Tz::UTC).unwrap().to_rfc3339()
+    }
+
+    #[test]
+    fn iso_forms() {
+        assert_eq!(utc("2022-12-05T16:34:30.417Z"), "2022-12-05T16:34:30.417Z");
+        assert_eq!(utc("2022-12-05T16:34:30Z"), "2022-12-05T16:34:30Z");
+        assert_eq!(utc("2022-12-05T16:34:30.123456789Z"), "2022-12-05T16:34:30.123456789Z");
+        assert_eq!(utc("2022-12-05T16:34:30.1234567891Z"), "2022-12-05T16:34:30.123456789Z");
+        assert_eq!(utc("2022-12-05 18:34:30.5+02"), "2022-12-05T16:34:30.500Z");
+        assert_eq!(utc("2022-12-05T11:34:30-05:00"), "2022-12-05T16:34:30Z");
+        assert_eq!(utc("2022-12-05T17:34:30+0100"), "2022-12-05T16:34:30Z");
+        assert_eq!(utc("2022-12-05"), "2022-12-05T00:00:00Z");
+    }
+
+    #[test]
+    fn offsetless_forms_use_the_zone() {
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        assert_eq!(parse("2022-12-05T17:34:30.417", &berlin).unwrap().to_rfc3339(), "2022-12-05T16:34:30.417Z");
+        assert_eq!(parse("Dec 5, 2022 @ 17:34:30.417", &berlin).unwrap().to_rfc3339(), "2022-12-05T16:34:30.417Z");
+        // Summer time: +02:00.
+        assert_eq!(parse("Jul 1, 2022 @ 12:00:00.000", &berlin).unwrap().to_rfc3339(), "2022-07-01T10:00:00Z");
+    }
+
+    #[test]
+    fn kibana_and_epoch() {
+        assert_eq!(utc("Dec 5, 2022 @ 16:34:30.417"), "2022-12-05T16:34:30.417Z");
+        assert_eq!(utc("December 15, 2022 @ 06:04:30.000"), "2022-12-15T06:04:30Z");
+        assert_eq!(utc("1670258070417"), "2022-12-05T16:34:30.417Z");
+        assert_eq!(from_epoch_millis_f64(1670258070417.0).unwrap().to_rfc3339(), "2022-12-05T16:34:30.417Z");
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for s in ["", "yesterday", "2022-13-05T00:00:00Z", "2022-12-05T16:34:30Q", "Dec 5 2022", "2022-12-05T16:34:30+99:00"] {
+            assert!(parse(s, &Tz::UTC).is_err(), "{s:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn end_of_millisecond() {
+        let t = parse("2022-12-05T16:34:30.417Z", &Tz::UTC).unwrap();
+        assert_eq!(t.end_of_millisecond().to_rfc3339(), "2022-12-05T16:34:30.417999999Z");
+    }
+}
