@@ -1,0 +1,52 @@
+//! Helpers for the integration tests: run the real `bulk-audit` binary from the repository root
+//! and read what it wrote.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `bulk-audit ARGS` in the repository root.
+pub fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_bulk-audit")).args(args).current_dir(root()).output().expect("run bulk-audit")
+}
+
+/// Runs and asserts success; returns stdout.
+pub fn run_ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(out.status.success(), "bulk-audit {args:?} failed: {}\n{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+    String::from_utf8(out.stdout).expect("utf-8 stdout")
+}
+
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
+/// Asserts two files are byte-identical, showing the first differing line.
+pub fn assert_same_file(actual: &Path, expected: &Path) {
+    let (a, e) = (read(actual), read(expected));
+    if a != e {
+        let first = a.lines().zip(e.lines()).position(|(x, y)| x != y).unwrap_or(a.lines().count().min(e.lines().count()));
+        panic!(
+            "{} differs from {} at line {}:\n  actual:   {:?}\n  expected: {:?}\n(actual has {} lines, expected {})",
+            actual.display(),
+            expected.display(),
+            first + 1,
+            a.lines().nth(first),
+            e.lines().nth(first),
+            a.lines().count(),
+            e.lines().count()
+        );
+    }
+}
+
+/// The rows of a CSV file as maps from column name to value.
+pub fn csv_rows(path: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
+    let mut r = csv::Reader::from_path(path).expect("open csv");
+    let headers = r.headers().expect("headers").clone();
+    r.records().map(|rec| headers.iter().zip(rec.expect("record").iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect()).collect()
+}

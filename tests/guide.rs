@@ -1,0 +1,137 @@
+//! The scenario of the Aidbox guide "Find out what resources were exported during the $export
+//! operation", run through the real binary: its example table, with the right version ids.
+
+mod common;
+
+use common::*;
+use polars::prelude::*;
+
+fn audit_guide(extra: &[&str]) -> (tempfile::TempDir, std::path::PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let out_s = out.to_str().unwrap().to_string();
+    let mut args = vec!["audit", "--logs", "fixtures/guide/logs", "--history", "fixtures/guide/history", "--out", &out_s];
+    args.extend_from_slice(extra);
+    run_ok(&args);
+    (tmp, out)
+}
+
+#[test]
+fn guide_reproduces_the_example_table_exactly() {
+    let (_tmp, out) = audit_guide(&["--format", "csv"]);
+    for t in ["resources", "exports", "findings"] {
+        assert_same_file(&out.join(format!("{t}.csv")), &root().join(format!("fixtures/guide/expected/{t}.csv")));
+    }
+    // The guide's table: (patient, type, id) with the version in force at Dec 5, 2022 @ 16:34:30.417.
+    let rows: Vec<(String, String, String, String)> = csv_rows(&out.join("resources.csv"))
+        .into_iter()
+        .map(|r| (r["patient_id"].clone(), r["resource_type"].clone(), r["resource_id"].clone(), r["version_id"].clone()))
+        .collect();
+    let expect = |p: &str, t: &str, i: &str, v: &str| (p.to_string(), t.to_string(), i.to_string(), v.to_string());
+    assert_eq!(
+        rows,
+        vec![
+            expect("", "Location", "loc-1", "1400"),
+            expect("test-pt-1", "Observation", "test-obs-1", "1990"),
+            expect("test-pt-1", "Observation", "test-obs-2", "1700"),
+            expect("test-pt-1", "Patient", "test-pt-1", "1820"),
+        ]
+    );
+}
+
+#[test]
+fn guide_parquet_has_typed_columns_and_the_same_rows() {
+    let (_tmp, out) = audit_guide(&[]);
+    let f = std::fs::File::open(out.join("resources.parquet")).unwrap();
+    let df = ParquetReader::new(f).finish().unwrap();
+    assert_eq!(df.height(), 4);
+    let dt = df.column("export_time").unwrap().dtype().clone();
+    assert!(matches!(dt, DataType::Datetime(TimeUnit::Nanoseconds, Some(ref tz)) if *tz == TimeZone::UTC), "{dt:?}");
+    assert!(matches!(df.column("last_updated").unwrap().dtype(), DataType::Datetime(_, Some(_))));
+    let ids: Vec<String> = df.column("resource_id").unwrap().str().unwrap().iter().map(|s| s.unwrap().to_string()).collect();
+    assert_eq!(ids, ["loc-1", "test-obs-1", "test-obs-2", "test-pt-1"]);
+    let lu = df.column("last_updated").unwrap().as_materialized_series().to_physical_repr().i64().unwrap().get(3).unwrap();
+    // 2022-12-04T14:22:10.123456Z: microseconds of the history survive.
+    assert_eq!(lu, 1_670_163_730_123_456_000);
+}
+
+#[test]
+fn guide_csv_is_byte_identical_across_runs() {
+    let (_a, out_a) = audit_guide(&["--format", "csv"]);
+    let (_b, out_b) = audit_guide(&["--format", "csv"]);
+    for t in ["resources.csv", "exports.csv", "findings.csv", "manifest.json"] {
+        assert_eq!(read(&out_a.join(t)).replace(out_a.to_str().unwrap(), "OUT"), read(&out_b.join(t)).replace(out_b.to_str().unwrap(), "OUT"), "{t}");
+    }
+}
+
+#[test]
+fn guide_manifest_lists_inputs_with_hashes_and_counts() {
+    let (_tmp, out) = audit_guide(&["--format", "csv"]);
+    let m: serde_json::Value = serde_json::from_str(&read(&out.join("manifest.json"))).unwrap();
+    assert_eq!(m["tool"], "bulk-audit");
+    assert_eq!(m["rows"]["resources"], 4);
+    assert_eq!(m["rows"]["exports"], 2);
+    assert_eq!(m["rows"]["findings"], 1);
+    let inputs = m["inputs"].as_array().unwrap();
+    assert_eq!(inputs.len(), 8);
+    let csv = inputs.iter().find(|i| i["path"] == "fixtures/guide/logs/kibana-discover.csv").unwrap();
+    assert_eq!(csv["lines"], 9);
+    assert_eq!(csv["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(m["history"]["duplicate_copies_ignored"], 2);
+    assert_eq!(m["log_coverage"]["first"], "2022-12-05T16:30:02.118Z");
+}
+
+#[cfg(unix)]
+#[test]
+fn outputs_are_readable_by_the_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_tmp, out) = audit_guide(&["--format", "csv"]);
+    for t in ["resources.csv", "exports.csv", "findings.csv", "manifest.json"] {
+        let mode = std::fs::metadata(out.join(t)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{t}");
+    }
+    assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o700);
+}
+
+#[test]
+fn reconstruct_and_with_resource_give_the_bodies_sent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let rec = tmp.path().join("rec");
+    run_ok(&["audit", "--logs", "fixtures/guide/logs", "--history", "fixtures/guide/history", "--format", "csv", "--with-resource", "--out", out.to_str().unwrap(), "--reconstruct", rec.to_str().unwrap()]);
+    let obs = read(&rec.join("e2b9d4/Observation.ndjson"));
+    let lines: Vec<serde_json::Value> = obs.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["id"], "test-obs-1");
+    assert_eq!(lines[0]["meta"]["versionId"], "1990");
+    // Version 1990 of test-obs-1 carried 70.4 kg (70.1 before it, 70.9 after it).
+    assert_eq!(lines[0]["value"]["Quantity"]["value"], 70.4);
+    assert!(!rec.join("9a03ee").exists(), "a rejected kickoff is not reconstructed");
+    let rows = csv_rows(&out.join("resources.csv"));
+    let pt = rows.iter().find(|r| r["resource_id"] == "test-pt-1").unwrap();
+    let body: serde_json::Value = serde_json::from_str(&pt["resource"]).unwrap();
+    assert_eq!(body["name"][0]["family"], "Test-Smith");
+}
+
+#[test]
+fn rerun_replaces_previous_output_but_not_a_foreign_folder() {
+    let (_tmp, out) = audit_guide(&["--format", "csv"]);
+    // The same folder again: a previous bulk-audit output is replaced.
+    run_ok(&["audit", "--logs", "fixtures/guide/logs", "--history", "fixtures/guide/history", "--format", "csv", "--out", out.to_str().unwrap()]);
+    let foreign = out.parent().unwrap().join("foreign");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), "keep me").unwrap();
+    let r = run(&["audit", "--logs", "fixtures/guide/logs", "--history", "fixtures/guide/history", "--out", foreign.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("--force"));
+    assert_eq!(read(&foreign.join("notes.txt")), "keep me");
+}
+
+#[test]
+fn exports_command_lists_the_kickoffs() {
+    let out = run_ok(&["exports", "--logs", "fixtures/guide/logs"]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert!(lines[1].starts_with("e2b9d4,inferno-my-clinic-bulk-client,2022-12-05T16:34:30.417Z,GET,/tenant/my-clinic/bulk-api/Group/test-group-1/$export,202,true,group,my-clinic,test-group-1,"), "{}", lines[1]);
+    assert!(lines[2].contains(",403,false,group,"), "{}", lines[2]);
+}
