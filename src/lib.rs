@@ -20,3 +20,4 @@ pub mod output;
 pub mod resolve;
 pub mod scopes;
 pub mod timestamp;
+pub mod world;

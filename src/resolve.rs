@@ -332,9 +332,9 @@ fn group_members(id: &str, gid: &str, t: Instant, end: Instant, h: &History, o: 
                 "Patient" => {
                     let out_of_period = m.period_start.is_some_and(|s| s > t) || m.period_end.is_some_and(|e| e < t);
                     if m.inactive || out_of_period {
-                        let why = if m.inactive { "marked inactive" } else { "its period excludes T" };
+                        let why = if m.inactive { "is marked inactive" } else { "has a period that excludes T" };
                         let action = if o.skip_inactive_members { "left out (--skip-inactive-members)" } else { "kept: Aidbox documents no such filtering" };
-                        r.findings.push(Finding::new(id, "member-inactive", format!("Patient/{mid} in Group/{g} is {why}; {action}")).about("Patient", mid, ""));
+                        r.findings.push(Finding::new(id, "member-inactive", format!("Patient/{mid} in Group/{g} {why}; {action}")).about("Patient", mid, ""));
                         if o.skip_inactive_members {
                             continue;
                         }
