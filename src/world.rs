@@ -415,14 +415,29 @@ pub fn generate(spec: &WorldSpec) -> std::io::Result<World> {
     // A version that lands inside kickoff 1's request: boundary-ambiguous.
     if let Some(k1) = kickoffs.iter().find(|k| k.ctx == "kick-01").cloned() {
         let members: HashSet<String> = p0.iter().take(half).cloned().collect();
-        if let Some(r) = resources.iter_mut().find(|r| r.rtype == "Observation" && r.versions[0].patients.iter().any(|p| members.contains(p)) && r.versions.iter().all(|v| v.time < k1.time - DAY)) {
-            let mut v = r.versions.last().cloned().expect("a version");
+        if let Some(r) = resources.iter_mut().find(|r| r.rtype == "Observation" && r.versions[0].patients.iter().any(|p| members.contains(p)) && r.versions[0].time < k1.time) {
+            let mut v = r.versions.iter().rev().find(|v| v.time < k1.time).cloned().expect("a version");
             if v.deleted {
                 v = r.versions[0].clone();
             }
             v.time = k1.time + 300_000;
             v.deleted = false;
             r.versions.push(v);
+        }
+    }
+
+    // A member of cohort-a is deleted half a day before kickoff 1 and recreated after it:
+    // at T the Patient does not exist (patient-missing), its other resources are still found.
+    if let (Some(k1), Some(p)) = (kickoffs.iter().find(|k| k.ctx == "kick-01").map(|k| k.time), p0.get(1).filter(|_| half >= 2)) {
+        if let Some(r) = resources.iter_mut().find(|r| r.rtype == "Patient" && &r.id == p) {
+            let keep = r.versions.iter().rev().find(|v| !v.deleted && v.time < k1 - DAY / 2).cloned();
+            if let Some(mut back) = keep {
+                r.versions.retain(|v| v.time < k1 - DAY / 2 || v.time > k1 + DAY / 4);
+                r.versions.push(GenVersion { time: k1 - DAY / 2, txid: 0, deleted: true, body: None, patients: vec![] });
+                back.time = k1 + DAY / 4;
+                r.versions.push(back);
+                r.versions.sort_by_key(|v| v.time);
+            }
         }
     }
 
