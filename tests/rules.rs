@@ -1,0 +1,508 @@
+//! One test per rule of SPEC.md: each writes a small world of real files (logs and history),
+//! runs the real binary, and asserts the rows and findings the rule decides.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use common::*;
+use serde_json::{json, Value};
+
+const T: &str = "2023-03-01T12:00:00.000Z";
+
+/// A small world under construction.
+struct World {
+    dir: tempfile::TempDir,
+    logs: Vec<String>,
+    history: Vec<String>,
+}
+
+type Row = (String, String, String, String);
+
+struct Audit {
+    rows: Vec<Row>,
+    findings: Vec<BTreeMap<String, String>>,
+    exports: Vec<BTreeMap<String, String>>,
+    out: PathBuf,
+}
+
+impl Audit {
+    fn kinds(&self) -> Vec<String> {
+        self.findings.iter().map(|f| f["kind"].clone()).collect()
+    }
+    fn has(&self, kind: &str, id: &str) -> bool {
+        self.findings.iter().any(|f| f["kind"] == kind && (id.is_empty() || f["resource_id"] == id))
+    }
+    fn ids(&self) -> Vec<String> {
+        self.rows.iter().map(|r| format!("{}/{}", r.1, r.2)).collect()
+    }
+}
+
+fn row(p: &str, t: &str, id: &str, v: &str) -> Row {
+    (p.into(), t.into(), id.into(), v.into())
+}
+
+impl World {
+    fn new() -> World {
+        World { dir: tempfile::tempdir().unwrap(), logs: vec![], history: vec![] }
+    }
+
+    /// A request: `w/req` then `w/resp` 50 ms later (client and status on the response).
+    fn request(&mut self, ctx: &str, ts: &str, method: &str, url: &str, status: Option<u16>, client: &str) -> &mut Self {
+        self.logs.push(json!({"ev": "w/req", "ts": ts, "ctx": ctx, "w_m": method, "w_url": url}).to_string());
+        let mut resp = json!({"ev": "w/resp", "ts": later(ts, 50), "ctx": ctx, "w_m": method, "w_url": url, "w_cid": client});
+        if let Some(s) = status {
+            resp["w_st"] = json!(s);
+        }
+        self.logs.push(resp.to_string());
+        self
+    }
+
+    fn kickoff(&mut self, url: &str, client: &str) -> &mut Self {
+        self.request("k1", T, "get", url, Some(202), client)
+    }
+
+    fn version(&mut self, body: Value, vid: &str, lu: &str) -> &mut Self {
+        let mut b = body;
+        b["meta"] = json!({"versionId": vid, "lastUpdated": lu});
+        self.history.push(b.to_string());
+        self
+    }
+
+    fn delete(&mut self, rtype: &str, id: &str, vid: &str, lu: &str) -> &mut Self {
+        self.history.push(json!({"request": {"method": "DELETE", "url": format!("{rtype}/{id}/_history/{vid}")}, "response": {"lastModified": lu}}).to_string());
+        self
+    }
+
+    fn client(&mut self, id: &str, scope: Value) -> &mut Self {
+        self.version(json!({"resourceType": "Client", "id": id, "scope": scope}), "1", "2023-01-01T00:00:00Z")
+    }
+
+    fn group(&mut self, id: &str, members: Value) -> &mut Self {
+        self.version(json!({"resourceType": "Group", "id": id, "type": "person", "actual": true, "member": members}), "2", "2023-01-02T00:00:00Z")
+    }
+
+    fn patient(&mut self, id: &str) -> &mut Self {
+        self.version(json!({"resourceType": "Patient", "id": id}), "3", "2023-01-03T00:00:00Z")
+    }
+
+    fn obs(&mut self, id: &str, subject: Value, vid: &str, lu: &str) -> &mut Self {
+        self.version(json!({"resourceType": "Observation", "id": id, "status": "final", "subject": subject}), vid, lu)
+    }
+
+    fn write(&self) -> (PathBuf, PathBuf) {
+        let logs = self.dir.path().join("logs.ndjson");
+        let history = self.dir.path().join("history.ndjson");
+        std::fs::write(&logs, self.logs.join("\n") + "\n").unwrap();
+        std::fs::write(&history, self.history.join("\n") + "\n").unwrap();
+        (logs, history)
+    }
+
+    fn audit(&self, extra: &[&str]) -> Audit {
+        let (logs, history) = self.write();
+        let out = self.dir.path().join("out");
+        let mut args = vec!["audit", "--logs", logs.to_str().unwrap(), "--history", history.to_str().unwrap(), "--format", "csv", "--out", out.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        run_ok(&args);
+        let rows = csv_rows(&out.join("resources.csv"))
+            .into_iter()
+            .map(|r| (r["patient_id"].clone(), r["resource_type"].clone(), r["resource_id"].clone(), r["version_id"].clone()))
+            .collect();
+        Audit { rows, findings: csv_rows(&out.join("findings.csv")), exports: csv_rows(&out.join("exports.csv")), out }
+    }
+}
+
+fn later(ts: &str, ms: i64) -> String {
+    let t = chrono::DateTime::parse_from_rfc3339(ts).unwrap() + chrono::Duration::milliseconds(ms);
+    t.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn pref(id: &str) -> Value {
+    json!({"reference": format!("Patient/{id}")})
+}
+
+/// A group export of `g` (member p1) by client `c` reading Patient and Observation.
+fn basic() -> World {
+    let mut w = World::new();
+    w.kickoff("/fhir/Group/g/$export", "c")
+        .client("c", json!(["system/Patient.read", "system/Observation.read"]))
+        .group("g", json!([{"entity": pref("p1")}]))
+        .patient("p1")
+        .patient("p2");
+    w
+}
+
+#[test]
+fn as_of_takes_the_latest_version_before_t_and_respects_deletions() {
+    let mut w = basic();
+    w.obs("o1", pref("p1"), "10", "2023-02-01T00:00:00Z")
+        .obs("o1", pref("p1"), "20", "2023-02-15T00:00:00Z")
+        .obs("o1", pref("p1"), "30", "2023-03-02T00:00:00Z")
+        .obs("o2", pref("p1"), "11", "2023-02-01T00:00:00Z")
+        .delete("Observation", "o2", "21", "2023-02-20T00:00:00Z")
+        .obs("o3", pref("p1"), "12", "2023-02-01T00:00:00Z")
+        .delete("Observation", "o3", "22", "2023-02-10T00:00:00Z")
+        .obs("o3", pref("p1"), "23", "2023-02-11T00:00:00Z")
+        .obs("o4", pref("p1"), "40", "2023-03-05T00:00:00Z");
+    let a = w.audit(&[]);
+    assert_eq!(a.rows, vec![row("p1", "Observation", "o1", "20"), row("p1", "Observation", "o3", "23"), row("p1", "Patient", "p1", "3")]);
+}
+
+#[test]
+fn version_ids_break_ties_numerically_and_the_boundary_is_strict_by_default() {
+    let mut w = basic();
+    w.obs("o1", pref("p1"), "9", "2023-02-01T00:00:00Z").obs("o1", pref("p1"), "10", "2023-02-01T00:00:00Z");
+    // Exactly at T: not before T.
+    w.obs("o2", pref("p1"), "5", "2023-02-01T00:00:00Z").obs("o2", pref("p1"), "6", T);
+    let strict = w.audit(&[]);
+    assert!(strict.rows.contains(&row("p1", "Observation", "o1", "10")));
+    assert!(strict.rows.contains(&row("p1", "Observation", "o2", "5")));
+    assert!(strict.has("boundary-ambiguous", "o2"), "{:?}", strict.kinds());
+    let inclusive = w.audit(&["--boundary", "inclusive"]);
+    assert!(inclusive.rows.contains(&row("p1", "Observation", "o2", "6")));
+    assert!(!inclusive.has("boundary-ambiguous", "o2"));
+}
+
+#[test]
+fn boundary_window_runs_to_the_response_or_the_end_of_the_millisecond() {
+    let mut w = basic();
+    w.obs("o1", pref("p1"), "5", "2023-02-01T00:00:00Z").obs("o1", pref("p1"), "6", "2023-03-01T12:00:00.040Z");
+    w.obs("o2", pref("p1"), "7", "2023-03-01T12:00:00.060Z");
+    let a = w.audit(&[]);
+    assert!(a.has("boundary-ambiguous", "o1"));
+    assert!(!a.has("boundary-ambiguous", "o2"), "after the response: plainly later");
+    // Without a w/resp line the window is T's millisecond.
+    let mut w2 = World::new();
+    w2.logs.push(json!({"ev": "w/req", "ts": T, "ctx": "k1", "w_m": "get", "w_url": "/fhir/Group/g/$export", "w_cid": "c"}).to_string());
+    w2.client("c", json!("system/Observation.read")).group("g", json!([{"entity": pref("p1")}]));
+    w2.obs("o1", pref("p1"), "6", "2023-03-01T12:00:00.000700Z").obs("o2", pref("p1"), "7", "2023-03-01T12:00:00.001Z");
+    let b = w2.audit(&[]);
+    assert!(b.has("boundary-ambiguous", "o1"));
+    assert!(!b.has("boundary-ambiguous", "o2"));
+}
+
+#[test]
+fn lines_of_one_request_merge_by_ctx_and_t_is_the_request_line() {
+    let mut w = basic();
+    w.obs("o1", pref("p1"), "5", "2023-03-01T11:59:59.990Z");
+    // The response line first in the file, the request line 20 ms later in time order but T.
+    w.logs.clear();
+    w.logs.push(json!({"ev": "w/resp", "ts": "2023-03-01T12:00:00.020Z", "ctx": "k9", "w_st": 202, "w_cid": "c"}).to_string());
+    w.logs.push(json!({"ev": "w/req", "ts": "2023-03-01T11:59:59.980Z", "ctx": "k9", "w_m": "get", "w_url": "/fhir/Group/g/$export"}).to_string());
+    let a = w.audit(&[]);
+    assert_eq!(a.exports.len(), 1);
+    assert_eq!(a.exports[0]["export_id"], "k9");
+    assert_eq!(a.exports[0]["client_id"], "c");
+    assert_eq!(a.exports[0]["export_time"], "2023-03-01T11:59:59.980Z");
+    assert_eq!(a.exports[0]["status"], "202");
+    assert!(!a.ids().contains(&"Observation/o1".to_string()), "o1 came after T");
+}
+
+#[test]
+fn kickoffs_are_recognised_in_every_url_form_and_others_are_not() {
+    let mut w = World::new();
+    w.client("c", json!("system/Patient.read")).patient("p1");
+    w.request("a", T, "get", "/tenant/t7/bulk-api/Group/g/$export", Some(202), "c")
+        .request("b", "2023-03-01T12:01:00Z", "post", "/Organization/o/fhir/Patient/%24export", None, "c")
+        .request("c", "2023-03-01T12:02:00Z", "GET", "/fhir/$export?_type=Patient", Some(200), "c")
+        .request("d", "2023-03-01T12:03:00Z", "get", "/fhir/$export-status/1", Some(200), "c")
+        .request("e", "2023-03-01T12:04:00Z", "delete", "/fhir/Group/g/$export", Some(202), "c")
+        .request("f", "2023-03-01T12:05:00Z", "get", "/bulkstatus/xyz", Some(200), "c")
+        .request("g", "2023-03-01T12:06:00Z", "get", "/fhir/Group/g/$export", Some(403), "c")
+        .request("h", "2023-03-01T12:07:00Z", "get", "/fhir/Patient/p1", Some(200), "c");
+    let a = w.audit(&[]);
+    let got: Vec<(String, String, String, String, String)> =
+        a.exports.iter().map(|e| (e["export_id"].clone(), e["level"].clone(), e["tenant"].clone(), e["accepted"].clone(), e["resolved"].clone())).collect();
+    let e = |id: &str, l: &str, t: &str, acc: &str, res: &str| (id.to_string(), l.to_string(), t.to_string(), acc.to_string(), res.to_string());
+    assert_eq!(got, vec![e("a", "group", "t7", "true", "true"), e("b", "patient", "", "true", "true"), e("c", "system", "", "true", "true"), e("g", "group", "", "false", "false")]);
+    // Rejected kickoffs are never resolved: no rows, no findings.
+    assert!(a.findings.iter().all(|f| f["export_id"] != "g"));
+}
+
+#[test]
+fn scopes_grant_types_by_smart_v1_and_v2_and_the_wildcard_table() {
+    let mut w = World::new();
+    w.kickoff("/fhir/$export", "c").patient("p1");
+    w.version(json!({"resourceType": "Claim", "id": "cl1", "patient": pref("p1")}), "4", "2023-01-04T00:00:00Z");
+    w.version(json!({"resourceType": "Group", "id": "g9", "member": [{"entity": pref("p1")}]}), "5", "2023-01-04T00:00:00Z");
+    w.version(json!({"resourceType": "Observation", "id": "o1", "subject": pref("p1")}), "6", "2023-01-04T00:00:00Z");
+    w.version(json!({"resourceType": "Condition", "id": "c1", "subject": pref("p1")}), "7", "2023-01-04T00:00:00Z");
+    w.client("c", json!("system/*.read openid"));
+    let smartbox = w.audit(&[]);
+    assert_eq!(smartbox.ids(), vec!["Condition/c1", "Observation/o1", "Patient/p1"], "Claim and Group are not Smartbox types");
+    let aidbox = w.audit(&["--wildcard", "aidbox"]);
+    assert_eq!(aidbox.ids(), vec!["Condition/c1", "Group/g9", "Observation/o1", "Patient/p1"]);
+    let all = w.audit(&["--wildcard", "all"]);
+    assert_eq!(all.ids(), vec!["Claim/cl1", "Client/c", "Condition/c1", "Group/g9", "Observation/o1", "Patient/p1"]);
+    let file = w.dir.path().join("types.txt");
+    std::fs::write(&file, "# our table\nClaim, Patient\n").unwrap();
+    let listed = w.audit(&["--wildcard", file.to_str().unwrap()]);
+    assert_eq!(listed.ids(), vec!["Claim/cl1", "Patient/p1"]);
+
+    // SMART v2 permissions as an array; write-only and malformed scopes grant nothing.
+    let mut v2 = World::new();
+    v2.kickoff("/fhir/$export", "c").patient("p1");
+    v2.obs("o1", pref("p1"), "6", "2023-01-04T00:00:00Z");
+    v2.version(json!({"resourceType": "Condition", "id": "c1", "subject": pref("p1")}), "7", "2023-01-04T00:00:00Z");
+    v2.version(json!({"resourceType": "Encounter", "id": "e1", "subject": pref("p1")}), "8", "2023-01-04T00:00:00Z");
+    v2.client("c", json!(["system/Observation.rs", "system/Condition.cud", "user/Encounter.write", "patient/Patient.s"]));
+    assert_eq!(v2.audit(&[]).ids(), vec!["Observation/o1", "Patient/p1"]);
+}
+
+#[test]
+fn requested_types_are_intersected_with_the_granted_ones() {
+    let mut w = basic();
+    w.logs.clear();
+    w.kickoff("/fhir/Group/g/$export?_type=Observation,Condition&_type=Observation", "c");
+    w.obs("o1", pref("p1"), "6", "2023-01-04T00:00:00Z");
+    w.version(json!({"resourceType": "Condition", "id": "c1", "subject": pref("p1")}), "7", "2023-01-04T00:00:00Z");
+    let a = w.audit(&[]);
+    assert_eq!(a.ids(), vec!["Observation/o1"]);
+    assert!(a.has("type-not-permitted", ""));
+    assert_eq!(a.exports[0]["requested_types"], "Observation,Condition");
+    assert_eq!(a.exports[0]["exported_types"], "Observation");
+}
+
+#[test]
+fn a_missing_client_allows_every_type() {
+    let mut w = World::new();
+    w.kickoff("/fhir/Group/g/$export", "ghost").group("g", json!([{"entity": pref("p1")}])).patient("p1");
+    w.version(json!({"resourceType": "Claim", "id": "cl1", "patient": pref("p1")}), "4", "2023-01-04T00:00:00Z");
+    let a = w.audit(&[]);
+    assert!(a.has("client-not-found", "ghost"));
+    assert_eq!(a.ids(), vec!["Claim/cl1", "Group/g", "Patient/p1"]);
+    assert_eq!(a.exports[0]["allowed_types"], "*");
+}
+
+#[test]
+fn groups_nest_without_looping_and_members_come_in_both_formats() {
+    let mut w = World::new();
+    w.kickoff("/fhir/Group/outer/$export", "c").client("c", json!("system/Patient.read"));
+    w.version(json!({"resourceType": "Group", "id": "outer", "member": [
+        {"entity": {"reference": "Group/inner"}}, {"entity": {"resourceType": "Patient", "id": "p1"}},
+        {"entity": {"reference": "Practitioner/dr"}}, {"entity": {"reference": "urn:uuid:123"}}]}), "2", "2023-01-02T00:00:00Z");
+    w.version(json!({"resourceType": "Group", "id": "inner", "member": [{"entity": {"reference": "Group/outer"}}, {"entity": {"reference": "Patient/p2/_history/1"}}]}), "3", "2023-01-02T00:00:00Z");
+    w.patient("p1").patient("p2").patient("p3");
+    let a = w.audit(&[]);
+    assert_eq!(a.ids(), vec!["Patient/p1", "Patient/p2"]);
+    assert!(a.has("member-not-patient", "dr"));
+    assert!(a.has("member-unresolvable", "outer"));
+    assert_eq!(a.exports[0]["group_version"], "2");
+    assert_eq!(a.exports[0]["patient_count"], "2");
+}
+
+#[test]
+fn inactive_members_stay_in_unless_asked_and_missing_patients_are_still_searched() {
+    let mut w = World::new();
+    w.kickoff("/fhir/Group/g/$export", "c").client("c", json!(["system/Patient.read", "system/Observation.read"]));
+    w.group("g", json!([{"entity": pref("p1"), "inactive": true}, {"entity": pref("p2"), "period": {"end": "2023-02-01T00:00:00Z"}}, {"entity": pref("gone")}]));
+    w.patient("p1").patient("p2");
+    w.obs("o1", pref("p1"), "4", "2023-01-04T00:00:00Z").obs("o2", pref("p2"), "5", "2023-01-04T00:00:00Z").obs("o3", pref("gone"), "6", "2023-01-04T00:00:00Z");
+    let a = w.audit(&[]);
+    assert_eq!(a.ids(), vec!["Observation/o1", "Observation/o2", "Observation/o3", "Patient/p1", "Patient/p2"]);
+    assert!(a.has("member-inactive", "p1") && a.has("member-inactive", "p2"));
+    assert!(a.has("patient-missing", "gone"));
+    let skip = w.audit(&["--skip-inactive-members"]);
+    assert_eq!(skip.ids(), vec!["Observation/o3"]);
+}
+
+#[test]
+fn a_group_that_does_not_exist_at_t_exports_nothing() {
+    let mut w = World::new();
+    w.kickoff("/fhir/Group/g/$export", "c").client("c", json!("system/Patient.read")).group("g", json!([{"entity": pref("p1")}])).patient("p1");
+    w.delete("Group", "g", "9", "2023-02-01T00:00:00Z");
+    let a = w.audit(&[]);
+    assert!(a.rows.is_empty());
+    assert!(a.has("group-not-found", "g"));
+}
+
+#[test]
+fn patient_level_takes_the_patient_parameter_or_every_existing_patient() {
+    let mut w = World::new();
+    w.client("c", json!("system/Patient.read system/Observation.read")).patient("p1").patient("p2").patient("p3");
+    w.delete("Patient", "p3", "9", "2023-02-01T00:00:00Z");
+    w.obs("o1", pref("p1"), "4", "2023-01-04T00:00:00Z").obs("o2", pref("p2"), "5", "2023-01-04T00:00:00Z").obs("o3", pref("p3"), "6", "2023-01-04T00:00:00Z");
+    w.request("one", T, "get", "/fhir/Patient/$export?patient=Patient%2Fp2", Some(202), "c");
+    w.request("all", "2023-03-01T13:00:00Z", "get", "/fhir/Patient/$export", Some(202), "c");
+    let a = w.audit(&[]);
+    let of = |e: &str| -> Vec<String> { csv_rows(&a.out.join("resources.csv")).into_iter().filter(|r| r["export_id"] == e).map(|r| format!("{}/{}", r["resource_type"], r["resource_id"])).collect() };
+    assert_eq!(of("one"), vec!["Observation/o2", "Patient/p2"]);
+    assert_eq!(of("all"), vec!["Observation/o1", "Observation/o2", "Patient/p1", "Patient/p2"]);
+}
+
+#[test]
+fn system_level_lists_everything_with_patients_from_the_compartment() {
+    let mut w = World::new();
+    w.kickoff("/fhir/$export", "c").client("c", json!("system/*.read")).patient("p1").patient("p2");
+    w.version(json!({"resourceType": "Observation", "id": "o1", "subject": pref("p1"), "performer": [pref("p2")]}), "4", "2023-01-04T00:00:00Z");
+    w.version(json!({"resourceType": "Observation", "id": "o2", "subject": {"reference": "Group/g"}}), "5", "2023-01-04T00:00:00Z");
+    w.version(json!({"resourceType": "Location", "id": "l1"}), "6", "2023-01-04T00:00:00Z");
+    let a = w.audit(&["--non-compartment", "none"]);
+    assert_eq!(
+        a.rows,
+        vec![row("", "Location", "l1", "6"), row("p1", "Observation", "o1", "4"), row("p2", "Observation", "o1", "4"), row("", "Observation", "o2", "5"), row("p1", "Patient", "p1", "3"), row("p2", "Patient", "p2", "3")]
+    );
+}
+
+#[test]
+fn since_and_until_filter_on_last_updated() {
+    let mut w = basic();
+    w.logs.clear();
+    w.kickoff("/fhir/Group/g/$export?_since=2023-02-01T00:00:00Z&_until=2023-02-20T00%3A00%3A00Z&_elements=id&_typeFilter=Observation%3Fcode%3D1", "c");
+    w.obs("o1", pref("p1"), "4", "2023-02-01T00:00:00Z").obs("o2", pref("p1"), "5", "2023-02-10T00:00:00Z").obs("o3", pref("p1"), "6", "2023-02-20T00:00:00Z");
+    let a = w.audit(&[]);
+    assert_eq!(a.ids(), vec!["Observation/o2"]);
+    assert_eq!(a.kinds().iter().filter(|k| *k == "param-not-applied").count(), 2);
+    assert_eq!(a.exports[0]["since"], "2023-02-01T00:00:00Z");
+}
+
+#[test]
+fn non_compartment_types_follow_the_policy() {
+    let mut w = World::new();
+    w.kickoff("/fhir/Group/g/$export", "c").client("c", json!("system/*.read")).group("g", json!([{"entity": pref("p1")}])).patient("p1").patient("p2");
+    w.version(json!({"resourceType": "Encounter", "id": "e1", "subject": pref("p1"), "location": [{"location": {"reference": "Location/l1"}}],
+                     "serviceProvider": {"resourceType": "Organization", "id": "org1"}}), "4", "2023-01-04T00:00:00Z");
+    w.version(json!({"resourceType": "Encounter", "id": "e2", "subject": pref("p2"), "location": [{"location": {"reference": "Location/l2"}}]}), "5", "2023-01-04T00:00:00Z");
+    for (t, id) in [("Location", "l1"), ("Location", "l2"), ("Organization", "org1")] {
+        w.version(json!({"resourceType": t, "id": id}), "6", "2023-01-04T00:00:00Z");
+    }
+    assert_eq!(w.audit(&[]).ids(), vec!["Encounter/e1", "Location/l1", "Location/l2", "Organization/org1", "Patient/p1"]);
+    assert_eq!(w.audit(&["--non-compartment", "referenced"]).ids(), vec!["Encounter/e1", "Location/l1", "Organization/org1", "Patient/p1"]);
+    assert_eq!(w.audit(&["--non-compartment", "none"]).ids(), vec!["Encounter/e1", "Patient/p1"]);
+}
+
+#[test]
+fn compartment_references_in_every_form_and_only_to_patients() {
+    let mut w = World::new();
+    w.kickoff("/fhir/Group/g/$export", "c").client("c", json!("system/*.read")).group("g", json!([{"entity": pref("p1")}])).patient("p1");
+    let forms = [
+        ("o1", json!({"reference": "Patient/p1/_history/3"})),
+        ("o2", json!({"reference": "https://fhir.example.org/fhir/Patient/p1"})),
+        ("o3", json!({"resourceType": "Patient", "id": "p1"})),
+        ("o4", json!({"uri": "https://fhir.example.org/Patient/p1"})),
+        ("o5", json!({"reference": "urn:uuid:p1"})),
+        ("o6", json!({"reference": "#p1"})),
+        ("o7", json!({"reference": "Group/p1"})),
+    ];
+    for (i, (id, r)) in forms.into_iter().enumerate() {
+        w.obs(id, r, &(10 + i).to_string(), "2023-01-04T00:00:00Z");
+    }
+    // A reference outside the compartment paths does not count; one on a deep path does.
+    w.version(json!({"resourceType": "Encounter", "id": "e1", "serviceProvider": pref("p1")}), "20", "2023-01-04T00:00:00Z");
+    w.version(json!({"resourceType": "CarePlan", "id": "cp1", "activity": [{"detail": {"performer": [{"reference": "Practitioner/x"}, pref("p1")]}}]}), "21", "2023-01-04T00:00:00Z");
+    let a = w.audit(&["--non-compartment", "none"]);
+    assert_eq!(a.ids(), vec!["CarePlan/cp1", "Observation/o1", "Observation/o2", "Observation/o3", "Observation/o4", "Patient/p1"]);
+}
+
+#[test]
+fn fhir_version_chooses_the_compartment_table() {
+    let mut w = World::new();
+    w.kickoff("/fhir/Group/g/$export", "c").client("c", json!("system/*.read")).group("g", json!([{"entity": pref("p1")}])).patient("p1");
+    // NutritionIntake exists only in R5; there `reported as Reference` is a compartment path.
+    w.version(json!({"resourceType": "NutritionIntake", "id": "n1", "reportedReference": pref("p1")}), "7", "2023-01-04T00:00:00Z");
+    let r4 = w.audit(&["--wildcard", "all"]);
+    assert!(r4.rows.contains(&row("", "NutritionIntake", "n1", "7")), "outside the R4 compartment: listed with no patient");
+    let r5 = w.audit(&["--wildcard", "all", "--fhir-version", "r5"]);
+    assert!(r5.rows.contains(&row("p1", "NutritionIntake", "n1", "7")));
+}
+
+#[test]
+fn client_and_time_options_select_the_exports() {
+    let mut w = World::new();
+    w.client("a", json!("system/Patient.read")).client("b", json!("system/Patient.read")).patient("p1");
+    w.request("x1", "2023-03-01T10:00:00Z", "get", "/fhir/$export", Some(202), "a")
+        .request("x2", "2023-03-02T10:00:00Z", "get", "/fhir/$export", Some(202), "b")
+        .request("x3", "2023-03-03T10:00:00Z", "get", "/fhir/$export", Some(202), "a");
+    let ids = |a: Audit| a.exports.iter().map(|e| e["export_id"].clone()).collect::<Vec<_>>();
+    assert_eq!(ids(w.audit(&["--client", "a"])), vec!["x1", "x3"]);
+    assert_eq!(ids(w.audit(&["--client", "a", "--client", "b", "--from", "2023-03-02T00:00:00Z"])), vec!["x2", "x3"]);
+    assert_eq!(ids(w.audit(&["--to", "2023-03-02"])), vec!["x1"]);
+}
+
+#[test]
+fn bulk_export_status_is_matched_and_compared() {
+    let mut w = basic();
+    w.obs("o1", pref("p1"), "4", "2023-01-04T00:00:00Z").obs("o2", pref("p1"), "5", "2023-01-04T00:00:00Z");
+    let status = |id: &str, tt: &str, state: &str, obs: u64| {
+        json!({"resourceType": "BulkExportStatus", "id": id, "requester": {"resourceType": "Client", "id": "c"}, "transactionTime": tt, "status": state,
+               "params": {"group-id": "g"}, "output": [{"type": "Patient", "count": 1}, {"type": "Observation", "count": obs}]})
+    };
+    w.version(status("s1", "2023-03-01T12:00:00.010Z", "error", 3), "50", "2023-03-01T12:00:31Z");
+    w.version(status("s2", "2023-02-01T00:00:00Z", "completed", 2), "51", "2023-02-01T00:00:31Z");
+    let a = w.audit(&[]);
+    assert_eq!(a.exports[0]["status_resource_id"], "s1");
+    assert_eq!(a.exports[0]["status_resource_status"], "error");
+    assert!(a.has("export-not-completed", "s1"));
+    let mismatch: Vec<_> = a.findings.iter().filter(|f| f["kind"] == "count-mismatch").collect();
+    assert_eq!(mismatch.len(), 1);
+    assert_eq!(mismatch[0]["resource_type"], "Observation");
+    assert!(a.has("status-without-kickoff", "s2"));
+}
+
+#[test]
+fn holes_in_the_logs_are_reported() {
+    let mut w = basic();
+    w.request("n1", "2023-02-01T00:00:00Z", "get", "/fhir/Patient/p1", Some(200), "ui");
+    let a = w.audit(&["--max-log-gap", "7d"]);
+    assert_eq!(a.kinds().iter().filter(|k| *k == "log-gap").count(), 1);
+    let m: Value = serde_json::from_str(&read(&a.out.join("manifest.json"))).unwrap();
+    assert_eq!(m["log_coverage"]["gaps"].as_array().unwrap().len(), 1);
+    assert_eq!(m["log_coverage"]["first"], "2023-02-01T00:00:00Z");
+    assert!(w.audit(&["--max-log-gap", "30d"]).kinds().iter().all(|k| k != "log-gap"));
+}
+
+#[test]
+fn scope_queries_are_granted_and_flagged() {
+    let mut w = basic();
+    w.history.retain(|l| !l.contains("\"Client\""));
+    w.client("c", json!(["system/Patient.read", "system/Observation.read?category=laboratory"]));
+    w.obs("o1", pref("p1"), "4", "2023-01-04T00:00:00Z");
+    let a = w.audit(&[]);
+    assert!(a.ids().contains(&"Observation/o1".to_string()));
+    assert!(a.has("scope-query-not-applied", ""));
+}
+
+#[test]
+fn log_forms_kibana_csv_with_tz_elasticsearch_and_compression_by_magic() {
+    let mut w = basic();
+    w.obs("o1", pref("p1"), "4", "2023-03-01T11:30:00Z");
+    let (_, history) = w.write();
+    let dir = w.dir.path();
+    // Kibana CSV, 13:00 in Berlin = 12:00 UTC, after o1 (11:30 UTC).
+    let kibana = dir.join("kibana.csv");
+    std::fs::write(&kibana, "\"@timestamp\",\"w_url\",\"w_m\",\"w_cid\",\"w_st\",ctx\n\"Mar 1, 2023 @ 12:15:00.000\",\"/fhir/Group/g/$export\",get,c,202,k\n").unwrap();
+    let out = dir.join("o-k");
+    let run_with = |logs: &std::path::Path, tz: &str, out: &std::path::Path| {
+        run_ok(&["audit", "--logs", logs.to_str().unwrap(), "--history", history.to_str().unwrap(), "--format", "csv", "--out", out.to_str().unwrap(), "--tz", tz]);
+        csv_rows(&out.join("resources.csv")).into_iter().map(|r| r["resource_id"].clone()).collect::<Vec<_>>()
+    };
+    assert_eq!(run_with(&kibana, "UTC", &out), vec!["o1", "p1"]);
+    // Read in Berlin, 12:15 is 11:15 UTC: before o1.
+    assert_eq!(run_with(&kibana, "Europe/Berlin", &dir.join("o-k2")), vec!["p1"]);
+    // A pretty-printed Elasticsearch response, gzip-compressed under a plain name.
+    let es = json!({"took": 3, "hits": {"total": {"value": 1}, "hits": [{"_index": "logs", "_source": {"ts": T, "ctx": "k", "w_m": "get", "w_url": "/fhir/Group/g/$export", "w_cid": "c", "w_st": 202}}]}});
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, serde_json::to_string_pretty(&es).unwrap().as_bytes()).unwrap();
+    let es_path = dir.join("search-response.json");
+    std::fs::write(&es_path, gz.finish().unwrap()).unwrap();
+    assert_eq!(run_with(&es_path, "UTC", &dir.join("o-e")), vec!["o1", "p1"]);
+    // Hits as NDJSON, zstd-compressed under a .json name.
+    let hit = json!({"_index": "logs", "_source": {"ts": T, "ctx": "k", "w_m": "get", "w_url": "/fhir/Group/g/$export", "w_cid": "c", "w_st": 202}});
+    let zst_path = dir.join("hits.json");
+    std::fs::write(&zst_path, zstd::encode_all(format!("{hit}\n").as_bytes(), 3).unwrap()).unwrap();
+    assert_eq!(run_with(&zst_path, "UTC", &dir.join("o-z")), vec!["o1", "p1"]);
+}
+
+#[test]
+fn history_forms_aidbox_rows_bundles_and_entries_in_one_run() {
+    let mut w = World::new();
+    w.kickoff("/fhir/Group/g/$export", "c").client("c", json!("system/Patient.read system/Observation.read")).group("g", json!([{"entity": pref("p1")}]));
+    w.history.push(json!({"id": "p1", "resource_type": "Patient", "txid": 30, "ts": "2023-01-03 00:00:00.123456+00", "status": "created", "resource": {"gender": "female"}}).to_string());
+    w.history.push(json!({"resourceType": "Bundle", "type": "history", "entry": [
+        {"request": {"method": "DELETE", "url": "Observation/o1/_history/42"}, "response": {"lastModified": "2023-02-10T00:00:00Z"}},
+        {"resource": {"resourceType": "Observation", "id": "o1", "subject": pref("p1"), "meta": {"versionId": "41", "lastUpdated": "2023-02-01T00:00:00Z"}}, "request": {"method": "PUT", "url": "Observation/o1"}}]}).to_string());
+    w.history.push(json!({"resource": {"resourceType": "Observation", "id": "o2", "subject": {"resourceType": "Patient", "id": "p1"}, "meta": {"versionId": "43", "lastUpdated": "2023-02-01T00:00:00Z"}}, "request": {"method": "POST", "url": "Observation"}}).to_string());
+    let a = w.audit(&[]);
+    assert_eq!(a.rows, vec![row("p1", "Observation", "o2", "43"), row("p1", "Patient", "p1", "30")]);
+}
