@@ -18,7 +18,7 @@ use crate::index::{Boundary, History};
 use crate::inputs::{self, InputRecord};
 use crate::kickoff::{self, ExportEvent};
 use crate::logs;
-use crate::output::{self, ColumnData, Format, Staging, Table, Values};
+use crate::output::{self, Cell, ColumnData, Format, Kind, Rows, Staging, Table, Values};
 use crate::resolve::{self, Finding, NonCompartment, Resolution, ResolveOptions};
 use crate::scopes::Wildcard;
 use crate::timestamp::Instant;
@@ -75,15 +75,45 @@ pub fn read_exports(log_paths: &[PathBuf], zone: &Tz, max_gap_nanos: i64) -> Res
     Ok((events, l))
 }
 
+/// Prints how long each stage took to stderr when `BULK_AUDIT_TIMINGS` is set.
+pub struct Stopwatch {
+    start: std::time::Instant,
+    last: std::time::Instant,
+    on: bool,
+}
+
+impl Stopwatch {
+    pub fn new() -> Stopwatch {
+        let now = std::time::Instant::now();
+        Stopwatch { start: now, last: now, on: std::env::var_os("BULK_AUDIT_TIMINGS").is_some() }
+    }
+
+    pub fn lap(&mut self, stage: &str) {
+        let now = std::time::Instant::now();
+        if self.on {
+            eprintln!("  {stage:<28} {:>8.3}s  (total {:.3}s)", (now - self.last).as_secs_f64(), (now - self.start).as_secs_f64());
+        }
+        self.last = now;
+    }
+}
+
+impl Default for Stopwatch {
+    fn default() -> Self {
+        Stopwatch::new()
+    }
+}
+
 pub fn run(cfg: &AuditConfig) -> Result<AuditResult> {
+    let mut sw = Stopwatch::new();
     let (events, log_data) = read_exports(&cfg.logs, &cfg.zone, cfg.max_log_gap_nanos)?;
+    sw.lap("logs");
     let events: Vec<ExportEvent> = events.into_iter().filter(|e| selected(e, &cfg.clients, cfg.from, cfg.to)).collect();
 
     let compartment = Compartment::load(cfg.fhir_version);
     let history_files = inputs::collect(&cfg.history)?;
-    let parse_opts = ParseOptions { compartment: &compartment, zone: cfg.zone, keep_references: cfg.non_compartment == NonCompartment::Referenced };
-    let (parsed, history_inputs) = history::read(&history_files, &parse_opts)?;
-    let h = History::build(parsed);
+    let parse_opts = ParseOptions::new(&compartment, cfg.zone, cfg.non_compartment == NonCompartment::Referenced);
+    let (h, history_inputs) = history::read(&history_files, &parse_opts)?;
+    sw.lap("history: read and index");
 
     let wildcard_types = cfg.wildcard.expand(&h.present_types())?;
     let ropts = ResolveOptions {
@@ -95,6 +125,7 @@ pub fn run(cfg: &AuditConfig) -> Result<AuditResult> {
     };
     let mut resolutions: Vec<Resolution> = events.par_iter().map(|e| resolve::resolve(e, &h, &ropts)).collect();
     let (statuses, orphans) = evidence::match_statuses(&events, &mut resolutions, &h);
+    sw.lap("resolve");
 
     let mut general = orphans;
     for g in &log_data.coverage.gaps {
@@ -133,61 +164,86 @@ fn export_order(r: &AuditResult) -> Vec<usize> {
     order
 }
 
-/// The `resources` table (and the bodies when asked).
-pub fn resources_table(r: &AuditResult, bodies: Option<&std::collections::HashMap<(u32, u32), String>>) -> Table {
-    let h = &r.history;
-    let names: Vec<String> = r.history_files.iter().map(|f| inputs::display(&f.path)).collect();
-    let n: usize = r.resolutions.iter().map(|x| x.rows.len()).sum();
-    let mut export_id = Vec::with_capacity(n);
-    let mut client_id = Vec::with_capacity(n);
-    let mut export_time = Vec::with_capacity(n);
-    let mut level = Vec::with_capacity(n);
-    let mut group_id = Vec::with_capacity(n);
-    let mut patient_id = Vec::with_capacity(n);
-    let mut resource_type = Vec::with_capacity(n);
-    let mut resource_id = Vec::with_capacity(n);
-    let mut version_id = Vec::with_capacity(n);
-    let mut last_updated = Vec::with_capacity(n);
-    let mut source = Vec::with_capacity(n);
-    let mut resource = Vec::new();
-    for i in export_order(r) {
-        let e = &r.events[i];
-        for row in &r.resolutions[i].rows {
-            let res = &h.resources[row.resource as usize];
-            let v = &res.versions[row.version as usize];
-            export_id.push(Some(e.id.clone()));
-            client_id.push(e.client_id.clone());
-            export_time.push(e.time.map(|t| t.0));
-            level.push(Some(e.level.as_str().to_string()));
-            group_id.push(e.group_id.clone());
-            patient_id.push(row.patient.map(|p| h.patient_ids[p as usize].clone()));
-            resource_type.push(Some(h.type_name(res.resource_type).to_string()));
-            resource_id.push(Some(res.id.clone()));
-            version_id.push(Some(v.version_id.to_string()));
-            last_updated.push(Some(v.last_updated.0));
-            source.push(Some(source_text(&names, &v.source)));
-            if let Some(b) = bodies {
-                resource.push(b.get(&(row.resource, row.version)).cloned());
+/// The `resources` table, computed cell by cell from the resolutions (and the bodies when
+/// asked): nothing is copied into strings.
+pub struct ResourceRows<'a> {
+    r: &'a AuditResult,
+    names: Vec<String>,
+    /// (export index, row index) in output order.
+    order: Vec<(u32, u32)>,
+    bodies: Option<&'a std::collections::HashMap<(u32, u32), String>>,
+    schema: Vec<(&'static str, Kind)>,
+}
+
+impl<'a> ResourceRows<'a> {
+    pub fn new(r: &'a AuditResult, bodies: Option<&'a std::collections::HashMap<(u32, u32), String>>) -> ResourceRows<'a> {
+        let names = r.history_files.iter().map(|f| inputs::display(&f.path)).collect();
+        let order = export_order(r).into_iter().flat_map(|i| (0..r.resolutions[i].rows.len() as u32).map(move |j| (i as u32, j))).collect();
+        let mut schema = vec![
+            ("export_id", Kind::Text),
+            ("client_id", Kind::Text),
+            ("export_time", Kind::Time),
+            ("level", Kind::Text),
+            ("group_id", Kind::Text),
+            ("patient_id", Kind::Text),
+            ("resource_type", Kind::Text),
+            ("resource_id", Kind::Text),
+            ("version_id", Kind::Text),
+            ("last_updated", Kind::Time),
+            ("source", Kind::Text),
+        ];
+        if bodies.is_some() {
+            schema.push(("resource", Kind::Text));
+        }
+        ResourceRows { r, names, order, bodies, schema }
+    }
+}
+
+impl Rows for ResourceRows<'_> {
+    fn schema(&self) -> &[(&'static str, Kind)] {
+        &self.schema
+    }
+
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    fn cell<'s>(&'s self, row: usize, col: usize, scratch: &'s mut String) -> Cell<'s> {
+        use std::fmt::Write as _;
+        let (i, j) = self.order[row];
+        let e = &self.r.events[i as usize];
+        let x = &self.r.resolutions[i as usize].rows[j as usize];
+        let h = &self.r.history;
+        let res = &h.resources[x.resource as usize];
+        let v = &res.versions[x.version as usize];
+        let opt = |s: Option<&'s str>| s.map(Cell::Text).unwrap_or(Cell::Null);
+        match col {
+            0 => Cell::Text(&e.id),
+            1 => opt(e.client_id.as_deref()),
+            2 => e.time.map(|t| Cell::Time(t.0)).unwrap_or(Cell::Null),
+            3 => Cell::Text(e.level.as_str()),
+            4 => opt(e.group_id.as_deref()),
+            5 => opt(x.patient.map(|p| h.patient_name(p))),
+            6 => Cell::Text(h.type_name(res.resource_type)),
+            7 => Cell::Text(&res.id),
+            8 => match &v.version_id {
+                history::VersionId::Text(t) => Cell::Text(t),
+                history::VersionId::Number(n) => {
+                    let _ = write!(scratch, "{n}");
+                    Cell::Text(scratch)
+                }
+            },
+            9 => Cell::Time(v.last_updated.0),
+            10 => {
+                let _ = write!(scratch, "{}:{}", self.names[v.source.file as usize], v.source.line);
+                if let Some(entry) = v.source.entry {
+                    let _ = write!(scratch, "#entry{entry}");
+                }
+                Cell::Text(scratch)
             }
+            _ => opt(self.bodies.and_then(|b| b.get(&(x.resource, x.version))).map(String::as_str)),
         }
     }
-    let mut columns = vec![
-        ColumnData { name: "export_id", values: Values::Text(export_id) },
-        ColumnData { name: "client_id", values: Values::Text(client_id) },
-        ColumnData { name: "export_time", values: Values::Time(export_time) },
-        ColumnData { name: "level", values: Values::Text(level) },
-        ColumnData { name: "group_id", values: Values::Text(group_id) },
-        ColumnData { name: "patient_id", values: Values::Text(patient_id) },
-        ColumnData { name: "resource_type", values: Values::Text(resource_type) },
-        ColumnData { name: "resource_id", values: Values::Text(resource_id) },
-        ColumnData { name: "version_id", values: Values::Text(version_id) },
-        ColumnData { name: "last_updated", values: Values::Time(last_updated) },
-        ColumnData { name: "source", values: Values::Text(source) },
-    ];
-    if bodies.is_some() {
-        columns.push(ColumnData { name: "resource", values: Values::Text(resource) });
-    }
-    Table { columns }
 }
 
 fn join<'a>(items: impl IntoIterator<Item = &'a String>, sep: &str) -> Option<String> {
@@ -276,7 +332,7 @@ pub fn exports_table(r: &AuditResult) -> Table {
         };
         cols.insert(k, v);
     }
-    Table { columns: names.iter().map(|k| ColumnData { name: k, values: cols.remove(k).expect("every column built") }).collect() }
+    Table::new(names.iter().map(|k| ColumnData { name: k, values: cols.remove(k).expect("every column built") }).collect())
 }
 
 /// Every finding, export by export in output order, then the general ones.
@@ -288,16 +344,14 @@ pub fn all_findings(r: &AuditResult) -> Vec<Finding> {
 
 pub fn findings_table(findings: &[Finding]) -> Table {
     let col = |name: &'static str, f: &dyn Fn(&Finding) -> &str| ColumnData { name, values: Values::Text(findings.iter().map(|x| text(f(x))).collect()) };
-    Table {
-        columns: vec![
-            col("export_id", &|x| &x.export_id),
-            col("kind", &|x| x.kind),
-            col("resource_type", &|x| &x.resource_type),
-            col("resource_id", &|x| &x.resource_id),
-            col("version_id", &|x| &x.version_id),
-            col("detail", &|x| &x.detail),
-        ],
-    }
+    Table::new(vec![
+        col("export_id", &|x| &x.export_id),
+        col("kind", &|x| x.kind),
+        col("resource_type", &|x| &x.resource_type),
+        col("resource_id", &|x| &x.resource_id),
+        col("version_id", &|x| &x.version_id),
+        col("detail", &|x| &x.detail),
+    ])
 }
 
 /// Writes every output of the audit. Returns the row counts.
@@ -312,15 +366,18 @@ pub fn write(cfg: &AuditConfig, r: &AuditResult) -> Result<(usize, usize, usize)
     };
     let bodies = if wanted.is_empty() { None } else { Some(bodies::read(&r.history_files, &r.history, &wanted)?) };
 
+    let mut sw = Stopwatch::new();
     let staging = Staging::begin(&cfg.out, cfg.force)?;
     let ext = cfg.format.extension();
-    let resources = resources_table(r, if cfg.with_resource { bodies.as_ref() } else { None });
+    let resources = ResourceRows::new(r, if cfg.with_resource { bodies.as_ref() } else { None });
+    sw.lap("resources table");
     output::write_table(&resources, &staging.dir.join(format!("resources.{ext}")), cfg.format)?;
+    sw.lap("resources write");
     let exports = exports_table(r);
     output::write_table(&exports, &staging.dir.join(format!("exports.{ext}")), cfg.format)?;
     let findings = all_findings(r);
     output::write_table(&findings_table(&findings), &staging.dir.join(format!("findings.{ext}")), cfg.format)?;
-    let manifest = manifest(cfg, r, resources.rows(), exports.rows(), &findings);
+    let manifest = manifest(cfg, r, resources.len(), exports.len(), &findings);
     output::write_text(&staging.dir.join(output::MARKER), &(serde_json::to_string_pretty(&manifest).unwrap_or_default() + "\n"))?;
 
     let recon_staging = match &cfg.reconstruct {
@@ -333,10 +390,11 @@ pub fn write(cfg: &AuditConfig, r: &AuditResult) -> Result<(usize, usize, usize)
         None => None,
     };
     staging.commit()?;
+    sw.lap("other outputs");
     if let Some(s) = recon_staging {
         s.commit()?;
     }
-    Ok((resources.rows(), exports.rows(), findings.len()))
+    Ok((resources.len(), exports.len(), findings.len()))
 }
 
 /// `<dir>/<export_id>/<Type>.ndjson`: each exported version's body, one line per resource.

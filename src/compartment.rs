@@ -75,13 +75,58 @@ impl Compartment {
         if resource_type == "Patient" {
             out.push(id.to_string());
         }
-        if let Some(paths) = self.paths.get(resource_type) {
-            for path in paths {
-                walk(body, path, &mut |node| {
-                    if let Some(p) = patient_of_node(node) {
+        if let Some(fields) = body.as_object() {
+            for (key, value) in fields {
+                self.patients_in_field(resource_type, key, value, &mut out);
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Adds the patients referenced on this type's compartment paths inside one top-level
+    /// field of a body (the history scanner parses only these fields).
+    pub fn patients_in_field(&self, resource_type: &str, key: &str, value: &Value, out: &mut Vec<String>) {
+        let Some(paths) = self.paths.get(resource_type) else { return };
+        for path in paths {
+            let (first, rest) = path.split_first().expect("paths have a step");
+            let node = match &first.choice {
+                None if first.name == key => Some(value),
+                Some(suffix) if key.len() == first.name.len() + suffix.len() && key.starts_with(first.name.as_str()) && key.ends_with(suffix.as_str()) => Some(value),
+                Some(suffix) if first.name == key => value.get(suffix),
+                _ => None,
+            };
+            if let Some(node) = node {
+                walk(node, rest, &mut |n| {
+                    if let Some(p) = patient_of_node(n) {
                         out.push(p);
                     }
                 });
+            }
+        }
+    }
+
+    /// Whether one of this type's compartment paths starts at this top-level field.
+    pub fn starts_at(&self, resource_type: &str, key: &str) -> bool {
+        self.paths.get(resource_type).is_some_and(|paths| {
+            paths.iter().any(|p| {
+                let first = &p[0];
+                first.name == key || first.choice.as_ref().is_some_and(|c| key.len() == first.name.len() + c.len() && key.starts_with(first.name.as_str()) && key.ends_with(c.as_str()))
+            })
+        })
+    }
+
+    /// Every top-level field name a compartment path of any type starts with (both the FHIR
+    /// `nameReference` and the Aidbox `name` spelling of a choice element).
+    pub fn first_steps(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for paths in self.paths.values() {
+            for p in paths {
+                out.push(p[0].name.clone());
+                if let Some(c) = &p[0].choice {
+                    out.push(format!("{}{c}", p[0].name));
+                }
             }
         }
         out.sort();

@@ -33,7 +33,7 @@ struct Candidate<'a> {
 pub fn match_statuses(events: &[ExportEvent], resolutions: &mut [Resolution], h: &History) -> (Vec<Option<StatusMatch>>, Vec<Finding>) {
     let mut candidates: Vec<Candidate> = Vec::new();
     if let Some(tid) = h.type_id("BulkExportStatus") {
-        for &ri in h.of_type(tid) {
+        for ri in h.of_type(tid) {
             let res = &h.resources[ri as usize];
             // The latest version that is not a deletion tells how the export ended.
             if let Some(Detail::Status(d)) = res.versions.iter().rev().find(|v| !v.deleted).and_then(|v| v.detail.as_deref()) {

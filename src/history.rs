@@ -13,8 +13,12 @@ use serde_json::{Map, Value};
 
 use crate::compartment::{self, Compartment};
 use crate::error::{describe_json_error, Error, Result};
+use crate::index::{History, HistoryBuilder};
 use crate::inputs::{self, InputFile, InputRecord, LineBlock, LineBlocks};
 use crate::timestamp::{self, Instant};
+
+mod scan;
+pub use scan::Interesting;
 
 /// An Aidbox `txid` or a FHIR `versionId`: compared numerically when both are numbers.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -121,14 +125,23 @@ pub struct ParseOptions<'a> {
     pub zone: Tz,
     /// Keep every reference of compartment versions (`--non-compartment referenced`).
     pub keep_references: bool,
+    /// The top-level fields the fast path captures.
+    pub interesting: Interesting,
 }
 
-/// Reads every history input. Versions come back in input order (file, line, entry).
-pub fn read(files: &[InputFile], opts: &ParseOptions) -> Result<(Vec<ParsedVersion>, Vec<InputRecord>)> {
-    let mut versions = Vec::new();
+impl<'a> ParseOptions<'a> {
+    pub fn new(compartment: &'a Compartment, zone: Tz, keep_references: bool) -> ParseOptions<'a> {
+        ParseOptions { compartment, zone, keep_references, interesting: Interesting::new(compartment.first_steps()) }
+    }
+}
+
+/// Reads every history input into the version index. Versions are added in input order (file,
+/// line, entry), so the first copy of a repeated version is the one kept.
+pub fn read(files: &[InputFile], opts: &ParseOptions) -> Result<(History, Vec<InputRecord>)> {
+    let mut builder = HistoryBuilder::default();
     let mut records = Vec::new();
     for (i, file) in files.iter().enumerate() {
-        let (lines, sha) = read_file(file, i as u32, opts, &mut versions)?;
+        let (lines, sha) = read_file(file, i as u32, opts, &mut builder)?;
         records.push(InputRecord {
             role: "history",
             path: inputs::display(&file.path),
@@ -138,45 +151,59 @@ pub fn read(files: &[InputFile], opts: &ParseOptions) -> Result<(Vec<ParsedVersi
             lines,
         });
     }
-    Ok((versions, records))
+    Ok((builder.finish(), records))
 }
 
-const BLOCK_SIZE: usize = 8 << 20;
+const BLOCK_SIZE: usize = 4 << 20;
 
-fn read_file(file: &InputFile, index: u32, opts: &ParseOptions, out: &mut Vec<ParsedVersion>) -> Result<(u64, String)> {
-    let mut input = inputs::open(file)?;
+/// Reads one file as a pipeline: a reader thread decompresses, hashes and cuts blocks of whole
+/// lines; rayon parses a block while the previous block's versions are added to the index.
+fn read_file(file: &InputFile, index: u32, opts: &ParseOptions, builder: &mut HistoryBuilder) -> Result<(u64, String)> {
+    let input = inputs::open(file)?;
     let path = file.path.as_path();
-    let mut blocks = LineBlocks::new(&mut input.reader, path, BLOCK_SIZE);
-    let mut lines = 0;
-    let mut first = true;
-    while let Some(block) = blocks.next() {
-        let block = block?;
-        if first {
-            first = false;
-            if !starts_with_whole_json_line(&block.bytes) {
-                // A pretty-printed document (a Bundle per file): read it whole.
-                let mut all = block.bytes;
-                for b in blocks.by_ref() {
-                    all.extend_from_slice(&b?.bytes);
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<LineBlock>>(2);
+        let reader = scope.spawn(move || {
+            let mut input = input;
+            for block in LineBlocks::new(&mut input.reader, path, BLOCK_SIZE) {
+                if tx.send(block).is_err() {
+                    break;
                 }
-                lines = count_lines(&all);
-                parse_documents(path, index, &all, opts, out)?;
-                break;
             }
+            input.sha256()
+        });
+        let mut lines = 0;
+        let mut pending: Vec<ParsedVersion> = Vec::new();
+        let mut blocks = rx.iter();
+        let mut first = true;
+        while let Some(block) = blocks.next() {
+            let block = block?;
+            if first {
+                first = false;
+                if !starts_with_whole_json_line(&block.bytes) {
+                    // A pretty-printed document (a Bundle per file): read it whole.
+                    let mut all = block.bytes;
+                    for b in blocks.by_ref() {
+                        all.extend_from_slice(&b?.bytes);
+                    }
+                    lines = count_lines(&all);
+                    parse_documents(path, index, &all, opts, &mut pending)?;
+                    break;
+                }
+            }
+            lines = block.first_line - 1 + count_lines(&block.bytes);
+            let previous = std::mem::take(&mut pending);
+            let (parsed, ()) = rayon::join(|| parse_block(path, index, &block, opts), || previous.into_iter().for_each(|v| builder.add(v)));
+            pending = parsed?;
         }
-        lines = block.first_line - 1 + count_lines(&block.bytes);
-        parse_block(path, index, &block, opts, out)?;
-    }
-    drop(blocks);
-    Ok((lines, input.sha256()))
+        pending.into_iter().for_each(|v| builder.add(v));
+        drop(blocks);
+        let sha = reader.join().map_err(|_| Error::input(path, 0, 0, "the reader thread failed"))?;
+        Ok((lines, sha))
+    })
 }
 
-fn count_lines(b: &[u8]) -> u64 {
-    if b.is_empty() {
-        return 0;
-    }
-    b.iter().filter(|&&c| c == b'\n').count() as u64 + u64::from(b.last() != Some(&b'\n'))
-}
+use inputs::count_lines;
 
 fn starts_with_whole_json_line(bytes: &[u8]) -> bool {
     let body = inputs::strip_bom(bytes);
@@ -187,7 +214,7 @@ fn starts_with_whole_json_line(bytes: &[u8]) -> bool {
 }
 
 /// Parses the lines of one block in parallel; the first error in line order wins.
-fn parse_block(path: &Path, file: u32, block: &LineBlock, opts: &ParseOptions, out: &mut Vec<ParsedVersion>) -> Result<()> {
+fn parse_block(path: &Path, file: u32, block: &LineBlock, opts: &ParseOptions) -> Result<Vec<ParsedVersion>> {
     let lines: Vec<(u64, u64, &[u8])> = inputs::lines_of(block).collect();
     let parsed: Vec<Result<Vec<ParsedVersion>>> = lines
         .par_iter()
@@ -197,15 +224,18 @@ fn parse_block(path: &Path, file: u32, block: &LineBlock, opts: &ParseOptions, o
             if text.iter().all(|b| b.is_ascii_whitespace()) {
                 return Ok(Vec::new());
             }
-            let value: Value = serde_json::from_slice(text).map_err(|e| Error::input(path, line, offset, describe_json_error(&e)))?;
             let src = Source { file, line, offset, entry: None };
-            versions_of_document(value, src, opts).map_err(|what| Error::input(path, line, offset, what))
+            scan::scan_line(text, src, opts, &opts.interesting).map_err(|e| match e {
+                scan::ScanError::Json(e) => Error::input(path, line, offset, describe_json_error(&e)),
+                scan::ScanError::Shape(what) => Error::input(path, line, offset, what),
+            })
         })
         .collect();
+    let mut out = Vec::with_capacity(parsed.len());
     for r in parsed {
         out.extend(r?);
     }
-    Ok(())
+    Ok(out)
 }
 
 /// Parses a file of JSON documents that span lines.
@@ -275,7 +305,7 @@ fn version_text(v: &Value) -> Option<String> {
     }
 }
 
-fn parse_time(text: &str, what: &str, zone: &Tz) -> std::result::Result<Instant, String> {
+pub(crate) fn parse_time(text: &str, what: &str, zone: &Tz) -> std::result::Result<Instant, String> {
     timestamp::parse(text, zone).map_err(|e| format!("{what}: {e}"))
 }
 
@@ -315,7 +345,7 @@ fn resource_with_meta(obj: &Map<String, Value>, src: Source, opts: &ParseOptions
 }
 
 /// A history Bundle entry: `resource`, `request.method`/`url`, `response.lastModified`/`etag`.
-fn bundle_entry(e: &Map<String, Value>, src: Source, opts: &ParseOptions) -> std::result::Result<ParsedVersion, String> {
+pub(crate) fn bundle_entry(e: &Map<String, Value>, src: Source, opts: &ParseOptions) -> std::result::Result<ParsedVersion, String> {
     let request = e.get("request").and_then(Value::as_object);
     let response = e.get("response").and_then(Value::as_object);
     let method = request.and_then(|r| str_of(r, "method")).unwrap_or("").to_ascii_uppercase();
@@ -392,7 +422,7 @@ fn finish(
     ParsedVersion { resource_type, id, version_id, last_updated, deleted, source, patients, references, detail }
 }
 
-fn detail_of(resource_type: &str, body: &Value, zone: &Tz) -> Option<Detail> {
+pub(crate) fn detail_of(resource_type: &str, body: &Value, zone: &Tz) -> Option<Detail> {
     match resource_type {
         "Group" => Some(Detail::Group { members: members_of(body, zone) }),
         "Client" => Some(Detail::Client { scopes: scopes_of(body) }),
@@ -504,7 +534,7 @@ mod tests {
 
     fn parse(v: Value) -> std::result::Result<Vec<ParsedVersion>, String> {
         let c = Compartment::load(FhirVersion::R4);
-        let opts = ParseOptions { compartment: &c, zone: Tz::UTC, keep_references: true };
+        let opts = ParseOptions::new(&c, Tz::UTC, true);
         versions_of_document(v, Source { file: 0, line: 1, offset: 0, entry: None }, &opts)
     }
 
@@ -562,6 +592,51 @@ mod tests {
         let bad = parse(json!({"resourceType": "Client", "id": "c", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "scope": 5})).unwrap();
         let Some(Detail::Client { scopes }) = &bad[0].detail else { panic!() };
         assert_eq!(scopes.as_ref().unwrap_err(), "scope is a number");
+    }
+
+    /// The fast path (`scan`) and the `Value` path agree on every line of the fixtures and on
+    /// hand-made edge cases.
+    #[test]
+    fn fast_path_matches_the_value_path() {
+        let c = Compartment::load(FhirVersion::R4);
+        let mut lines: Vec<String> = Vec::new();
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
+        let files = crate::inputs::collect(&[root.join("synthea/history"), root.join("guide/history")]).unwrap();
+        for f in &files {
+            let (bytes, _) = crate::inputs::read_all(f).unwrap();
+            let text = String::from_utf8(bytes).unwrap();
+            if text.starts_with('{') && text.lines().next().is_some_and(|l| serde_json::from_str::<Value>(l).is_ok()) {
+                lines.extend(text.lines().map(String::from));
+            } else {
+                lines.push(serde_json::from_str::<Value>(&text).unwrap().to_string());
+            }
+        }
+        lines.extend(
+            [
+                json!({"resourceType": "Observation", "id": "o", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"},
+                       "subject": {"resourceType": "Encounter", "uri": "http://x/Patient/u"}, "performer": [{"resourceType": "Patient"}, {"uri": "Patient/v", "id": 5}, {"reference": 7, "resourceType": "Patient", "id": "w"}]}),
+                json!({"resourceType": "Observation", "id": "o", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "subject": [[{"reference": "Patient/nested"}]], "performer": "Patient/p"}),
+                json!({"resourceType": "CarePlan", "id": "c", "meta": {"versionId": 7, "lastUpdated": "2022-01-01T00:00:00Z"}, "activity": [{"detail": {"performer": [{"reference": "Patient/a"}, {"reference": "Practitioner/b"}]}}, {"detail": null}]}),
+                json!({"id": "n", "resource_type": "Observation", "txid": "12", "ts": "2022-01-01T00:00:00Z", "status": "created", "resource": {"subject": {"id": "z", "resourceType": "Patient"}, "performer": [{"uri": "https://a/b/Patient/y/_history/2"}]}}),
+                json!({"resourceType": "Group", "id": "g", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "member": [{"entity": {"reference": "Patient/m"}, "inactive": true}]}),
+                json!({"resourceType": "Patient", "id": "p", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "link": [{"other": {"reference": "Patient/q"}}]}),
+            ]
+            .iter()
+            .map(|v| v.to_string()),
+        );
+        for keep_references in [false, true] {
+            let opts = ParseOptions::new(&c, Tz::UTC, keep_references);
+            for (i, line) in lines.iter().enumerate() {
+                let src = Source { file: 0, line: i as u64 + 1, offset: 0, entry: None };
+                let slow = versions_of_document(serde_json::from_str(line).unwrap(), src, &opts);
+                let fast = scan::scan_line(line.as_bytes(), src, &opts, &opts.interesting).map_err(|e| match e {
+                    scan::ScanError::Json(e) => e.to_string(),
+                    scan::ScanError::Shape(s) => s,
+                });
+                assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "line {i}: {line}");
+            }
+        }
+        assert!(lines.len() > 500, "{} lines", lines.len());
     }
 
     #[test]

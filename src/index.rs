@@ -2,7 +2,11 @@
 //! (type, id), by type, and by the patients its versions ever referenced; and the as-of rule
 //! that picks the version in force at an instant.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
+
+use rayon::prelude::*;
 
 use crate::history::{Detail, ParsedVersion, Source, VersionId};
 use crate::timestamp::Instant;
@@ -23,17 +27,17 @@ pub struct Version {
     pub deleted: bool,
     pub source: Source,
     /// Interned ids of the patients whose compartment this version is in.
-    pub patients: Vec<u32>,
+    pub patients: Box<[u32]>,
     /// Interned (type, id) of every resource this version references (only kept for
     /// `--non-compartment referenced`).
-    pub references: Vec<(u32, u32)>,
+    pub references: Box<[(u32, u32)]>,
     pub detail: Option<Box<Detail>>,
 }
 
 #[derive(Debug, Clone)]
 pub struct Resource {
     pub resource_type: u32,
-    pub id: String,
+    pub id: Box<str>,
     pub versions: Vec<Version>,
 }
 
@@ -47,78 +51,87 @@ pub struct Conflict {
     pub dropped: Source,
 }
 
+/// Interns strings as dense u32 ids.
 #[derive(Debug, Default)]
-pub struct History {
-    pub types: Vec<String>,
-    type_index: HashMap<String, u32>,
-    pub resources: Vec<Resource>,
-    by_key: HashMap<(u32, String), u32>,
-    /// Resource indices of each type, sorted by id.
-    by_type: Vec<Vec<u32>>,
-    /// Interned patient ids.
-    pub patient_ids: Vec<String>,
-    patient_index: HashMap<String, u32>,
-    /// Interned ids of referenced resources (references only).
-    ref_ids: Vec<String>,
-    ref_index: HashMap<String, u32>,
-    /// For each interned patient: the resources any of whose versions is in its compartment.
-    by_patient: Vec<Vec<u32>>,
-    pub conflicts: Vec<Conflict>,
-    pub duplicates: u64,
-    pub version_count: u64,
+pub struct Interner {
+    pub names: Vec<Box<str>>,
+    index: HashMap<Box<str>, u32>,
 }
 
-impl History {
-    /// Builds the index. Versions arrive in input order; a version seen twice keeps its first
-    /// reading (a later copy with other contents is recorded as a conflict).
-    pub fn build(parsed: Vec<ParsedVersion>) -> History {
-        let mut h = History::default();
-        for p in parsed {
-            let t = h.intern_type(&p.resource_type);
-            let key = (t, p.id);
-            let idx = match h.by_key.get(&key) {
-                Some(&i) => i,
-                None => {
-                    let i = h.resources.len() as u32;
-                    h.resources.push(Resource { resource_type: t, id: key.1.clone(), versions: Vec::new() });
-                    h.by_key.insert(key.clone(), i);
-                    i
-                }
-            };
-            let patients: Vec<u32> = p.patients.iter().map(|id| h.intern_patient(id)).collect();
-            let references: Vec<(u32, u32)> = p
-                .references
-                .iter()
-                .map(|(rt, rid)| {
-                    let rt = h.intern_type(rt);
-                    (rt, h.intern_ref(rid))
-                })
-                .collect();
-            let v = Version {
-                version_id: p.version_id,
-                last_updated: p.last_updated,
-                deleted: p.deleted,
-                source: p.source,
-                patients,
-                references,
-                detail: p.detail.map(Box::new),
-            };
-            h.resources[idx as usize].versions.push(v);
+impl Interner {
+    pub fn intern(&mut self, s: &str) -> u32 {
+        if let Some(&i) = self.index.get(s) {
+            return i;
         }
-        h.by_patient = vec![Vec::new(); h.patient_ids.len()];
-        h.by_type = vec![Vec::new(); h.types.len()];
-        for (i, r) in h.resources.iter_mut().enumerate() {
+        let i = self.names.len() as u32;
+        self.names.push(s.into());
+        self.index.insert(s.into(), i);
+        i
+    }
+
+    pub fn get(&self, s: &str) -> Option<u32> {
+        self.index.get(s).copied()
+    }
+}
+
+/// Collects versions as they are read; [`HistoryBuilder::finish`] sorts and indexes them.
+#[derive(Debug, Default)]
+pub struct HistoryBuilder {
+    types: Interner,
+    /// For each type, resource id → resource index.
+    ids: Vec<HashMap<Box<str>, u32>>,
+    resources: Vec<Resource>,
+    patients: Interner,
+    refs: Interner,
+}
+
+impl HistoryBuilder {
+    pub fn add(&mut self, p: ParsedVersion) {
+        let t = self.types.intern(&p.resource_type);
+        if self.ids.len() <= t as usize {
+            self.ids.resize_with(t as usize + 1, HashMap::default);
+        }
+        let idx = match self.ids[t as usize].get(p.id.as_str()) {
+            Some(&i) => i,
+            None => {
+                let i = self.resources.len() as u32;
+                let id: Box<str> = p.id.into_boxed_str();
+                self.resources.push(Resource { resource_type: t, id: id.clone(), versions: Vec::new() });
+                self.ids[t as usize].insert(id, i);
+                i
+            }
+        };
+        let patients: Box<[u32]> = p.patients.iter().map(|id| self.patients.intern(id)).collect();
+        let references: Box<[(u32, u32)]> = p.references.iter().map(|(rt, rid)| (self.types.intern(rt), self.refs.intern(rid))).collect();
+        self.resources[idx as usize].versions.push(Version {
+            version_id: p.version_id,
+            last_updated: p.last_updated,
+            deleted: p.deleted,
+            source: p.source,
+            patients,
+            references,
+            detail: p.detail.map(Box::new),
+        });
+    }
+
+    /// Sorts every resource's versions by (lastUpdated, versionId), drops repeated copies of a
+    /// version (recording conflicts), and numbers resources in (type name, id) order.
+    pub fn finish(self) -> History {
+        let HistoryBuilder { types, ids: _, mut resources, patients, refs } = self;
+        let duplicates = std::sync::atomic::AtomicU64::new(0);
+        let conflicts: std::sync::Mutex<Vec<Conflict>> = std::sync::Mutex::new(Vec::new());
+        resources.par_iter_mut().for_each(|r| {
             // Stable sort by versionId: copies of one version keep input order; the first is kept.
             r.versions.sort_by(|a, b| a.version_id.cmp(&b.version_id));
             let mut kept: Vec<Version> = Vec::with_capacity(r.versions.len());
             for v in r.versions.drain(..) {
                 match kept.last() {
                     Some(k) if k.version_id == v.version_id => {
-                        h.duplicates += 1;
+                        duplicates.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         if k.last_updated != v.last_updated || k.deleted != v.deleted || k.patients != v.patients {
-                            h.conflicts.push(Conflict {
-                                resource_type: h.types[r.resource_type as usize].clone(),
-                                id: r.id.clone(),
+                            conflicts.lock().expect("conflicts lock").push(Conflict {
+                                resource_type: types.names[r.resource_type as usize].to_string(),
+                                id: r.id.to_string(),
                                 version_id: v.version_id.to_string(),
                                 kept: k.source,
                                 dropped: v.source,
@@ -130,85 +143,118 @@ impl History {
             }
             kept.sort_by(|a, b| a.last_updated.cmp(&b.last_updated).then_with(|| a.version_id.cmp(&b.version_id)));
             r.versions = kept;
-            h.version_count += r.versions.len() as u64;
-            let mut seen: Vec<u32> = r.versions.iter().flat_map(|v| v.patients.iter().copied()).collect();
+        });
+        // Resources in (type name, id) order: rows then sort by resource number.
+        let type_rank = {
+            let mut order: Vec<u32> = (0..types.names.len() as u32).collect();
+            order.sort_by(|&a, &b| types.names[a as usize].cmp(&types.names[b as usize]));
+            let mut rank = vec![0u32; order.len()];
+            for (r, &t) in order.iter().enumerate() {
+                rank[t as usize] = r as u32;
+            }
+            rank
+        };
+        resources.par_sort_unstable_by(|a, b| type_rank[a.resource_type as usize].cmp(&type_rank[b.resource_type as usize]).then_with(|| a.id.cmp(&b.id)));
+        let mut by_key: Vec<HashMap<Box<str>, u32>> = vec![HashMap::default(); types.names.len()];
+        let mut by_type: Vec<(u32, u32)> = vec![(0, 0); types.names.len()];
+        let mut by_patient: Vec<Vec<u32>> = vec![Vec::new(); patients.names.len()];
+        let mut version_count = 0u64;
+        let mut seen: Vec<u32> = Vec::new();
+        for (i, r) in resources.iter().enumerate() {
+            let i = i as u32;
+            by_key[r.resource_type as usize].insert(r.id.clone(), i);
+            let span = &mut by_type[r.resource_type as usize];
+            if span.0 == span.1 {
+                *span = (i, i + 1);
+            } else {
+                span.1 = i + 1;
+            }
+            version_count += r.versions.len() as u64;
+            seen.clear();
+            seen.extend(r.versions.iter().flat_map(|v| v.patients.iter().copied()));
             seen.sort_unstable();
             seen.dedup();
-            for p in seen {
-                h.by_patient[p as usize].push(i as u32);
+            for &p in &seen {
+                by_patient[p as usize].push(i);
             }
-            h.by_type[r.resource_type as usize].push(i as u32);
         }
-        let resources = &h.resources;
-        for list in &mut h.by_type {
-            list.sort_by(|&a, &b| resources[a as usize].id.cmp(&resources[b as usize].id));
+        let mut conflicts = conflicts.into_inner().expect("conflicts lock");
+        conflicts.sort_by(|a, b| (&a.resource_type, &a.id, &a.version_id, a.dropped).cmp(&(&b.resource_type, &b.id, &b.version_id, b.dropped)));
+        History {
+            types,
+            resources,
+            by_key,
+            by_type,
+            patients,
+            refs,
+            by_patient,
+            conflicts,
+            duplicates: duplicates.into_inner(),
+            version_count,
         }
-        h
     }
+}
 
-    fn intern_type(&mut self, t: &str) -> u32 {
-        if let Some(&i) = self.type_index.get(t) {
-            return i;
-        }
-        let i = self.types.len() as u32;
-        self.types.push(t.to_string());
-        self.type_index.insert(t.to_string(), i);
-        i
-    }
+/// The index of every version read.
+#[derive(Debug, Default)]
+pub struct History {
+    types: Interner,
+    /// Sorted by (type name, id).
+    pub resources: Vec<Resource>,
+    by_key: Vec<HashMap<Box<str>, u32>>,
+    /// For each type, the range of its resources.
+    by_type: Vec<(u32, u32)>,
+    patients: Interner,
+    refs: Interner,
+    /// For each interned patient: the resources any of whose versions is in its compartment.
+    by_patient: Vec<Vec<u32>>,
+    pub conflicts: Vec<Conflict>,
+    pub duplicates: u64,
+    pub version_count: u64,
+}
 
-    fn intern_patient(&mut self, p: &str) -> u32 {
-        if let Some(&i) = self.patient_index.get(p) {
-            return i;
-        }
-        let i = self.patient_ids.len() as u32;
-        self.patient_ids.push(p.to_string());
-        self.patient_index.insert(p.to_string(), i);
-        i
-    }
-
-    fn intern_ref(&mut self, id: &str) -> u32 {
-        if let Some(&i) = self.ref_index.get(id) {
-            return i;
-        }
-        let i = self.ref_ids.len() as u32;
-        self.ref_ids.push(id.to_string());
-        self.ref_index.insert(id.to_string(), i);
-        i
+impl History {
+    /// Builds the index from versions in input order.
+    pub fn build(parsed: Vec<ParsedVersion>) -> History {
+        let mut b = HistoryBuilder::default();
+        parsed.into_iter().for_each(|p| b.add(p));
+        b.finish()
     }
 
     pub fn type_id(&self, t: &str) -> Option<u32> {
-        self.type_index.get(t).copied()
+        self.types.get(t)
     }
 
     pub fn type_name(&self, t: u32) -> &str {
-        &self.types[t as usize]
+        &self.types.names[t as usize]
     }
 
     pub fn patient_id(&self, p: &str) -> Option<u32> {
-        self.patient_index.get(p).copied()
+        self.patients.get(p)
     }
 
-    pub fn ref_id(&self, r: u32) -> &str {
-        &self.ref_ids[r as usize]
+    pub fn patient_name(&self, p: u32) -> &str {
+        &self.patients.names[p as usize]
     }
 
     /// The interned id of a referenced resource id, if any version referenced it.
     pub fn ref_id_of(&self, id: &str) -> Option<u32> {
-        self.ref_index.get(id).copied()
+        self.refs.get(id)
     }
 
     pub fn resource(&self, resource_type: &str, id: &str) -> Option<&Resource> {
         let t = self.type_id(resource_type)?;
-        self.by_key.get(&(t, id.to_string())).map(|&i| &self.resources[i as usize])
+        self.resource_index(t, id).map(|i| &self.resources[i as usize])
     }
 
     pub fn resource_index(&self, resource_type: u32, id: &str) -> Option<u32> {
-        self.by_key.get(&(resource_type, id.to_string())).copied()
+        self.by_key.get(resource_type as usize)?.get(id).copied()
     }
 
-    /// Resources of a type, sorted by id.
-    pub fn of_type(&self, resource_type: u32) -> &[u32] {
-        self.by_type.get(resource_type as usize).map(Vec::as_slice).unwrap_or(&[])
+    /// Resources of a type, in id order.
+    pub fn of_type(&self, resource_type: u32) -> std::ops::Range<u32> {
+        let (a, b) = self.by_type.get(resource_type as usize).copied().unwrap_or((0, 0));
+        a..b
     }
 
     /// Resources any of whose versions was ever in the patient's compartment.
@@ -218,7 +264,7 @@ impl History {
 
     /// Every type present in the history, sorted.
     pub fn present_types(&self) -> Vec<String> {
-        let mut v: Vec<String> = self.types.iter().enumerate().filter(|(i, _)| !self.by_type[*i].is_empty()).map(|(_, t)| t.clone()).collect();
+        let mut v: Vec<String> = (0..self.types.names.len() as u32).filter(|&t| !self.of_type(t).is_empty()).map(|t| self.type_name(t).to_string()).collect();
         v.sort();
         v
     }
@@ -227,7 +273,7 @@ impl History {
     pub fn versions_per_type(&self) -> BTreeMap<String, u64> {
         let mut m = BTreeMap::new();
         for r in &self.resources {
-            *m.entry(self.types[r.resource_type as usize].clone()).or_insert(0) += r.versions.len() as u64;
+            *m.entry(self.type_name(r.resource_type).to_string()).or_insert(0) += r.versions.len() as u64;
         }
         m
     }

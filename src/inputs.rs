@@ -129,6 +129,17 @@ impl OpenInput {
     }
 }
 
+/// Opens an input, decompressed, without hashing (for benchmarks and re-reading bodies).
+pub fn open_unhashed(file: &InputFile) -> Result<Box<dyn Read + Send>> {
+    let f = File::open(&file.path).map_err(|e| Error::io(&file.path, e))?;
+    let raw = BufReader::with_capacity(1 << 20, f);
+    Ok(match file.compression {
+        Compression::Plain => Box::new(raw),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(raw).map_err(|e| Error::io(&file.path, e))?),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
+    })
+}
+
 pub fn open(file: &InputFile) -> Result<OpenInput> {
     let f = File::open(&file.path).map_err(|e| Error::io(&file.path, e))?;
     let hasher = Arc::new(Mutex::new(Sha256::new()));
@@ -195,9 +206,24 @@ impl Iterator for LineBlocks<'_> {
         if self.done {
             return None;
         }
-        let mut buf = std::mem::take(&mut self.carry);
+        let mut buf = Vec::with_capacity(self.block_size + self.carry.len() + 1);
+        buf.append(&mut self.carry);
         let mut searched = 0;
         loop {
+            // Fill up to the block size without zeroing the buffer first.
+            let want = (self.block_size.saturating_sub(buf.len())).max(1 << 16) as u64;
+            let before = buf.len();
+            match (&mut *self.reader).take(want).read_to_end(&mut buf) {
+                Ok(0) => {
+                    self.done = true;
+                    break;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(describe_read_error(self.path, self.offset + before as u64, e)));
+                }
+            }
             if buf.len() >= self.block_size {
                 if let Some(pos) = memrchr(b'\n', &buf[searched..]) {
                     let cut = searched + pos + 1;
@@ -205,23 +231,8 @@ impl Iterator for LineBlocks<'_> {
                     buf.truncate(cut);
                     break;
                 }
+                // One line longer than a block: keep reading until it ends.
                 searched = buf.len();
-            }
-            let start = buf.len();
-            let want = self.block_size.max(buf.len() - searched + 1);
-            buf.resize(start + want, 0);
-            match self.reader.read(&mut buf[start..]) {
-                Ok(0) => {
-                    buf.truncate(start);
-                    self.done = true;
-                    break;
-                }
-                Ok(n) => buf.truncate(start + n),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(start),
-                Err(e) => {
-                    self.done = true;
-                    return Some(Err(describe_read_error(self.path, self.offset + start as u64, e)));
-                }
             }
         }
         if buf.is_empty() {
@@ -236,21 +247,36 @@ impl Iterator for LineBlocks<'_> {
 }
 
 fn memrchr(needle: u8, hay: &[u8]) -> Option<usize> {
-    hay.iter().rposition(|&b| b == needle)
+    memchr::memrchr(needle, hay)
 }
 
 fn bytecount(needle: u8, hay: &[u8]) -> usize {
-    hay.iter().filter(|&&b| b == needle).count()
+    memchr::memchr_iter(needle, hay).count()
+}
+
+/// The number of lines in a buffer (a last line without a newline counts).
+pub fn count_lines(b: &[u8]) -> u64 {
+    if b.is_empty() {
+        return 0;
+    }
+    bytecount(b'\n', b) as u64 + u64::from(b.last() != Some(&b'\n'))
 }
 
 /// The lines of a block with their 1-based numbers and stream offsets; `\r\n` ends are trimmed.
 pub fn lines_of(block: &LineBlock) -> impl Iterator<Item = (u64, u64, &[u8])> {
+    let bytes = &block.bytes;
+    let mut ends = memchr::memchr_iter(b'\n', bytes).map(|i| i + 1).chain(std::iter::once(bytes.len()));
+    let mut start = 0usize;
     let mut line_no = block.first_line;
-    let mut offset = block.offset;
-    block.bytes.split_inclusive(|&b| b == b'\n').map(move |raw| {
-        let here = (line_no, offset);
+    std::iter::from_fn(move || loop {
+        let end = ends.next()?;
+        if end == start && end == bytes.len() {
+            return None;
+        }
+        let raw = &bytes[start..end];
+        let here = (line_no, (block.offset + start as u64));
+        start = end;
         line_no += 1;
-        offset += raw.len() as u64;
         let mut line = raw;
         if line.last() == Some(&b'\n') {
             line = &line[..line.len() - 1];
@@ -258,7 +284,7 @@ pub fn lines_of(block: &LineBlock) -> impl Iterator<Item = (u64, u64, &[u8])> {
         if line.last() == Some(&b'\r') {
             line = &line[..line.len() - 1];
         }
-        (here.0, here.1, line)
+        return Some((here.0, here.1, line));
     })
 }
 

@@ -105,7 +105,7 @@ pub fn read(files: &[InputFile], zone: &Tz, max_gap_nanos: i64) -> Result<Logs> 
 pub fn read_one(path: &Path, file: usize, bytes: &[u8], zone: &Tz, out: &mut Vec<LogLine>) -> Result<u64> {
     let body = inputs::strip_bom(bytes);
     let bom = (bytes.len() - body.len()) as u64;
-    let total_lines = count_lines(bytes);
+    let total_lines = inputs::count_lines(bytes);
     let first = body.iter().position(|b| !b.is_ascii_whitespace());
     let Some(first) = first else {
         return Ok(total_lines);
@@ -123,12 +123,6 @@ pub fn read_one(path: &Path, file: usize, bytes: &[u8], zone: &Tz, out: &mut Vec
     Ok(total_lines)
 }
 
-fn count_lines(bytes: &[u8]) -> u64 {
-    if bytes.is_empty() {
-        return 0;
-    }
-    bytes.iter().filter(|&&b| b == b'\n').count() as u64 + u64::from(bytes.last() != Some(&b'\n'))
-}
 
 fn first_line_is_whole_json(body: &[u8]) -> bool {
     let end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());

@@ -27,11 +27,42 @@ impl Format {
     }
 }
 
-/// A column's values.
+/// The type of a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Text,
+    /// Nanoseconds since the epoch, UTC.
+    Time,
+    Int,
+    Bool,
+}
+
+/// One cell, borrowed from the table or from a scratch buffer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Cell<'a> {
+    Null,
+    Text(&'a str),
+    Time(i64),
+    Int(i64),
+    Bool(bool),
+}
+
+/// Anything that can be written as a table: a schema and cells by (row, column). The big
+/// `resources` table is computed cell by cell from the audit, never stored as strings.
+pub trait Rows: Sync {
+    fn schema(&self) -> &[(&'static str, Kind)];
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// The cell at (row, col); text built on the fly goes into `scratch`.
+    fn cell<'a>(&'a self, row: usize, col: usize, scratch: &'a mut String) -> Cell<'a>;
+}
+
+/// A column's values, stored (for the small tables).
 #[derive(Debug, Clone)]
 pub enum Values {
     Text(Vec<Option<String>>),
-    /// Nanoseconds since the epoch, UTC.
     Time(Vec<Option<i64>>),
     Int(Vec<Option<i64>>),
     Bool(Vec<Option<bool>>),
@@ -43,15 +74,28 @@ pub struct ColumnData {
     pub values: Values,
 }
 
-/// A table ready to write.
+/// A stored table.
 #[derive(Debug, Clone, Default)]
 pub struct Table {
     pub columns: Vec<ColumnData>,
+    schema: Vec<(&'static str, Kind)>,
 }
 
 impl Table {
-    pub fn rows(&self) -> usize {
-        self.columns.first().map(|c| c.values.len()).unwrap_or(0)
+    pub fn new(columns: Vec<ColumnData>) -> Table {
+        let schema = columns
+            .iter()
+            .map(|c| {
+                let k = match c.values {
+                    Values::Text(_) => Kind::Text,
+                    Values::Time(_) => Kind::Time,
+                    Values::Int(_) => Kind::Int,
+                    Values::Bool(_) => Kind::Bool,
+                };
+                (c.name, k)
+            })
+            .collect();
+        Table { columns, schema }
     }
 }
 
@@ -66,6 +110,23 @@ impl Values {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+impl Rows for Table {
+    fn schema(&self) -> &[(&'static str, Kind)] {
+        &self.schema
+    }
+    fn len(&self) -> usize {
+        self.columns.first().map(|c| c.values.len()).unwrap_or(0)
+    }
+    fn cell<'a>(&'a self, row: usize, col: usize, _scratch: &'a mut String) -> Cell<'a> {
+        match &self.columns[col].values {
+            Values::Text(v) => v[row].as_deref().map(Cell::Text).unwrap_or(Cell::Null),
+            Values::Time(v) => v[row].map(Cell::Time).unwrap_or(Cell::Null),
+            Values::Int(v) => v[row].map(Cell::Int).unwrap_or(Cell::Null),
+            Values::Bool(v) => v[row].map(Cell::Bool).unwrap_or(Cell::Null),
+        }
     }
 }
 
@@ -93,29 +154,41 @@ pub fn create_private_dir(path: &Path) -> Result<()> {
     b.create(path).map_err(|e| Error::output(path, e))
 }
 
-pub fn write_table(table: &Table, path: &Path, format: Format) -> Result<()> {
+pub fn write_table(table: &dyn Rows, path: &Path, format: Format) -> Result<()> {
     match format {
         Format::Csv => write_csv(table, path),
         Format::Parquet => write_parquet(table, path),
     }
 }
 
-fn write_csv(table: &Table, path: &Path) -> Result<()> {
+fn write_csv(table: &dyn Rows, path: &Path) -> Result<()> {
     let f = create_private(path)?;
     let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(BufWriter::with_capacity(1 << 20, f));
     let err = |e: csv::Error| Error::output(path, e);
-    w.write_record(table.columns.iter().map(|c| c.name)).map_err(err)?;
-    let mut cells: Vec<String> = vec![String::new(); table.columns.len()];
-    for row in 0..table.rows() {
-        for (i, c) in table.columns.iter().enumerate() {
-            cells[i] = match &c.values {
-                Values::Text(v) => v[row].clone().unwrap_or_default(),
-                Values::Time(v) => v[row].map(|t| crate::timestamp::Instant(t).to_rfc3339()).unwrap_or_default(),
-                Values::Int(v) => v[row].map(|n| n.to_string()).unwrap_or_default(),
-                Values::Bool(v) => v[row].map(|b| b.to_string()).unwrap_or_default(),
-            };
+    w.write_record(table.schema().iter().map(|c| c.0)).map_err(err)?;
+    let mut scratch = String::new();
+    let mut num = String::new();
+    let columns = table.schema().len();
+    for row in 0..table.len() {
+        for col in 0..columns {
+            scratch.clear();
+            num.clear();
+            match table.cell(row, col, &mut scratch) {
+                Cell::Null => w.write_field(b"").map_err(err)?,
+                Cell::Text(t) => w.write_field(t).map_err(err)?,
+                Cell::Time(t) => {
+                    crate::timestamp::write_rfc3339(t, &mut num);
+                    w.write_field(&num).map_err(err)?
+                }
+                Cell::Int(n) => {
+                    use std::fmt::Write as _;
+                    let _ = write!(num, "{n}");
+                    w.write_field(&num).map_err(err)?
+                }
+                Cell::Bool(b) => w.write_field(if b { "true" } else { "false" }).map_err(err)?,
+            }
         }
-        w.write_record(&cells).map_err(err)?;
+        w.write_record(None::<&[u8]>).map_err(err)?;
     }
     let inner = w.into_inner().map_err(|e| Error::output(path, e.error()))?;
     finish_file(inner, path)
@@ -127,32 +200,65 @@ fn finish_file(mut w: BufWriter<File>, path: &Path) -> Result<()> {
     f.sync_all().map_err(|e| Error::output(path, e))
 }
 
-fn write_parquet(table: &Table, path: &Path) -> Result<()> {
+fn write_parquet(table: &dyn Rows, path: &Path) -> Result<()> {
     let mut df = to_dataframe(table).map_err(|e| Error::output(path, e))?;
     let f = create_private(path)?;
-    let w = BufWriter::with_capacity(1 << 20, f);
-    let mut bw = w;
-    ParquetWriter::new(&mut bw).with_compression(ParquetCompression::Zstd(None)).finish(&mut df).map_err(|e| Error::output(path, e))?;
-    finish_file(bw, path)
+    let mut w = BufWriter::with_capacity(1 << 20, f);
+    ParquetWriter::new(&mut w).with_compression(ParquetCompression::Zstd(None)).finish(&mut df).map_err(|e| Error::output(path, e))?;
+    finish_file(w, path)
 }
 
-/// The table as a polars DataFrame with typed columns.
-pub fn to_dataframe(table: &Table) -> PolarsResult<DataFrame> {
+/// The table as a polars DataFrame with typed columns, built column by column in parallel.
+pub fn to_dataframe(table: &dyn Rows) -> PolarsResult<DataFrame> {
+    use rayon::prelude::*;
+    let n = table.len();
     let columns: Vec<Column> = table
-        .columns
-        .iter()
-        .map(|c| {
-            let name: PlSmallStr = c.name.into();
-            let s = match &c.values {
-                Values::Text(v) => StringChunked::from_iter_options(name, v.iter().map(|x| x.as_deref())).into_series(),
-                Values::Time(v) => Int64Chunked::from_iter_options(name, v.iter().copied()).into_datetime(TimeUnit::Nanoseconds, Some(TimeZone::UTC)).into_series(),
-                Values::Int(v) => Int64Chunked::from_iter_options(name, v.iter().copied()).into_series(),
-                Values::Bool(v) => BooleanChunked::from_iter_options(name, v.iter().copied()).into_series(),
+        .schema()
+        .par_iter()
+        .enumerate()
+        .map(|(col, &(name, kind))| {
+            let name: PlSmallStr = name.into();
+            let mut scratch = String::new();
+            let s = match kind {
+                Kind::Text => {
+                    let mut b = StringChunkedBuilder::new(name, n);
+                    for row in 0..n {
+                        scratch.clear();
+                        match table.cell(row, col, &mut scratch) {
+                            Cell::Text(t) => b.append_value(t),
+                            _ => b.append_null(),
+                        }
+                    }
+                    b.finish().into_series()
+                }
+                Kind::Time | Kind::Int => {
+                    let v: Vec<Option<i64>> = (0..n)
+                        .map(|row| match table.cell(row, col, &mut scratch) {
+                            Cell::Time(t) | Cell::Int(t) => Some(t),
+                            _ => None,
+                        })
+                        .collect();
+                    let c = Int64Chunked::from_iter_options(name, v.into_iter());
+                    if kind == Kind::Time {
+                        c.into_datetime(TimeUnit::Nanoseconds, Some(TimeZone::UTC)).into_series()
+                    } else {
+                        c.into_series()
+                    }
+                }
+                Kind::Bool => {
+                    let v: Vec<Option<bool>> = (0..n)
+                        .map(|row| match table.cell(row, col, &mut scratch) {
+                            Cell::Bool(b) => Some(b),
+                            _ => None,
+                        })
+                        .collect();
+                    BooleanChunked::from_iter_options(name, v.into_iter()).into_series()
+                }
             };
             s.into_column()
         })
         .collect();
-    DataFrame::new(table.rows(), columns)
+    DataFrame::new(n, columns)
 }
 
 /// A folder being written: created under a temporary name beside its destination and renamed
@@ -241,13 +347,11 @@ mod tests {
 
     #[test]
     fn dataframe_has_typed_utc_columns() {
-        let t = Table {
-            columns: vec![
-                ColumnData { name: "a", values: Values::Text(vec![Some("x".into()), None]) },
-                ColumnData { name: "t", values: Values::Time(vec![Some(1_670_258_070_417_000_000), None]) },
-                ColumnData { name: "n", values: Values::Int(vec![Some(3), None]) },
-            ],
-        };
+        let t = Table::new(vec![
+            ColumnData { name: "a", values: Values::Text(vec![Some("x".into()), None]) },
+            ColumnData { name: "t", values: Values::Time(vec![Some(1_670_258_070_417_000_000), None]) },
+            ColumnData { name: "n", values: Values::Int(vec![Some(3), None]) },
+        ]);
         let df = to_dataframe(&t).unwrap();
         assert_eq!(df.height(), 2);
         assert!(matches!(df.column("t").unwrap().dtype(), DataType::Datetime(TimeUnit::Nanoseconds, Some(tz)) if *tz == TimeZone::UTC));

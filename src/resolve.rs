@@ -173,10 +173,10 @@ pub fn resolve(e: &ExportEvent, h: &History, o: &ResolveOptions) -> Resolution {
         Level::Patient => {
             let mut all = Vec::new();
             if let Some(pt) = h.type_id("Patient") {
-                for &ri in h.of_type(pt) {
+                for ri in h.of_type(pt) {
                     let res = &h.resources[ri as usize];
                     if res.live_at(t, b).is_some() {
-                        all.push(res.id.clone());
+                        all.push(res.id.to_string());
                     }
                 }
             }
@@ -216,8 +216,12 @@ pub fn resolve(e: &ExportEvent, h: &History, o: &ResolveOptions) -> Resolution {
             outside.push(tid);
             continue;
         }
+        let every: Vec<u32>;
         let list: &[u32] = match &selected_ids {
-            None => h.of_type(tid),
+            None => {
+                every = h.of_type(tid).collect();
+                &every
+            }
             Some(_) => candidates.get(&tid).map(Vec::as_slice).unwrap_or(&[]),
         };
         for &ri in list {
@@ -243,7 +247,7 @@ pub fn resolve(e: &ExportEvent, h: &History, o: &ResolveOptions) -> Resolution {
         if policy == NonCompartment::None {
             continue;
         }
-        for &ri in h.of_type(tid) {
+        for ri in h.of_type(tid) {
             let res = &h.resources[ri as usize];
             if policy == NonCompartment::Referenced && !h_references(h, &referenced, res) {
                 continue;
@@ -263,19 +267,13 @@ fn h_references(h: &History, referenced: &BTreeSet<(u32, u32)>, res: &Resource) 
 }
 
 fn finish(mut r: Resolution, h: &History) -> Resolution {
-    let resources = &h.resources;
-    r.rows.sort_by(|a, b| {
-        let (ra, rb) = (&resources[a.resource as usize], &resources[b.resource as usize]);
-        h.type_name(ra.resource_type)
-            .cmp(h.type_name(rb.resource_type))
-            .then_with(|| ra.id.cmp(&rb.id))
-            .then_with(|| a.patient.map(|p| h.patient_ids[p as usize].as_str()).cmp(&b.patient.map(|p| h.patient_ids[p as usize].as_str())))
-    });
+    // Resources are numbered in (type, id) order, so this is the output order.
+    r.rows.sort_by(|a, b| a.resource.cmp(&b.resource).then_with(|| a.patient.map(|p| h.patient_name(p)).cmp(&b.patient.map(|p| h.patient_name(p)))));
     r.rows.dedup();
     let mut last = None;
     for row in &r.rows {
         if last != Some(row.resource) {
-            *r.counts.entry(h.type_name(resources[row.resource as usize].resource_type).to_string()).or_insert(0) += 1;
+            *r.counts.entry(h.type_name(h.resources[row.resource as usize].resource_type).to_string()).or_insert(0) += 1;
             last = Some(row.resource);
         }
     }

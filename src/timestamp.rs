@@ -34,6 +34,65 @@ impl std::fmt::Display for Instant {
     }
 }
 
+/// Appends RFC 3339 in UTC with `Z` and 0, 3, 6 or 9 fraction digits, exactly as
+/// [`Instant::to_rfc3339`] but without going through chrono (the output's hot path).
+pub fn write_rfc3339(nanos: i64, out: &mut String) {
+    let secs = nanos.div_euclid(1_000_000_000);
+    let frac = nanos.rem_euclid(1_000_000_000) as u32;
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400) as u32;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    if !(0..=9999).contains(&y) {
+        out.push_str(&Instant(nanos).to_rfc3339());
+        return;
+    }
+    let mut b = [0u8; 30];
+    let digits = |b: &mut [u8], at: usize, v: u32, n: usize| {
+        let mut v = v;
+        for i in (0..n).rev() {
+            b[at + i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    digits(&mut b, 0, y as u32, 4);
+    b[4] = b'-';
+    digits(&mut b, 5, m, 2);
+    b[7] = b'-';
+    digits(&mut b, 8, d, 2);
+    b[10] = b'T';
+    digits(&mut b, 11, sod / 3600, 2);
+    b[13] = b':';
+    digits(&mut b, 14, sod / 60 % 60, 2);
+    b[16] = b':';
+    digits(&mut b, 17, sod % 60, 2);
+    let mut len = 19;
+    let (value, n) = if frac == 0 {
+        (0, 0)
+    } else if frac % 1_000_000 == 0 {
+        (frac / 1_000_000, 3)
+    } else if frac % 1000 == 0 {
+        (frac / 1000, 6)
+    } else {
+        (frac, 9)
+    };
+    if n > 0 {
+        b[len] = b'.';
+        digits(&mut b, len + 1, value, n);
+        len += 1 + n;
+    }
+    b[len] = b'Z';
+    out.push_str(std::str::from_utf8(&b[..=len]).expect("ASCII"));
+}
+
 /// Parses an IANA zone name for `--tz`.
 pub fn parse_zone(name: &str) -> Result<Tz, String> {
     name.parse::<Tz>().map_err(|_| format!("unknown time zone {name:?} (expected an IANA name such as UTC or Europe/Berlin)"))
@@ -274,6 +333,27 @@ mod tests {
     fn rejects_garbage() {
         for s in ["", "yesterday", "2022-13-05T00:00:00Z", "2022-12-05T16:34:30Q", "Dec 5 2022", "2022-12-05T16:34:30+99:00"] {
             assert!(parse(s, &Tz::UTC).is_err(), "{s:?} should be rejected");
+        }
+    }
+
+    #[test]
+    fn fast_formatting_matches_chrono() {
+        let mut rng = 0x1234_5678_9abc_def0u64;
+        let mut samples = vec![0i64, -1, 1, 999_999_999, 1_000_000_000, -86_400_000_000_000, 253_402_300_799_999_999, 951_782_400_000_000_000];
+        for _ in 0..20_000 {
+            rng ^= rng << 13;
+            rng ^= rng >> 7;
+            rng ^= rng << 17;
+            let ns = (rng % 8_000_000_000_000_000_000) as i64 - 1_000_000_000_000_000_000;
+            samples.push(ns);
+            samples.push(ns - ns % 1000);
+            samples.push(ns - ns % 1_000_000);
+            samples.push(ns - ns % 1_000_000_000);
+        }
+        for ns in samples {
+            let mut s = String::new();
+            write_rfc3339(ns, &mut s);
+            assert_eq!(s, Instant(ns).to_rfc3339(), "{ns}");
         }
     }
 

@@ -1,0 +1,509 @@
+//! The fast path of history parsing: one pass of serde_json over a line that keeps only what the
+//! index needs. Top-level fields are borrowed from the line (`&RawValue`, `Cow<str>`); fields no
+//! compartment path or detail reads are skipped as `IgnoredAny`; only the few captured fields are
+//! parsed further. It gives the same versions as the `serde_json::Value` path in `history`,
+//! which stays the reference (and is used for pretty-printed documents).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
+
+use super::{ParseOptions, ParsedVersion, Source, VersionId};
+use crate::timestamp::Instant;
+
+/// A string borrowed from the line when it has no escapes.
+struct Str<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Str<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Str<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// The top-level fields of one JSON object that any form of history document needs.
+#[derive(Default)]
+pub(super) struct Fields<'a> {
+    resource_type: Option<&'a RawValue>,
+    id: Option<&'a RawValue>,
+    meta: Option<&'a RawValue>,
+    row_type: Option<&'a RawValue>,
+    txid: Option<&'a RawValue>,
+    ts: Option<&'a RawValue>,
+    status: Option<&'a RawValue>,
+    resource: Option<&'a RawValue>,
+    request: Option<&'a RawValue>,
+    response: Option<&'a RawValue>,
+    full_url: Option<&'a RawValue>,
+    kind: Option<&'a RawValue>,
+    entry: Option<&'a RawValue>,
+    /// Fields a compartment path or a detail starts with.
+    others: Vec<(Cow<'a, str>, &'a RawValue)>,
+}
+
+/// Top-level keys to capture besides the fixed ones: compartment first steps and the fields of
+/// Group, Client and BulkExportStatus details.
+/// Keys are grouped by length, so most keys of a line are rejected without a comparison.
+pub struct Interesting {
+    by_len: Vec<Vec<String>>,
+}
+
+impl Interesting {
+    pub fn new(first_steps: Vec<String>) -> Interesting {
+        let mut keys = first_steps;
+        keys.extend(["member", "scope", "requester", "transactionTime", "params", "output"].map(String::from));
+        keys.sort();
+        keys.dedup();
+        let mut by_len: Vec<Vec<String>> = Vec::new();
+        for k in keys {
+            if by_len.len() <= k.len() {
+                by_len.resize(k.len() + 1, Vec::new());
+            }
+            by_len[k.len()].push(k);
+        }
+        Interesting { by_len }
+    }
+
+    fn contains(&self, key: &str) -> bool {
+        self.by_len.get(key.len()).is_some_and(|ks| ks.iter().any(|k| k == key))
+    }
+}
+
+struct FieldsSeed<'o> {
+    interesting: &'o Interesting,
+}
+
+impl<'de> DeserializeSeed<'de> for FieldsSeed<'_> {
+    type Value = Fields<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Fields<'de>, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for FieldsSeed<'_> {
+    type Value = Fields<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
+        let mut f = Fields::default();
+        while let Some(key) = map.next_key::<Str<'de>>()? {
+            let slot = match key.0.as_ref() {
+                "resourceType" => &mut f.resource_type,
+                "id" => &mut f.id,
+                "meta" => &mut f.meta,
+                "resource_type" => &mut f.row_type,
+                "txid" => &mut f.txid,
+                "ts" => &mut f.ts,
+                "status" => &mut f.status,
+                "resource" => &mut f.resource,
+                "request" => &mut f.request,
+                "response" => &mut f.response,
+                "fullUrl" => &mut f.full_url,
+                "type" => &mut f.kind,
+                "entry" => &mut f.entry,
+                k if self.interesting.contains(k) => {
+                    let v = map.next_value::<&'de RawValue>()?;
+                    f.others.push((key.0, v));
+                    continue;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            *slot = Some(map.next_value::<&'de RawValue>()?);
+        }
+        Ok(f)
+    }
+}
+
+/// Why a line could not be read: a JSON error (with its position) or a description.
+pub enum ScanError {
+    Json(serde_json::Error),
+    Shape(String),
+}
+
+impl From<String> for ScanError {
+    fn from(s: String) -> Self {
+        ScanError::Shape(s)
+    }
+}
+
+impl From<&str> for ScanError {
+    fn from(s: &str) -> Self {
+        ScanError::Shape(s.to_string())
+    }
+}
+
+fn fields<'a>(bytes: &'a [u8], interesting: &Interesting) -> Result<Fields<'a>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let f = FieldsSeed { interesting }.deserialize(&mut de)?;
+    de.end()?;
+    Ok(f)
+}
+
+fn raw_fields<'a>(raw: &'a RawValue, interesting: &Interesting) -> Result<Fields<'a>, String> {
+    fields(raw.get().as_bytes(), interesting).map_err(|e| crate::error::describe_json_error(&e))
+}
+
+fn string<'a>(raw: Option<&'a RawValue>) -> Option<Cow<'a, str>> {
+    let r = raw?;
+    serde_json::from_str::<Str<'a>>(r.get()).ok().map(|s| s.0)
+}
+
+/// A string or a non-negative integer, as text (ids, versionIds, txids).
+fn id_text(raw: Option<&RawValue>) -> Option<String> {
+    let r = raw?;
+    let s = r.get();
+    if s.starts_with('"') {
+        string(Some(r)).map(|c| c.into_owned()).filter(|s| !s.is_empty())
+    } else if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        Some(s.to_string())
+    } else {
+        None
+    }
+}
+
+/// Parses one history line on the fast path.
+pub fn scan_line(line: &[u8], src: Source, opts: &ParseOptions, interesting: &Interesting) -> Result<Vec<ParsedVersion>, ScanError> {
+    let f = fields(line, interesting).map_err(ScanError::Json)?;
+    if f.row_type.is_some() {
+        return Ok(vec![row(&f, src, opts, interesting)?]);
+    }
+    let rtype = string(f.resource_type);
+    match rtype.as_deref() {
+        Some("Bundle") if string(f.kind).as_deref() == Some("history") => {
+            let Some(entries) = f.entry else { return Ok(Vec::new()) };
+            let list: Vec<&RawValue> = serde_json::from_str(entries.get()).map_err(|_| ScanError::Shape("history Bundle whose entry is not an array".into()))?;
+            let mut out = Vec::with_capacity(list.len());
+            for (i, e) in list.iter().enumerate() {
+                let ef = raw_fields(e, interesting).map_err(|m| format!("history Bundle entry {i}: {m}"))?;
+                let src = Source { entry: Some(i as u32), ..src };
+                out.push(entry(&ef, e, src, opts, interesting).map_err(|m| format!("history Bundle entry {i}: {m}"))?);
+            }
+            Ok(out)
+        }
+        Some(t) => Ok(vec![resource(&f, t, line, src, opts)?]),
+        None if rtype.is_none() && f.resource_type.is_some() => Err("resourceType is not a string".into()),
+        None if f.request.is_some() || f.response.is_some() || f.resource.is_some() => {
+            let raw: &RawValue = serde_json::from_slice(line).map_err(ScanError::Json)?;
+            Ok(vec![entry(&f, raw, src, opts, interesting)?])
+        }
+        None => Err("a JSON object that is no history row (resource_type), resource (resourceType) or Bundle entry (request/response)".into()),
+    }
+}
+
+/// A resource with `meta`: identity from the captured fields, patients from the captured
+/// compartment fields.
+fn resource(f: &Fields, rtype: &str, whole: &[u8], src: Source, opts: &ParseOptions) -> Result<ParsedVersion, String> {
+    let id = match f.id {
+        Some(r) if r.get().starts_with('"') => string(Some(r)).map(Cow::into_owned).ok_or("id is not a string")?,
+        Some(_) => return Err(format!("{rtype} resource whose id is not a string")),
+        None => return Err(format!("{rtype} resource without id")),
+    };
+    #[derive(Deserialize)]
+    struct Meta<'a> {
+        #[serde(rename = "versionId", borrow)]
+        version_id: Option<&'a RawValue>,
+        #[serde(rename = "lastUpdated", borrow)]
+        last_updated: Option<&'a RawValue>,
+    }
+    let meta: Meta = match f.meta {
+        Some(m) => serde_json::from_str(m.get()).map_err(|_| format!("{rtype}/{id}: resource without meta (no versionId/lastUpdated)"))?,
+        None => return Err(format!("{rtype}/{id}: resource without meta (no versionId/lastUpdated)")),
+    };
+    let vid = id_text(meta.version_id).ok_or_else(|| format!("{rtype}/{id}: meta without versionId"))?;
+    let lu = string(meta.last_updated).ok_or_else(|| format!("{rtype}/{id}: meta without lastUpdated"))?;
+    let last_updated = super::parse_time(&lu, &format!("{rtype}/{id} meta.lastUpdated"), &opts.zone)?;
+    finish(rtype, id, VersionId::parse(&vid), last_updated, false, src, f, Body::Whole(whole), opts)
+}
+
+/// Where the full body is, for the `referenced` policy's walk over every reference.
+enum Body<'a> {
+    Whole(&'a [u8]),
+    Raw(&'a RawValue),
+    None,
+}
+
+/// An Aidbox history-table row.
+fn row(f: &Fields, src: Source, opts: &ParseOptions, interesting: &Interesting) -> Result<ParsedVersion, String> {
+    let rtype = string(f.row_type).ok_or("history row whose resource_type is not a string")?.into_owned();
+    let id = match f.id {
+        None => return Err(format!("{rtype} history row without id")),
+        Some(r) => id_text(Some(r)).ok_or("history row whose id is not a string")?,
+    };
+    let txid = f.txid.ok_or_else(|| format!("{rtype}/{id}: history row without txid"))?;
+    let version_id = match id_text(Some(txid)) {
+        Some(t) => VersionId::parse(&t),
+        None => return Err(format!("{rtype}/{id}: txid is not a number")),
+    };
+    let ts = string(f.ts).ok_or_else(|| format!("{rtype}/{id}: history row without ts"))?;
+    let last_updated = super::parse_time(&ts, &format!("{rtype}/{id} ts"), &opts.zone)?;
+    let deleted = string(f.status).as_deref() == Some("deleted");
+    let body = f.resource.filter(|r| r.get().starts_with('{'));
+    if body.is_none() && !deleted {
+        return Err(format!("{rtype}/{id}: history row without a resource object"));
+    }
+    match body {
+        Some(b) if !deleted => {
+            let inner = raw_fields(b, interesting).map_err(|m| format!("{rtype}/{id}: resource: {m}"))?;
+            finish(&rtype, id, version_id, last_updated, false, src, &inner, Body::Raw(b), opts)
+        }
+        _ => finish(&rtype, id, version_id, last_updated, true, src, &Fields::default(), Body::None, opts),
+    }
+}
+
+/// A Bundle entry: with a resource on the fast path; a deletion through the reference path.
+fn entry(f: &Fields, raw: &RawValue, src: Source, opts: &ParseOptions, interesting: &Interesting) -> Result<ParsedVersion, String> {
+    #[derive(Deserialize)]
+    struct Request<'a> {
+        #[serde(borrow)]
+        method: Option<Cow<'a, str>>,
+    }
+    let method = f.request.and_then(|r| serde_json::from_str::<Request>(r.get()).ok()).and_then(|r| r.method).map(|m| m.to_ascii_uppercase()).unwrap_or_default();
+    if method == "DELETE" {
+        let value: Value = serde_json::from_str(raw.get()).map_err(|e| crate::error::describe_json_error(&e))?;
+        let Value::Object(obj) = value else { return Err("a Bundle entry is not an object".into()) };
+        return super::bundle_entry(&obj, src, opts);
+    }
+    let Some(res) = f.resource.filter(|r| r.get().starts_with('{')) else {
+        return Err(format!("{} entry without a resource", if method.is_empty() { "a" } else { &method }));
+    };
+    let rf = raw_fields(res, interesting)?;
+    let rtype = string(rf.resource_type).ok_or("resourceType is not a string")?;
+    resource(&rf, &rtype, res.get().as_bytes(), src, opts)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn finish(rtype: &str, id: String, version_id: VersionId, last_updated: Instant, deleted: bool, src: Source, f: &Fields, body: Body, opts: &ParseOptions) -> Result<ParsedVersion, String> {
+    let mut patients = Vec::new();
+    let mut references = Vec::new();
+    let mut detail = None;
+    if !deleted {
+        if rtype == "Patient" {
+            patients.push(id.clone());
+        }
+        let detail_type = matches!(rtype, "Group" | "Client" | "BulkExportStatus");
+        let mut detail_fields = Map::new();
+        if opts.compartment.contains(rtype) || detail_type {
+            for (key, raw) in &f.others {
+                let needed_for_detail = detail_type && matches!(key.as_ref(), "member" | "scope" | "requester" | "transactionTime" | "params" | "output" | "status");
+                if !needed_for_detail && !opts.compartment.starts_at(rtype, key) {
+                    continue;
+                }
+                if needed_for_detail {
+                    let value: Value = serde_json::from_str(raw.get()).map_err(|e| crate::error::describe_json_error(&e))?;
+                    opts.compartment.patients_in_field(rtype, key, &value, &mut patients);
+                    detail_fields.insert(key.to_string(), value);
+                } else {
+                    patients_in_raw(opts.compartment, rtype, key, raw, &mut patients)?;
+                }
+            }
+        }
+        patients.sort();
+        patients.dedup();
+        if detail_type {
+            if rtype == "BulkExportStatus" {
+                if let Some(s) = f.status {
+                    detail_fields.insert("status".into(), serde_json::from_str(s.get()).unwrap_or(Value::Null));
+                }
+            }
+            detail = super::detail_of(rtype, &Value::Object(detail_fields), &opts.zone);
+        }
+        if opts.keep_references && opts.compartment.contains(rtype) {
+            let whole: Option<Value> = match body {
+                Body::Whole(b) => serde_json::from_slice(b).ok(),
+                Body::Raw(r) => serde_json::from_str(r.get()).ok(),
+                Body::None => None,
+            };
+            if let Some(w) = whole {
+                references = crate::compartment::all_references(&w);
+            }
+        }
+    }
+    Ok(ParsedVersion { resource_type: rtype.to_string(), id, version_id, last_updated, deleted, source: src, patients, references, detail })
+}
+
+/// The patients on this type's compartment paths inside one captured top-level field, walked
+/// straight off the raw JSON: only the reference nodes at the ends of the paths are read.
+fn patients_in_raw(c: &crate::compartment::Compartment, rtype: &str, key: &str, raw: &RawValue, out: &mut Vec<String>) -> Result<(), String> {
+    let Some(paths) = c.paths.get(rtype) else { return Ok(()) };
+    for path in paths {
+        let (first, rest) = path.split_first().expect("paths have a step");
+        let seed = match &first.choice {
+            None if first.name == key => PathSeed { rest, choice: None, out },
+            Some(suffix) if key.len() == first.name.len() + suffix.len() && key.starts_with(first.name.as_str()) && key.ends_with(suffix.as_str()) => PathSeed { rest, choice: None, out },
+            Some(suffix) if first.name == key => PathSeed { rest, choice: Some(suffix), out },
+            _ => continue,
+        };
+        let mut de = serde_json::Deserializer::from_str(raw.get());
+        seed.deserialize(&mut de).map_err(|e| crate::error::describe_json_error(&e))?;
+    }
+    Ok(())
+}
+
+/// Walks the rest of a compartment path through objects and arrays; at its end, reads a
+/// reference node (`reference`, `resourceType`+`id`, `uri`) and records a Patient it names.
+/// `choice`: the Aidbox spelling of a choice element, `{"Reference": …}`, is stepped into first.
+struct PathSeed<'p, 'o> {
+    rest: &'p [crate::compartment::Step],
+    choice: Option<&'p str>,
+    out: &'o mut Vec<String>,
+}
+
+impl<'de> DeserializeSeed<'de> for PathSeed<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for PathSeed<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        while seq.next_element_seed(PathSeed { rest: self.rest, choice: self.choice, out: &mut *self.out })?.is_some() {}
+        Ok(())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        if let Some(choice) = self.choice {
+            while let Some(key) = map.next_key::<Str<'de>>()? {
+                if key.0 == choice {
+                    map.next_value_seed(PathSeed { rest: self.rest, choice: None, out: &mut *self.out })?;
+                } else {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+            return Ok(());
+        }
+        let Some((step, rest)) = self.rest.split_first() else {
+            // A reference node.
+            let (mut reference, mut rtype, mut id, mut uri) = (None, None, None, None);
+            while let Some(key) = map.next_key::<Str<'de>>()? {
+                let slot = match key.0.as_ref() {
+                    "reference" => &mut reference,
+                    "resourceType" => &mut rtype,
+                    "id" => &mut id,
+                    "uri" => &mut uri,
+                    _ => {
+                        map.next_value::<IgnoredAny>()?;
+                        continue;
+                    }
+                };
+                *slot = map.next_value::<Option<StrOrOther<'de>>>()?.and_then(|s| s.0);
+            }
+            // The same precedence as `compartment::reference_of_node`.
+            let patient_of = |r: &str| crate::compartment::parse_reference(r).filter(|(t, _)| *t == "Patient").map(|(_, i)| i.to_string());
+            let patient = if let Some(r) = reference {
+                patient_of(&r)
+            } else if let (Some(t), Some(i)) = (&rtype, &id) {
+                if t == "Patient" {
+                    patient_of(&format!("Patient/{i}"))
+                } else {
+                    None
+                }
+            } else if let Some(u) = uri {
+                patient_of(&u)
+            } else {
+                None
+            };
+            if let Some(p) = patient {
+                self.out.push(p);
+            }
+            return Ok(());
+        };
+        while let Some(key) = map.next_key::<Str<'de>>()? {
+            let k = key.0.as_ref();
+            match &step.choice {
+                None if k == step.name => map.next_value_seed(PathSeed { rest, choice: None, out: &mut *self.out })?,
+                Some(suffix) if k.len() == step.name.len() + suffix.len() && k.starts_with(step.name.as_str()) && k.ends_with(suffix.as_str()) => {
+                    map.next_value_seed(PathSeed { rest, choice: None, out: &mut *self.out })?
+                }
+                Some(suffix) if k == step.name => map.next_value_seed(PathSeed { rest, choice: Some(suffix), out: &mut *self.out })?,
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+}
+
+/// A string, or `None` for any other JSON value in its place.
+struct StrOrOther<'a>(Option<Cow<'a, str>>);
+
+impl<'de> Deserialize<'de> for StrOrOther<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = StrOrOther<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(StrOrOther(Some(Cow::Borrowed(v))))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(StrOrOther(Some(Cow::Owned(v.to_string()))))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(StrOrOther(None))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(StrOrOther(None))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(StrOrOther(None))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(StrOrOther(None))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(StrOrOther(None))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(StrOrOther(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
