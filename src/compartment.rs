@@ -236,14 +236,14 @@ pub fn parse_reference(r: &str) -> Option<(&str, &str)> {
         return None;
     }
     let r = r.split(['?', '#']).next().unwrap_or(r).trim_end_matches('/');
-    let mut segs: Vec<&str> = r.split('/').collect();
-    if segs.len() >= 4 && segs[segs.len() - 2] == "_history" {
-        segs.truncate(segs.len() - 2);
-    }
-    if segs.len() < 2 {
-        return None;
-    }
-    let (t, id) = (segs[segs.len() - 2], segs[segs.len() - 1]);
+    // The last four segments at most, from the end, without allocating.
+    let mut back = r.rsplit('/');
+    let (a, b) = (back.next()?, back.next()?);
+    let (c, d) = (back.next(), back.next());
+    let (t, id) = match (c, d) {
+        (Some(id), Some(t)) if b == "_history" => (t, id),
+        _ => (b, a),
+    };
     (is_type_name(t) && is_id(id)).then_some((t, id))
 }
 

@@ -216,24 +216,27 @@ fn starts_with_whole_json_line(bytes: &[u8]) -> bool {
 /// Parses the lines of one block in parallel; the first error in line order wins.
 fn parse_block(path: &Path, file: u32, block: &LineBlock, opts: &ParseOptions) -> Result<Vec<ParsedVersion>> {
     let lines: Vec<(u64, u64, &[u8])> = inputs::lines_of(block).collect();
-    let parsed: Vec<Result<Vec<ParsedVersion>>> = lines
-        .par_iter()
-        .with_min_len(256)
-        .map(|&(line, offset, text)| {
-            let text = if line == 1 { inputs::strip_bom(text) } else { text };
-            if text.iter().all(|b| b.is_ascii_whitespace()) {
-                return Ok(Vec::new());
+    let chunks: Vec<Result<Vec<ParsedVersion>>> = lines
+        .par_chunks(256)
+        .map(|chunk| {
+            let mut out = Vec::with_capacity(chunk.len());
+            for &(line, offset, text) in chunk {
+                let text = if line == 1 { inputs::strip_bom(text) } else { text };
+                if text.iter().all(|b| b.is_ascii_whitespace()) {
+                    continue;
+                }
+                let src = Source { file, line, offset, entry: None };
+                scan::scan_line(text, src, opts, &opts.interesting, &mut out).map_err(|e| match e {
+                    scan::ScanError::Json(e) => Error::input(path, line, offset, describe_json_error(&e)),
+                    scan::ScanError::Shape(what) => Error::input(path, line, offset, what),
+                })?;
             }
-            let src = Source { file, line, offset, entry: None };
-            scan::scan_line(text, src, opts, &opts.interesting).map_err(|e| match e {
-                scan::ScanError::Json(e) => Error::input(path, line, offset, describe_json_error(&e)),
-                scan::ScanError::Shape(what) => Error::input(path, line, offset, what),
-            })
+            Ok(out)
         })
         .collect();
-    let mut out = Vec::with_capacity(parsed.len());
-    for r in parsed {
-        out.extend(r?);
+    let mut out = Vec::with_capacity(lines.len());
+    for c in chunks {
+        out.extend(c?);
     }
     Ok(out)
 }
@@ -305,8 +308,9 @@ fn version_text(v: &Value) -> Option<String> {
     }
 }
 
-pub(crate) fn parse_time(text: &str, what: &str, zone: &Tz) -> std::result::Result<Instant, String> {
-    timestamp::parse(text, zone).map_err(|e| format!("{what}: {e}"))
+/// Parses a timestamp; `what` names it in the error (built only on failure).
+pub(crate) fn parse_time(text: &str, what: impl FnOnce() -> String, zone: &Tz) -> std::result::Result<Instant, String> {
+    timestamp::parse(text, zone).map_err(|e| format!("{}: {e}", what()))
 }
 
 /// `{"id", "resource_type", "txid", "ts", "cts", "status", "resource"}`.
@@ -323,7 +327,7 @@ fn aidbox_row(obj: Map<String, Value>, src: Source, opts: &ParseOptions) -> std:
         _ => return Err(format!("{rtype}/{id}: txid is not a number")),
     };
     let ts = str_of(&obj, "ts").ok_or_else(|| format!("{rtype}/{id}: history row without ts"))?;
-    let last_updated = parse_time(ts, &format!("{rtype}/{id} ts"), &opts.zone)?;
+    let last_updated = parse_time(ts, || format!("{rtype}/{id} ts"), &opts.zone)?;
     let deleted = str_of(&obj, "status") == Some("deleted");
     let body = obj.get("resource").filter(|b| b.is_object());
     if body.is_none() && !deleted {
@@ -339,7 +343,7 @@ fn resource_with_meta(obj: &Map<String, Value>, src: Source, opts: &ParseOptions
     let meta = obj.get("meta").and_then(Value::as_object).ok_or_else(|| format!("{rtype}/{id}: resource without meta (no versionId/lastUpdated)"))?;
     let vid = meta.get("versionId").and_then(version_text).ok_or_else(|| format!("{rtype}/{id}: meta without versionId"))?;
     let lu = str_of(meta, "lastUpdated").ok_or_else(|| format!("{rtype}/{id}: meta without lastUpdated"))?;
-    let last_updated = parse_time(lu, &format!("{rtype}/{id} meta.lastUpdated"), &opts.zone)?;
+    let last_updated = parse_time(lu, || format!("{rtype}/{id} meta.lastUpdated"), &opts.zone)?;
     let body = Value::Object(obj.clone());
     Ok(finish(rtype, id, VersionId::parse(&vid), last_updated, false, src, Some(&body), opts))
 }
@@ -380,7 +384,7 @@ pub(crate) fn bundle_entry(e: &Map<String, Value>, src: Source, opts: &ParseOpti
         .and_then(|r| str_of(r, "lastModified"))
         .or_else(|| meta.and_then(|m| str_of(m, "lastUpdated")))
         .ok_or_else(|| format!("{rtype}/{id}: DELETE entry without response.lastModified"))?;
-    let last_updated = parse_time(lu, &format!("{rtype}/{id} response.lastModified"), &opts.zone)?;
+    let last_updated = parse_time(lu, || format!("{rtype}/{id} response.lastModified"), &opts.zone)?;
     Ok(finish(rtype, id, VersionId::parse(&vid), last_updated, true, src, None, opts))
 }
 
@@ -629,7 +633,8 @@ mod tests {
             for (i, line) in lines.iter().enumerate() {
                 let src = Source { file: 0, line: i as u64 + 1, offset: 0, entry: None };
                 let slow = versions_of_document(serde_json::from_str(line).unwrap(), src, &opts);
-                let fast = scan::scan_line(line.as_bytes(), src, &opts, &opts.interesting).map_err(|e| match e {
+                let mut fast = Vec::new();
+                let fast = scan::scan_line(line.as_bytes(), src, &opts, &opts.interesting, &mut fast).map(|()| fast).map_err(|e| match e {
                     scan::ScanError::Json(e) => e.to_string(),
                     scan::ScanError::Shape(s) => s,
                 });

@@ -54,7 +54,7 @@ pub(super) struct Fields<'a> {
     kind: Option<&'a RawValue>,
     entry: Option<&'a RawValue>,
     /// Fields a compartment path or a detail starts with.
-    others: Vec<(Cow<'a, str>, &'a RawValue)>,
+    others: smallvec::SmallVec<[(Cow<'a, str>, &'a RawValue); 6]>,
 }
 
 /// Top-level keys to capture besides the fixed ones: compartment first steps and the fields of
@@ -169,42 +169,46 @@ fn string<'a>(raw: Option<&'a RawValue>) -> Option<Cow<'a, str>> {
 }
 
 /// A string or a non-negative integer, as text (ids, versionIds, txids).
-fn id_text(raw: Option<&RawValue>) -> Option<String> {
+fn id_text(raw: Option<&RawValue>) -> Option<Cow<'_, str>> {
     let r = raw?;
     let s = r.get();
     if s.starts_with('"') {
-        string(Some(r)).map(|c| c.into_owned()).filter(|s| !s.is_empty())
+        string(Some(r)).filter(|s| !s.is_empty())
     } else if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
-        Some(s.to_string())
+        Some(Cow::Borrowed(s))
     } else {
         None
     }
 }
 
-/// Parses one history line on the fast path.
-pub fn scan_line(line: &[u8], src: Source, opts: &ParseOptions, interesting: &Interesting) -> Result<Vec<ParsedVersion>, ScanError> {
+/// Parses one history line on the fast path, adding its versions to `out`.
+pub fn scan_line(line: &[u8], src: Source, opts: &ParseOptions, interesting: &Interesting, out: &mut Vec<ParsedVersion>) -> Result<(), ScanError> {
     let f = fields(line, interesting).map_err(ScanError::Json)?;
     if f.row_type.is_some() {
-        return Ok(vec![row(&f, src, opts, interesting)?]);
+        out.push(row(&f, src, opts, interesting)?);
+        return Ok(());
     }
     let rtype = string(f.resource_type);
     match rtype.as_deref() {
         Some("Bundle") if string(f.kind).as_deref() == Some("history") => {
-            let Some(entries) = f.entry else { return Ok(Vec::new()) };
+            let Some(entries) = f.entry else { return Ok(()) };
             let list: Vec<&RawValue> = serde_json::from_str(entries.get()).map_err(|_| ScanError::Shape("history Bundle whose entry is not an array".into()))?;
-            let mut out = Vec::with_capacity(list.len());
             for (i, e) in list.iter().enumerate() {
                 let ef = raw_fields(e, interesting).map_err(|m| format!("history Bundle entry {i}: {m}"))?;
                 let src = Source { entry: Some(i as u32), ..src };
                 out.push(entry(&ef, e, src, opts, interesting).map_err(|m| format!("history Bundle entry {i}: {m}"))?);
             }
-            Ok(out)
+            Ok(())
         }
-        Some(t) => Ok(vec![resource(&f, t, line, src, opts)?]),
+        Some(t) => {
+            out.push(resource(&f, t, line, src, opts)?);
+            Ok(())
+        }
         None if rtype.is_none() && f.resource_type.is_some() => Err("resourceType is not a string".into()),
         None if f.request.is_some() || f.response.is_some() || f.resource.is_some() => {
             let raw: &RawValue = serde_json::from_slice(line).map_err(ScanError::Json)?;
-            Ok(vec![entry(&f, raw, src, opts, interesting)?])
+            out.push(entry(&f, raw, src, opts, interesting)?);
+            Ok(())
         }
         None => Err("a JSON object that is no history row (resource_type), resource (resourceType) or Bundle entry (request/response)".into()),
     }
@@ -231,7 +235,7 @@ fn resource(f: &Fields, rtype: &str, whole: &[u8], src: Source, opts: &ParseOpti
     };
     let vid = id_text(meta.version_id).ok_or_else(|| format!("{rtype}/{id}: meta without versionId"))?;
     let lu = string(meta.last_updated).ok_or_else(|| format!("{rtype}/{id}: meta without lastUpdated"))?;
-    let last_updated = super::parse_time(&lu, &format!("{rtype}/{id} meta.lastUpdated"), &opts.zone)?;
+    let last_updated = super::parse_time(&lu, || format!("{rtype}/{id} meta.lastUpdated"), &opts.zone)?;
     finish(rtype, id, VersionId::parse(&vid), last_updated, false, src, f, Body::Whole(whole), opts)
 }
 
@@ -247,7 +251,7 @@ fn row(f: &Fields, src: Source, opts: &ParseOptions, interesting: &Interesting) 
     let rtype = string(f.row_type).ok_or("history row whose resource_type is not a string")?.into_owned();
     let id = match f.id {
         None => return Err(format!("{rtype} history row without id")),
-        Some(r) => id_text(Some(r)).ok_or("history row whose id is not a string")?,
+        Some(r) => id_text(Some(r)).ok_or("history row whose id is not a string")?.into_owned(),
     };
     let txid = f.txid.ok_or_else(|| format!("{rtype}/{id}: history row without txid"))?;
     let version_id = match id_text(Some(txid)) {
@@ -255,7 +259,7 @@ fn row(f: &Fields, src: Source, opts: &ParseOptions, interesting: &Interesting) 
         None => return Err(format!("{rtype}/{id}: txid is not a number")),
     };
     let ts = string(f.ts).ok_or_else(|| format!("{rtype}/{id}: history row without ts"))?;
-    let last_updated = super::parse_time(&ts, &format!("{rtype}/{id} ts"), &opts.zone)?;
+    let last_updated = super::parse_time(&ts, || format!("{rtype}/{id} ts"), &opts.zone)?;
     let deleted = string(f.status).as_deref() == Some("deleted");
     let body = f.resource.filter(|r| r.get().starts_with('{'));
     if body.is_none() && !deleted {
