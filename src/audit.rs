@@ -91,7 +91,15 @@ impl Stopwatch {
     pub fn lap(&mut self, stage: &str) {
         let now = std::time::Instant::now();
         if self.on {
-            eprintln!("  {stage:<28} {:>8.3}s  (total {:.3}s)", (now - self.last).as_secs_f64(), (now - self.start).as_secs_f64());
+            let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+            let field = |k: &str| status.lines().find(|l| l.starts_with(k)).map(|l| l[k.len()..].trim().to_string()).unwrap_or_default();
+            eprintln!(
+                "  {stage:<28} {:>8.3}s  (total {:.3}s)  rss {}  peak {}",
+                (now - self.last).as_secs_f64(),
+                (now - self.start).as_secs_f64(),
+                field("VmRSS:"),
+                field("VmHWM:")
+            );
         }
         self.last = now;
     }

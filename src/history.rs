@@ -151,7 +151,11 @@ pub fn read(files: &[InputFile], opts: &ParseOptions) -> Result<(History, Vec<In
             lines,
         });
     }
-    Ok((builder.finish(), records))
+    let mut sw = crate::audit::Stopwatch::new();
+    sw.lap("history: read");
+    let h = builder.finish();
+    sw.lap("history: index");
+    Ok((h, records))
 }
 
 const BLOCK_SIZE: usize = 4 << 20;

@@ -74,12 +74,49 @@ impl Interner {
     }
 }
 
+/// Resource numbers by (type, id), hashed on the fly: the table stores numbers only, the ids
+/// stay in the resources.
+#[derive(Default)]
+struct IdIndex {
+    table: hashbrown::HashTable<u32>,
+}
+
+impl std::fmt::Debug for IdIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "IdIndex({} resources)", self.table.len())
+    }
+}
+
+fn id_hash(resource_type: u32, id: &str) -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = rustc_hash::FxBuildHasher.build_hasher();
+    h.write_u32(resource_type);
+    h.write(id.as_bytes());
+    h.finish()
+}
+
+impl IdIndex {
+    fn find(&self, resources: &[Resource], resource_type: u32, id: &str) -> Option<u32> {
+        self.table.find(id_hash(resource_type, id), |&i| {
+            let r = &resources[i as usize];
+            r.resource_type == resource_type && &*r.id == id
+        }).copied()
+    }
+
+    fn insert(&mut self, resources: &[Resource], i: u32) {
+        let r = &resources[i as usize];
+        self.table.insert_unique(id_hash(r.resource_type, &r.id), i, |&j| {
+            let r = &resources[j as usize];
+            id_hash(r.resource_type, &r.id)
+        });
+    }
+}
+
 /// Collects versions as they are read; [`HistoryBuilder::finish`] sorts and indexes them.
 #[derive(Debug, Default)]
 pub struct HistoryBuilder {
     types: Interner,
-    /// For each type, resource id → resource index.
-    ids: Vec<HashMap<Box<str>, u32>>,
+    ids: IdIndex,
     resources: Vec<Resource>,
     patients: Interner,
     refs: Interner,
@@ -88,16 +125,12 @@ pub struct HistoryBuilder {
 impl HistoryBuilder {
     pub fn add(&mut self, p: ParsedVersion) {
         let t = self.types.intern(&p.resource_type);
-        if self.ids.len() <= t as usize {
-            self.ids.resize_with(t as usize + 1, HashMap::default);
-        }
-        let idx = match self.ids[t as usize].get(p.id.as_str()) {
-            Some(&i) => i,
+        let idx = match self.ids.find(&self.resources, t, &p.id) {
+            Some(i) => i,
             None => {
                 let i = self.resources.len() as u32;
-                let id: Box<str> = p.id.into_boxed_str();
-                self.resources.push(Resource { resource_type: t, id: id.clone(), versions: Vec::new() });
-                self.ids[t as usize].insert(id, i);
+                self.resources.push(Resource { resource_type: t, id: p.id.into_boxed_str(), versions: Vec::with_capacity(1) });
+                self.ids.insert(&self.resources, i);
                 i
             }
         };
@@ -117,7 +150,7 @@ impl HistoryBuilder {
     /// Sorts every resource's versions by (lastUpdated, versionId), drops repeated copies of a
     /// version (recording conflicts), and numbers resources in (type name, id) order.
     pub fn finish(self) -> History {
-        let HistoryBuilder { types, ids: _, mut resources, patients, refs } = self;
+        let HistoryBuilder { types, ids: mut by_key, mut resources, patients, refs } = self;
         let duplicates = std::sync::atomic::AtomicU64::new(0);
         let conflicts: std::sync::Mutex<Vec<Conflict>> = std::sync::Mutex::new(Vec::new());
         resources.par_iter_mut().for_each(|r| {
@@ -154,15 +187,26 @@ impl HistoryBuilder {
             }
             rank
         };
-        resources.par_sort_unstable_by(|a, b| type_rank[a.resource_type as usize].cmp(&type_rank[b.resource_type as usize]).then_with(|| a.id.cmp(&b.id)));
-        let mut by_key: Vec<HashMap<Box<str>, u32>> = vec![HashMap::default(); types.names.len()];
+        let mut order: Vec<u32> = (0..resources.len() as u32).collect();
+        order.par_sort_unstable_by(|&a, &b| {
+            let (a, b) = (&resources[a as usize], &resources[b as usize]);
+            type_rank[a.resource_type as usize].cmp(&type_rank[b.resource_type as usize]).then_with(|| a.id.cmp(&b.id))
+        });
+        let mut new_index = vec![0u32; order.len()];
+        for (new, &old) in order.iter().enumerate() {
+            new_index[old as usize] = new as u32;
+        }
+        // Renumber the id table in place: the hashes depend on (type, id) only.
+        by_key.table.iter_mut().for_each(|v| *v = new_index[*v as usize]);
+        let mut slots: Vec<Option<Resource>> = resources.into_iter().map(Some).collect();
+        let resources: Vec<Resource> = order.iter().map(|&old| slots[old as usize].take().expect("each resource once")).collect();
+        drop(slots);
         let mut by_type: Vec<(u32, u32)> = vec![(0, 0); types.names.len()];
         let mut by_patient: Vec<Vec<u32>> = vec![Vec::new(); patients.names.len()];
         let mut version_count = 0u64;
         let mut seen: Vec<u32> = Vec::new();
         for (i, r) in resources.iter().enumerate() {
             let i = i as u32;
-            by_key[r.resource_type as usize].insert(r.id.clone(), i);
             let span = &mut by_type[r.resource_type as usize];
             if span.0 == span.1 {
                 *span = (i, i + 1);
@@ -201,7 +245,7 @@ pub struct History {
     types: Interner,
     /// Sorted by (type name, id).
     pub resources: Vec<Resource>,
-    by_key: Vec<HashMap<Box<str>, u32>>,
+    by_key: IdIndex,
     /// For each type, the range of its resources.
     by_type: Vec<(u32, u32)>,
     patients: Interner,
@@ -248,7 +292,7 @@ impl History {
     }
 
     pub fn resource_index(&self, resource_type: u32, id: &str) -> Option<u32> {
-        self.by_key.get(resource_type as usize)?.get(id).copied()
+        self.by_key.find(&self.resources, resource_type, id)
     }
 
     /// Resources of a type, in id order.
@@ -360,3 +404,4 @@ mod tests {
         assert_eq!(h.conflicts.len(), 1);
     }
 }
+

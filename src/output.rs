@@ -161,37 +161,66 @@ pub fn write_table(table: &dyn Rows, path: &Path, format: Format) -> Result<()> 
     }
 }
 
+/// Rows formatted per task when writing CSV; a few tasks run at once, so memory stays bounded.
+const CSV_CHUNK: usize = 32 * 1024;
+
 fn write_csv(table: &dyn Rows, path: &Path) -> Result<()> {
+    use rayon::prelude::*;
     let f = create_private(path)?;
-    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(BufWriter::with_capacity(1 << 20, f));
+    let mut out = BufWriter::with_capacity(1 << 20, f);
     let err = |e: csv::Error| Error::output(path, e);
-    w.write_record(table.schema().iter().map(|c| c.0)).map_err(err)?;
+    let writer = |buf: Vec<u8>| csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(buf);
+    let mut header = writer(Vec::new());
+    header.write_record(table.schema().iter().map(|c| c.0)).map_err(err)?;
+    out.write_all(&header.into_inner().map_err(|e| Error::output(path, e.error()))?).map_err(|e| Error::output(path, e))?;
+    let batch = CSV_CHUNK * 2 * rayon::current_num_threads().max(1);
+    let mut start = 0;
+    while start < table.len() {
+        let end = (start + batch).min(table.len());
+        let chunks: Vec<std::result::Result<Vec<u8>, csv::Error>> = (start..end)
+            .step_by(CSV_CHUNK)
+            .collect::<Vec<_>>()
+            .into_par_iter()
+            .map(|from| {
+                let mut w = writer(Vec::with_capacity(CSV_CHUNK * 256));
+                write_csv_rows(table, from..(from + CSV_CHUNK).min(end), &mut w)?;
+                w.into_inner().map_err(|e| csv::Error::from(e.into_error()))
+            })
+            .collect();
+        for c in chunks {
+            out.write_all(&c.map_err(err)?).map_err(|e| Error::output(path, e))?;
+        }
+        start = end;
+    }
+    finish_file(out, path)
+}
+
+fn write_csv_rows<W: Write>(table: &dyn Rows, rows: std::ops::Range<usize>, w: &mut csv::Writer<W>) -> std::result::Result<(), csv::Error> {
     let mut scratch = String::new();
     let mut num = String::new();
     let columns = table.schema().len();
-    for row in 0..table.len() {
+    for row in rows {
         for col in 0..columns {
             scratch.clear();
             num.clear();
             match table.cell(row, col, &mut scratch) {
-                Cell::Null => w.write_field(b"").map_err(err)?,
-                Cell::Text(t) => w.write_field(t).map_err(err)?,
+                Cell::Null => w.write_field(b"")?,
+                Cell::Text(t) => w.write_field(t)?,
                 Cell::Time(t) => {
                     crate::timestamp::write_rfc3339(t, &mut num);
-                    w.write_field(&num).map_err(err)?
+                    w.write_field(&num)?
                 }
                 Cell::Int(n) => {
                     use std::fmt::Write as _;
                     let _ = write!(num, "{n}");
-                    w.write_field(&num).map_err(err)?
+                    w.write_field(&num)?
                 }
-                Cell::Bool(b) => w.write_field(if b { "true" } else { "false" }).map_err(err)?,
+                Cell::Bool(b) => w.write_field(if b { "true" } else { "false" })?,
             }
         }
-        w.write_record(None::<&[u8]>).map_err(err)?;
+        w.write_record(None::<&[u8]>)?;
     }
-    let inner = w.into_inner().map_err(|e| Error::output(path, e.error()))?;
-    finish_file(inner, path)
+    Ok(())
 }
 
 fn finish_file(mut w: BufWriter<File>, path: &Path) -> Result<()> {
@@ -200,18 +229,33 @@ fn finish_file(mut w: BufWriter<File>, path: &Path) -> Result<()> {
     f.sync_all().map_err(|e| Error::output(path, e))
 }
 
+/// Rows per Parquet row group: the table is converted and written a group at a time, so memory
+/// stays bounded whatever the number of rows.
+const ROW_GROUP: usize = 128 * 1024;
+
 fn write_parquet(table: &dyn Rows, path: &Path) -> Result<()> {
-    let mut df = to_dataframe(table).map_err(|e| Error::output(path, e))?;
+    let err = |e: PolarsError| Error::output(path, e);
     let f = create_private(path)?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
-    ParquetWriter::new(&mut w).with_compression(ParquetCompression::Zstd(None)).finish(&mut df).map_err(|e| Error::output(path, e))?;
+    {
+        let first = to_dataframe(table, 0..table.len().min(ROW_GROUP)).map_err(err)?;
+        let mut batched = ParquetWriter::new(&mut w).with_compression(ParquetCompression::Zstd(None)).batched(first.schema()).map_err(err)?;
+        batched.write_batch(&first).map_err(err)?;
+        let mut start = ROW_GROUP;
+        while start < table.len() {
+            let end = (start + ROW_GROUP).min(table.len());
+            batched.write_batch(&to_dataframe(table, start..end).map_err(err)?).map_err(err)?;
+            start = end;
+        }
+        batched.finish().map_err(err)?;
+    }
     finish_file(w, path)
 }
 
 /// The table as a polars DataFrame with typed columns, built column by column in parallel.
-pub fn to_dataframe(table: &dyn Rows) -> PolarsResult<DataFrame> {
+pub fn to_dataframe(table: &dyn Rows, rows: std::ops::Range<usize>) -> PolarsResult<DataFrame> {
     use rayon::prelude::*;
-    let n = table.len();
+    let n = rows.len();
     let columns: Vec<Column> = table
         .schema()
         .par_iter()
@@ -222,7 +266,7 @@ pub fn to_dataframe(table: &dyn Rows) -> PolarsResult<DataFrame> {
             let s = match kind {
                 Kind::Text => {
                     let mut b = StringChunkedBuilder::new(name, n);
-                    for row in 0..n {
+                    for row in rows.clone() {
                         scratch.clear();
                         match table.cell(row, col, &mut scratch) {
                             Cell::Text(t) => b.append_value(t),
@@ -232,7 +276,8 @@ pub fn to_dataframe(table: &dyn Rows) -> PolarsResult<DataFrame> {
                     b.finish().into_series()
                 }
                 Kind::Time | Kind::Int => {
-                    let v: Vec<Option<i64>> = (0..n)
+                    let v: Vec<Option<i64>> = rows
+                        .clone()
                         .map(|row| match table.cell(row, col, &mut scratch) {
                             Cell::Time(t) | Cell::Int(t) => Some(t),
                             _ => None,
@@ -246,7 +291,8 @@ pub fn to_dataframe(table: &dyn Rows) -> PolarsResult<DataFrame> {
                     }
                 }
                 Kind::Bool => {
-                    let v: Vec<Option<bool>> = (0..n)
+                    let v: Vec<Option<bool>> = rows
+                        .clone()
                         .map(|row| match table.cell(row, col, &mut scratch) {
                             Cell::Bool(b) => Some(b),
                             _ => None,
@@ -352,7 +398,7 @@ mod tests {
             ColumnData { name: "t", values: Values::Time(vec![Some(1_670_258_070_417_000_000), None]) },
             ColumnData { name: "n", values: Values::Int(vec![Some(3), None]) },
         ]);
-        let df = to_dataframe(&t).unwrap();
+        let df = to_dataframe(&t, 0..2).unwrap();
         assert_eq!(df.height(), 2);
         assert!(matches!(df.column("t").unwrap().dtype(), DataType::Datetime(TimeUnit::Nanoseconds, Some(tz)) if *tz == TimeZone::UTC));
         assert_eq!(df.column("n").unwrap().dtype(), &DataType::Int64);
