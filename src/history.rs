@@ -167,9 +167,10 @@ fn read_file(file: &InputFile, index: u32, opts: &ParseOptions, builder: &mut Hi
     let path = file.path.as_path();
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<LineBlock>>(2);
+        let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Vec<u8>>();
         let reader = scope.spawn(move || {
             let mut input = input;
-            for block in LineBlocks::new(&mut input.reader, path, BLOCK_SIZE) {
+            for block in LineBlocks::new(&mut input.reader, path, BLOCK_SIZE).with_spares(spare_rx) {
                 if tx.send(block).is_err() {
                     break;
                 }
@@ -195,10 +196,11 @@ fn read_file(file: &InputFile, index: u32, opts: &ParseOptions, builder: &mut Hi
                     break;
                 }
             }
-            lines = block.first_line - 1 + count_lines(&block.bytes);
+            lines = block.first_line - 1 + block.lines;
             let previous = std::mem::take(&mut pending);
             let (parsed, ()) = rayon::join(|| parse_block(path, index, &block, opts), || previous.into_iter().for_each(|v| builder.add(v)));
             pending = parsed?;
+            let _ = spare_tx.send(block.bytes);
         }
         pending.into_iter().for_each(|v| builder.add(v));
         drop(blocks);

@@ -347,6 +347,10 @@ impl Resource {
     /// Versions whose lastUpdated lies in the window the as-of rule cannot decide: between T and
     /// the end of the kickoff request (strict: [T, end]; inclusive: (T, end]).
     pub fn in_window(&self, t: Instant, end: Instant, boundary: Boundary) -> &[Version] {
+        // Most resources were last written long before the export.
+        if self.versions.last().is_none_or(|v| v.last_updated < t) {
+            return &[];
+        }
         let lo = match boundary {
             Boundary::Strict => self.versions.partition_point(|v| v.last_updated < t),
             Boundary::Inclusive => self.versions.partition_point(|v| v.last_updated <= t),

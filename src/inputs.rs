@@ -179,6 +179,8 @@ pub struct LineBlock {
     pub bytes: Vec<u8>,
     pub first_line: u64,
     pub offset: u64,
+    /// Lines in the block (a last line without a newline counts).
+    pub lines: u64,
 }
 
 /// Cuts a decompressed stream into blocks of about `block_size` bytes ending at a newline (the
@@ -191,11 +193,19 @@ pub struct LineBlocks<'a> {
     offset: u64,
     block_size: usize,
     done: bool,
+    /// Buffers handed back by the consumer, reused instead of fresh (page-faulting) memory.
+    spares: Option<std::sync::mpsc::Receiver<Vec<u8>>>,
 }
 
 impl<'a> LineBlocks<'a> {
     pub fn new(reader: &'a mut dyn Read, path: &'a Path, block_size: usize) -> Self {
-        LineBlocks { reader, path, carry: Vec::new(), next_line: 1, offset: 0, block_size, done: false }
+        LineBlocks { reader, path, carry: Vec::new(), next_line: 1, offset: 0, block_size, done: false, spares: None }
+    }
+
+    /// Reuses the buffers the consumer sends back on `spares`.
+    pub fn with_spares(mut self, spares: std::sync::mpsc::Receiver<Vec<u8>>) -> Self {
+        self.spares = Some(spares);
+        self
     }
 }
 
@@ -206,7 +216,14 @@ impl Iterator for LineBlocks<'_> {
         if self.done {
             return None;
         }
-        let mut buf = Vec::with_capacity(self.block_size + self.carry.len() + 1);
+        let mut buf = match self.spares.as_ref().and_then(|s| s.try_recv().ok()) {
+            Some(mut spare) => {
+                spare.clear();
+                spare.reserve(self.block_size + self.carry.len() + 1);
+                spare
+            }
+            None => Vec::with_capacity(self.block_size + self.carry.len() + 1),
+        };
         buf.append(&mut self.carry);
         let mut searched = 0;
         loop {
@@ -238,8 +255,8 @@ impl Iterator for LineBlocks<'_> {
         if buf.is_empty() {
             return None;
         }
-        let lines = bytecount(b'\n', &buf) as u64 + u64::from(buf.last() != Some(&b'\n'));
-        let block = LineBlock { bytes: buf, first_line: self.next_line, offset: self.offset };
+        let lines = count_lines(&buf);
+        let block = LineBlock { bytes: buf, first_line: self.next_line, offset: self.offset, lines };
         self.next_line += lines;
         self.offset += block.bytes.len() as u64;
         Some(Ok(block))

@@ -81,7 +81,8 @@ impl Interesting {
     }
 
     fn contains(&self, key: &str) -> bool {
-        self.by_len.get(key.len()).is_some_and(|ks| ks.iter().any(|k| k == key))
+        let first = key.as_bytes().first().copied();
+        self.by_len.get(key.len()).is_some_and(|ks| ks.iter().any(|k| k.as_bytes().first().copied() == first && k == key))
     }
 }
 
