@@ -46,7 +46,7 @@ fn benches(c: &mut Criterion) {
     g.bench_function("read_and_index", |b| b.iter(|| history::read(&files, &opts).expect("read")));
     g.finish();
 
-    let (h, _) = history::read(&files, &opts).expect("read");
+    let (h, _, _) = history::read(&files, &opts).expect("read");
     let t = Instant(1_674_000_000_000_000_000);
     let mut g = c.benchmark_group("index");
     g.throughput(Throughput::Elements(h.resources.len() as u64));
@@ -55,7 +55,7 @@ fn benches(c: &mut Criterion) {
     });
     g.finish();
 
-    let (events, _) = bulk_audit::audit::read_exports(&[dir.join("logs")], &Tz::UTC, i64::MAX).expect("logs");
+    let (events, _) = bulk_audit::audit::read_exports(&[dir.join("logs")], &Tz::UTC, i64::MAX, false).expect("logs");
     let ropts = ResolveOptions {
         boundary: Boundary::Strict,
         wildcard_types: Wildcard::Smartbox.expand(&h.present_types()).expect("wildcard"),

@@ -44,6 +44,8 @@ pub struct AuditConfig {
     pub max_log_gap_nanos: i64,
     pub max_log_gap_text: String,
     pub force: bool,
+    /// Note unreadable lines as findings and go on, instead of stopping at the first.
+    pub skip_invalid: bool,
 }
 
 /// What an audit found, before it is written.
@@ -68,9 +70,9 @@ pub fn selected(e: &ExportEvent, clients: &[String], from: Option<Instant>, to: 
 }
 
 /// Reads the logs and finds the kickoffs (the `exports` command, and the audit's first step).
-pub fn read_exports(log_paths: &[PathBuf], zone: &Tz, max_gap_nanos: i64) -> Result<(Vec<ExportEvent>, logs::Logs)> {
+pub fn read_exports(log_paths: &[PathBuf], zone: &Tz, max_gap_nanos: i64, skip_invalid: bool) -> Result<(Vec<ExportEvent>, logs::Logs)> {
     let files = inputs::collect(log_paths)?;
-    let l = logs::read(&files, zone, max_gap_nanos)?;
+    let l = logs::read(&files, zone, max_gap_nanos, skip_invalid)?;
     let events = kickoff::find(&l.requests, zone);
     Ok((events, l))
 }
@@ -113,14 +115,15 @@ impl Default for Stopwatch {
 
 pub fn run(cfg: &AuditConfig) -> Result<AuditResult> {
     let mut sw = Stopwatch::new();
-    let (events, log_data) = read_exports(&cfg.logs, &cfg.zone, cfg.max_log_gap_nanos)?;
+    let (events, log_data) = read_exports(&cfg.logs, &cfg.zone, cfg.max_log_gap_nanos, cfg.skip_invalid)?;
     sw.lap("logs");
     let events: Vec<ExportEvent> = events.into_iter().filter(|e| selected(e, &cfg.clients, cfg.from, cfg.to)).collect();
 
     let compartment = Compartment::load(cfg.fhir_version);
     let history_files = inputs::collect(&cfg.history)?;
-    let parse_opts = ParseOptions::new(&compartment, cfg.zone, cfg.non_compartment == NonCompartment::Referenced);
-    let (h, history_inputs) = history::read(&history_files, &parse_opts)?;
+    let mut parse_opts = ParseOptions::new(&compartment, cfg.zone, cfg.non_compartment == NonCompartment::Referenced);
+    parse_opts.skip_invalid = cfg.skip_invalid;
+    let (h, history_inputs, history_skipped) = history::read(&history_files, &parse_opts)?;
     sw.lap("history: read and index");
 
     let wildcard_types = cfg.wildcard.expand(&h.present_types())?;
@@ -136,6 +139,14 @@ pub fn run(cfg: &AuditConfig) -> Result<AuditResult> {
     sw.lap("resolve");
 
     let mut general = orphans;
+    for s in log_data.skipped.iter().chain(&history_skipped) {
+        let span = match s.lines {
+            0 => " (the rest of the file)".to_string(),
+            1 => String::new(),
+            n => format!(" ({n} lines)"),
+        };
+        general.push(Finding::new("", "input-skipped", format!("{}:{} (byte {}){span}: {}", s.path.display(), s.line, s.offset, s.reason)));
+    }
     for g in &log_data.coverage.gaps {
         general.push(Finding::new("", "log-gap", format!("no log line between {} and {} ({:.0} s, more than --max-log-gap {}): kickoffs in this span are unknown", g.from, g.to, g.seconds, cfg.max_log_gap_text)));
     }
@@ -461,7 +472,9 @@ fn manifest(cfg: &AuditConfig, r: &AuditResult, resources: usize, exports: usize
             "with_resource": cfg.with_resource,
             "reconstruct": cfg.reconstruct.as_ref().map(|p| p.display().to_string()),
             "max_log_gap": cfg.max_log_gap_text,
+            "skip_invalid": cfg.skip_invalid,
         },
+        "lines_skipped": r.inputs.iter().map(|i| i.lines_skipped).sum::<u64>(),
         "inputs": r.inputs,
         "rows": {"resources": resources, "exports": exports, "findings": findings.len()},
         "findings_by_kind": by_kind,

@@ -89,6 +89,10 @@ pub struct AuditArgs {
     /// Replace a non-empty --out or --reconstruct folder that holds no previous bulk-audit output.
     #[arg(long)]
     pub force: bool,
+    /// Go on past unreadable input lines: each is listed in findings (input-skipped) and
+    /// counted in the manifest and the summary. Without it the first one stops the run.
+    #[arg(long)]
+    pub skip_invalid: bool,
 }
 
 #[derive(Args, Debug)]
@@ -172,6 +176,7 @@ fn config_of(a: AuditArgs) -> Result<AuditConfig> {
         max_log_gap_nanos,
         max_log_gap_text: a.max_log_gap,
         force: a.force,
+        skip_invalid: a.skip_invalid,
     })
 }
 
@@ -184,13 +189,17 @@ fn run_audit(a: AuditArgs) -> Result<()> {
     for line in audit::summary_lines(&result) {
         let _ = writeln!(out, "{line}");
     }
+    let skipped: u64 = result.inputs.iter().map(|i| i.lines_skipped).sum();
+    if cfg.skip_invalid {
+        let _ = writeln!(out, "{skipped} input lines skipped (--skip-invalid): each is an input-skipped finding");
+    }
     let _ = writeln!(out, "{exports} exports, {rows} resource rows, {findings} findings -> {}", cfg.out.display());
     Ok(())
 }
 
 fn run_exports(a: ExportsArgs) -> Result<()> {
     let zone = timestamp::parse_zone(&a.tz).map_err(|e| Error::Usage(format!("--tz: {e}")))?;
-    let (events, _) = audit::read_exports(&a.logs, &zone, i64::MAX)?;
+    let (events, _) = audit::read_exports(&a.logs, &zone, i64::MAX, false)?;
     let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(std::io::stdout());
     let _ = w.write_record(["export_id", "client_id", "export_time", "method", "url", "status", "accepted", "level", "tenant", "group_id", "types", "since", "until", "source"]);
     for e in events.iter().filter(|e| audit::selected(e, &a.clients, None, None)) {
@@ -218,6 +227,7 @@ fn run_exports(a: ExportsArgs) -> Result<()> {
 /// Runs the command line; returns the process exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    crate::output::remove_staging_on_interrupt();
     let result = match cli.command {
         Command::Audit(a) => run_audit(a),
         Command::Exports(a) => run_exports(a),

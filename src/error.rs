@@ -60,9 +60,42 @@ impl std::error::Error for Error {}
 
 pub type Result<T> = std::result::Result<T, Error>;
 
+/// A line left out under `--skip-invalid`: where it was and why (never its content).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Skipped {
+    pub path: PathBuf,
+    pub line: u64,
+    pub offset: u64,
+    pub reason: String,
+    /// How many lines this skip covers (more than one when the rest of a file is unreadable).
+    pub lines: u64,
+}
+
+impl Skipped {
+    /// The skip an input error stands for; `None` for errors that are not about one place in
+    /// an input (an unopenable file is never skipped silently).
+    pub fn of(e: &Error) -> Option<Skipped> {
+        match e {
+            Error::Input { path, line, offset, what } => Some(Skipped { path: path.clone(), line: *line, offset: *offset, reason: what.clone(), lines: 1 }),
+            _ => None,
+        }
+    }
+}
+
 /// A short, PHI-free description of a serde_json error: its category and column, never the text.
 pub fn describe_json_error(e: &serde_json::Error) -> String {
     use serde_json::error::Category;
+    // serde_json's own messages may quote input; only these fixed phrases are looked for.
+    let text = e.to_string();
+    if text.starts_with("recursion limit exceeded") {
+        return format!("JSON nested too deeply (more than 128 levels) at column {}", e.column());
+    }
+    if text.starts_with("invalid unicode code point") || text.contains("UTF-8") || text.contains("utf-8") {
+        return format!("bytes that are not valid UTF-8 at column {} (a file re-encoded, e.g. as Latin-1?)", e.column());
+    }
+    if text.starts_with("control character") {
+        return format!("a raw control character inside a JSON string at column {}", e.column());
+    }
     let kind = match e.classify() {
         Category::Io => "I/O error",
         Category::Syntax => "invalid JSON",

@@ -12,9 +12,9 @@ use rayon::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::compartment::{self, Compartment};
-use crate::error::{describe_json_error, Error, Result};
+use crate::error::{describe_json_error, Error, Result, Skipped};
 use crate::index::{History, HistoryBuilder};
-use crate::inputs::{self, InputFile, InputRecord, LineBlock, LineBlocks};
+use crate::inputs::{self, InputFile, InputRecord, LineBlock, LineBlocks, Tally};
 use crate::timestamp::{self, Instant};
 
 mod scan;
@@ -127,42 +127,40 @@ pub struct ParseOptions<'a> {
     pub keep_references: bool,
     /// The top-level fields the fast path captures.
     pub interesting: Interesting,
+    /// Note unreadable lines and go on (`--skip-invalid`) instead of stopping.
+    pub skip_invalid: bool,
 }
 
 impl<'a> ParseOptions<'a> {
     pub fn new(compartment: &'a Compartment, zone: Tz, keep_references: bool) -> ParseOptions<'a> {
-        ParseOptions { compartment, zone, keep_references, interesting: Interesting::new(compartment.first_steps()) }
+        ParseOptions { compartment, zone, keep_references, interesting: Interesting::new(compartment.first_steps()), skip_invalid: false }
     }
 }
 
 /// Reads every history input into the version index. Versions are added in input order (file,
 /// line, entry), so the first copy of a repeated version is the one kept.
-pub fn read(files: &[InputFile], opts: &ParseOptions) -> Result<(History, Vec<InputRecord>)> {
+pub fn read(files: &[InputFile], opts: &ParseOptions) -> Result<(History, Vec<InputRecord>, Vec<Skipped>)> {
     let mut builder = HistoryBuilder::default();
     let mut records = Vec::new();
+    let mut skipped = Vec::new();
     for (i, file) in files.iter().enumerate() {
-        let (lines, sha) = read_file(file, i as u32, opts, &mut builder)?;
-        records.push(InputRecord {
-            role: "history",
-            path: inputs::display(&file.path),
-            size: file.size,
-            compression: file.compression,
-            sha256: sha,
-            lines,
-        });
+        let mut tally = Tally::new(opts.skip_invalid);
+        let (lines, sha) = read_file(file, i as u32, opts, &mut builder, &mut tally)?;
+        records.push(tally.record("history", file, sha, lines));
+        skipped.extend(tally.skipped);
     }
     let mut sw = crate::audit::Stopwatch::new();
     sw.lap("history: read");
     let h = builder.finish();
     sw.lap("history: index");
-    Ok((h, records))
+    Ok((h, records, skipped))
 }
 
 const BLOCK_SIZE: usize = 4 << 20;
 
 /// Reads one file as a pipeline: a reader thread decompresses, hashes and cuts blocks of whole
 /// lines; rayon parses a block while the previous block's versions are added to the index.
-fn read_file(file: &InputFile, index: u32, opts: &ParseOptions, builder: &mut HistoryBuilder) -> Result<(u64, String)> {
+fn read_file(file: &InputFile, index: u32, opts: &ParseOptions, builder: &mut HistoryBuilder, tally: &mut Tally) -> Result<(u64, String)> {
     let input = inputs::open(file)?;
     let path = file.path.as_path();
     std::thread::scope(|scope| {
@@ -182,24 +180,46 @@ fn read_file(file: &InputFile, index: u32, opts: &ParseOptions, builder: &mut Hi
         let mut blocks = rx.iter();
         let mut first = true;
         while let Some(block) = blocks.next() {
-            let block = block?;
+            let block = match block {
+                Ok(b) => b,
+                // A truncated or corrupt compressed file: the rest of it cannot be read (and
+                // is not counted among its lines).
+                Err(e) => {
+                    tally.fail(e)?;
+                    if let Some(s) = tally.skipped.last_mut() {
+                        s.lines = 0;
+                    }
+                    break;
+                }
+            };
             if first {
                 first = false;
                 if !starts_with_whole_json_line(&block.bytes) {
                     // A pretty-printed document (a Bundle per file): read it whole.
                     let mut all = block.bytes;
                     for b in blocks.by_ref() {
-                        all.extend_from_slice(&b?.bytes);
+                        match b {
+                            Ok(b) => all.extend_from_slice(&b.bytes),
+                            Err(e) => {
+                                tally.fail(e)?;
+                                if let Some(s) = tally.skipped.last_mut() {
+                                    s.lines = 0;
+                                }
+                                break;
+                            }
+                        }
                     }
                     lines = count_lines(&all);
-                    parse_documents(path, index, &all, opts, &mut pending)?;
+                    parse_documents(path, index, &all, opts, &mut pending, tally)?;
                     break;
                 }
             }
             lines = block.first_line - 1 + block.lines;
             let previous = std::mem::take(&mut pending);
             let (parsed, ()) = rayon::join(|| parse_block(path, index, &block, opts), || previous.into_iter().for_each(|v| builder.add(v)));
-            pending = parsed?;
+            let (versions, block_tally) = parsed?;
+            pending = versions;
+            tally.absorb(block_tally);
             let _ = spare_tx.send(block.bytes);
         }
         pending.into_iter().for_each(|v| builder.add(v));
@@ -219,52 +239,90 @@ fn starts_with_whole_json_line(bytes: &[u8]) -> bool {
     serde_json::from_slice::<serde::de::IgnoredAny>(&rest[..end]).is_ok()
 }
 
-/// Parses the lines of one block in parallel; the first error in line order wins.
-fn parse_block(path: &Path, file: u32, block: &LineBlock, opts: &ParseOptions) -> Result<Vec<ParsedVersion>> {
+/// Parses the lines of one block in parallel; the first error in line order wins (or, with
+/// `--skip-invalid`, every unreadable line is noted and left out).
+fn parse_block(path: &Path, file: u32, block: &LineBlock, opts: &ParseOptions) -> Result<(Vec<ParsedVersion>, Tally)> {
     let lines: Vec<(u64, u64, &[u8])> = inputs::lines_of(block).collect();
-    let chunks: Vec<Result<Vec<ParsedVersion>>> = lines
+    let chunks: Vec<Result<(Vec<ParsedVersion>, Tally)>> = lines
         .par_chunks(256)
         .map(|chunk| {
             let mut out = Vec::with_capacity(chunk.len());
+            let mut tally = Tally::new(opts.skip_invalid);
             for &(line, offset, text) in chunk {
                 let text = if line == 1 { inputs::strip_bom(text) } else { text };
                 if text.iter().all(|b| b.is_ascii_whitespace()) {
+                    tally.blank += 1;
                     continue;
                 }
                 let src = Source { file, line, offset, entry: None };
-                scan::scan_line(text, src, opts, &opts.interesting, &mut out).map_err(|e| match e {
-                    scan::ScanError::Json(e) => Error::input(path, line, offset, describe_json_error(&e)),
-                    scan::ScanError::Shape(what) => Error::input(path, line, offset, what),
-                })?;
+                let before = out.len();
+                match scan::scan_line(text, src, opts, &opts.interesting, &mut out) {
+                    Ok(()) => tally.read += 1,
+                    Err(e) => {
+                        out.truncate(before);
+                        tally.fail(match e {
+                            scan::ScanError::Json(e) => Error::input(path, line, offset, describe_json_error(&e)),
+                            scan::ScanError::Shape(what) => Error::input(path, line, offset, what),
+                        })?;
+                    }
+                }
             }
-            Ok(out)
+            Ok((out, tally))
         })
         .collect();
     let mut out = Vec::with_capacity(lines.len());
+    let mut tally = Tally::new(opts.skip_invalid);
     for c in chunks {
-        out.extend(c?);
+        let (versions, t) = c?;
+        out.extend(versions);
+        tally.absorb(t);
     }
-    Ok(out)
+    Ok((out, tally))
 }
 
 /// Parses a file of JSON documents that span lines.
-fn parse_documents(path: &Path, file: u32, all: &[u8], opts: &ParseOptions, out: &mut Vec<ParsedVersion>) -> Result<()> {
+fn parse_documents(path: &Path, file: u32, all: &[u8], opts: &ParseOptions, out: &mut Vec<ParsedVersion>, tally: &mut Tally) -> Result<()> {
     let body = inputs::strip_bom(all);
     let bom = (all.len() - body.len()) as u64;
+    let total = count_lines(all);
     let mut stream = serde_json::Deserializer::from_slice(body).into_iter::<Value>();
+    let mut lines_done = 0u64;
     loop {
         let start = stream.byte_offset();
         let start = start + body[start..].iter().take_while(|b| b.is_ascii_whitespace()).count();
         let line = inputs::line_of_offset(body, start);
-        match stream.next() {
-            None => return Ok(()),
+        let result = stream.next();
+        let end_line = if stream.byte_offset() >= body.len() { total } else { inputs::line_of_offset(body, stream.byte_offset()) };
+        let failure = match result {
+            None => {
+                tally.blank += total - lines_done;
+                return Ok(());
+            }
             Some(Ok(value)) => {
                 let src = Source { file, line, offset: start as u64 + bom, entry: None };
-                let vs = versions_of_document(value, src, opts).map_err(|what| Error::input(path, line, start as u64 + bom, what))?;
-                out.extend(vs);
+                match versions_of_document(value, src, opts) {
+                    Ok(vs) => {
+                        out.extend(vs);
+                        // The document's lines count as read; blank lines before it as blank.
+                        tally.blank += line.saturating_sub(lines_done + 1);
+                        tally.read += end_line + 1 - line;
+                        lines_done = end_line;
+                        continue;
+                    }
+                    Err(what) => Error::input(path, line, start as u64 + bom, what),
+                }
             }
-            Some(Err(e)) => return Err(Error::input(path, e.line() as u64, start as u64 + bom, describe_json_error(&e))),
+            Some(Err(e)) => Error::input(path, e.line() as u64, start as u64 + bom, describe_json_error(&e)),
+        };
+        // After an unreadable document the rest of the file cannot be resynchronised.
+        tally.blank += line.saturating_sub(lines_done + 1);
+        tally.fail(failure)?;
+        if let Some(last) = tally.skipped.last_mut() {
+            last.line = line;
+            last.lines = total + 1 - line;
+            last.reason = format!("{} (the rest of the file, from line {line}, is left out)", last.reason);
         }
+        return Ok(());
     }
 }
 

@@ -36,7 +36,66 @@ pub struct InputRecord {
     pub size: u64,
     pub compression: Compression,
     pub sha256: String,
+    /// Lines in the file (after decompression).
     pub lines: u64,
+    /// Lines read, blank lines ignored, lines skipped (`--skip-invalid`):
+    /// `lines_read + lines_blank + lines_skipped == lines`.
+    pub lines_read: u64,
+    pub lines_blank: u64,
+    pub lines_skipped: u64,
+}
+
+/// What reading one file found, line by line: how many lines were read, blank or skipped, and
+/// the skips. With `skip_invalid` off, the first unreadable line is an error.
+#[derive(Debug, Default)]
+pub struct Tally {
+    pub skip_invalid: bool,
+    pub read: u64,
+    pub blank: u64,
+    pub skipped: Vec<crate::error::Skipped>,
+}
+
+impl Tally {
+    pub fn new(skip_invalid: bool) -> Tally {
+        Tally { skip_invalid, ..Tally::default() }
+    }
+
+    /// An unreadable place: an error, or (with `--skip-invalid`) a noted skip.
+    pub fn fail(&mut self, e: Error) -> Result<()> {
+        if self.skip_invalid {
+            if let Some(s) = crate::error::Skipped::of(&e) {
+                self.skipped.push(s);
+                return Ok(());
+            }
+        }
+        Err(e)
+    }
+
+    pub fn skipped_lines(&self) -> u64 {
+        self.skipped.iter().map(|s| s.lines).sum()
+    }
+
+    /// Adds another tally (of a later part of the same file).
+    pub fn absorb(&mut self, other: Tally) {
+        self.read += other.read;
+        self.blank += other.blank;
+        self.skipped.extend(other.skipped);
+    }
+
+    /// The manifest record of a file read with this tally.
+    pub fn record(&self, role: &'static str, file: &InputFile, sha256: String, lines: u64) -> InputRecord {
+        InputRecord {
+            role,
+            path: display(&file.path),
+            size: file.size,
+            compression: file.compression,
+            sha256,
+            lines,
+            lines_read: self.read,
+            lines_blank: self.blank,
+            lines_skipped: self.skipped_lines(),
+        }
+    }
 }
 
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
@@ -195,11 +254,13 @@ pub struct LineBlocks<'a> {
     done: bool,
     /// Buffers handed back by the consumer, reused instead of fresh (page-faulting) memory.
     spares: Option<std::sync::mpsc::Receiver<Vec<u8>>>,
+    /// A read error met after some whole lines: given out after those lines.
+    pending_error: Option<Error>,
 }
 
 impl<'a> LineBlocks<'a> {
     pub fn new(reader: &'a mut dyn Read, path: &'a Path, block_size: usize) -> Self {
-        LineBlocks { reader, path, carry: Vec::new(), next_line: 1, offset: 0, block_size, done: false, spares: None }
+        LineBlocks { reader, path, carry: Vec::new(), next_line: 1, offset: 0, block_size, done: false, spares: None, pending_error: None }
     }
 
     /// Reuses the buffers the consumer sends back on `spares`.
@@ -213,6 +274,9 @@ impl Iterator for LineBlocks<'_> {
     type Item = Result<LineBlock>;
 
     fn next(&mut self) -> Option<Result<LineBlock>> {
+        if let Some(e) = self.pending_error.take() {
+            return Some(Err(e));
+        }
         if self.done {
             return None;
         }
@@ -238,7 +302,25 @@ impl Iterator for LineBlocks<'_> {
                 Ok(_) => {}
                 Err(e) => {
                     self.done = true;
-                    return Some(Err(describe_read_error(self.path, self.offset + before as u64, e)));
+                    // The whole lines read so far (read_to_end keeps what it read before the
+                    // error) are given out first; the cut line and the rest are the error.
+                    let read_to = self.offset + buf.len() as u64;
+                    let _ = before;
+                    let whole = memrchr(b'\n', &buf).map(|p| p + 1).unwrap_or(0);
+                    let at = self.offset + whole as u64;
+                    let line = self.next_line + bytecount(b'\n', &buf[..whole]) as u64;
+                    let error = Error::input(
+                        self.path,
+                        line,
+                        at,
+                        format!("the file could not be read past byte {read_to} of its decompressed content: {e} (truncated or corrupt?); line {line} and the rest of the file are left out"),
+                    );
+                    if whole == 0 {
+                        return Some(Err(error));
+                    }
+                    buf.truncate(whole);
+                    self.pending_error = Some(error);
+                    break;
                 }
             }
             if buf.len() >= self.block_size {

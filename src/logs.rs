@@ -9,8 +9,8 @@ use chrono_tz::Tz;
 use ndjson_stream::config::{EmptyLineHandling, NdjsonConfig};
 use serde_json::{Map, Value};
 
-use crate::error::{describe_json_error, Error, Result};
-use crate::inputs::{self, InputFile, InputRecord};
+use crate::error::{describe_json_error, Error, Result, Skipped};
+use crate::inputs::{self, InputFile, InputRecord, Tally};
 use crate::timestamp::{self, Instant};
 
 /// One log line, reduced to the fields the audit reads.
@@ -75,54 +75,76 @@ pub struct Logs {
     pub coverage: Coverage,
     pub inputs: Vec<InputRecord>,
     pub gap_bounds: Vec<(Instant, Instant)>,
+    /// Lines left out under `--skip-invalid`.
+    pub skipped: Vec<Skipped>,
 }
 
 /// Reads every log input and merges its lines into requests.
-pub fn read(files: &[InputFile], zone: &Tz, max_gap_nanos: i64) -> Result<Logs> {
+pub fn read(files: &[InputFile], zone: &Tz, max_gap_nanos: i64, skip_invalid: bool) -> Result<Logs> {
     let mut lines = Vec::new();
     let mut records = Vec::new();
+    let mut skipped = Vec::new();
     for (i, file) in files.iter().enumerate() {
-        let (bytes, sha) = inputs::read_all(file)?;
-        let before = lines.len();
-        let line_count = read_one(&file.path, i, &bytes, zone, &mut lines)?;
-        let _ = before;
-        records.push(InputRecord {
-            role: "logs",
-            path: inputs::display(&file.path),
-            size: file.size,
-            compression: file.compression,
-            sha256: sha,
-            lines: line_count,
-        });
+        let mut tally = Tally::new(skip_invalid);
+        let mut input = inputs::open(file)?;
+        let mut bytes = Vec::with_capacity(file.size as usize);
+        if let Err(e) = std::io::Read::read_to_end(&mut input.reader, &mut bytes) {
+            // A truncated or corrupt compressed file: what was read is kept, the rest noted.
+            let at = bytes.len() as u64;
+            let line = inputs::count_lines(&bytes) + 1;
+            tally.fail(Error::input(&file.path, line, at, format!("the file could not be read past byte {at} of its decompressed content: {e} (truncated or corrupt?); the rest of it is left out")))?;
+            tally.skipped.last_mut().expect("just noted").lines = 0;
+            if let Some(cut) = memchr::memrchr(b'\n', &bytes) {
+                // The last line is incomplete: left out with the rest.
+                bytes.truncate(cut + 1);
+            } else {
+                bytes.clear();
+            }
+        }
+        let sha = input.sha256();
+        let line_count = read_one(&file.path, i, &bytes, zone, &mut lines, &mut tally)?;
+        records.push(tally.record("logs", file, sha, line_count));
+        skipped.extend(tally.skipped);
     }
     let names: Vec<String> = files.iter().map(|f| inputs::display(&f.path)).collect();
     let (coverage, gap_bounds) = coverage(&lines, max_gap_nanos);
     let requests = merge(lines, &names);
-    Ok(Logs { requests, coverage, inputs: records, gap_bounds })
+    Ok(Logs { requests, coverage, inputs: records, gap_bounds, skipped })
 }
 
-/// Reads one decompressed log file of any supported form; returns its number of lines.
-pub fn read_one(path: &Path, file: usize, bytes: &[u8], zone: &Tz, out: &mut Vec<LogLine>) -> Result<u64> {
+/// Reads one decompressed log file of any supported form; returns its number of lines. Lines
+/// read, blank and skipped are counted in `tally`.
+pub fn read_one(path: &Path, file: usize, bytes: &[u8], zone: &Tz, out: &mut Vec<LogLine>, tally: &mut Tally) -> Result<u64> {
     let body = inputs::strip_bom(bytes);
     let bom = (bytes.len() - body.len()) as u64;
     let total_lines = inputs::count_lines(bytes);
+    let blank = blank_lines(body);
+    tally.blank += blank;
     let first = body.iter().position(|b| !b.is_ascii_whitespace());
-    let Some(first) = first else {
-        return Ok(total_lines);
-    };
-    match body[first] {
-        b'{' | b'[' => {
-            if first_line_is_whole_json(&body[first..]) {
-                read_ndjson(path, file, body, bom, zone, out)?;
-            } else {
-                read_json_documents(path, file, body, bom, zone, out)?;
+    if let Some(first) = first {
+        match body[first] {
+            b'{' | b'[' => {
+                if first_line_is_whole_json(&body[first..]) {
+                    read_ndjson(path, file, body, bom, zone, out, tally)?;
+                } else {
+                    read_json_documents(path, file, body, bom, zone, out, tally)?;
+                }
             }
+            _ => read_kibana_csv(path, file, body, zone, out, tally)?,
         }
-        _ => read_kibana_csv(path, file, body, zone, out)?,
     }
+    tally.read = total_lines - blank - tally.skipped_lines();
     Ok(total_lines)
 }
 
+/// Lines holding nothing but whitespace.
+fn blank_lines(bytes: &[u8]) -> u64 {
+    if bytes.is_empty() {
+        return 0;
+    }
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    body.split(|&b| b == b'\n').filter(|l| l.iter().all(|b| b.is_ascii_whitespace())).count() as u64
+}
 
 fn first_line_is_whole_json(body: &[u8]) -> bool {
     let end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
@@ -130,7 +152,7 @@ fn first_line_is_whole_json(body: &[u8]) -> bool {
 }
 
 /// NDJSON: one document per line (Aidbox lines, Elasticsearch hits, or whole search responses).
-fn read_ndjson(path: &Path, file: usize, body: &[u8], bom: u64, zone: &Tz, out: &mut Vec<LogLine>) -> Result<()> {
+fn read_ndjson(path: &Path, file: usize, body: &[u8], bom: u64, zone: &Tz, out: &mut Vec<LogLine>, tally: &mut Tally) -> Result<()> {
     // ndjson-stream yields one result per line (blank lines included, as errors), so the k-th
     // result is line k; blank lines are recognised from our own line table and skipped.
     let starts: Vec<usize> = std::iter::once(0)
@@ -145,12 +167,18 @@ fn read_ndjson(path: &Path, file: usize, body: &[u8], bom: u64, zone: &Tz, out: 
         let line_no = k as u64 + 1;
         let offset = start as u64 + bom;
         match result {
-            Ok(v) => documents_to_lines(path, file, line_no, offset, v, zone, out)?,
+            Ok(v) => {
+                let before = out.len();
+                if let Err(e) = documents_to_lines(path, file, line_no, offset, v, zone, out) {
+                    out.truncate(before);
+                    tally.fail(e)?;
+                }
+            }
             Err(e) => {
                 if body[start..end].iter().all(|b| b.is_ascii_whitespace()) {
                     continue;
                 }
-                return Err(Error::input(path, line_no, offset, describe_json_error(&e)));
+                tally.fail(Error::input(path, line_no, offset, describe_json_error(&e)))?;
             }
         }
     }
@@ -159,24 +187,35 @@ fn read_ndjson(path: &Path, file: usize, body: &[u8], bom: u64, zone: &Tz, out: 
 
 /// JSON documents spanning several lines (a pretty-printed search response, scroll pages one
 /// after another).
-fn read_json_documents(path: &Path, file: usize, body: &[u8], bom: u64, zone: &Tz, out: &mut Vec<LogLine>) -> Result<()> {
+fn read_json_documents(path: &Path, file: usize, body: &[u8], bom: u64, zone: &Tz, out: &mut Vec<LogLine>, tally: &mut Tally) -> Result<()> {
     let mut stream = serde_json::Deserializer::from_slice(body).into_iter::<Value>();
     loop {
         let start = stream.byte_offset();
         let start = start + body[start..].iter().take_while(|b| b.is_ascii_whitespace()).count();
-        match stream.next() {
+        let line = inputs::line_of_offset(body, start);
+        let failure = match stream.next() {
             None => return Ok(()),
             Some(Ok(v)) => {
-                let line = inputs::line_of_offset(body, start);
-                documents_to_lines(path, file, line, start as u64 + bom, v, zone, out)?;
+                let before = out.len();
+                match documents_to_lines(path, file, line, start as u64 + bom, v, zone, out) {
+                    Ok(()) => continue,
+                    Err(e) => {
+                        out.truncate(before);
+                        e
+                    }
+                }
             }
-            Some(Err(e)) => {
-                let at = stream.byte_offset();
-                let line = e.line() as u64;
-                let _ = at;
-                return Err(Error::input(path, line, start as u64 + bom, describe_json_error(&e)));
-            }
+            Some(Err(e)) => Error::input(path, e.line() as u64, start as u64 + bom, describe_json_error(&e)),
+        };
+        // After an unreadable document the rest of the file cannot be resynchronised.
+        tally.fail(failure)?;
+        if let Some(last) = tally.skipped.last_mut() {
+            let rest = &body[start..];
+            last.line = line;
+            last.lines = inputs::count_lines(rest) - blank_lines(rest);
+            last.reason = format!("{} (the rest of the file, from line {line}, is left out)", last.reason);
         }
+        return Ok(());
     }
 }
 
@@ -289,7 +328,7 @@ fn parse_status_text(s: &str) -> Option<u64> {
 }
 
 /// Kibana Discover CSV: a header of field names, Kibana's quoting and formula escapes.
-fn read_kibana_csv(path: &Path, file: usize, body: &[u8], zone: &Tz, out: &mut Vec<LogLine>) -> Result<()> {
+fn read_kibana_csv(path: &Path, file: usize, body: &[u8], zone: &Tz, out: &mut Vec<LogLine>, tally: &mut Tally) -> Result<()> {
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(body);
     let headers: Vec<String> = reader
         .headers()
@@ -306,28 +345,40 @@ fn read_kibana_csv(path: &Path, file: usize, body: &[u8], zone: &Tz, out: &mut V
         return Err(Error::input(path, 1, 0, format!("Kibana CSV header has no w_url column; found: {}", headers.join(", "))));
     }
     for record in reader.records() {
-        let record = record.map_err(|e| csv_error(path, e))?;
-        let pos = record.position().expect("csv records have positions");
-        let (line, offset) = (pos.line(), pos.byte());
-        let mut obj = Map::new();
-        for (i, cell) in record.iter().enumerate() {
-            let name = &headers[i];
-            let value = unescape_cell(cell);
-            if value.is_empty() || value == "-" {
+        let record = match record {
+            Ok(r) => r,
+            Err(e) => {
+                tally.fail(csv_error(path, e))?;
                 continue;
             }
-            let key = if name == "@timestamp" && time_col == Some(i) { "ts" } else { name.as_str() };
-            let v = if key == "timeUnix" {
-                match value.trim().parse::<f64>() {
-                    Ok(n) => serde_json::Number::from_f64(n).map(Value::Number).unwrap_or(Value::Null),
-                    Err(_) => return Err(Error::input(path, line, offset, format!("timeUnix is not a number: {value:?}"))),
+        };
+        let pos = record.position().expect("csv records have positions");
+        let (line, offset) = (pos.line(), pos.byte());
+        let parsed = (|| {
+            let mut obj = Map::new();
+            for (i, cell) in record.iter().enumerate() {
+                let name = &headers[i];
+                let value = unescape_cell(cell);
+                if value.is_empty() || value == "-" {
+                    continue;
                 }
-            } else {
-                Value::String(value.to_string())
-            };
-            obj.insert(key.to_string(), v);
+                let key = if name == "@timestamp" && time_col == Some(i) { "ts" } else { name.as_str() };
+                let v = if key == "timeUnix" {
+                    match value.trim().parse::<f64>() {
+                        Ok(n) => serde_json::Number::from_f64(n).map(Value::Number).unwrap_or(Value::Null),
+                        Err(_) => return Err(Error::input(path, line, offset, "the timeUnix cell is not a number")),
+                    }
+                } else {
+                    Value::String(value.to_string())
+                };
+                obj.insert(key.to_string(), v);
+            }
+            line_from_object(path, file, line, offset, &obj, zone)
+        })();
+        match parsed {
+            Ok(l) => out.push(l),
+            Err(e) => tally.fail(e)?,
         }
-        out.push(line_from_object(path, file, line, offset, &obj, zone)?);
     }
     Ok(())
 }
@@ -438,7 +489,7 @@ mod tests {
 
     fn lines_of(text: &str) -> Vec<LogLine> {
         let mut out = Vec::new();
-        read_one(Path::new("t"), 0, text.as_bytes(), &Tz::UTC, &mut out).unwrap();
+        read_one(Path::new("t"), 0, text.as_bytes(), &Tz::UTC, &mut out, &mut Tally::new(false)).unwrap();
         out
     }
 
@@ -476,7 +527,7 @@ mod tests {
                    \"Dec 5, 2022 @ 17:34:30.417\",\"/tenant/t/bulk-api/Group/g/$export\",get,'-odd-client,\"200\"\n";
         let mut out = Vec::new();
         let berlin: Tz = "Europe/Berlin".parse().unwrap();
-        read_one(Path::new("k.csv"), 0, csv.as_bytes(), &berlin, &mut out).unwrap();
+        read_one(Path::new("k.csv"), 0, csv.as_bytes(), &berlin, &mut out, &mut Tally::new(false)).unwrap();
         assert_eq!(out[0].ts.unwrap().to_rfc3339(), "2022-12-05T16:34:30.417Z");
         assert_eq!(out[0].client_id.as_deref(), Some("-odd-client"));
         assert_eq!(out[0].status, Some(200));
@@ -486,9 +537,9 @@ mod tests {
     #[test]
     fn errors_name_the_line() {
         let mut out = Vec::new();
-        let e = read_one(Path::new("bad.ndjson"), 0, b"{\"ts\":\"2022-12-05T16:34:30Z\"}\n{oops\n", &Tz::UTC, &mut out).unwrap_err();
+        let e = read_one(Path::new("bad.ndjson"), 0, b"{\"ts\":\"2022-12-05T16:34:30Z\"}\n{oops\n", &Tz::UTC, &mut out, &mut Tally::new(false)).unwrap_err();
         assert!(e.to_string().starts_with("bad.ndjson:2 (byte 30): invalid JSON"), "{e}");
-        let e = read_one(Path::new("u.ndjson"), 0, b"{\"w_url\": 5}\n", &Tz::UTC, &mut out).unwrap_err();
+        let e = read_one(Path::new("u.ndjson"), 0, b"{\"w_url\": 5}\n", &Tz::UTC, &mut out, &mut Tally::new(false)).unwrap_err();
         assert!(e.to_string().contains("field w_url should be a string, found a number"), "{e}");
     }
 }

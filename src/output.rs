@@ -315,6 +315,29 @@ pub struct Staging {
     committed: bool,
 }
 
+/// Staging folders being written, removed by the interrupt handler.
+static IN_PROGRESS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
+/// On SIGINT/SIGTERM: remove every staging folder, so an interrupted run leaves the previous
+/// output or none, and exit with status 130.
+pub fn remove_staging_on_interrupt() {
+    let _ = ctrlc::set_handler(|| {
+        if let Ok(dirs) = IN_PROGRESS.lock() {
+            for d in dirs.iter() {
+                let _ = fs::remove_dir_all(d);
+            }
+        }
+        eprintln!("bulk-audit: interrupted; no output was written");
+        std::process::exit(130);
+    });
+}
+
+fn forget(dir: &Path) {
+    if let Ok(mut dirs) = IN_PROGRESS.lock() {
+        dirs.retain(|d| d != dir);
+    }
+}
+
 /// The file that marks a folder as bulk-audit's own output, safe to replace.
 pub const MARKER: &str = "manifest.json";
 
@@ -342,6 +365,9 @@ impl Staging {
         if dir.exists() {
             fs::remove_dir_all(&dir).map_err(|e| Error::output(&dir, e))?;
         }
+        if let Ok(mut dirs) = IN_PROGRESS.lock() {
+            dirs.push(dir.clone());
+        }
         create_private_dir(&dir)?;
         Ok(Staging { dir, dest: dest.to_path_buf(), committed: false })
     }
@@ -355,6 +381,7 @@ impl Staging {
         }
         fs::rename(&self.dir, &self.dest).map_err(|e| Error::output(&self.dest, e))?;
         self.committed = true;
+        forget(&self.dir);
         if had_old {
             fs::remove_dir_all(&old).map_err(|e| Error::output(&old, e))?;
         }
@@ -366,6 +393,7 @@ impl Drop for Staging {
     fn drop(&mut self) {
         if !self.committed {
             let _ = fs::remove_dir_all(&self.dir);
+            forget(&self.dir);
         }
     }
 }

@@ -1,0 +1,202 @@
+//! Broken and hostile inputs, table-driven: each case writes real files, runs the real binary,
+//! and expects an exact exit status and message — or, with `--skip-invalid`, a finding per
+//! skipped line and line counts that add up. Messages never carry resource bodies.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+
+use common::*;
+use serde_json::{json, Value};
+
+const T: &str = "2023-03-01T12:00:00.000Z";
+
+fn good_logs() -> String {
+    [
+        json!({"ev": "w/req", "ts": T, "ctx": "k1", "w_m": "get", "w_url": "/fhir/Group/g/$export"}),
+        json!({"ev": "w/resp", "ts": "2023-03-01T12:00:00.050Z", "ctx": "k1", "w_st": 202, "w_cid": "c"}),
+    ]
+    .iter()
+    .map(|v| v.to_string() + "\n")
+    .collect()
+}
+
+fn version(body: Value, vid: &str, lu: &str) -> String {
+    let mut b = body;
+    b["meta"] = json!({"versionId": vid, "lastUpdated": lu});
+    b.to_string() + "\n"
+}
+
+/// A Client, a Group with one member, the Patient (with a secret name) and an Observation.
+fn good_history() -> String {
+    version(json!({"resourceType": "Client", "id": "c", "scope": "system/*.read"}), "1", "2023-01-01T00:00:00Z")
+        + &version(json!({"resourceType": "Group", "id": "g", "member": [{"entity": {"reference": "Patient/p1"}}]}), "2", "2023-01-02T00:00:00Z")
+        + &version(json!({"resourceType": "Patient", "id": "p1", "name": [{"family": "SECRET-NAME"}]}), "3", "2023-01-03T00:00:00Z")
+        + &version(json!({"resourceType": "Observation", "id": "o1", "subject": {"reference": "Patient/p1"}}), "4", "2023-01-04T00:00:00Z")
+}
+
+struct Case {
+    name: &'static str,
+    logs: Vec<u8>,
+    history: Vec<u8>,
+    /// File names inside the logs/ and history/ folders.
+    log_name: &'static str,
+    history_name: &'static str,
+    args: Vec<&'static str>,
+    status: i32,
+    /// Expected on stderr (status != 0) or in stdout (status 0).
+    message: &'static str,
+}
+
+fn case(name: &'static str, logs: impl Into<Vec<u8>>, history: impl Into<Vec<u8>>, status: i32, message: &'static str) -> Case {
+    Case { name, logs: logs.into(), history: history.into(), log_name: "logs.ndjson", history_name: "history.ndjson", args: vec![], status, message }
+}
+
+fn zst(b: &[u8]) -> Vec<u8> {
+    zstd::encode_all(b, 3).unwrap()
+}
+
+fn gz(b: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(b).unwrap();
+    e.finish().unwrap()
+}
+
+fn run_case(c: &Case, dir: &Path) -> (i32, String, String) {
+    let (logs, history) = (dir.join("logs"), dir.join("history"));
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::create_dir_all(&history).unwrap();
+    std::fs::write(logs.join(c.log_name), &c.logs).unwrap();
+    std::fs::write(history.join(c.history_name), &c.history).unwrap();
+    let out = dir.join("out");
+    let mut args = vec!["audit", "--logs", logs.to_str().unwrap(), "--history", history.to_str().unwrap(), "--format", "csv", "--out", out.to_str().unwrap()];
+    args.extend(c.args.iter().copied());
+    let r = run(&args);
+    (r.status.code().unwrap_or(-1), String::from_utf8_lossy(&r.stdout).into_owned(), String::from_utf8_lossy(&r.stderr).into_owned())
+}
+
+#[test]
+fn each_broken_input_gets_its_exact_status_and_message() {
+    let h = good_history();
+    let l = good_logs();
+    let long_nest = format!("{}{}", "[".repeat(10_000), "]".repeat(10_000));
+    let truncated_zst = {
+        let full = zst(h.repeat(200).as_bytes());
+        full[..full.len() / 2].to_vec()
+    };
+    let truncated_gz = {
+        let full = gz(h.repeat(200).as_bytes());
+        full[..full.len() / 2].to_vec()
+    };
+    let cases = vec![
+        case("valid input", l.clone(), h.clone(), 0, "1 exports, 2 resource rows"),
+        case("invalid JSON line", l.clone(), h.clone() + "{\"resourceType\": \"Observation\", oops}\n", 2, "history/history.ndjson:5 (byte 539): invalid JSON at column 33"),
+        case("truncated last line", l.clone(), h.clone() + "{\"resourceType\": \"Observ", 2, "history/history.ndjson:5 (byte 539): JSON cut off (unexpected end of input) at column 24"),
+        case("empty history file", l.clone(), "", 0, "1 exports, 0 resource rows"),
+        case("empty lines are ignored", l.clone(), h.replace('\n', "\n\n"), 0, "1 exports, 2 resource rows"),
+        case("UTF-8 byte-order mark", l.clone(), format!("\u{feff}{h}"), 0, "1 exports, 2 resource rows"),
+        case("CRLF line ends", l.replace('\n', "\r\n"), h.replace('\n', "\r\n"), 0, "1 exports, 2 resource rows"),
+        case("non-UTF-8 bytes", l.clone(), [h.as_bytes(), b"{\"resourceType\": \"Patient\", \"id\": \"p\xe9\"}\n"].concat(), 2, "history/history.ndjson:5 (byte 539): bytes that are not valid UTF-8"),
+        case("JSON nested 10,000 deep where it is read", l.clone(), h.clone() + &version(json!({"resourceType": "Observation", "id": "deep"}), "9", "2023-01-05T00:00:00Z").replacen('{', &format!("{{\"subject\": {long_nest}, "), 1), 2, "history/history.ndjson:5 (byte 539): JSON nested too deeply"),
+        case("JSON nested 10,000 deep where it is skipped", l.clone(), h.clone() + &version(json!({"resourceType": "Basic", "id": "b"}), "9", "2023-01-05T00:00:00Z").replacen('{', &format!("{{\"x\": {long_nest}, "), 1), 0, "1 exports, 2 resource rows"),
+        case("history line without id", l.clone(), h.clone() + &version(json!({"resourceType": "Observation"}), "9", "2023-01-05T00:00:00Z"), 2, "history/history.ndjson:5 (byte 539): Observation resource without id"),
+        case("history line without resourceType", l.clone(), h.clone() + "{\"id\": \"x\", \"meta\": {\"versionId\": \"1\"}}\n", 2, "no history row (resource_type), resource (resourceType) or Bundle entry"),
+        case("history line without lastUpdated", l.clone(), h.clone() + "{\"resourceType\": \"Observation\", \"id\": \"x\", \"meta\": {\"versionId\": \"1\"}}\n", 2, "Observation/x: meta without lastUpdated"),
+        case("Aidbox row without ts", l.clone(), h.clone() + "{\"id\": \"x\", \"resource_type\": \"Observation\", \"txid\": 5, \"resource\": {}}\n", 2, "Observation/x: history row without ts"),
+        case("unparseable timestamp", l.clone(), h.clone() + &version(json!({"resourceType": "Observation", "id": "x"}), "9", "yesterday"), 2, "Observation/x meta.lastUpdated: unreadable Kibana date \"yesterday\""),
+        case("non-numeric txid", l.clone(), h.clone() + "{\"id\": \"x\", \"resource_type\": \"Observation\", \"txid\": true, \"ts\": \"2023-01-01T00:00:00Z\", \"resource\": {}}\n", 2, "Observation/x: txid is not a number"),
+        case("truncated .zst", l.clone(), truncated_zst, 2, "could not be read past byte"),
+        case("truncated .gz", l.clone(), truncated_gz, 2, "could not be read past byte"),
+        case("Elasticsearch error response", "{\"error\": {\"type\": \"search_phase_execution_exception\"}, \"status\": 503}\n", h.clone(), 2, "an Elasticsearch error response (status 503), not log lines"),
+        case("w_url not a string", "{\"ev\": \"w/req\", \"ts\": \"2023-03-01T12:00:00Z\", \"w_url\": 5}\n", h.clone(), 2, "logs/logs.ndjson:1 (byte 0): field w_url should be a string, found a number"),
+        case("log timestamp unreadable", "{\"ev\": \"w/req\", \"ts\": \"12/01/2023\", \"w_url\": \"/x\"}\n", h.clone(), 2, "logs/logs.ndjson:1 (byte 0): field ts: unreadable timestamp \"12/01/2023\""),
+    ];
+    let mut more = vec![
+        Case { log_name: "logs.zst", ..case("a .zst name on a plain file", l.clone(), h.clone(), 0, "1 exports, 2 resource rows") },
+        Case { history_name: "history.ndjson", ..case("a plain name on a .zst file", l.clone(), zst(h.as_bytes()), 0, "1 exports, 2 resource rows") },
+        Case { log_name: "k.csv", ..case("Kibana CSV without w_url", "\"@timestamp\",w_m\n\"Mar 1, 2023 @ 12:00:00.000\",get\n", h.clone(), 2, "logs/k.csv:1 (byte 0): Kibana CSV header has no w_url column; found: @timestamp, w_m") },
+        Case { log_name: "k.csv", ..case("Kibana CSV row with an extra cell", "\"@timestamp\",w_url\n\"Mar 1, 2023 @ 12:00:00.000\",/x,extra\n", h.clone(), 2, "logs/k.csv:2 (byte 19): Kibana CSV row has 3 fields where the header has 2") },
+        Case {
+            log_name: "k.csv",
+            ..case("Kibana CSV with quoted headers and formula escapes", "\"@timestamp\",\"w_url\",\"w_m\",\"w_cid\",\"w_st\"\n\"Mar 1, 2023 @ 12:00:00.000\",\"/fhir/Group/g/$export\",\"get\",\"'=c\",\"202\"\n", h.replace("\"id\":\"c\"", "\"id\":\"=c\""), 0, "=c  group g  1 patients")
+        },
+        Case { args: vec!["--tz", "Mars/Olympus"], ..case("a wrong --tz", l.clone(), h.clone(), 1, "--tz: unknown time zone \"Mars/Olympus\"") },
+        Case { args: vec!["--max-log-gap", "soon"], ..case("a wrong --max-log-gap", l.clone(), h.clone(), 1, "--max-log-gap: unreadable duration") },
+    ];
+    let mut all = cases;
+    all.append(&mut more);
+    let mut failures = Vec::new();
+    for c in &all {
+        let tmp = tempfile::tempdir().unwrap();
+        let (status, stdout, stderr) = run_case(c, tmp.path());
+        let text = if c.status == 0 { &stdout } else { &stderr };
+        if status != c.status || !text.contains(c.message) {
+            failures.push(format!("{}: status {status} (expected {}), output {:?} (expected to contain {:?})", c.name, c.status, text, c.message));
+        }
+        assert!(!stderr.contains("SECRET-NAME") && !stdout.contains("SECRET-NAME"), "{}: a resource body leaked into a message", c.name);
+        if c.status != 0 {
+            assert!(!tmp.path().join("out").exists(), "{}: a failed run left output", c.name);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn skip_invalid_lists_every_skipped_line_and_the_counts_add_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (logs, history) = (tmp.path().join("logs"), tmp.path().join("history"));
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::create_dir_all(&history).unwrap();
+    std::fs::write(logs.join("a.ndjson"), good_logs() + "not json\n\n{\"w_url\": 5}\n").unwrap();
+    let h = good_history() + "{oops\n\n" + &version(json!({"resourceType": "Observation"}), "9", "2023-01-05T00:00:00Z") + "{\"resourceType\": \"Observ";
+    std::fs::write(history.join("h.ndjson"), &h).unwrap();
+    std::fs::write(history.join("z.ndjson.zst"), {
+        let many: String = (0..4000).map(|i| version(json!({"resourceType": "Observation", "id": format!("z{i}"), "subject": {"reference": format!("Patient/q{}", i * 7919 % 1000)}}), &(100 + i).to_string(), "2023-01-04T00:00:00Z")).collect();
+        let full = zst(many.as_bytes());
+        full[..full.len() * 2 / 3].to_vec()
+    })
+    .unwrap();
+    let out = tmp.path().join("out");
+    let stdout = run_ok(&["audit", "--logs", logs.to_str().unwrap(), "--history", history.to_str().unwrap(), "--format", "csv", "--out", out.to_str().unwrap(), "--skip-invalid"]);
+    assert!(stdout.contains("5 input lines skipped (--skip-invalid)"), "{stdout}");
+    let m: Value = serde_json::from_str(&read(&out.join("manifest.json"))).unwrap();
+    let z = m["inputs"].as_array().unwrap().iter().find(|i| i["path"].as_str().unwrap().ends_with("z.ndjson.zst")).unwrap();
+    assert!(z["lines_read"].as_u64().unwrap() > 50, "the whole lines before the cut are read: {z}");
+    let skipped: Vec<String> = csv_rows(&out.join("findings.csv")).into_iter().filter(|f| f["kind"] == "input-skipped").map(|f| f["detail"].clone()).collect();
+    assert_eq!(skipped.len(), 6, "{skipped:#?}");
+    assert!(skipped.iter().any(|d| d.contains("a.ndjson:3 (byte") && d.contains("invalid JSON")), "{skipped:#?}");
+    assert!(skipped.iter().any(|d| d.contains("a.ndjson:5 (byte") && d.contains("w_url should be a string")), "{skipped:#?}");
+    assert!(skipped.iter().any(|d| d.contains("h.ndjson:5 (byte 539): invalid JSON")), "{skipped:#?}");
+    assert!(skipped.iter().any(|d| d.contains("h.ndjson:7 (byte") && d.contains("Observation resource without id")), "{skipped:#?}");
+    assert!(skipped.iter().any(|d| d.contains("h.ndjson:8 (byte") && d.contains("JSON cut off")), "{skipped:#?}");
+    assert!(skipped.iter().any(|d| d.contains("z.ndjson.zst") && d.contains("could not be read past byte")), "{skipped:#?}");
+    // The rows of the readable lines are all there.
+    assert_eq!(csv_rows(&out.join("resources.csv")).len(), 2);
+    assert_eq!(m["lines_skipped"], 5);
+    for input in m["inputs"].as_array().unwrap() {
+        let n = |k: &str| input[k].as_u64().unwrap();
+        assert_eq!(n("lines_read") + n("lines_blank") + n("lines_skipped"), n("lines"), "{input}");
+    }
+    let h_rec = m["inputs"].as_array().unwrap().iter().find(|i| i["path"].as_str().unwrap().ends_with("h.ndjson")).unwrap();
+    assert_eq!((h_rec["lines"].as_u64(), h_rec["lines_read"].as_u64(), h_rec["lines_blank"].as_u64(), h_rec["lines_skipped"].as_u64()), (Some(8), Some(4), Some(1), Some(3)));
+}
+
+#[test]
+fn a_symlink_loop_is_read_once_and_an_unreadable_path_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (logs, history) = (tmp.path().join("logs"), tmp.path().join("history"));
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::create_dir_all(history.join("sub")).unwrap();
+    std::fs::write(logs.join("l.ndjson"), good_logs()).unwrap();
+    std::fs::write(history.join("sub/h.ndjson"), good_history()).unwrap();
+    #[cfg(unix)]
+    std::os::unix::fs::symlink(&history, history.join("sub/loop")).unwrap();
+    let out = tmp.path().join("out");
+    let stdout = run_ok(&["audit", "--logs", logs.to_str().unwrap(), "--history", history.to_str().unwrap(), "--format", "csv", "--out", out.to_str().unwrap()]);
+    assert!(stdout.contains("1 exports, 2 resource rows"), "{stdout}");
+    let missing = tmp.path().join("nope");
+    let r = run(&["audit", "--logs", logs.to_str().unwrap(), "--history", missing.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("nope: No such file or directory"), "{}", String::from_utf8_lossy(&r.stderr));
+}
