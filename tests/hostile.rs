@@ -182,6 +182,40 @@ fn skip_invalid_lists_every_skipped_line_and_the_counts_add_up() {
     assert_eq!((h_rec["lines"].as_u64(), h_rec["lines_read"].as_u64(), h_rec["lines_blank"].as_u64(), h_rec["lines_skipped"].as_u64()), (Some(8), Some(4), Some(1), Some(3)));
 }
 
+/// Inputs that are readable but doubtful: the run goes on and says so in a finding.
+#[test]
+fn doubtful_inputs_become_findings() {
+    let cases: Vec<(&str, String, &str, &str)> = vec![
+        (
+            "the same version twice with different times",
+            good_history() + &version(json!({"resourceType": "Observation", "id": "o1", "subject": {"reference": "Patient/p1"}}), "4", "2023-01-09T00:00:00Z"),
+            "version-conflict",
+            "the same version appears twice with different contents: kept",
+        ),
+        (
+            "a Client whose scope is a number",
+            good_history().replace("\"scope\":\"system/*.read\"", "\"scope\":5"),
+            "client-scope-unreadable",
+            "scope is a number: every type is treated as allowed",
+        ),
+        (
+            "a Group member without entity",
+            good_history().replace("[{\"entity\":{\"reference\":\"Patient/p1\"}}]", "[{\"entity\":{\"reference\":\"Patient/p1\"}},{\"inactive\":false}]"),
+            "member-unresolvable",
+            "Group/g member 1 has no resolvable entity reference",
+        ),
+    ];
+    for (name, history, kind, detail) in cases {
+        let tmp = tempfile::tempdir().unwrap();
+        let c = case("doubtful", good_logs(), history, 0, "");
+        let (status, stdout, stderr) = run_case(&c, tmp.path());
+        assert_eq!(status, 0, "{name}: {stderr}");
+        let findings = csv_rows(&tmp.path().join("out/findings.csv"));
+        assert!(findings.iter().any(|f| f["kind"] == kind && f["detail"].contains(detail)), "{name}: {findings:#?}");
+        assert!(!stdout.contains("SECRET-NAME"));
+    }
+}
+
 #[test]
 fn a_symlink_loop_is_read_once_and_an_unreadable_path_is_an_error() {
     let tmp = tempfile::tempdir().unwrap();
