@@ -7,7 +7,6 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use polars::prelude::*;
 
 use crate::error::{Error, Result};
 
@@ -223,88 +222,25 @@ fn write_csv_rows<W: Write>(table: &dyn Rows, rows: std::ops::Range<usize>, w: &
     Ok(())
 }
 
-fn finish_file(mut w: BufWriter<File>, path: &Path) -> Result<()> {
+pub(crate) fn finish_file(mut w: BufWriter<File>, path: &Path) -> Result<()> {
     w.flush().map_err(|e| Error::output(path, e))?;
     let f = w.into_inner().map_err(|e| Error::output(path, e.error()))?;
     f.sync_all().map_err(|e| Error::output(path, e))
 }
 
-/// Rows per Parquet row group: the table is converted and written a group at a time, so memory
-/// stays bounded whatever the number of rows.
-const ROW_GROUP: usize = 128 * 1024;
+#[cfg(feature = "parquet")]
+mod parquet;
+#[cfg(feature = "parquet")]
+pub use parquet::to_dataframe;
 
+#[cfg(feature = "parquet")]
 fn write_parquet(table: &dyn Rows, path: &Path) -> Result<()> {
-    let err = |e: PolarsError| Error::output(path, e);
-    let f = create_private(path)?;
-    let mut w = BufWriter::with_capacity(1 << 20, f);
-    {
-        let first = to_dataframe(table, 0..table.len().min(ROW_GROUP)).map_err(err)?;
-        let mut batched = ParquetWriter::new(&mut w).with_compression(ParquetCompression::Zstd(None)).batched(first.schema()).map_err(err)?;
-        batched.write_batch(&first).map_err(err)?;
-        let mut start = ROW_GROUP;
-        while start < table.len() {
-            let end = (start + ROW_GROUP).min(table.len());
-            batched.write_batch(&to_dataframe(table, start..end).map_err(err)?).map_err(err)?;
-            start = end;
-        }
-        batched.finish().map_err(err)?;
-    }
-    finish_file(w, path)
+    parquet::write(table, path)
 }
 
-/// The table as a polars DataFrame with typed columns, built column by column in parallel.
-pub fn to_dataframe(table: &dyn Rows, rows: std::ops::Range<usize>) -> PolarsResult<DataFrame> {
-    use rayon::prelude::*;
-    let n = rows.len();
-    let columns: Vec<Column> = table
-        .schema()
-        .par_iter()
-        .enumerate()
-        .map(|(col, &(name, kind))| {
-            let name: PlSmallStr = name.into();
-            let mut scratch = String::new();
-            let s = match kind {
-                Kind::Text => {
-                    let mut b = StringChunkedBuilder::new(name, n);
-                    for row in rows.clone() {
-                        scratch.clear();
-                        match table.cell(row, col, &mut scratch) {
-                            Cell::Text(t) => b.append_value(t),
-                            _ => b.append_null(),
-                        }
-                    }
-                    b.finish().into_series()
-                }
-                Kind::Time | Kind::Int => {
-                    let v: Vec<Option<i64>> = rows
-                        .clone()
-                        .map(|row| match table.cell(row, col, &mut scratch) {
-                            Cell::Time(t) | Cell::Int(t) => Some(t),
-                            _ => None,
-                        })
-                        .collect();
-                    let c = Int64Chunked::from_iter_options(name, v.into_iter());
-                    if kind == Kind::Time {
-                        c.into_datetime(TimeUnit::Nanoseconds, Some(TimeZone::UTC)).into_series()
-                    } else {
-                        c.into_series()
-                    }
-                }
-                Kind::Bool => {
-                    let v: Vec<Option<bool>> = rows
-                        .clone()
-                        .map(|row| match table.cell(row, col, &mut scratch) {
-                            Cell::Bool(b) => Some(b),
-                            _ => None,
-                        })
-                        .collect();
-                    BooleanChunked::from_iter_options(name, v.into_iter()).into_series()
-                }
-            };
-            s.into_column()
-        })
-        .collect();
-    DataFrame::new(n, columns)
+#[cfg(not(feature = "parquet"))]
+fn write_parquet(_table: &dyn Rows, path: &Path) -> Result<()> {
+    Err(Error::output(path, "this build has no Parquet support (the `parquet` feature is off): use --format csv"))
 }
 
 /// A folder being written: created under a temporary name beside its destination and renamed
@@ -418,19 +354,6 @@ pub fn safe_name(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn dataframe_has_typed_utc_columns() {
-        let t = Table::new(vec![
-            ColumnData { name: "a", values: Values::Text(vec![Some("x".into()), None]) },
-            ColumnData { name: "t", values: Values::Time(vec![Some(1_670_258_070_417_000_000), None]) },
-            ColumnData { name: "n", values: Values::Int(vec![Some(3), None]) },
-        ]);
-        let df = to_dataframe(&t, 0..2).unwrap();
-        assert_eq!(df.height(), 2);
-        assert!(matches!(df.column("t").unwrap().dtype(), DataType::Datetime(TimeUnit::Nanoseconds, Some(tz)) if *tz == TimeZone::UTC));
-        assert_eq!(df.column("n").unwrap().dtype(), &DataType::Int64);
-    }
 
     #[test]
     fn safe_names() {

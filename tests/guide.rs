@@ -4,7 +4,6 @@
 mod common;
 
 use common::*;
-use polars::prelude::*;
 
 fn audit_guide(extra: &[&str]) -> (tempfile::TempDir, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
@@ -39,8 +38,10 @@ fn guide_reproduces_the_example_table_exactly() {
     );
 }
 
+#[cfg(feature = "parquet")]
 #[test]
 fn guide_parquet_has_typed_columns_and_the_same_rows() {
+    use polars::prelude::*;
     let (_tmp, out) = audit_guide(&[]);
     let f = std::fs::File::open(out.join("resources.parquet")).unwrap();
     let df = ParquetReader::new(f).finish().unwrap();
