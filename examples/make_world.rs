@@ -50,7 +50,19 @@ fn main() {
     let w = world::generate(&spec).expect("generate");
     let bytes = world::write(&w, &out, spec.format).expect("write");
     let versions: usize = w.resources.iter().map(|r| r.versions.len()).sum();
-    println!("{} resources, {versions} versions, {} kickoffs, {} other requests, {} truth rows, {:.1} MB of history in {:.1}s -> {}",
-        w.resources.len(), w.kickoffs.len(), w.noise.len(), w.truth.len(), bytes as f64 / 1e6, t.elapsed().as_secs_f64(), out.display());
-    print!("{}", world::story(&w));
+    // Written without panicking when stdout is closed early (e.g. piped into `head`).
+    use std::io::Write;
+    let mut stdout = std::io::stdout();
+    let _ = writeln!(
+        stdout,
+        "{} resources, {versions} versions, {} kickoffs, {} other requests, {} truth rows, {:.1} MB of history in {:.1}s -> {}",
+        w.resources.len(),
+        w.kickoffs.len(),
+        w.noise.len(),
+        w.truth.len(),
+        bytes as f64 / 1e6,
+        t.elapsed().as_secs_f64(),
+        out.display()
+    );
+    let _ = write!(stdout, "{}", world::story(&w));
 }

@@ -239,6 +239,13 @@ fn starts_with_whole_json_line(bytes: &[u8]) -> bool {
     serde_json::from_slice::<serde::de::IgnoredAny>(&rest[..end]).is_ok()
 }
 
+/// One line through the fast path, for the fuzz target that compares it with the `Value` path:
+/// the versions' debug text, or `None` for an error.
+pub fn scan_for_fuzzing(line: &[u8], src: Source, opts: &ParseOptions) -> Option<String> {
+    let mut out = Vec::new();
+    scan::scan_line(line, src, opts, &opts.interesting, &mut out).ok().map(|()| format!("{out:?}"))
+}
+
 /// Parses the lines of one block in parallel; the first error in line order wins (or, with
 /// `--skip-invalid`, every unreadable line is noted and left out).
 fn parse_block(path: &Path, file: u32, block: &LineBlock, opts: &ParseOptions) -> Result<(Vec<ParsedVersion>, Tally)> {

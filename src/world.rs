@@ -658,6 +658,24 @@ fn delete_entry(r: &GenResource, v: &GenVersion) -> String {
     json!({"request": {"method": "DELETE", "url": format!("{}/{}/_history/{}", r.rtype, r.id, v.txid)}, "response": {"status": "204", "lastModified": Instant(v.time).to_rfc3339()}}).to_string()
 }
 
+/// Writes versions as resources with meta and deletions as DELETE entries, one per line;
+/// returns the bytes written.
+fn write_fhir_lines(path: &Path, resources: &[&GenResource]) -> std::io::Result<u64> {
+    let mut w = sink(path)?;
+    let mut bytes = 0;
+    for r in resources {
+        for v in &r.versions {
+            let line = match &v.body {
+                Some(b) => with_meta(b, v.txid, v.time),
+                None => delete_entry(r, v),
+            };
+            bytes += line.len() as u64 + 1;
+            writeln!(w, "{line}")?;
+        }
+    }
+    Ok(bytes)
+}
+
 /// FHIR references → Aidbox's `{"resourceType", "id"}` form.
 fn to_aidbox(v: &mut Value) {
     match v {
@@ -716,17 +734,7 @@ pub fn write(world: &World, dir: &Path, format: WorldFormat) -> std::io::Result<
                 by_type.entry(&r.rtype).or_default().push(r);
             }
             for (t, list) in by_type {
-                let mut w = sink(&dir.join(format!("history/{t}.ndjson")))?;
-                for r in list {
-                    for v in &r.versions {
-                        let line = match &v.body {
-                            Some(b) => with_meta(b, v.txid, v.time),
-                            None => delete_entry(r, v),
-                        };
-                        history_bytes += line.len() as u64 + 1;
-                        writeln!(w, "{line}")?;
-                    }
-                }
+                history_bytes += write_fhir_lines(&dir.join(format!("history/{t}.ndjson")), &list)?;
             }
         }
         WorldFormat::Mixed => {
@@ -810,17 +818,7 @@ pub fn write(world: &World, dir: &Path, format: WorldFormat) -> std::io::Result<
                         writeln!(w, "{line}")?;
                     }
                 } else {
-                    let mut w = sink(&dir.join(format!("history/fhir/{t}.ndjson")))?;
-                    for r in &list {
-                        for v in &r.versions {
-                            let line = match &v.body {
-                                Some(b) => with_meta(b, v.txid, v.time),
-                                None => delete_entry(r, v),
-                            };
-                            history_bytes += line.len() as u64 + 1;
-                            writeln!(w, "{line}")?;
-                        }
-                    }
+                    history_bytes += write_fhir_lines(&dir.join(format!("history/fhir/{t}.ndjson")), &list)?;
                 }
             }
         }
