@@ -234,3 +234,39 @@ fn a_symlink_loop_is_read_once_and_an_unreadable_path_is_an_error() {
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("nope: No such file or directory"), "{}", String::from_utf8_lossy(&r.stderr));
 }
+
+/// Interrupted at any moment, a run leaves the previous output or none, never a half-written
+/// folder: Ctrl-C is sent after varying delays and the outcome is checked each time.
+#[cfg(unix)]
+#[test]
+fn an_interrupted_run_leaves_no_half_written_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let rec = tmp.path().join("rec");
+    let mut outcomes = std::collections::BTreeMap::new();
+    for i in 0..16u64 {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bulk-audit"))
+            .args(["audit", "--logs", "fixtures/synthea/logs", "--history", "fixtures/synthea/history", "--with-resource", "--out"])
+            .arg(&out)
+            .arg("--reconstruct")
+            .arg(&rec)
+            .current_dir(root())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(i * 25));
+        let _ = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
+        let status = child.wait().unwrap().code();
+        *outcomes.entry(status).or_insert(0) += 1;
+        assert!(matches!(status, Some(0) | Some(130)), "run {i}: status {status:?}");
+        if out.exists() {
+            for f in ["resources.parquet", "exports.parquet", "findings.parquet", "manifest.json"] {
+                assert!(out.join(f).is_file(), "run {i}: {f} missing from a committed output");
+            }
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.contains(".partial-")).collect();
+        assert!(leftovers.is_empty(), "run {i}: staging left behind: {leftovers:?}");
+    }
+    assert!(outcomes.contains_key(&Some(130)), "no run was interrupted: {outcomes:?}");
+}
