@@ -223,7 +223,6 @@ fn read_file(file: &InputFile, index: u32, opts: &ParseOptions, builder: &mut Hi
             let _ = spare_tx.send(block.bytes);
         }
         pending.into_iter().for_each(|v| builder.add(v));
-        drop(blocks);
         let sha = reader.join().map_err(|_| Error::input(path, 0, 0, "the reader thread failed"))?;
         Ok((lines, sha))
     })

@@ -367,7 +367,7 @@ pub fn lines_of(block: &LineBlock) -> impl Iterator<Item = (u64, u64, &[u8])> {
     let mut ends = memchr::memchr_iter(b'\n', bytes).map(|i| i + 1).chain(std::iter::once(bytes.len()));
     let mut start = 0usize;
     let mut line_no = block.first_line;
-    std::iter::from_fn(move || loop {
+    std::iter::from_fn(move || {
         let end = ends.next()?;
         if end == start && end == bytes.len() {
             return None;
@@ -383,7 +383,7 @@ pub fn lines_of(block: &LineBlock) -> impl Iterator<Item = (u64, u64, &[u8])> {
         if line.last() == Some(&b'\r') {
             line = &line[..line.len() - 1];
         }
-        return Some((here.0, here.1, line));
+        Some((here.0, here.1, line))
     })
 }
 

@@ -3,7 +3,7 @@
 //! request by `ctx`, and measuring what time span the logs cover and where they have holes.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use chrono_tz::Tz;
 use ndjson_stream::config::{EmptyLineHandling, NdjsonConfig};
@@ -478,10 +478,6 @@ fn coverage(lines: &[LogLine], max_gap_nanos: i64) -> (Coverage, Vec<(Instant, I
     (cov, bounds)
 }
 
-/// Paths as given, for display.
-pub fn file_names(files: &[InputFile]) -> Vec<PathBuf> {
-    files.iter().map(|f| f.path.clone()).collect()
-}
 
 #[cfg(test)]
 mod tests {

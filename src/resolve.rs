@@ -249,7 +249,7 @@ pub fn resolve(e: &ExportEvent, h: &History, o: &ResolveOptions) -> Resolution {
         }
         for ri in h.of_type(tid) {
             let res = &h.resources[ri as usize];
-            if policy == NonCompartment::Referenced && !h_references(h, &referenced, res) {
+            if policy == NonCompartment::Referenced && !is_referenced(h, &referenced, res) {
                 continue;
             }
             ambiguous(id, h, res, t, end, b, &mut r.findings);
@@ -262,7 +262,8 @@ pub fn resolve(e: &ExportEvent, h: &History, o: &ResolveOptions) -> Resolution {
     finish(r, h)
 }
 
-fn h_references(h: &History, referenced: &BTreeSet<(u32, u32)>, res: &Resource) -> bool {
+/// Whether an exported compartment row's version referenced this resource.
+fn is_referenced(h: &History, referenced: &BTreeSet<(u32, u32)>, res: &Resource) -> bool {
     h.ref_id_of(&res.id).is_some_and(|i| referenced.contains(&(res.resource_type, i)))
 }
 

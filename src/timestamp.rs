@@ -77,9 +77,9 @@ pub fn write_rfc3339(nanos: i64, out: &mut String) {
     let mut len = 19;
     let (value, n) = if frac == 0 {
         (0, 0)
-    } else if frac % 1_000_000 == 0 {
+    } else if frac.is_multiple_of(1_000_000) {
         (frac / 1_000_000, 3)
-    } else if frac % 1000 == 0 {
+    } else if frac.is_multiple_of(1000) {
         (frac / 1000, 6)
     } else {
         (frac, 9)
