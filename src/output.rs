@@ -131,6 +131,7 @@ impl Rows for Table {
 
 /// Creates a file readable and writable by the owner only.
 pub fn create_private(path: &Path) -> Result<File> {
+    let _creating = IN_PROGRESS.lock().unwrap_or_else(|p| p.into_inner());
     let mut o = OpenOptions::new();
     o.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -143,6 +144,7 @@ pub fn create_private(path: &Path) -> Result<File> {
 
 /// Creates a folder accessible by the owner only.
 pub fn create_private_dir(path: &Path) -> Result<()> {
+    let _creating = IN_PROGRESS.lock().unwrap_or_else(|p| p.into_inner());
     let mut b = fs::DirBuilder::new();
     b.recursive(true);
     #[cfg(unix)]
@@ -258,10 +260,11 @@ static IN_PROGRESS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::
 /// output or none, and exit with status 130.
 pub fn remove_staging_on_interrupt() {
     let _ = ctrlc::set_handler(|| {
-        if let Ok(dirs) = IN_PROGRESS.lock() {
-            for d in dirs.iter() {
-                let _ = fs::remove_dir_all(d);
-            }
+        // The lock is held until exit: no file can be created in a staging folder meanwhile
+        // (creation takes the same lock), so removal cannot race with writing.
+        let dirs = IN_PROGRESS.lock().unwrap_or_else(|p| p.into_inner());
+        for d in dirs.iter() {
+            let _ = fs::remove_dir_all(d);
         }
         eprintln!("bulk-audit: interrupted; no output was written");
         std::process::exit(130);
@@ -312,12 +315,16 @@ impl Staging {
     pub fn commit(mut self) -> Result<()> {
         let old = self.dir.with_file_name(format!(".{}.old-{}", self.dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(), std::process::id()));
         let had_old = self.dest.exists();
-        if had_old {
-            fs::rename(&self.dest, &old).map_err(|e| Error::output(&self.dest, e))?;
+        {
+            // An interrupt waits for both renames: it sees the old output or the new one.
+            let mut dirs = IN_PROGRESS.lock().unwrap_or_else(|p| p.into_inner());
+            if had_old {
+                fs::rename(&self.dest, &old).map_err(|e| Error::output(&self.dest, e))?;
+            }
+            fs::rename(&self.dir, &self.dest).map_err(|e| Error::output(&self.dest, e))?;
+            self.committed = true;
+            dirs.retain(|d| d != &self.dir);
         }
-        fs::rename(&self.dir, &self.dest).map_err(|e| Error::output(&self.dest, e))?;
-        self.committed = true;
-        forget(&self.dir);
         if had_old {
             fs::remove_dir_all(&old).map_err(|e| Error::output(&old, e))?;
         }
