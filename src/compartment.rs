@@ -247,12 +247,12 @@ pub fn parse_reference(r: &str) -> Option<(&str, &str)> {
     (is_type_name(t) && is_id(id)).then_some((t, id))
 }
 
-fn is_type_name(t: &str) -> bool {
+pub(crate) fn is_type_name(t: &str) -> bool {
     t.as_bytes().first().is_some_and(|b| b.is_ascii_uppercase()) && t.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
 /// A FHIR id (`[A-Za-z0-9\-\.]{1,64}`); `_` is accepted too, as Aidbox allows it.
-fn is_id(id: &str) -> bool {
+pub(crate) fn is_id(id: &str) -> bool {
     !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
 }
 

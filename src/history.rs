@@ -694,6 +694,8 @@ mod tests {
                 json!({"id": "n", "resource_type": "Observation", "txid": "12", "ts": "2022-01-01T00:00:00Z", "status": "created", "resource": {"subject": {"id": "z", "resourceType": "Patient"}, "performer": [{"uri": "https://a/b/Patient/y/_history/2"}]}}),
                 json!({"resourceType": "Group", "id": "g", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "member": [{"entity": {"reference": "Patient/m"}, "inactive": true}]}),
                 json!({"resourceType": "Patient", "id": "p", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "link": [{"other": {"reference": "Patient/q"}}]}),
+                // Found by the history fuzz target: an Aidbox-form id that is no FHIR id.
+                json!({"resourceType": "Observation", "id": "o", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "subject": {"id": "6c5d9ca9-54d?-42f5", "resourceType": "Patient"}}),
             ]
             .iter()
             .map(|v| v.to_string()),

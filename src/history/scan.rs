@@ -421,8 +421,9 @@ impl<'de> Visitor<'de> for PathSeed<'_, '_> {
             let patient = if let Some(r) = reference {
                 patient_of(&r)
             } else if let (Some(t), Some(i)) = (&rtype, &id) {
-                if t == "Patient" {
-                    patient_of(&format!("Patient/{i}"))
+                // Taken as they are, as `reference_of_node` does: no URL parsing of the id.
+                if t == "Patient" && crate::compartment::is_id(i) {
+                    Some(i.to_string())
                 } else {
                     None
                 }
