@@ -330,19 +330,26 @@ fn parse_status_text(s: &str) -> Option<u64> {
 /// Kibana Discover CSV: a header of field names, Kibana's quoting and formula escapes.
 fn read_kibana_csv(path: &Path, file: usize, body: &[u8], zone: &Tz, out: &mut Vec<LogLine>, tally: &mut Tally) -> Result<()> {
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(body);
-    let headers: Vec<String> = reader
-        .headers()
-        .map_err(|e| csv_error(path, e))?
-        .iter()
-        .map(|h| unescape_cell(h.trim()).trim_start_matches("_source.").to_string())
-        .collect();
+    // A header the audit cannot use makes the whole file unreadable (skipped whole).
+    let skip_file = |tally: &mut Tally, e: Error| -> Result<()> {
+        tally.fail(e)?;
+        if let Some(last) = tally.skipped.last_mut() {
+            last.lines = inputs::count_lines(body) - blank_lines(body);
+            last.reason = format!("{} (the whole file is left out)", last.reason);
+        }
+        Ok(())
+    };
+    let headers: Vec<String> = match reader.headers() {
+        Ok(h) => h.iter().map(|h| unescape_cell(h.trim()).trim_start_matches("_source.").to_string()).collect(),
+        Err(e) => return skip_file(tally, csv_error(path, e)),
+    };
     let col = |name: &str| headers.iter().position(|h| h == name);
     let time_col = col("ts").or_else(|| col("@timestamp"));
     if time_col.is_none() && col("timeUnix").is_none() {
-        return Err(Error::input(path, 1, 0, format!("Kibana CSV header has no time column (ts or @timestamp); found: {}", headers.join(", "))));
+        return skip_file(tally, Error::input(path, 1, 0, format!("Kibana CSV header has no time column (ts or @timestamp); found: {}", headers.join(", "))));
     }
     if col("w_url").is_none() {
-        return Err(Error::input(path, 1, 0, format!("Kibana CSV header has no w_url column; found: {}", headers.join(", "))));
+        return skip_file(tally, Error::input(path, 1, 0, format!("Kibana CSV header has no w_url column; found: {}", headers.join(", "))));
     }
     for record in reader.records() {
         let record = match record {

@@ -149,6 +149,7 @@ fn skip_invalid_lists_every_skipped_line_and_the_counts_add_up() {
     std::fs::create_dir_all(&logs).unwrap();
     std::fs::create_dir_all(&history).unwrap();
     std::fs::write(logs.join("a.ndjson"), good_logs() + "not json\n\n{\"w_url\": 5}\n").unwrap();
+    std::fs::write(logs.join("b.csv"), "\"@timestamp\",w_m\n\"Mar 1, 2023 @ 12:00:00.000\",get\n\n\"Mar 1, 2023 @ 12:00:01.000\",get\n").unwrap();
     let h = good_history() + "{oops\n\n" + &version(json!({"resourceType": "Observation"}), "9", "2023-01-05T00:00:00Z") + "{\"resourceType\": \"Observ";
     std::fs::write(history.join("h.ndjson"), &h).unwrap();
     std::fs::write(history.join("z.ndjson.zst"), {
@@ -159,12 +160,13 @@ fn skip_invalid_lists_every_skipped_line_and_the_counts_add_up() {
     .unwrap();
     let out = tmp.path().join("out");
     let stdout = run_ok(&["audit", "--logs", logs.to_str().unwrap(), "--history", history.to_str().unwrap(), "--format", "csv", "--out", out.to_str().unwrap(), "--skip-invalid"]);
-    assert!(stdout.contains("5 input lines skipped (--skip-invalid)"), "{stdout}");
+    assert!(stdout.contains("8 input lines skipped (--skip-invalid)"), "{stdout}");
     let m: Value = serde_json::from_str(&read(&out.join("manifest.json"))).unwrap();
     let z = m["inputs"].as_array().unwrap().iter().find(|i| i["path"].as_str().unwrap().ends_with("z.ndjson.zst")).unwrap();
     assert!(z["lines_read"].as_u64().unwrap() > 50, "the whole lines before the cut are read: {z}");
     let skipped: Vec<String> = csv_rows(&out.join("findings.csv")).into_iter().filter(|f| f["kind"] == "input-skipped").map(|f| f["detail"].clone()).collect();
-    assert_eq!(skipped.len(), 6, "{skipped:#?}");
+    assert_eq!(skipped.len(), 7, "{skipped:#?}");
+    assert!(skipped.iter().any(|d| d.contains("b.csv:1 (byte 0) (3 lines): Kibana CSV header has no w_url column") && d.contains("the whole file is left out")), "{skipped:#?}");
     assert!(skipped.iter().any(|d| d.contains("a.ndjson:3 (byte") && d.contains("invalid JSON")), "{skipped:#?}");
     assert!(skipped.iter().any(|d| d.contains("a.ndjson:5 (byte") && d.contains("w_url should be a string")), "{skipped:#?}");
     assert!(skipped.iter().any(|d| d.contains("h.ndjson:5 (byte 539): invalid JSON")), "{skipped:#?}");
@@ -173,7 +175,7 @@ fn skip_invalid_lists_every_skipped_line_and_the_counts_add_up() {
     assert!(skipped.iter().any(|d| d.contains("z.ndjson.zst") && d.contains("could not be read past byte")), "{skipped:#?}");
     // The rows of the readable lines are all there.
     assert_eq!(csv_rows(&out.join("resources.csv")).len(), 2);
-    assert_eq!(m["lines_skipped"], 5);
+    assert_eq!(m["lines_skipped"], 8);
     for input in m["inputs"].as_array().unwrap() {
         let n = |k: &str| input[k].as_u64().unwrap();
         assert_eq!(n("lines_read") + n("lines_blank") + n("lines_skipped"), n("lines"), "{input}");
