@@ -231,6 +231,18 @@ fn a_symlink_loop_is_read_once_and_an_unreadable_path_is_an_error() {
     let out = tmp.path().join("out");
     let stdout = run_ok(&["audit", "--logs", logs.to_str().unwrap(), "--history", history.to_str().unwrap(), "--format", "csv", "--out", out.to_str().unwrap()]);
     assert!(stdout.contains("1 exports, 2 resource rows"), "{stdout}");
+    // A folder holding an entry that cannot be read (a dangling link): named, status 2.
+    #[cfg(unix)]
+    {
+        let broken = tmp.path().join("broken");
+        std::fs::create_dir_all(&broken).unwrap();
+        std::fs::write(broken.join("a.ndjson"), good_history()).unwrap();
+        std::os::unix::fs::symlink(tmp.path().join("gone.ndjson"), broken.join("b.ndjson")).unwrap();
+        let r = run(&["audit", "--logs", logs.to_str().unwrap(), "--history", broken.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        assert_eq!(r.status.code(), Some(2));
+        let err = String::from_utf8_lossy(&r.stderr).into_owned();
+        assert!(err.contains("broken/b.ndjson: No such file or directory"), "{err}");
+    }
     let missing = tmp.path().join("nope");
     let r = run(&["audit", "--logs", logs.to_str().unwrap(), "--history", missing.to_str().unwrap(), "--out", out.to_str().unwrap()]);
     assert_eq!(r.status.code(), Some(2));
