@@ -143,13 +143,13 @@ pub fn read(files: &[InputFile], opts: &ParseOptions) -> Result<(History, Vec<In
     let mut builder = HistoryBuilder::default();
     let mut records = Vec::new();
     let mut skipped = Vec::new();
+    let mut sw = crate::audit::Stopwatch::new();
     for (i, file) in files.iter().enumerate() {
         let mut tally = Tally::new(opts.skip_invalid);
         let (lines, sha) = read_file(file, i as u32, opts, &mut builder, &mut tally)?;
         records.push(tally.record("history", file, sha, lines));
         skipped.extend(tally.skipped);
     }
-    let mut sw = crate::audit::Stopwatch::new();
     sw.lap("history: read");
     let h = builder.finish();
     sw.lap("history: index");
@@ -185,10 +185,7 @@ fn read_file(file: &InputFile, index: u32, opts: &ParseOptions, builder: &mut Hi
                 // A truncated or corrupt compressed file: the rest of it cannot be read (and
                 // is not counted among its lines).
                 Err(e) => {
-                    tally.fail(e)?;
-                    if let Some(s) = tally.skipped.last_mut() {
-                        s.lines = 0;
-                    }
+                    tally.fail_spanning(e, None, 0, None)?;
                     break;
                 }
             };
@@ -201,10 +198,7 @@ fn read_file(file: &InputFile, index: u32, opts: &ParseOptions, builder: &mut Hi
                         match b {
                             Ok(b) => all.extend_from_slice(&b.bytes),
                             Err(e) => {
-                                tally.fail(e)?;
-                                if let Some(s) = tally.skipped.last_mut() {
-                                    s.lines = 0;
-                                }
+                                tally.fail_spanning(e, None, 0, None)?;
                                 break;
                             }
                         }
@@ -322,13 +316,8 @@ fn parse_documents(path: &Path, file: u32, all: &[u8], opts: &ParseOptions, out:
         };
         // After an unreadable document the rest of the file cannot be resynchronised.
         tally.blank += line.saturating_sub(lines_done + 1);
-        tally.fail(failure)?;
-        if let Some(last) = tally.skipped.last_mut() {
-            last.line = line;
-            last.lines = total + 1 - line;
-            last.reason = format!("{} (the rest of the file, from line {line}, is left out)", last.reason);
-        }
-        return Ok(());
+        let note = format!("the rest of the file, from line {line}, is left out");
+        return tally.fail_spanning(failure, Some(line), total + 1 - line, Some(&note));
     }
 }
 
@@ -677,7 +666,8 @@ mod tests {
         let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures");
         let files = crate::inputs::collect(&[root.join("synthea/history"), root.join("guide/history")]).unwrap();
         for f in &files {
-            let (bytes, _) = crate::inputs::read_all(f).unwrap();
+            let (bytes, _, cut) = crate::inputs::read_whole(f).unwrap();
+            assert!(cut.is_none());
             let text = String::from_utf8(bytes).unwrap();
             if text.starts_with('{') && text.lines().next().is_some_and(|l| serde_json::from_str::<Value>(l).is_ok()) {
                 lines.extend(text.lines().map(String::from));

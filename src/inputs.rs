@@ -71,6 +71,22 @@ impl Tally {
         Err(e)
     }
 
+    /// An unreadable place that takes more than its line with it: `lines` lines from `line`
+    /// (0 for a rest of a file that was never read), with a note added to the reason.
+    pub fn fail_spanning(&mut self, e: Error, line: Option<u64>, lines: u64, note: Option<&str>) -> Result<()> {
+        self.fail(e)?;
+        if let Some(last) = self.skipped.last_mut() {
+            if let Some(l) = line {
+                last.line = l;
+            }
+            last.lines = lines;
+            if let Some(n) = note {
+                last.reason = format!("{} ({n})", last.reason);
+            }
+        }
+        Ok(())
+    }
+
     pub fn skipped_lines(&self) -> u64 {
         self.skipped.iter().map(|s| s.lines).sum()
     }
@@ -211,25 +227,28 @@ pub fn open(file: &InputFile) -> Result<OpenInput> {
     Ok(OpenInput { reader, hasher })
 }
 
-/// Reads a whole input, decompressed. Returns the bytes and the SHA-256 of the raw file.
-pub fn read_all(file: &InputFile) -> Result<(Vec<u8>, String)> {
+/// Reads a whole input, decompressed: its bytes, the SHA-256 of the raw file, and the error
+/// that cut it short, if any (the bytes then end at the last whole line before the cut).
+pub fn read_whole(file: &InputFile) -> Result<(Vec<u8>, String, Option<Error>)> {
     let mut input = open(file)?;
     let mut buf = Vec::with_capacity(file.size as usize);
-    read_to_end(&mut input.reader, &mut buf, &file.path)?;
-    let sha = input.sha256();
-    Ok((buf, sha))
+    let cut = input.reader.read_to_end(&mut buf).err().map(|e| cut_at_read_error(&file.path, 1, 0, &mut buf, e));
+    Ok((buf, input.sha256(), cut))
 }
 
-fn read_to_end(r: &mut dyn Read, buf: &mut Vec<u8>, path: &Path) -> Result<()> {
-    r.read_to_end(buf).map(|_| ()).map_err(|e| describe_read_error(path, buf.len() as u64, e))
-}
-
-/// A decompression failure names the byte offset reached in the decompressed stream.
-fn describe_read_error(path: &Path, offset: u64, e: io::Error) -> Error {
-    Error::Io {
-        path: path.to_path_buf(),
-        source: io::Error::new(e.kind(), format!("read failed after {offset} decompressed bytes: {e} (truncated or corrupt file?)")),
-    }
+/// A read error in a (decompressed) stream: keeps the whole lines of `buf` and returns the error
+/// naming the cut line — `buf` starts at line `first_line`, byte `offset` of the stream.
+fn cut_at_read_error(path: &Path, first_line: u64, offset: u64, buf: &mut Vec<u8>, e: io::Error) -> Error {
+    let read_to = offset + buf.len() as u64;
+    let whole = memrchr(b'\n', buf).map(|p| p + 1).unwrap_or(0);
+    let line = first_line + bytecount(b'\n', &buf[..whole]) as u64;
+    buf.truncate(whole);
+    Error::input(
+        path,
+        line,
+        offset + whole as u64,
+        format!("the file could not be read past byte {read_to} of its decompressed content: {e} (truncated or corrupt?); line {line} and the rest of the file are left out"),
+    )
 }
 
 /// A block of whole lines cut from an input: its bytes, the 1-based number of its first line and
@@ -293,7 +312,6 @@ impl Iterator for LineBlocks<'_> {
         loop {
             // Fill up to the block size without zeroing the buffer first.
             let want = (self.block_size.saturating_sub(buf.len())).max(1 << 16) as u64;
-            let before = buf.len();
             match (&mut *self.reader).take(want).read_to_end(&mut buf) {
                 Ok(0) => {
                     self.done = true;
@@ -304,21 +322,10 @@ impl Iterator for LineBlocks<'_> {
                     self.done = true;
                     // The whole lines read so far (read_to_end keeps what it read before the
                     // error) are given out first; the cut line and the rest are the error.
-                    let read_to = self.offset + buf.len() as u64;
-                    let _ = before;
-                    let whole = memrchr(b'\n', &buf).map(|p| p + 1).unwrap_or(0);
-                    let at = self.offset + whole as u64;
-                    let line = self.next_line + bytecount(b'\n', &buf[..whole]) as u64;
-                    let error = Error::input(
-                        self.path,
-                        line,
-                        at,
-                        format!("the file could not be read past byte {read_to} of its decompressed content: {e} (truncated or corrupt?); line {line} and the rest of the file are left out"),
-                    );
-                    if whole == 0 {
+                    let error = cut_at_read_error(self.path, self.next_line, self.offset, &mut buf, e);
+                    if buf.is_empty() {
                         return Some(Err(error));
                     }
-                    buf.truncate(whole);
                     self.pending_error = Some(error);
                     break;
                 }

@@ -86,22 +86,11 @@ pub fn read(files: &[InputFile], zone: &Tz, max_gap_nanos: i64, skip_invalid: bo
     let mut skipped = Vec::new();
     for (i, file) in files.iter().enumerate() {
         let mut tally = Tally::new(skip_invalid);
-        let mut input = inputs::open(file)?;
-        let mut bytes = Vec::with_capacity(file.size as usize);
-        if let Err(e) = std::io::Read::read_to_end(&mut input.reader, &mut bytes) {
-            // A truncated or corrupt compressed file: what was read is kept, the rest noted.
-            let at = bytes.len() as u64;
-            let line = inputs::count_lines(&bytes) + 1;
-            tally.fail(Error::input(&file.path, line, at, format!("the file could not be read past byte {at} of its decompressed content: {e} (truncated or corrupt?); the rest of it is left out")))?;
-            tally.skipped.last_mut().expect("just noted").lines = 0;
-            if let Some(cut) = memchr::memrchr(b'\n', &bytes) {
-                // The last line is incomplete: left out with the rest.
-                bytes.truncate(cut + 1);
-            } else {
-                bytes.clear();
-            }
+        // A truncated or corrupt compressed file: its whole lines are read, the rest noted.
+        let (bytes, sha, cut) = inputs::read_whole(file)?;
+        if let Some(e) = cut {
+            tally.fail_spanning(e, None, 0, None)?;
         }
-        let sha = input.sha256();
         let line_count = read_one(&file.path, i, &bytes, zone, &mut lines, &mut tally)?;
         records.push(tally.record("logs", file, sha, line_count));
         skipped.extend(tally.skipped);
@@ -208,14 +197,9 @@ fn read_json_documents(path: &Path, file: usize, body: &[u8], bom: u64, zone: &T
             Some(Err(e)) => Error::input(path, e.line() as u64, start as u64 + bom, describe_json_error(&e)),
         };
         // After an unreadable document the rest of the file cannot be resynchronised.
-        tally.fail(failure)?;
-        if let Some(last) = tally.skipped.last_mut() {
-            let rest = &body[start..];
-            last.line = line;
-            last.lines = inputs::count_lines(rest) - blank_lines(rest);
-            last.reason = format!("{} (the rest of the file, from line {line}, is left out)", last.reason);
-        }
-        return Ok(());
+        let rest = &body[start..];
+        let note = format!("the rest of the file, from line {line}, is left out");
+        return tally.fail_spanning(failure, Some(line), inputs::count_lines(rest) - blank_lines(rest), Some(&note));
     }
 }
 
@@ -331,14 +315,7 @@ fn parse_status_text(s: &str) -> Option<u64> {
 fn read_kibana_csv(path: &Path, file: usize, body: &[u8], zone: &Tz, out: &mut Vec<LogLine>, tally: &mut Tally) -> Result<()> {
     let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(body);
     // A header the audit cannot use makes the whole file unreadable (skipped whole).
-    let skip_file = |tally: &mut Tally, e: Error| -> Result<()> {
-        tally.fail(e)?;
-        if let Some(last) = tally.skipped.last_mut() {
-            last.lines = inputs::count_lines(body) - blank_lines(body);
-            last.reason = format!("{} (the whole file is left out)", last.reason);
-        }
-        Ok(())
-    };
+    let skip_file = |tally: &mut Tally, e: Error| tally.fail_spanning(e, None, inputs::count_lines(body) - blank_lines(body), Some("the whole file is left out"));
     let headers: Vec<String> = match reader.headers() {
         Ok(h) => h.iter().map(|h| unescape_cell(h.trim()).trim_start_matches("_source.").to_string()).collect(),
         Err(e) => return skip_file(tally, csv_error(path, e)),
