@@ -18,6 +18,7 @@ use crate::inputs::{self, InputFile, InputRecord, LineBlock, LineBlocks, Tally};
 use crate::timestamp::{self, Instant};
 
 mod scan;
+mod skim;
 pub use scan::Interesting;
 
 /// An Aidbox `txid` or a FHIR `versionId`: compared numerically when both are numbers.
@@ -237,6 +238,23 @@ fn starts_with_whole_json_line(bytes: &[u8]) -> bool {
 pub fn scan_for_fuzzing(line: &[u8], src: Source, opts: &ParseOptions) -> Option<String> {
     let mut out = Vec::new();
     scan::scan_line(line, src, opts, &opts.interesting, &mut out).ok().map(|()| format!("{out:?}"))
+}
+
+/// For the fuzz target: when the quick reader accepts a line, serde_json must read the same
+/// fields from it. `Err` says how they differ.
+pub fn check_skim_for_fuzzing(line: &[u8], opts: &ParseOptions) -> std::result::Result<(), String> {
+    let Some(quick) = skim::fields(line, &opts.interesting) else { return Ok(()) };
+    match scan::serde_fields(line, &opts.interesting) {
+        Ok(slow) if format!("{quick:?}") == format!("{slow:?}") => Ok(()),
+        Ok(slow) => Err(format!("fields differ: quick {quick:?}, serde {slow:?}")),
+        Err(e) => Err(format!("the quick reader accepts what serde_json refuses: {e}")),
+    }
+}
+
+/// For benchmarks: whether the quick reader accepts a line.
+#[doc(hidden)]
+pub fn skim_for_bench(line: &[u8], opts: &ParseOptions) -> bool {
+    skim::fields(line, &opts.interesting).is_some()
 }
 
 /// Parses the lines of one block in parallel; the first error in line order wins (or, with
@@ -690,6 +708,18 @@ mod tests {
             .iter()
             .map(|v| v.to_string()),
         );
+        // Written out, for what `json!` cannot say: escapes, repeated keys, odd spacing. They take
+        // the quick reader's fall-backs to serde_json.
+        let meta = r#""meta":{"versionId":"1","lastUpdated":"2022-01-01T00:00:00Z"}"#;
+        lines.extend([
+            format!(r#"{{"resourceType":"Observation","id":"o",{meta},"subject":{{"reference":"Patient\/esc"}},"performer":[{{"reference":"Patient/a","reference":"Patient/b"}}]}}"#),
+            format!(r#"{{"resourceType":"Observation","id":"o",{meta},"subj\u0065ct":{{"reference":"Patient/k"}}}}"#),
+            format!(r#"{{"resourceType":"Observation","id":"o",{meta},"subject":{{"refer\u0065nce":"Patient/k2"}}}}"#),
+            r#"{"resourceType":"Observation","id":"o","meta":{"versionId":"1","versionId":"2","lastUpdated":"2022-01-01T00:00:00Z"}}"#.to_string(),
+            r#"{"resourceType":"Observation","id":"o","meta":{"version\u0049d":"3","lastUpdated":"2022-01-01T00:00:00Z"}}"#.to_string(),
+            format!(r#" {{ "resourceType" : "Observation" , "id" : "o" , {meta} , "note" : [ {{ "text" : "café \"x\"" }} ] , "subject" : [ {{ "reference" : "Patient/sp" }} ] }} "#),
+            format!(r#"{{"resourceType":"Observation","id":"o",{meta},"subject":{{"reference":"Patient/été"}},"performer":{{"resourceType":"Patient","id":"x\u0079"}}}}"#),
+        ]);
         for keep_references in [false, true] {
             let opts = ParseOptions::new(&c, Tz::UTC, keep_references);
             for (i, line) in lines.iter().enumerate() {

@@ -1,5 +1,6 @@
 //! Any bytes as one history line: the fast scanner and the serde_json::Value reference path must
-//! agree (same versions, or both an error), and neither may panic.
+//! agree (same versions, or both an error), and neither may panic; and whatever the quick reader
+//! (history/skim.rs) accepts, serde_json must accept with the same fields.
 #![no_main]
 
 use bulk_audit::compartment::{Compartment, FhirVersion};
@@ -10,6 +11,9 @@ fuzz_target!(|data: &[u8]| {
     let c = Compartment::load(FhirVersion::R4);
     let opts = ParseOptions::new(&c, chrono_tz::Tz::UTC, true);
     let src = Source { file: 0, line: 1, offset: 0, entry: None };
+    if let Err(e) = history::check_skim_for_fuzzing(data, &opts) {
+        panic!("{e}");
+    }
     let fast = history::scan_for_fuzzing(data, src, &opts);
     let slow = match serde_json::from_slice::<serde_json::Value>(data) {
         Ok(v) => history::versions_of_document(v, src, &opts).map(|v| format!("{v:?}")).ok(),

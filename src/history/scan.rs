@@ -1,5 +1,6 @@
-//! The fast path of history parsing: one pass of serde_json over a line that keeps only what the
-//! index needs. Top-level fields are borrowed from the line (`&RawValue`, `Cow<str>`); fields no
+//! The fast path of history parsing: one pass over a line that keeps only what the index needs —
+//! by the quick reader in `skim` when it accepts the line, else by serde_json. Top-level fields
+//! are borrowed from the line (`Raw`, `Cow<str>`); fields no
 //! compartment path or detail reads are skipped as `IgnoredAny`; only the few captured fields are
 //! parsed further. It gives the same versions as the `serde_json::Value` path in `history`,
 //! which stays the reference (and is used for pretty-printed documents).
@@ -37,24 +38,40 @@ impl<'de> Deserialize<'de> for Str<'de> {
     }
 }
 
+/// A JSON value as it stands in the line, known to be well-formed JSON and UTF-8.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Raw<'a>(pub(super) &'a str);
+
+impl<'a> Raw<'a> {
+    pub(super) fn get(&self) -> &'a str {
+        self.0
+    }
+}
+
+impl<'a> From<&'a RawValue> for Raw<'a> {
+    fn from(r: &'a RawValue) -> Raw<'a> {
+        Raw(r.get())
+    }
+}
+
 /// The top-level fields of one JSON object that any form of history document needs.
-#[derive(Default)]
-pub(super) struct Fields<'a> {
-    resource_type: Option<&'a RawValue>,
-    id: Option<&'a RawValue>,
-    meta: Option<&'a RawValue>,
-    row_type: Option<&'a RawValue>,
-    txid: Option<&'a RawValue>,
-    ts: Option<&'a RawValue>,
-    status: Option<&'a RawValue>,
-    resource: Option<&'a RawValue>,
-    request: Option<&'a RawValue>,
-    response: Option<&'a RawValue>,
-    full_url: Option<&'a RawValue>,
-    kind: Option<&'a RawValue>,
-    entry: Option<&'a RawValue>,
+#[derive(Default, Debug)]
+pub(crate) struct Fields<'a> {
+    pub(super) resource_type: Option<Raw<'a>>,
+    pub(super) id: Option<Raw<'a>>,
+    pub(super) meta: Option<Raw<'a>>,
+    pub(super) row_type: Option<Raw<'a>>,
+    pub(super) txid: Option<Raw<'a>>,
+    pub(super) ts: Option<Raw<'a>>,
+    pub(super) status: Option<Raw<'a>>,
+    pub(super) resource: Option<Raw<'a>>,
+    pub(super) request: Option<Raw<'a>>,
+    pub(super) response: Option<Raw<'a>>,
+    pub(super) full_url: Option<Raw<'a>>,
+    pub(super) kind: Option<Raw<'a>>,
+    pub(super) entry: Option<Raw<'a>>,
     /// Fields a compartment path or a detail starts with.
-    others: smallvec::SmallVec<[(Cow<'a, str>, &'a RawValue); 6]>,
+    pub(super) others: smallvec::SmallVec<[(Cow<'a, str>, Raw<'a>); 6]>,
 }
 
 /// Top-level keys to capture besides the fixed ones: compartment first steps and the fields of
@@ -80,9 +97,13 @@ impl Interesting {
         Interesting { by_len }
     }
 
-    fn contains(&self, key: &str) -> bool {
-        let first = key.as_bytes().first().copied();
-        self.by_len.get(key.len()).is_some_and(|ks| ks.iter().any(|k| k.as_bytes().first().copied() == first && k == key))
+    pub(super) fn contains(&self, key: &str) -> bool {
+        self.contains_bytes(key.as_bytes())
+    }
+
+    pub(super) fn contains_bytes(&self, key: &[u8]) -> bool {
+        let first = key.first().copied();
+        self.by_len.get(key.len()).is_some_and(|ks| ks.iter().any(|k| k.as_bytes().first().copied() == first && k.as_bytes() == key))
     }
 }
 
@@ -121,7 +142,7 @@ impl<'de> Visitor<'de> for FieldsSeed<'_> {
                 "entry" => &mut f.entry,
                 k if self.interesting.contains(k) => {
                     let v = map.next_value::<&'de RawValue>()?;
-                    f.others.push((key.0, v));
+                    f.others.push((key.0, v.into()));
                     continue;
                 }
                 _ => {
@@ -129,7 +150,7 @@ impl<'de> Visitor<'de> for FieldsSeed<'_> {
                     continue;
                 }
             };
-            *slot = Some(map.next_value::<&'de RawValue>()?);
+            *slot = Some(map.next_value::<&'de RawValue>()?.into());
         }
         Ok(f)
     }
@@ -153,24 +174,34 @@ impl From<&str> for ScanError {
     }
 }
 
+/// The fields of one JSON object: by the quick reader when it accepts the bytes, else by
+/// serde_json, which decides and words the error.
 fn fields<'a>(bytes: &'a [u8], interesting: &Interesting) -> Result<Fields<'a>, serde_json::Error> {
+    match super::skim::fields(bytes, interesting) {
+        Some(f) => Ok(f),
+        None => serde_fields(bytes, interesting),
+    }
+}
+
+/// The fields of one JSON object, read by serde_json.
+pub(super) fn serde_fields<'a>(bytes: &'a [u8], interesting: &Interesting) -> Result<Fields<'a>, serde_json::Error> {
     let mut de = serde_json::Deserializer::from_slice(bytes);
     let f = FieldsSeed { interesting }.deserialize(&mut de)?;
     de.end()?;
     Ok(f)
 }
 
-fn raw_fields<'a>(raw: &'a RawValue, interesting: &Interesting) -> Result<Fields<'a>, String> {
+fn raw_fields<'a>(raw: Raw<'a>, interesting: &Interesting) -> Result<Fields<'a>, String> {
     fields(raw.get().as_bytes(), interesting).map_err(|e| crate::error::describe_json_error(&e))
 }
 
-fn string<'a>(raw: Option<&'a RawValue>) -> Option<Cow<'a, str>> {
+fn string<'a>(raw: Option<Raw<'a>>) -> Option<Cow<'a, str>> {
     let r = raw?;
     serde_json::from_str::<Str<'a>>(r.get()).ok().map(|s| s.0)
 }
 
 /// A string or a non-negative integer, as text (ids, versionIds, txids).
-fn id_text(raw: Option<&RawValue>) -> Option<Cow<'_, str>> {
+fn id_text(raw: Option<Raw<'_>>) -> Option<Cow<'_, str>> {
     let r = raw?;
     let s = r.get();
     if s.starts_with('"') {
@@ -195,9 +226,9 @@ pub fn scan_line(line: &[u8], src: Source, opts: &ParseOptions, interesting: &In
             let Some(entries) = f.entry else { return Ok(()) };
             let list: Vec<&RawValue> = serde_json::from_str(entries.get()).map_err(|_| ScanError::Shape("history Bundle whose entry is not an array".into()))?;
             for (i, e) in list.iter().enumerate() {
-                let ef = raw_fields(e, interesting).map_err(|m| format!("history Bundle entry {i}: {m}"))?;
+                let ef = raw_fields(Raw(e.get()), interesting).map_err(|m| format!("history Bundle entry {i}: {m}"))?;
                 let src = Source { entry: Some(i as u32), ..src };
-                out.push(entry(&ef, e, src, opts, interesting).map_err(|m| format!("history Bundle entry {i}: {m}"))?);
+                out.push(entry(&ef, Raw(e.get()), src, opts, interesting).map_err(|m| format!("history Bundle entry {i}: {m}"))?);
             }
             Ok(())
         }
@@ -208,7 +239,7 @@ pub fn scan_line(line: &[u8], src: Source, opts: &ParseOptions, interesting: &In
         None if rtype.is_none() && f.resource_type.is_some() => Err("resourceType is not a string".into()),
         None if f.request.is_some() || f.response.is_some() || f.resource.is_some() => {
             let raw: &RawValue = serde_json::from_slice(line).map_err(ScanError::Json)?;
-            out.push(entry(&f, raw, src, opts, interesting)?);
+            out.push(entry(&f, Raw(raw.get()), src, opts, interesting)?);
             Ok(())
         }
         None => Err("a JSON object that is no history row (resource_type), resource (resourceType) or Bundle entry (request/response)".into()),
@@ -223,27 +254,43 @@ fn resource(f: &Fields, rtype: &str, whole: &[u8], src: Source, opts: &ParseOpti
         Some(_) => return Err(format!("{rtype} resource whose id is not a string")),
         None => return Err(format!("{rtype} resource without id")),
     };
-    #[derive(Deserialize)]
-    struct Meta<'a> {
-        #[serde(rename = "versionId", borrow)]
-        version_id: Option<&'a RawValue>,
-        #[serde(rename = "lastUpdated", borrow)]
-        last_updated: Option<&'a RawValue>,
-    }
-    let meta: Meta = match f.meta {
-        Some(m) => serde_json::from_str(m.get()).map_err(|_| format!("{rtype}/{id}: resource without meta (no versionId/lastUpdated)"))?,
-        None => return Err(format!("{rtype}/{id}: resource without meta (no versionId/lastUpdated)")),
+    let no_meta = || format!("{rtype}/{id}: resource without meta (no versionId/lastUpdated)");
+    let (version_id, last_updated) = match f.meta {
+        Some(m) => match quick_meta(m) {
+            Some(found) => found,
+            None => {
+                let meta: std::collections::BTreeMap<String, &RawValue> = serde_json::from_str(m.get()).map_err(|_| no_meta())?;
+                (meta.get("versionId").map(|r| Raw::from(*r)), meta.get("lastUpdated").map(|r| Raw::from(*r)))
+            }
+        },
+        None => return Err(no_meta()),
     };
-    let vid = id_text(meta.version_id).ok_or_else(|| format!("{rtype}/{id}: meta without versionId"))?;
-    let lu = string(meta.last_updated).ok_or_else(|| format!("{rtype}/{id}: meta without lastUpdated"))?;
+    let vid = id_text(version_id).ok_or_else(|| format!("{rtype}/{id}: meta without versionId"))?;
+    let lu = string(last_updated).ok_or_else(|| format!("{rtype}/{id}: meta without lastUpdated"))?;
     let last_updated = super::parse_time(&lu, || format!("{rtype}/{id} meta.lastUpdated"), &opts.zone)?;
     finish(rtype, id, VersionId::parse(&vid), last_updated, false, src, f, Body::Whole(whole), opts)
+}
+
+/// `meta.versionId` and `meta.lastUpdated` by the quick reader (the last of a repeated field, as
+/// `serde_json::Value` keeps); `None` when serde_json must decide (not an object, a doubtful key).
+fn quick_meta(meta: Raw) -> Option<(Option<Raw>, Option<Raw>)> {
+    let (mut version_id, mut last_updated) = (None, None);
+    super::skim::for_each_member(meta.get(), |k, v| {
+        let slot = match k {
+            "versionId" => &mut version_id,
+            "lastUpdated" => &mut last_updated,
+            _ => return Some(()),
+        };
+        *slot = Some(Raw(v));
+        Some(())
+    })?;
+    Some((version_id, last_updated))
 }
 
 /// Where the full body is, for the `referenced` policy's walk over every reference.
 enum Body<'a> {
     Whole(&'a [u8]),
-    Raw(&'a RawValue),
+    Raw(Raw<'a>),
     None,
 }
 
@@ -276,7 +323,7 @@ fn row(f: &Fields, src: Source, opts: &ParseOptions, interesting: &Interesting) 
 }
 
 /// A Bundle entry: with a resource on the fast path; a deletion through the reference path.
-fn entry(f: &Fields, raw: &RawValue, src: Source, opts: &ParseOptions, interesting: &Interesting) -> Result<ParsedVersion, String> {
+fn entry(f: &Fields, raw: Raw, src: Source, opts: &ParseOptions, interesting: &Interesting) -> Result<ParsedVersion, String> {
     #[derive(Deserialize)]
     struct Request<'a> {
         #[serde(borrow)]
@@ -318,7 +365,7 @@ fn finish(rtype: &str, id: String, version_id: VersionId, last_updated: Instant,
                     opts.compartment.patients_in_field(rtype, key, &value, &mut patients);
                     detail_fields.insert(key.to_string(), value);
                 } else {
-                    patients_in_raw(opts.compartment, rtype, key, raw, &mut patients)?;
+                    patients_in_raw(opts.compartment, rtype, key, *raw, &mut patients)?;
                 }
             }
         }
@@ -348,20 +395,76 @@ fn finish(rtype: &str, id: String, version_id: VersionId, last_updated: Instant,
 
 /// The patients on this type's compartment paths inside one captured top-level field, walked
 /// straight off the raw JSON: only the reference nodes at the ends of the paths are read.
-fn patients_in_raw(c: &crate::compartment::Compartment, rtype: &str, key: &str, raw: &RawValue, out: &mut Vec<String>) -> Result<(), String> {
+fn patients_in_raw(c: &crate::compartment::Compartment, rtype: &str, key: &str, raw: Raw, out: &mut Vec<String>) -> Result<(), String> {
     let Some(paths) = c.paths.get(rtype) else { return Ok(()) };
     for path in paths {
         let (first, rest) = path.split_first().expect("paths have a step");
-        let seed = match &first.choice {
-            None if first.name == key => PathSeed { rest, choice: None, out },
-            Some(suffix) if key.len() == first.name.len() + suffix.len() && key.starts_with(first.name.as_str()) && key.ends_with(suffix.as_str()) => PathSeed { rest, choice: None, out },
-            Some(suffix) if first.name == key => PathSeed { rest, choice: Some(suffix), out },
+        let choice = match &first.choice {
+            None if first.name == key => None,
+            Some(suffix) if key.len() == first.name.len() + suffix.len() && key.starts_with(first.name.as_str()) && key.ends_with(suffix.as_str()) => None,
+            Some(suffix) if first.name == key => Some(suffix.as_str()),
             _ => continue,
         };
-        let mut de = serde_json::Deserializer::from_str(raw.get());
-        seed.deserialize(&mut de).map_err(|e| crate::error::describe_json_error(&e))?;
+        let before = out.len();
+        if walk_quick(raw.get(), rest, choice, out).is_none() {
+            // Something the quick walk leaves to serde_json (an escaped string or key).
+            out.truncate(before);
+            let mut de = serde_json::Deserializer::from_str(raw.get());
+            PathSeed { rest, choice, out }.deserialize(&mut de).map_err(|e| crate::error::describe_json_error(&e))?;
+        }
     }
     Ok(())
+}
+
+/// [`PathSeed`]'s walk by the quick reader, over text already known to be valid JSON; `None`
+/// when in doubt (then `PathSeed` walks it again).
+fn walk_quick(raw: &str, rest: &[crate::compartment::Step], choice: Option<&str>, out: &mut Vec<String>) -> Option<()> {
+    use super::skim::{for_each_element, for_each_member, plain_string};
+    match raw.as_bytes().first() {
+        Some(b'[') => for_each_element(raw, |e| walk_quick(e, rest, choice, out)),
+        Some(b'{') => {
+            if let Some(choice) = choice {
+                return for_each_member(raw, |k, v| if k == choice { walk_quick(v, rest, None, out) } else { Some(()) });
+            }
+            let Some((step, rest)) = rest.split_first() else {
+                let (mut reference, mut rtype, mut id, mut uri) = (None, None, None, None);
+                for_each_member(raw, |k, v| {
+                    let slot = match k {
+                        "reference" => &mut reference,
+                        "resourceType" => &mut rtype,
+                        "id" => &mut id,
+                        "uri" => &mut uri,
+                        _ => return Some(()),
+                    };
+                    *slot = plain_string(v)?;
+                    Some(())
+                })?;
+                out.extend(patient_of_node(reference, rtype, id, uri));
+                return Some(());
+            };
+            for_each_member(raw, |k, v| match &step.choice {
+                None if k == step.name => walk_quick(v, rest, None, out),
+                Some(suffix) if k.len() == step.name.len() + suffix.len() && k.starts_with(step.name.as_str()) && k.ends_with(suffix.as_str()) => walk_quick(v, rest, None, out),
+                Some(suffix) if k == step.name => walk_quick(v, rest, Some(suffix), out),
+                _ => Some(()),
+            })
+        }
+        _ => Some(()),
+    }
+}
+
+/// The Patient a reference node names, with the precedence of `compartment::reference_of_node`:
+/// `reference`, else `resourceType` + `id` (taken as they are: no URL parsing of the id), else
+/// `uri`.
+fn patient_of_node(reference: Option<&str>, rtype: Option<&str>, id: Option<&str>, uri: Option<&str>) -> Option<String> {
+    let patient_of = |r: &str| crate::compartment::parse_reference(r).filter(|(t, _)| *t == "Patient").map(|(_, i)| i.to_string());
+    if let Some(r) = reference {
+        patient_of(r)
+    } else if let (Some(t), Some(i)) = (rtype, id) {
+        (t == "Patient" && crate::compartment::is_id(i)).then(|| i.to_string())
+    } else {
+        uri.and_then(patient_of)
+    }
 }
 
 /// Walks the rest of a compartment path through objects and arrays; at its end, reads a
@@ -416,25 +519,7 @@ impl<'de> Visitor<'de> for PathSeed<'_, '_> {
                 };
                 *slot = map.next_value::<Option<StrOrOther<'de>>>()?.and_then(|s| s.0);
             }
-            // The same precedence as `compartment::reference_of_node`.
-            let patient_of = |r: &str| crate::compartment::parse_reference(r).filter(|(t, _)| *t == "Patient").map(|(_, i)| i.to_string());
-            let patient = if let Some(r) = reference {
-                patient_of(&r)
-            } else if let (Some(t), Some(i)) = (&rtype, &id) {
-                // Taken as they are, as `reference_of_node` does: no URL parsing of the id.
-                if t == "Patient" && crate::compartment::is_id(i) {
-                    Some(i.to_string())
-                } else {
-                    None
-                }
-            } else if let Some(u) = uri {
-                patient_of(&u)
-            } else {
-                None
-            };
-            if let Some(p) = patient {
-                self.out.push(p);
-            }
+            self.out.extend(patient_of_node(reference.as_deref(), rtype.as_deref(), id.as_deref(), uri.as_deref()));
             return Ok(());
         };
         while let Some(key) = map.next_key::<Str<'de>>()? {

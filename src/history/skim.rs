@@ -1,0 +1,421 @@
+//! The quick reader of one history line's top-level object: finds the captured fields' values
+//! and checks the rest is well-formed JSON, without serde. It accepts a subset of what serde_json
+//! accepts and answers `None` for anything else (escaped or non-ASCII keys, nesting deeper than
+//! 64, any syntax error); the caller then reads the line with serde_json, which decides and
+//! words the error. So a line it accepts gives exactly the fields serde_json's reading gives,
+//! and a line it doubts costs one more read. The fuzz target `history` checks that subset rule.
+//!
+//! What it checks is what serde_json's `IgnoredAny` checks: structure, commas and colons,
+//! string escapes, control characters in strings, numbers and literals; like serde_json, bytes of
+//! skipped strings are not checked for UTF-8, while keys and captured values are.
+
+use super::scan::{Fields, Interesting, Raw};
+
+/// The fields of the object that is the whole of `line` (whitespace around it allowed), or
+/// `None` when the quick reader does not accept the line.
+pub(crate) fn fields<'a>(line: &'a [u8], interesting: &Interesting) -> Option<Fields<'a>> {
+    let b = line;
+    let mut f = Fields::default();
+    let mut i = ws(b, 0);
+    if *b.get(i)? != b'{' {
+        return None;
+    }
+    i = ws(b, i + 1);
+    if *b.get(i)? == b'}' {
+        i += 1;
+    } else {
+        loop {
+            if *b.get(i)? != b'"' {
+                return None;
+            }
+            let (key, after) = plain_key(b, i + 1)?;
+            i = ws(b, after);
+            if *b.get(i)? != b':' {
+                return None;
+            }
+            let start = ws(b, i + 1);
+            let end = skip_value(b, start)?;
+            let span = &b[start..end];
+            let slot = match key {
+                b"resourceType" => Some(&mut f.resource_type),
+                b"id" => Some(&mut f.id),
+                b"meta" => Some(&mut f.meta),
+                b"resource_type" => Some(&mut f.row_type),
+                b"txid" => Some(&mut f.txid),
+                b"ts" => Some(&mut f.ts),
+                b"status" => Some(&mut f.status),
+                b"resource" => Some(&mut f.resource),
+                b"request" => Some(&mut f.request),
+                b"response" => Some(&mut f.response),
+                b"fullUrl" => Some(&mut f.full_url),
+                b"type" => Some(&mut f.kind),
+                b"entry" => Some(&mut f.entry),
+                other => {
+                    if interesting.contains_bytes(other) {
+                        // A plain key is ASCII, so it is a str.
+                        let k = std::str::from_utf8(other).ok()?;
+                        f.others.push((k.into(), raw(span)?));
+                    }
+                    None
+                }
+            };
+            if let Some(slot) = slot {
+                *slot = Some(raw(span)?);
+            }
+            i = ws(b, end);
+            match *b.get(i)? {
+                b',' => i = ws(b, i + 1),
+                b'}' => {
+                    i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    (ws(b, i) == b.len()).then_some(f)
+}
+
+/// A captured value: serde_json checks a borrowed raw value is UTF-8, and so does this.
+fn raw(bytes: &[u8]) -> Option<Raw<'_>> {
+    std::str::from_utf8(bytes).ok().map(Raw)
+}
+
+#[inline]
+fn ws(b: &[u8], mut i: usize) -> usize {
+    while let Some(b' ' | b'\t' | b'\n' | b'\r') = b.get(i) {
+        i += 1;
+    }
+    i
+}
+
+/// A key without escapes, of printable ASCII: its bytes and the index after its closing quote.
+#[inline]
+fn plain_key(b: &[u8], start: usize) -> Option<(&[u8], usize)> {
+    let mut i = start;
+    loop {
+        match *b.get(i)? {
+            b'"' => return Some((&b[start..i], i + 1)),
+            b'\\' | 0..=0x1f | 0x80..=0xff => return None,
+            _ => i += 1,
+        }
+    }
+}
+
+/// Skips one JSON value starting at `i` (no leading whitespace); the index after it.
+fn skip_value(b: &[u8], mut i: usize) -> Option<usize> {
+    // The enclosing containers, innermost in the lowest bit: 1 for an object, 0 for an array.
+    let mut stack: u64 = 0;
+    let mut depth: u32 = 0;
+    loop {
+        // A value starts at i.
+        match *b.get(i)? {
+            b'"' => i = skip_string(b, i + 1)?,
+            open @ (b'{' | b'[') => {
+                if depth == 64 {
+                    return None;
+                }
+                depth += 1;
+                stack = (stack << 1) | (open == b'{') as u64;
+                i = ws(b, i + 1);
+                let close = if open == b'{' { b'}' } else { b']' };
+                if *b.get(i)? == close {
+                    i += 1;
+                    depth -= 1;
+                    stack >>= 1;
+                } else {
+                    if open == b'{' {
+                        i = member_key(b, i)?;
+                    }
+                    continue;
+                }
+            }
+            b't' => i = literal(b, i, b"true")?,
+            b'f' => i = literal(b, i, b"false")?,
+            b'n' => i = literal(b, i, b"null")?,
+            b'-' | b'0'..=b'9' => i = skip_number(b, i)?,
+            _ => return None,
+        }
+        // After a value: close containers until a comma leads to the next value.
+        loop {
+            if depth == 0 {
+                return Some(i);
+            }
+            i = ws(b, i);
+            let in_object = stack & 1 == 1;
+            match *b.get(i)? {
+                b',' => {
+                    i = ws(b, i + 1);
+                    if in_object {
+                        i = member_key(b, i)?;
+                    }
+                    break;
+                }
+                b'}' if in_object => {}
+                b']' if !in_object => {}
+                _ => return None,
+            }
+            i += 1;
+            depth -= 1;
+            stack >>= 1;
+        }
+    }
+}
+
+/// `"key"` then `:` inside a skipped object, from the key's opening quote; the index of the value.
+#[inline]
+fn member_key(b: &[u8], i: usize) -> Option<usize> {
+    if *b.get(i)? != b'"' {
+        return None;
+    }
+    let i = ws(b, skip_string(b, i + 1)?);
+    if *b.get(i)? != b':' {
+        return None;
+    }
+    Some(ws(b, i + 1))
+}
+
+#[inline]
+fn literal(b: &[u8], i: usize, word: &[u8]) -> Option<usize> {
+    (b.get(i..i + word.len())? == word).then_some(i + word.len())
+}
+
+/// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, as serde_json reads it.
+fn skip_number(b: &[u8], mut i: usize) -> Option<usize> {
+    let digits = |mut i: usize| {
+        while let Some(b'0'..=b'9') = b.get(i) {
+            i += 1;
+        }
+        i
+    };
+    if b[i] == b'-' {
+        i += 1;
+    }
+    match *b.get(i)? {
+        b'0' => {
+            i += 1;
+            if let Some(b'0'..=b'9') = b.get(i) {
+                return None;
+            }
+        }
+        b'1'..=b'9' => i = digits(i + 1),
+        _ => return None,
+    }
+    if let Some(b'.') = b.get(i) {
+        let end = digits(i + 1);
+        if end == i + 1 {
+            return None;
+        }
+        i = end;
+    }
+    if let Some(b'e' | b'E') = b.get(i) {
+        i += 1;
+        if let Some(b'+' | b'-') = b.get(i) {
+            i += 1;
+        }
+        let end = digits(i);
+        if end == i {
+            return None;
+        }
+        i = end;
+    }
+    Some(i)
+}
+
+/// Skips the rest of a string from just after its opening quote; the index after its closing
+/// quote. Escapes must be JSON's; control characters are refused.
+#[inline]
+fn skip_string(b: &[u8], mut i: usize) -> Option<usize> {
+    loop {
+        i = next_special(b, i)?;
+        match b[i] {
+            b'"' => return Some(i + 1),
+            b'\\' => match *b.get(i + 1)? {
+                b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => i += 2,
+                b'u' => {
+                    if !b.get(i + 2..i + 6)?.iter().all(u8::is_ascii_hexdigit) {
+                        return None;
+                    }
+                    i += 6;
+                }
+                _ => return None,
+            },
+            _ => return None,
+        }
+    }
+}
+
+/// The index of the next `"`, `\` or control character at or after `i`.
+#[inline]
+fn next_special(b: &[u8], mut i: usize) -> Option<usize> {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::*;
+        // SSE2 is part of x86_64, so these are always available.
+        while i + 16 <= b.len() {
+            // SAFETY: i + 16 <= b.len(), so the unaligned 16-byte load stays inside `b`.
+            let mask = unsafe {
+                let v = _mm_loadu_si128(b.as_ptr().add(i) as *const __m128i);
+                let quote = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'"' as i8));
+                let backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8(b'\\' as i8));
+                let control = _mm_cmpeq_epi8(_mm_min_epu8(v, _mm_set1_epi8(0x1f)), v);
+                _mm_movemask_epi8(_mm_or_si128(_mm_or_si128(quote, backslash), control))
+            };
+            if mask != 0 {
+                return Some(i + mask.trailing_zeros() as usize);
+            }
+            i += 16;
+        }
+    }
+    while i < b.len() {
+        if matches!(b[i], b'"' | b'\\' | 0..=0x1f) {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The members of an object, from text already known to be valid JSON (a captured value):
+/// `f(key, value)` for each in order. `None` when the text is not an object or a key is not
+/// plain (escaped or non-ASCII) — the caller then reads the value with serde_json.
+pub(crate) fn for_each_member<'a>(raw: &'a str, mut f: impl FnMut(&'a str, &'a str) -> Option<()>) -> Option<()> {
+    let b = raw.as_bytes();
+    let mut i = ws(b, 0);
+    if *b.get(i)? != b'{' {
+        return None;
+    }
+    i = ws(b, i + 1);
+    if *b.get(i)? == b'}' {
+        return Some(());
+    }
+    loop {
+        if *b.get(i)? != b'"' {
+            return None;
+        }
+        let (_, after) = plain_key(b, i + 1)?;
+        // Quotes are ASCII, so these are char boundaries.
+        let key = &raw[i + 1..after - 1];
+        i = ws(b, after);
+        if *b.get(i)? != b':' {
+            return None;
+        }
+        let start = ws(b, i + 1);
+        let end = skip_value(b, start)?;
+        f(key, &raw[start..end])?;
+        i = ws(b, end);
+        match *b.get(i)? {
+            b',' => i = ws(b, i + 1),
+            b'}' => return Some(()),
+            _ => return None,
+        }
+    }
+}
+
+/// The elements of an array, from text already known to be valid JSON; `None` when it is not
+/// an array.
+pub(crate) fn for_each_element<'a>(raw: &'a str, mut f: impl FnMut(&'a str) -> Option<()>) -> Option<()> {
+    let b = raw.as_bytes();
+    let mut i = ws(b, 0);
+    if *b.get(i)? != b'[' {
+        return None;
+    }
+    i = ws(b, i + 1);
+    if *b.get(i)? == b']' {
+        return Some(());
+    }
+    loop {
+        let end = skip_value(b, i)?;
+        f(&raw[i..end])?;
+        i = ws(b, end);
+        match *b.get(i)? {
+            b',' => i = ws(b, i + 1),
+            b']' => return Some(()),
+            _ => return None,
+        }
+    }
+}
+
+/// What a value is, for walking paths: `Some(Some(text))` for a string without escapes,
+/// `Some(None)` for anything but a string, `None` for a string with escapes (the caller then
+/// reads it with serde_json).
+pub(crate) fn plain_string(raw: &str) -> Option<Option<&str>> {
+    let b = raw.as_bytes();
+    if b.first() != Some(&b'"') {
+        return Some(None);
+    }
+    let inner = &raw[1..raw.len() - 1];
+    (!inner.contains('\\')).then_some(Some(inner))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn skims(line: &str) -> bool {
+        let interesting = Interesting::new(vec!["subject".into()]);
+        fields(line.as_bytes(), &interesting).is_some()
+    }
+
+    #[test]
+    fn accepts_what_serde_accepts() {
+        for ok in [
+            r#"{}"#,
+            r#"  { "id" : "a" , "x": [1, -2.5e+3, 0, 0.0, 1E9, true, false, null, {}, [], {"k": [{"\"": "\\\/\b\f\n\r\t\u00e9"}]}] }  "#,
+            r#"{"resourceType":"Observation","id":"o1","subject":{"reference":"Patient/p1"},"meta":{"versionId":"1"}}"#,
+            "{\"a\":\"caf\u{e9} long enough to need the wide scan, and then some\"}",
+        ] {
+            assert!(skims(ok), "{ok}");
+            assert!(serde_json::from_str::<serde::de::IgnoredAny>(ok).is_ok(), "{ok}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_serde_refuses() {
+        for bad in [
+            r#"{"#,
+            r#"{"a":1,}"#,
+            r#"{"a":[1,]}"#,
+            r#"{"a":01}"#,
+            r#"{"a":1.}"#,
+            r#"{"a":1e}"#,
+            r#"{"a":-}"#,
+            r#"{"a":tru}"#,
+            r#"{"a":"\x"}"#,
+            r#"{"a":"\u12G4"}"#,
+            "{\"a\":\"tab\there\"}",
+            r#"{"a":{1:2}}"#,
+            r#"{"a":[1 2]}"#,
+            r#"{"a":{"b" 1}}"#,
+            r#"{"a":1} x"#,
+            r#"{"a":[}"#,
+            r#"{"a":{]}"#,
+            r#"{"a":"unterminated"#,
+            r#"[1]"#,
+        ] {
+            assert!(!skims(bad), "{bad}");
+            assert!(serde_json::from_str::<serde::de::IgnoredAny>(bad).is_err() || !bad.starts_with('{'), "{bad}");
+        }
+    }
+
+    #[test]
+    fn leaves_doubtful_lines_to_serde() {
+        // Legal JSON the quick reader does not take on: escaped and non-ASCII keys, deep nesting.
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(65), "]".repeat(65));
+        for doubtful in [r#"{"\u0069d":"a"}"#, "{\"caf\u{e9}\":1}", deep.as_str()] {
+            assert!(!skims(doubtful), "{doubtful}");
+            assert!(serde_json::from_str::<serde::de::IgnoredAny>(doubtful).is_ok());
+        }
+    }
+
+    #[test]
+    fn captures_the_same_fields_as_serde() {
+        let interesting = Interesting::new(vec!["subject".into()]);
+        let line = r#"{"meta":{"versionId":"2"},"x":{"subject":1},"subject" : {"reference":"Patient/p"} ,"id":"a","id":"b","subject":[]}"#;
+        let quick = fields(line.as_bytes(), &interesting).unwrap();
+        let slow = super::super::scan::serde_fields(line.as_bytes(), &interesting).unwrap();
+        assert_eq!(format!("{quick:?}"), format!("{slow:?}"));
+        assert_eq!(quick.id.unwrap().get(), r#""b""#);
+        assert_eq!(quick.others.len(), 2);
+    }
+}
