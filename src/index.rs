@@ -187,11 +187,20 @@ impl HistoryBuilder {
             }
             rank
         };
-        let mut order: Vec<u32> = (0..resources.len() as u32).collect();
-        order.par_sort_unstable_by(|&a, &b| {
-            let (a, b) = (&resources[a as usize], &resources[b as usize]);
-            type_rank[a.resource_type as usize].cmp(&type_rank[b.resource_type as usize]).then_with(|| a.id.cmp(&b.id))
-        });
+        // Sorted on (type rank, the id's first 8 bytes) held beside the number, so most
+        // comparisons touch neither the resource nor its id; ties compare the whole ids.
+        let mut keyed: Vec<(u32, u64, u32)> = resources
+            .par_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let mut head = [0u8; 8];
+                let n = r.id.len().min(8);
+                head[..n].copy_from_slice(&r.id.as_bytes()[..n]);
+                (type_rank[r.resource_type as usize], u64::from_be_bytes(head), i as u32)
+            })
+            .collect();
+        keyed.par_sort_unstable_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then_with(|| resources[a.2 as usize].id.cmp(&resources[b.2 as usize].id)));
+        let order: Vec<u32> = keyed.into_iter().map(|k| k.2).collect();
         let mut new_index = vec![0u32; order.len()];
         for (new, &old) in order.iter().enumerate() {
             new_index[old as usize] = new as u32;

@@ -5,6 +5,8 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
+use rayon::slice::ParallelSliceMut;
+
 use crate::compartment::Compartment;
 use crate::history::{Detail, Member};
 use crate::index::{Boundary, History, Resource, Version};
@@ -269,7 +271,7 @@ fn is_referenced(h: &History, referenced: &BTreeSet<(u32, u32)>, res: &Resource)
 
 fn finish(mut r: Resolution, h: &History) -> Resolution {
     // Resources are numbered in (type, id) order, so this is the output order.
-    r.rows.sort_by(|a, b| a.resource.cmp(&b.resource).then_with(|| a.patient.map(|p| h.patient_name(p)).cmp(&b.patient.map(|p| h.patient_name(p)))));
+    r.rows.par_sort_by(|a, b| a.resource.cmp(&b.resource).then_with(|| a.patient.map(|p| h.patient_name(p)).cmp(&b.patient.map(|p| h.patient_name(p)))));
     r.rows.dedup();
     let mut last = None;
     for row in &r.rows {
