@@ -194,6 +194,9 @@ fn run_audit(a: AuditArgs) -> Result<()> {
         let _ = writeln!(out, "{skipped} input lines skipped (--skip-invalid): each is an input-skipped finding");
     }
     let _ = writeln!(out, "{exports} exports, {rows} resource rows, {findings} findings -> {}", cfg.out.display());
+    // The process ends here: freeing the index (millions of small allocations) one by one would
+    // only delay the exit, by about a tenth of a second at the reference size.
+    std::mem::forget(result);
     Ok(())
 }
 
