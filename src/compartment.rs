@@ -109,15 +109,18 @@ impl Compartment {
 
     /// Whether one of this type's compartment paths starts at this top-level field.
     pub fn starts_at(&self, resource_type: &str, key: &str) -> bool {
-        self.paths.get(resource_type).is_some_and(|paths| {
-            paths.iter().any(|p| {
-                let first = &p[0];
-                first.name == key || first.choice.as_ref().is_some_and(|c| key.len() == first.name.len() + c.len() && key.starts_with(first.name.as_str()) && key.ends_with(c.as_str()))
-            })
-        })
+        self.paths.get(resource_type).is_some_and(|paths| Self::any_starts_at(paths, key))
     }
 
-    /// Every top-level field name a compartment path of any type starts with (both the FHIR
+    /// Whether one of these paths (a type's) starts at this top-level field.
+pub fn any_starts_at(paths: &[Vec<Step>], key: &str) -> bool {
+    paths.iter().any(|p| {
+        let first = &p[0];
+        first.name == key || first.choice.as_ref().is_some_and(|c| key.len() == first.name.len() + c.len() && key.starts_with(first.name.as_str()) && key.ends_with(c.as_str()))
+    })
+}
+
+/// Every top-level field name a compartment path of any type starts with (both the FHIR
     /// `nameReference` and the Aidbox `name` spelling of a choice element).
     pub fn first_steps(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();

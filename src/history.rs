@@ -177,7 +177,8 @@ fn read_file(file: &InputFile, index: u32, opts: &ParseOptions, builder: &mut Hi
             input.sha256()
         });
         let mut lines = 0;
-        let mut pending: Vec<ParsedVersion> = Vec::new();
+        // The previous block's versions, per chunk of lines (not copied into one list).
+        let mut pending: Vec<Vec<ParsedVersion>> = Vec::new();
         let mut blocks = rx.iter();
         let mut first = true;
         while let Some(block) = blocks.next() {
@@ -205,19 +206,21 @@ fn read_file(file: &InputFile, index: u32, opts: &ParseOptions, builder: &mut Hi
                         }
                     }
                     lines = count_lines(&all);
-                    parse_documents(path, index, &all, opts, &mut pending, tally)?;
+                    let mut versions = Vec::new();
+                    parse_documents(path, index, &all, opts, &mut versions, tally)?;
+                    pending.push(versions);
                     break;
                 }
             }
             lines = block.first_line - 1 + block.lines;
             let previous = std::mem::take(&mut pending);
-            let (parsed, ()) = rayon::join(|| parse_block(path, index, &block, opts), || previous.into_iter().for_each(|v| builder.add(v)));
+            let (parsed, ()) = rayon::join(|| parse_block(path, index, &block, opts), || previous.into_iter().flatten().for_each(|v| builder.add(v)));
             let (versions, block_tally) = parsed?;
             pending = versions;
             tally.absorb(block_tally);
             let _ = spare_tx.send(block.bytes);
         }
-        pending.into_iter().for_each(|v| builder.add(v));
+        pending.into_iter().flatten().for_each(|v| builder.add(v));
         let sha = reader.join().map_err(|_| Error::input(path, 0, 0, "the reader thread failed"))?;
         Ok((lines, sha))
     })
@@ -259,7 +262,7 @@ pub fn skim_for_bench(line: &[u8], opts: &ParseOptions) -> bool {
 
 /// Parses the lines of one block in parallel; the first error in line order wins (or, with
 /// `--skip-invalid`, every unreadable line is noted and left out).
-fn parse_block(path: &Path, file: u32, block: &LineBlock, opts: &ParseOptions) -> Result<(Vec<ParsedVersion>, Tally)> {
+fn parse_block(path: &Path, file: u32, block: &LineBlock, opts: &ParseOptions) -> Result<(Vec<Vec<ParsedVersion>>, Tally)> {
     let lines: Vec<(u64, u64, &[u8])> = inputs::lines_of(block).collect();
     let chunks: Vec<Result<(Vec<ParsedVersion>, Tally)>> = lines
         .par_chunks(256)
@@ -288,11 +291,11 @@ fn parse_block(path: &Path, file: u32, block: &LineBlock, opts: &ParseOptions) -
             Ok((out, tally))
         })
         .collect();
-    let mut out = Vec::with_capacity(lines.len());
+    let mut out = Vec::with_capacity(chunks.len());
     let mut tally = Tally::new(opts.skip_invalid);
     for c in chunks {
         let (versions, t) = c?;
-        out.extend(versions);
+        out.push(versions);
         tally.absorb(t);
     }
     Ok((out, tally))

@@ -354,18 +354,20 @@ fn finish(rtype: &str, id: String, version_id: VersionId, last_updated: Instant,
         }
         let detail_type = matches!(rtype, "Group" | "Client" | "BulkExportStatus");
         let mut detail_fields = Map::new();
-        if opts.compartment.contains(rtype) || detail_type {
+        // The type's compartment paths, looked up once per version.
+        let paths = opts.compartment.paths.get(rtype).map(Vec::as_slice);
+        if paths.is_some() || detail_type {
             for (key, raw) in &f.others {
                 let needed_for_detail = detail_type && matches!(key.as_ref(), "member" | "scope" | "requester" | "transactionTime" | "params" | "output" | "status");
-                if !needed_for_detail && !opts.compartment.starts_at(rtype, key) {
+                if !needed_for_detail && !paths.is_some_and(|p| crate::compartment::Compartment::any_starts_at(p, key)) {
                     continue;
                 }
                 if needed_for_detail {
                     let value: Value = serde_json::from_str(raw.get()).map_err(|e| crate::error::describe_json_error(&e))?;
                     opts.compartment.patients_in_field(rtype, key, &value, &mut patients);
                     detail_fields.insert(key.to_string(), value);
-                } else {
-                    patients_in_raw(opts.compartment, rtype, key, *raw, &mut patients)?;
+                } else if let Some(paths) = paths {
+                    patients_in_raw(paths, key, *raw, &mut patients)?;
                 }
             }
         }
@@ -379,7 +381,7 @@ fn finish(rtype: &str, id: String, version_id: VersionId, last_updated: Instant,
             }
             detail = super::detail_of(rtype, &Value::Object(detail_fields), &opts.zone);
         }
-        if opts.keep_references && opts.compartment.contains(rtype) {
+        if opts.keep_references && paths.is_some() {
             let whole: Option<Value> = match body {
                 Body::Whole(b) => serde_json::from_slice(b).ok(),
                 Body::Raw(r) => serde_json::from_str(r.get()).ok(),
@@ -395,8 +397,7 @@ fn finish(rtype: &str, id: String, version_id: VersionId, last_updated: Instant,
 
 /// The patients on this type's compartment paths inside one captured top-level field, walked
 /// straight off the raw JSON: only the reference nodes at the ends of the paths are read.
-fn patients_in_raw(c: &crate::compartment::Compartment, rtype: &str, key: &str, raw: Raw, out: &mut Vec<String>) -> Result<(), String> {
-    let Some(paths) = c.paths.get(rtype) else { return Ok(()) };
+fn patients_in_raw(paths: &[Vec<crate::compartment::Step>], key: &str, raw: Raw, out: &mut Vec<String>) -> Result<(), String> {
     for path in paths {
         let (first, rest) = path.split_first().expect("paths have a step");
         let choice = match &first.choice {
