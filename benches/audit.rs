@@ -1,6 +1,7 @@
 //! Criterion benches of the three hot stages, on a generated world (20 Synthea patients, every
-//! resource, history in the peer's simple form): the history reader (parse + index), the as-of
-//! lookup, and the resolver. Run with `cargo bench --bench audit`; the end-to-end comparison
+//! resource, history in the peer's simple form): the history reader (parse + index, and per line:
+//! serde_json's IgnoredAny beside the quick reader and the whole fast path), the as-of lookup,
+//! and the resolver. Run with `cargo bench --bench audit`; the end-to-end comparison
 //! with the parse floor and the DuckDB peer is `benches/reference.sh`.
 
 use std::path::PathBuf;
@@ -44,6 +45,20 @@ fn benches(c: &mut Criterion) {
     g.throughput(Throughput::Bytes(bytes));
     g.sample_size(10);
     g.bench_function("read_and_index", |b| b.iter(|| history::read(&files, &opts).expect("read")));
+    g.finish();
+
+    // One thread, lines in memory: the parse floor's serde_json IgnoredAny, the quick reader
+    // alone (history/skim.rs), and the whole fast path of a line (fields, meta, patients).
+    let text: Vec<u8> = files.iter().flat_map(|f| std::fs::read(&f.path).expect("read")).collect();
+    let lines: Vec<&[u8]> = text.split(|&b| b == b'\n').filter(|l| !l.is_empty()).collect();
+    let mut g = c.benchmark_group("history_line");
+    g.throughput(Throughput::Bytes(text.len() as u64));
+    g.sample_size(20);
+    g.bench_function("serde_ignored_any", |b| {
+        b.iter(|| lines.iter().filter(|l| serde_json::from_slice::<serde::de::IgnoredAny>(l).is_ok()).count())
+    });
+    g.bench_function("quick_reader", |b| b.iter(|| lines.iter().filter(|l| history::skim_for_bench(l, &opts)).count()));
+    g.bench_function("fast_path", |b| b.iter(|| lines.iter().map(|l| history::scan_for_bench(l, &opts)).sum::<usize>()));
     g.finish();
 
     let (h, _, _) = history::read(&files, &opts).expect("read");

@@ -5,6 +5,7 @@
 #   check that bulk-audit's rows equal the peer's and the generator's truth, and print a table.
 #
 #   benches/reference.sh [K] [WORLD_DIR]      (defaults: 19, /tmp/bulk-audit-world-K)
+#   ROUNDS=5 benches/reference.sh             (runs per measurement, median reported; default 3)
 #
 # Needs ../shared/bench/duckdb_peer.py beside the repository for the peer column; the peer's
 # virtualenv is created in ~/.cache/duckdb-peer on first use (pip install duckdb).
@@ -37,25 +38,26 @@ measure() {  # name, command...: prints "name seconds peak_kb"
   rm -f "$t"
 }
 
-rows=()
-rows+=("$(measure "parse-floor" "$BIN/examples/parse_floor" "$WORLD/history")")
-rows+=("$(measure "bulk-audit(csv)" "$BIN/bulk-audit" audit --logs "$WORLD/logs" --history "$WORLD/history" --format csv --out "$WORLD/out-csv")")
-rows+=("$(measure "bulk-audit(parquet)" "$BIN/bulk-audit" audit --logs "$WORLD/logs" --history "$WORLD/history" --out "$WORLD/out-parquet")")
-rows+=("$(measure "bulk-audit(.zst,csv)" "$BIN/bulk-audit" audit --logs "$WORLD-zst/logs" --history "$WORLD-zst/history" --format csv --out "$WORLD/out-zst")")
-if [ -f "$PEER" ]; then
-  if [ ! -x "$HOME/.cache/duckdb-peer/bin/python" ]; then
-    python3 -m venv "$HOME/.cache/duckdb-peer" && "$HOME/.cache/duckdb-peer/bin/pip" install -q duckdb
-  fi
-  mv "$WORLD/truth/expected_resources.csv" "$WORLD/truth/expected.csv.hold"   # time the peer alone, not its comparison
-  rows+=("$(measure "duckdb-peer" "$HOME/.cache/duckdb-peer/bin/python" "$PEER" "$WORLD" --threads 2)")
-  mv "$WORLD/truth/expected.csv.hold" "$WORLD/truth/expected_resources.csv"
+if [ -f "$PEER" ] && [ ! -x "$HOME/.cache/duckdb-peer/bin/python" ]; then
+  python3 -m venv "$HOME/.cache/duckdb-peer" && "$HOME/.cache/duckdb-peer/bin/pip" install -q duckdb
 fi
-
-printf '\n%-22s %9s %10s %12s\n' "run ($MB MB input)" "seconds" "MB/s" "peak RSS MB"
-for r in "${rows[@]}"; do
-  read -r name secs kb <<< "$r"
-  printf '%-22s %9.2f %10.0f %12.0f\n' "$name" "$secs" "$(python3 -c "print($MB / $secs)")" "$(python3 -c "print($kb / 1024)")"
+# The machine is shared and noisy (single runs vary by ±20%): every run is repeated ROUNDS times,
+# interleaved, and the table gives the median seconds and the largest peak RSS.
+ROUNDS="${ROUNDS:-3}"
+rows=()
+for round in $(seq "$ROUNDS"); do
+  rows+=("$(measure "parse-floor" "$BIN/examples/parse_floor" "$WORLD/history")")
+  rows+=("$(measure "bulk-audit(csv)" "$BIN/bulk-audit" audit --logs "$WORLD/logs" --history "$WORLD/history" --format csv --out "$WORLD/out-csv" --force)")
+  rows+=("$(measure "bulk-audit(parquet)" "$BIN/bulk-audit" audit --logs "$WORLD/logs" --history "$WORLD/history" --out "$WORLD/out-parquet" --force)")
+  rows+=("$(measure "bulk-audit(.zst,csv)" "$BIN/bulk-audit" audit --logs "$WORLD-zst/logs" --history "$WORLD-zst/history" --format csv --out "$WORLD/out-zst" --force)")
+  if [ -f "$PEER" ]; then
+    mv "$WORLD/truth/expected_resources.csv" "$WORLD/truth/expected.csv.hold"   # time the peer alone, not its comparison
+    rows+=("$(measure "duckdb-peer" "$HOME/.cache/duckdb-peer/bin/python" "$PEER" "$WORLD" --threads 2)")
+    mv "$WORLD/truth/expected.csv.hold" "$WORLD/truth/expected_resources.csv"
+  fi
 done
+
+printf '%s\n' "${rows[@]}" | python3 benches/summarize.py "$MB"
 echo
 python3 benches/compare_rows.py "$WORLD/out-csv/resources.csv" "$WORLD/truth/expected_resources.csv" "truth"
 python3 benches/compare_rows.py "$WORLD/out-zst/resources.csv" "$WORLD/truth/expected_resources.csv" "truth (.zst run)"

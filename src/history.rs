@@ -260,6 +260,14 @@ pub fn skim_for_bench(line: &[u8], opts: &ParseOptions) -> bool {
     skim::fields(line, &opts.interesting).is_some()
 }
 
+/// For benchmarks: the number of versions the fast path reads from a line (0 for an error).
+#[doc(hidden)]
+pub fn scan_for_bench(line: &[u8], opts: &ParseOptions) -> usize {
+    let mut out = Vec::new();
+    let src = Source { file: 0, line: 1, offset: 0, entry: None };
+    scan::scan_line(line, src, opts, &opts.interesting, &mut out).map(|()| out.len()).unwrap_or(0)
+}
+
 /// Parses the lines of one block in parallel; the first error in line order wins (or, with
 /// `--skip-invalid`, every unreadable line is noted and left out).
 fn parse_block(path: &Path, file: u32, block: &LineBlock, opts: &ParseOptions) -> Result<(Vec<Vec<ParsedVersion>>, Tally)> {
