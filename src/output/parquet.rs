@@ -18,13 +18,18 @@ pub fn write(table: &dyn Rows, path: &Path) -> Result<()> {
     let f = create_private(path)?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
     {
-        let first = to_dataframe(table, 0..table.len().min(ROW_GROUP)).map_err(err)?;
-        let mut batched = ParquetWriter::new(&mut w).with_compression(ParquetCompression::Zstd(None)).batched(first.schema()).map_err(err)?;
-        batched.write_batch(&first).map_err(err)?;
+        let mut group = to_dataframe(table, 0..table.len().min(ROW_GROUP)).map_err(err)?;
+        let mut batched = ParquetWriter::new(&mut w).with_compression(ParquetCompression::Zstd(None)).batched(group.schema()).map_err(err)?;
+        // Each row group is compressed and written while the next one is built.
         let mut start = ROW_GROUP;
-        while start < table.len() {
+        loop {
             let end = (start + ROW_GROUP).min(table.len());
-            batched.write_batch(&to_dataframe(table, start..end).map_err(err)?).map_err(err)?;
+            let (written, next) = rayon::join(|| batched.write_batch(&group), || (start < end).then(|| to_dataframe(table, start..end)));
+            written.map_err(err)?;
+            match next {
+                Some(next) => group = next.map_err(err)?,
+                None => break,
+            }
             start = end;
         }
         batched.finish().map_err(err)?;
