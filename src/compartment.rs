@@ -234,6 +234,16 @@ pub fn reference_of_node(node: &Value) -> Option<(String, String)> {
 /// `Type/id`, `Type/id/_history/n`, or an absolute URL ending so → (type, id).
 /// `urn:` and `#` references are not resolvable and never match.
 pub fn parse_reference(r: &str) -> Option<(&str, &str)> {
+    // The common `Type/id`: what the general reading gives for it, with one search.
+    if let Some((t, id)) = r.split_once('/') {
+        if is_type_name(t) && is_id(id) {
+            return Some((t, id));
+        }
+    }
+    parse_reference_generally(r)
+}
+
+fn parse_reference_generally(r: &str) -> Option<(&str, &str)> {
     let r = r.trim();
     if r.is_empty() || r.starts_with('#') || r.starts_with("urn:") {
         return None;
@@ -314,6 +324,9 @@ mod tests {
 
     #[test]
     fn references_in_every_form() {
+        for r in ["Patient/p1", "Patient/p1/", " Patient/p1", "Patient/p 1", "Patient/p1?x=1", "Patient/p1#a", "patient/p1", "Patient/", "/p1", "Patient//p1", "Patient/p1/_history/2", "A/b/C/d", "Patient/\u{e9}"] {
+            assert_eq!(parse_reference(r), parse_reference_generally(r), "{r}");
+        }
         assert_eq!(parse_reference("Patient/p1"), Some(("Patient", "p1")));
         assert_eq!(parse_reference("Patient/p1/_history/3"), Some(("Patient", "p1")));
         assert_eq!(parse_reference("https://x.org/fhir/Patient/p1"), Some(("Patient", "p1")));
