@@ -264,7 +264,7 @@ impl Rows for ResourceRows<'_> {
             8 => match &v.version_id {
                 history::VersionId::Text(t) => Cell::Text(t),
                 history::VersionId::Number(n) => {
-                    scratch.push_str(Decimal::of(*n).as_str());
+                    Decimal::of(*n).push_to(scratch);
                     Cell::Text(scratch)
                 }
             },
@@ -272,10 +272,10 @@ impl Rows for ResourceRows<'_> {
             10 => {
                 scratch.push_str(&self.names[v.source.file as usize]);
                 scratch.push(':');
-                scratch.push_str(Decimal::of(v.source.line).as_str());
+                Decimal::of(v.source.line).push_to(scratch);
                 if let Some(entry) = v.source.entry {
                     scratch.push_str("#entry");
-                    scratch.push_str(Decimal::of(entry.into()).as_str());
+                    Decimal::of(entry.into()).push_to(scratch);
                 }
                 Cell::Text(scratch)
             }

@@ -274,12 +274,22 @@ impl History {
         b.finish()
     }
 
+    /// The number of resource types seen (type ids are below it).
+    pub fn type_count(&self) -> usize {
+        self.types.names.len()
+    }
+
     pub fn type_id(&self, t: &str) -> Option<u32> {
         self.types.get(t)
     }
 
     pub fn type_name(&self, t: u32) -> &str {
         &self.types.names[t as usize]
+    }
+
+    /// The number of patients interned (patient ids are below it).
+    pub fn patient_count(&self) -> usize {
+        self.patients.names.len()
     }
 
     pub fn patient_id(&self, p: &str) -> Option<u32> {

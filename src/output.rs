@@ -235,7 +235,8 @@ fn csv_rows(table: &dyn Rows, rows: std::ops::Range<usize>) -> Vec<u8> {
 /// One CSV field: as it is, or quoted with inner quotes doubled when it holds a comma, quote or
 /// line break (the csv crate's `QuoteStyle::Necessary`).
 pub(crate) fn push_csv_field(buf: &mut Vec<u8>, field: &[u8]) {
-    if !field.iter().any(|&b| matches!(b, b',' | b'"' | b'\n' | b'\r')) {
+    // A fold without early exit, so the compiler checks many bytes at once.
+    if !field.iter().fold(false, |special, &b| special | matches!(b, b',' | b'"' | b'\n' | b'\r')) {
         buf.extend_from_slice(field);
         return;
     }
@@ -254,7 +255,7 @@ pub(crate) fn push_decimal(buf: &mut Vec<u8>, n: i64) {
     if n < 0 {
         buf.push(b'-');
     }
-    buf.extend_from_slice(Decimal::of(n.unsigned_abs()).as_str().as_bytes());
+    buf.extend_from_slice(Decimal::of(n.unsigned_abs()).as_bytes());
 }
 
 /// The decimal digits of a number, formatted on the stack (the resources table writes two per
@@ -279,8 +280,13 @@ impl Decimal {
         Decimal { digits, start }
     }
 
-    pub(crate) fn as_str(&self) -> &str {
-        std::str::from_utf8(&self.digits[self.start..]).expect("ASCII digits")
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.digits[self.start..]
+    }
+
+    /// Appends the digits to a string (char by char: no UTF-8 check of bytes known to be digits).
+    pub(crate) fn push_to(&self, s: &mut String) {
+        s.extend(self.as_bytes().iter().map(|&d| d as char));
     }
 }
 

@@ -198,14 +198,17 @@ pub fn resolve(e: &ExportEvent, h: &History, o: &ResolveOptions) -> Resolution {
 
     // 4–6. Resources.
     let in_time = |v: &Version| e.params.since.is_none_or(|s| v.last_updated > s) && e.params.until.is_none_or(|u| v.last_updated < u);
-    let selected_ids: Option<HashSet<u32>> = selected.as_ref().map(|s| s.iter().filter_map(|p| h.patient_id(p)).collect());
-    let mut candidates: BTreeMap<u32, Vec<u32>> = BTreeMap::new();
+    let selected_ids: Option<PatientSet> = selected.as_ref().map(|s| PatientSet::new(s.iter().filter_map(|p| h.patient_id(p)), h.patient_count()));
+    // The resources touching a selected patient, by type, each once.
+    let mut candidates: Vec<Vec<u32>> = vec![Vec::new(); h.type_count()];
     if let Some(ids) = &selected_ids {
-        let mut seen = HashSet::new();
-        for &p in ids {
+        let mut seen = vec![0u64; h.resources.len().div_ceil(64)];
+        for &p in &ids.ids {
             for &ri in h.touching_patient(p) {
-                if seen.insert(ri) {
-                    candidates.entry(h.resources[ri as usize].resource_type).or_default().push(ri);
+                let (word, bit) = (ri as usize / 64, 1u64 << (ri % 64));
+                if seen[word] & bit == 0 {
+                    seen[word] |= bit;
+                    candidates[h.resources[ri as usize].resource_type as usize].push(ri);
                 }
             }
         }
@@ -224,7 +227,7 @@ pub fn resolve(e: &ExportEvent, h: &History, o: &ResolveOptions) -> Resolution {
                 every = h.of_type(tid).collect();
                 &every
             }
-            Some(_) => candidates.get(&tid).map(Vec::as_slice).unwrap_or(&[]),
+            Some(_) => &candidates[tid as usize],
         };
         for &ri in list {
             let res = &h.resources[ri as usize];
@@ -264,6 +267,29 @@ pub fn resolve(e: &ExportEvent, h: &History, o: &ResolveOptions) -> Resolution {
     finish(r, h)
 }
 
+/// The selected patients' interned ids: in order, and as a bitset for membership.
+struct PatientSet {
+    ids: Vec<u32>,
+    bits: Vec<u64>,
+}
+
+impl PatientSet {
+    fn new(ids: impl Iterator<Item = u32>, count: usize) -> PatientSet {
+        let mut ids: Vec<u32> = ids.collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut bits = vec![0u64; count.div_ceil(64)];
+        for &p in &ids {
+            bits[p as usize / 64] |= 1 << (p % 64);
+        }
+        PatientSet { ids, bits }
+    }
+
+    fn contains(&self, p: &u32) -> bool {
+        self.bits.get(*p as usize / 64).is_some_and(|w| w & (1 << (p % 64)) != 0)
+    }
+}
+
 /// Whether an exported compartment row's version referenced this resource.
 fn is_referenced(h: &History, referenced: &BTreeSet<(u32, u32)>, res: &Resource) -> bool {
     h.ref_id_of(&res.id).is_some_and(|i| referenced.contains(&(res.resource_type, i)))
@@ -273,12 +299,16 @@ fn finish(mut r: Resolution, h: &History) -> Resolution {
     // Resources are numbered in (type, id) order, so this is the output order.
     r.rows.par_sort_by(|a, b| a.resource.cmp(&b.resource).then_with(|| a.patient.map(|p| h.patient_name(p)).cmp(&b.patient.map(|p| h.patient_name(p)))));
     r.rows.dedup();
+    let mut per_type = vec![0u64; h.type_count()];
     let mut last = None;
     for row in &r.rows {
         if last != Some(row.resource) {
-            *r.counts.entry(h.type_name(h.resources[row.resource as usize].resource_type).to_string()).or_insert(0) += 1;
+            per_type[h.resources[row.resource as usize].resource_type as usize] += 1;
             last = Some(row.resource);
         }
+    }
+    for (t, n) in per_type.into_iter().enumerate().filter(|&(_, n)| n > 0) {
+        r.counts.insert(h.type_name(t as u32).to_string(), n);
     }
     r.findings.sort();
     r.findings.dedup();
