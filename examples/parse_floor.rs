@@ -1,6 +1,7 @@
 //! The parse floor: the time to read every line of the given files and parse it with serde_json
 //! into `IgnoredAny` on all cores. A reader thread cuts the (decompressed) files into blocks of
-//! whole lines while rayon parses the previous block, as bulk-audit does; nothing is hashed.
+//! whole lines (refilling the buffers rayon is done with) while rayon parses the previous block,
+//! as bulk-audit does; nothing is hashed.
 //!
 //! cargo run --release --example parse_floor -- PATH...
 
@@ -14,11 +15,13 @@ fn main() {
     let files = bulk_audit::inputs::collect(&paths).expect("inputs");
     let t = std::time::Instant::now();
     let (tx, rx) = sync_channel::<Vec<u8>>(2);
+    // Parsed blocks go back to the reader to be filled again, as in bulk-audit.
+    let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let reader = std::thread::spawn(move || {
         let mut bytes = 0u64;
         for f in &files {
             let mut input = bulk_audit::inputs::open_unhashed(f).expect("open");
-            for block in bulk_audit::inputs::LineBlocks::new(&mut input, &f.path, 8 << 20) {
+            for block in bulk_audit::inputs::LineBlocks::new(&mut input, &f.path, 8 << 20).with_spares(&spare_rx) {
                 let block = block.expect("read");
                 bytes += block.bytes.len() as u64;
                 tx.send(block.bytes).expect("send");
@@ -36,6 +39,7 @@ fn main() {
                 1u64
             })
             .sum::<u64>();
+        let _ = spare_tx.send(block);
     }
     let bytes = reader.join().expect("reader");
     let s = t.elapsed().as_secs_f64();

@@ -169,7 +169,7 @@ fn read_file(file: &InputFile, index: u32, opts: &ParseOptions, builder: &mut Hi
         let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Vec<u8>>();
         let reader = scope.spawn(move || {
             let mut input = input;
-            for block in LineBlocks::new(&mut input.reader, path, BLOCK_SIZE).with_spares(spare_rx) {
+            for block in LineBlocks::new(&mut input.reader, path, BLOCK_SIZE).with_spares(&spare_rx) {
                 if tx.send(block).is_err() {
                     break;
                 }

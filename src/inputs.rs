@@ -272,7 +272,7 @@ pub struct LineBlocks<'a> {
     block_size: usize,
     done: bool,
     /// Buffers handed back by the consumer, reused instead of fresh (page-faulting) memory.
-    spares: Option<std::sync::mpsc::Receiver<Vec<u8>>>,
+    spares: Option<&'a std::sync::mpsc::Receiver<Vec<u8>>>,
     /// A read error met after some whole lines: given out after those lines.
     pending_error: Option<Error>,
 }
@@ -283,7 +283,7 @@ impl<'a> LineBlocks<'a> {
     }
 
     /// Reuses the buffers the consumer sends back on `spares`.
-    pub fn with_spares(mut self, spares: std::sync::mpsc::Receiver<Vec<u8>>) -> Self {
+    pub fn with_spares(mut self, spares: &'a std::sync::mpsc::Receiver<Vec<u8>>) -> Self {
         self.spares = Some(spares);
         self
     }
@@ -299,48 +299,56 @@ impl Iterator for LineBlocks<'_> {
         if self.done {
             return None;
         }
-        let mut buf = match self.spares.as_ref().and_then(|s| s.try_recv().ok()) {
-            Some(mut spare) => {
-                spare.clear();
-                spare.reserve(self.block_size + self.carry.len() + 1);
-                spare
-            }
-            None => Vec::with_capacity(self.block_size + self.carry.len() + 1),
-        };
-        buf.append(&mut self.carry);
+        // A recycled buffer keeps its length: its bytes are initialised already, so growing it
+        // to the block size zeroes only the few bytes past its last content (read_to_end would
+        // zero the whole spare capacity before every read).
+        let mut buf = self.spares.and_then(|s| s.try_recv().ok()).unwrap_or_default();
+        let mut target = (self.block_size + self.carry.len() + 1).max(buf.len());
+        if buf.len() < target {
+            buf.resize(target, 0);
+        }
+        buf[..self.carry.len()].copy_from_slice(&self.carry);
+        let mut filled = self.carry.len();
+        self.carry.clear();
         let mut searched = 0;
         loop {
-            // Fill up to the block size without zeroing the buffer first.
-            let want = (self.block_size.saturating_sub(buf.len())).max(1 << 16) as u64;
-            match (&mut *self.reader).take(want).read_to_end(&mut buf) {
+            if filled == target {
+                // One line longer than the buffer: keep reading until it ends.
+                target += self.block_size;
+                buf.resize(target, 0);
+            }
+            match self.reader.read(&mut buf[filled..target]) {
                 Ok(0) => {
                     self.done = true;
                     break;
                 }
-                Ok(_) => {}
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                 Err(e) => {
                     self.done = true;
-                    // The whole lines read so far (read_to_end keeps what it read before the
-                    // error) are given out first; the cut line and the rest are the error.
+                    // The whole lines read so far are given out first; the cut line and the
+                    // rest are the error.
+                    buf.truncate(filled);
                     let error = cut_at_read_error(self.path, self.next_line, self.offset, &mut buf, e);
                     if buf.is_empty() {
                         return Some(Err(error));
                     }
                     self.pending_error = Some(error);
+                    filled = buf.len();
                     break;
                 }
             }
-            if buf.len() >= self.block_size {
-                if let Some(pos) = memrchr(b'\n', &buf[searched..]) {
+            if filled >= self.block_size {
+                if let Some(pos) = memrchr(b'\n', &buf[searched..filled]) {
                     let cut = searched + pos + 1;
-                    self.carry = buf[cut..].to_vec();
-                    buf.truncate(cut);
+                    self.carry.extend_from_slice(&buf[cut..filled]);
+                    filled = cut;
                     break;
                 }
-                // One line longer than a block: keep reading until it ends.
-                searched = buf.len();
+                searched = filled;
             }
         }
+        buf.truncate(filled);
         if buf.is_empty() {
             return None;
         }
