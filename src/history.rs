@@ -117,7 +117,8 @@ pub struct ParsedVersion {
     pub source: Source,
     pub patients: Vec<String>,
     pub references: Vec<(String, String)>,
-    pub detail: Option<Detail>,
+    /// Boxed: most versions have none, and the version is moved a few times on its way in.
+    pub detail: Option<Box<Detail>>,
 }
 
 /// What to extract from each version besides its identity.
@@ -507,7 +508,7 @@ fn finish(
             } else {
                 Vec::new()
             };
-            (patients, references, detail_of(&resource_type, b, &opts.zone))
+            (patients, references, detail_of(&resource_type, b, &opts.zone).map(Box::new))
         }
         _ => (Vec::new(), Vec::new(), None),
     };
@@ -672,17 +673,17 @@ mod tests {
         let g = parse(json!({"resourceType": "Group", "id": "g", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"},
             "member": [{"entity": {"reference": "Patient/a"}}, {"entity": {"resourceType": "Patient", "id": "b"}, "inactive": true},
                        {"entity": {"reference": "Group/g2"}, "period": {"end": "2021-01-01T00:00:00Z"}}, {"entity": {"reference": "urn:uuid:1"}}]})).unwrap();
-        let Some(Detail::Group { members }) = &g[0].detail else { panic!() };
+        let Some(Detail::Group { members }) = g[0].detail.as_deref() else { panic!() };
         assert_eq!(members.len(), 4);
         assert_eq!(members[1].entity, Some(("Patient".into(), "b".into())));
         assert!(members[1].inactive);
         assert!(members[2].period_end.is_some());
         assert!(members[3].entity.is_none());
         let c = parse(json!({"resourceType": "Client", "id": "c", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "scope": "system/Patient.read  system/Observation.rs"})).unwrap();
-        let Some(Detail::Client { scopes }) = &c[0].detail else { panic!() };
+        let Some(Detail::Client { scopes }) = c[0].detail.as_deref() else { panic!() };
         assert_eq!(scopes.as_ref().unwrap(), &vec!["system/Patient.read".to_string(), "system/Observation.rs".to_string()]);
         let bad = parse(json!({"resourceType": "Client", "id": "c", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "scope": 5})).unwrap();
-        let Some(Detail::Client { scopes }) = &bad[0].detail else { panic!() };
+        let Some(Detail::Client { scopes }) = bad[0].detail.as_deref() else { panic!() };
         assert_eq!(scopes.as_ref().unwrap_err(), "scope is a number");
     }
 

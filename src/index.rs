@@ -143,7 +143,7 @@ impl HistoryBuilder {
             source: p.source,
             patients,
             references,
-            detail: p.detail.map(Box::new),
+            detail: p.detail,
         });
     }
 

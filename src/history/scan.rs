@@ -379,7 +379,7 @@ fn finish(rtype: &str, id: String, version_id: VersionId, last_updated: Instant,
                     detail_fields.insert("status".into(), serde_json::from_str(s.get()).unwrap_or(Value::Null));
                 }
             }
-            detail = super::detail_of(rtype, &Value::Object(detail_fields), &opts.zone);
+            detail = super::detail_of(rtype, &Value::Object(detail_fields), &opts.zone).map(Box::new);
         }
         if opts.keep_references && paths.is_some() {
             let whole: Option<Value> = match body {
