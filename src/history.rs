@@ -748,6 +748,28 @@ mod tests {
         assert!(lines.len() > 500, "{} lines", lines.len());
     }
 
+    /// Found in review: values on a compartment path that serde_json refuses to read (a number
+    /// too large for f64, a lone surrogate) while skipping them elsewhere is fine. The fast path
+    /// must refuse such a line as the reference path does, not read it without the patient.
+    #[test]
+    fn values_on_compartment_paths_are_read_strictly() {
+        let c = Compartment::load(FhirVersion::R4);
+        let opts = ParseOptions::new(&c, Tz::UTC, false);
+        let head = r#"{"resourceType":"Observation","id":"o","meta":{"versionId":"1","lastUpdated":"2020-01-01T00:00:00Z"},"subject":"#;
+        for x in ["1e400", "-1e400", "[1e400]", r#""\ud800""#, r#"[{"reference":1e400}]"#, r#"{"reference":{"\udc00":0}}"#, r#"{"reference":"\udc00"}"#] {
+            let line = format!("{head}{x}}}");
+            let src = Source { file: 0, line: 1, offset: 0, entry: None };
+            let mut out = Vec::new();
+            assert!(scan::scan_line(line.as_bytes(), src, &opts, &opts.interesting, &mut out).is_err(), "fast path read {line}");
+            assert!(serde_json::from_str::<Value>(&line).is_err(), "reference path read {line}");
+        }
+        // Skipped elsewhere, the same values are no error for the fast path.
+        let line = r#"{"resourceType":"Observation","id":"o","meta":{"versionId":"1","lastUpdated":"2020-01-01T00:00:00Z"},"note":[1e400,"\ud800"],"subject":{"reference":"Patient/p"}}"#;
+        let mut out = Vec::new();
+        assert!(scan::scan_line(line.as_bytes(), Source { file: 0, line: 1, offset: 0, entry: None }, &opts, &opts.interesting, &mut out).is_ok());
+        assert_eq!(out[0].patients, vec!["p".to_string()]);
+    }
+
     #[test]
     fn missing_fields_are_named() {
         assert_eq!(parse(json!({"resourceType": "Observation", "meta": {}})).unwrap_err(), "Observation resource without id");

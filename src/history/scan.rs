@@ -450,6 +450,10 @@ fn walk_quick(raw: &str, rest: &[crate::compartment::Step], choice: Option<&str>
                 _ => Some(()),
             })
         }
+        // A scalar where the path goes on: `PathSeed` reads it, so a string with escapes (a lone
+        // surrogate is an error) and a number (one too large for f64 is an error) are left to it.
+        Some(b'"') => (!raw.contains('\\')).then_some(()),
+        Some(b'-' | b'0'..=b'9') => None,
         _ => Some(()),
     }
 }

@@ -336,16 +336,19 @@ pub(crate) fn for_each_element<'a>(raw: &'a str, mut f: impl FnMut(&'a str) -> O
     }
 }
 
-/// What a value is, for walking paths: `Some(Some(text))` for a string without escapes,
-/// `Some(None)` for anything but a string, `None` for a string with escapes (the caller then
-/// reads it with serde_json).
+/// A reference node's field as serde_json's reading of it would see it: `Some(Some(text))` for a
+/// string without escapes, `Some(None)` for `true`, `false` or `null`, and `None` — let
+/// serde_json decide — for a string with escapes (a lone surrogate is an error there), a number
+/// (one too large for f64 is an error there), an object or an array.
 pub(crate) fn plain_string(raw: &str) -> Option<Option<&str>> {
-    let b = raw.as_bytes();
-    if b.first() != Some(&b'"') {
-        return Some(None);
+    match raw.as_bytes().first()? {
+        b'"' => {
+            let inner = &raw[1..raw.len() - 1];
+            (!inner.contains('\\')).then_some(Some(inner))
+        }
+        b't' | b'f' | b'n' => Some(None),
+        _ => None,
     }
-    let inner = &raw[1..raw.len() - 1];
-    (!inner.contains('\\')).then_some(Some(inner))
 }
 
 #[cfg(test)]
