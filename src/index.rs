@@ -207,9 +207,22 @@ impl HistoryBuilder {
         }
         // Renumber the id table in place: the hashes depend on (type, id) only.
         by_key.table.iter_mut().for_each(|v| *v = new_index[*v as usize]);
-        let mut slots: Vec<Option<Resource>> = resources.into_iter().map(Some).collect();
-        let resources: Vec<Resource> = order.iter().map(|&old| slots[old as usize].take().expect("each resource once")).collect();
-        drop(slots);
+        // Put the resources in that order in place, one permutation cycle at a time (a second
+        // vector of them would add ~60 MB to the peak at the reference size).
+        let mut placed = vec![false; order.len()];
+        for start in 0..order.len() {
+            let mut at = start;
+            while !placed[at] {
+                placed[at] = true;
+                let from = order[at] as usize;
+                if from == start {
+                    break;
+                }
+                resources.swap(at, from);
+                at = from;
+            }
+        }
+        drop(placed);
         let mut by_type: Vec<(u32, u32)> = vec![(0, 0); types.names.len()];
         let mut by_patient: Vec<Vec<u32>> = vec![Vec::new(); patients.names.len()];
         let mut version_count = 0u64;
