@@ -92,14 +92,12 @@ fn ws(b: &[u8], mut i: usize) -> usize {
 /// A key without escapes, of printable ASCII: its bytes and the index after its closing quote.
 #[inline]
 fn plain_key(b: &[u8], start: usize) -> Option<(&[u8], usize)> {
-    let mut i = start;
-    loop {
-        match *b.get(i)? {
-            b'"' => return Some((&b[start..i], i + 1)),
-            b'\\' | 0..=0x1f | 0x80..=0xff => return None,
-            _ => i += 1,
-        }
-    }
+    // The first quote, backslash or control character; a key ends at a quote.
+    let end = next_special(b, start)?;
+    let key = &b[start..end];
+    // Without early exit, so the compiler checks many bytes at once.
+    let ascii = key.iter().fold(0u8, |seen, &c| seen | c) < 0x80;
+    (b[end] == b'"' && ascii).then_some((key, end + 1))
 }
 
 /// Skips one JSON value starting at `i` (no leading whitespace); the index after it.
