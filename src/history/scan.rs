@@ -1,9 +1,10 @@
 //! The fast path of history parsing: one pass over a line that keeps only what the index needs —
-//! by the quick reader in `skim` when it accepts the line, else by serde_json. Top-level fields
-//! are borrowed from the line (`Raw`, `Cow<str>`); fields no
-//! compartment path or detail reads are skipped as `IgnoredAny`; only the few captured fields are
-//! parsed further. It gives the same versions as the `serde_json::Value` path in `history`,
-//! which stays the reference (and is used for pretty-printed documents).
+//! by the quick reader in `skim` when it accepts the line, else by a serde visitor that skips
+//! unneeded fields as `IgnoredAny`. Top-level fields are borrowed from the line (`Raw`,
+//! `Cow<str>`); only the few captured fields are read further (meta, compartment paths down to
+//! their reference nodes: quickly where `skim` can, by serde_json where it doubts). It gives the
+//! same versions as the `serde_json::Value` path in `history`, which stays the reference (and is
+//! used for pretty-printed documents).
 
 use std::borrow::Cow;
 use std::fmt;

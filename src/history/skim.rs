@@ -7,7 +7,9 @@
 //!
 //! What it checks is what serde_json's `IgnoredAny` checks: structure, commas and colons,
 //! string escapes, control characters in strings, numbers and literals; like serde_json, bytes of
-//! skipped strings are not checked for UTF-8, while keys and captured values are.
+//! skipped strings are not checked for UTF-8, while keys and captured values are. The same
+//! scanning serves the quick walk over captured values (members, elements, plain strings), with
+//! the same rule: `None` hands the value to serde_json.
 
 use super::scan::{Fields, Interesting, Raw};
 
