@@ -26,6 +26,21 @@ pub struct Step {
     pub choice: Option<String>,
 }
 
+impl Step {
+    /// How an object's field named `key` continues this step: `Some(None)` when its value is the
+    /// step's node (`name`, or a choice spelled `nameReference`), `Some(Some(suffix))` for the
+    /// Aidbox spelling of a choice (`name: {"Reference": …}`, stepped into first), `None` for any
+    /// other field.
+    pub fn follows(&self, key: &str) -> Option<Option<&str>> {
+        match &self.choice {
+            None if self.name == key => Some(None),
+            Some(suffix) if key.len() == self.name.len() + suffix.len() && key.starts_with(self.name.as_str()) && key.ends_with(suffix.as_str()) => Some(None),
+            Some(suffix) if self.name == key => Some(Some(suffix)),
+            _ => None,
+        }
+    }
+}
+
 /// The compartment definition: for each resource type in it, its element paths.
 #[derive(Debug, Clone)]
 pub struct Compartment {
@@ -91,11 +106,10 @@ impl Compartment {
         let Some(paths) = self.paths.get(resource_type) else { return };
         for path in paths {
             let (first, rest) = path.split_first().expect("paths have a step");
-            let node = match &first.choice {
-                None if first.name == key => Some(value),
-                Some(suffix) if key.len() == first.name.len() + suffix.len() && key.starts_with(first.name.as_str()) && key.ends_with(suffix.as_str()) => Some(value),
-                Some(suffix) if first.name == key => value.get(suffix),
-                _ => None,
+            let node = match first.follows(key) {
+                Some(None) => Some(value),
+                Some(Some(suffix)) => value.get(suffix),
+                None => None,
             };
             if let Some(node) = node {
                 walk(node, rest, &mut |n| {
@@ -107,20 +121,7 @@ impl Compartment {
         }
     }
 
-    /// Whether one of this type's compartment paths starts at this top-level field.
-    pub fn starts_at(&self, resource_type: &str, key: &str) -> bool {
-        self.paths.get(resource_type).is_some_and(|paths| Self::any_starts_at(paths, key))
-    }
-
-    /// Whether one of these paths (a type's) starts at this top-level field.
-pub fn any_starts_at(paths: &[Vec<Step>], key: &str) -> bool {
-    paths.iter().any(|p| {
-        let first = &p[0];
-        first.name == key || first.choice.as_ref().is_some_and(|c| key.len() == first.name.len() + c.len() && key.starts_with(first.name.as_str()) && key.ends_with(c.as_str()))
-    })
-}
-
-/// Every top-level field name a compartment path of any type starts with (both the FHIR
+    /// Every top-level field name a compartment path of any type starts with (both the FHIR
     /// `nameReference` and the Aidbox `name` spelling of a choice element).
     pub fn first_steps(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();

@@ -367,7 +367,7 @@ fn finish(rtype: &str, id: String, version_id: VersionId, last_updated: Instant,
         if paths.is_some() || detail_type {
             for (key, raw) in &f.others {
                 let needed_for_detail = detail_type && matches!(key.as_ref(), "member" | "scope" | "requester" | "transactionTime" | "params" | "output" | "status");
-                if !needed_for_detail && !paths.is_some_and(|p| crate::compartment::Compartment::any_starts_at(p, key)) {
+                if !needed_for_detail && !paths.is_some_and(|p| p.iter().any(|path| path[0].follows(key).is_some())) {
                     continue;
                 }
                 if needed_for_detail {
@@ -408,12 +408,7 @@ fn finish(rtype: &str, id: String, version_id: VersionId, last_updated: Instant,
 fn patients_in_raw(paths: &[Vec<crate::compartment::Step>], key: &str, raw: Raw, out: &mut Vec<String>) -> Result<(), String> {
     for path in paths {
         let (first, rest) = path.split_first().expect("paths have a step");
-        let choice = match &first.choice {
-            None if first.name == key => None,
-            Some(suffix) if key.len() == first.name.len() + suffix.len() && key.starts_with(first.name.as_str()) && key.ends_with(suffix.as_str()) => None,
-            Some(suffix) if first.name == key => Some(suffix.as_str()),
-            _ => continue,
-        };
+        let Some(choice) = first.follows(key) else { continue };
         let before = out.len();
         if walk_quick(raw.get(), rest, choice, out).is_none() {
             // Something the quick walk leaves to serde_json (an escaped string or key).
@@ -451,11 +446,9 @@ fn walk_quick(raw: &str, rest: &[crate::compartment::Step], choice: Option<&str>
                 out.extend(patient_of_node(reference, rtype, id, uri));
                 return Some(());
             };
-            for_each_member(raw, |k, v| match &step.choice {
-                None if k == step.name => walk_quick(v, rest, None, out),
-                Some(suffix) if k.len() == step.name.len() + suffix.len() && k.starts_with(step.name.as_str()) && k.ends_with(suffix.as_str()) => walk_quick(v, rest, None, out),
-                Some(suffix) if k == step.name => walk_quick(v, rest, Some(suffix), out),
-                _ => Some(()),
+            for_each_member(raw, |k, v| match step.follows(k) {
+                Some(choice) => walk_quick(v, rest, choice, out),
+                None => Some(()),
             })
         }
         // A scalar where the path goes on: `PathSeed` reads it, so a string with escapes (a lone
@@ -537,13 +530,9 @@ impl<'de> Visitor<'de> for PathSeed<'_, '_> {
         };
         while let Some(key) = map.next_key::<Str<'de>>()? {
             let k = key.0.as_ref();
-            match &step.choice {
-                None if k == step.name => map.next_value_seed(PathSeed { rest, choice: None, out: &mut *self.out })?,
-                Some(suffix) if k.len() == step.name.len() + suffix.len() && k.starts_with(step.name.as_str()) && k.ends_with(suffix.as_str()) => {
-                    map.next_value_seed(PathSeed { rest, choice: None, out: &mut *self.out })?
-                }
-                Some(suffix) if k == step.name => map.next_value_seed(PathSeed { rest, choice: Some(suffix), out: &mut *self.out })?,
-                _ => {
+            match step.follows(k) {
+                Some(choice) => map.next_value_seed(PathSeed { rest, choice, out: &mut *self.out })?,
+                None => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
