@@ -198,12 +198,10 @@ fn raw_fields<'a>(raw: Raw<'a>, interesting: &Interesting) -> Result<Fields<'a>,
 
 fn string<'a>(raw: Option<Raw<'a>>) -> Option<Cow<'a, str>> {
     let r = raw?;
-    // A string without escapes is its text between the quotes (a Raw is well-formed JSON with
-    // nothing around it); anything else is decoded by serde_json.
-    if let Some(inner) = r.get().strip_prefix('"').and_then(|t| t.strip_suffix('"')) {
-        if !inner.contains('\\') {
-            return Some(Cow::Borrowed(inner));
-        }
+    // A string without escapes is its text between the quotes; anything else is decoded by
+    // serde_json (which refuses what is no string).
+    if let Some(Some(text)) = super::skim::plain_string(r.get()) {
+        return Some(Cow::Borrowed(text));
     }
     serde_json::from_str::<Str<'a>>(r.get()).ok().map(|s| s.0)
 }

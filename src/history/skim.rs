@@ -11,6 +11,8 @@
 //! scanning serves the quick walk over captured values (members, elements, plain strings), with
 //! the same rule: `None` hands the value to serde_json.
 
+use std::ops::Range;
+
 use super::scan::{Fields, Interesting, Raw};
 
 /// The fields of the object that is the whole of `line` (whitespace around it allowed), or
@@ -18,64 +20,70 @@ use super::scan::{Fields, Interesting, Raw};
 pub(crate) fn fields<'a>(line: &'a [u8], interesting: &Interesting) -> Option<Fields<'a>> {
     let b = line;
     let mut f = Fields::default();
-    let mut i = ws(b, 0);
+    let end = members(b, ws(b, 0), |key, value| {
+        let span = &b[value];
+        let slot = match &b[key] {
+            b"resourceType" => Some(&mut f.resource_type),
+            b"id" => Some(&mut f.id),
+            b"meta" => Some(&mut f.meta),
+            b"resource_type" => Some(&mut f.row_type),
+            b"txid" => Some(&mut f.txid),
+            b"ts" => Some(&mut f.ts),
+            b"status" => Some(&mut f.status),
+            b"resource" => Some(&mut f.resource),
+            b"request" => Some(&mut f.request),
+            b"response" => Some(&mut f.response),
+            b"fullUrl" => Some(&mut f.full_url),
+            b"type" => Some(&mut f.kind),
+            b"entry" => Some(&mut f.entry),
+            other => {
+                if interesting.contains_bytes(other) {
+                    // A plain key is ASCII, so it is a str.
+                    let k = std::str::from_utf8(other).ok()?;
+                    f.others.push((k.into(), raw(span)?));
+                }
+                None
+            }
+        };
+        if let Some(slot) = slot {
+            *slot = Some(raw(span)?);
+        }
+        Some(())
+    })?;
+    (ws(b, end) == b.len()).then_some(f)
+}
+
+/// Walks the members of the object whose `{` is at `i`: `f(key, value)` with the ranges of each
+/// plain key (without its quotes) and of its value. The index after the closing `}`, or `None`
+/// when the text is no such object, a key is not plain or `f` says so.
+fn members(b: &[u8], mut i: usize, mut f: impl FnMut(Range<usize>, Range<usize>) -> Option<()>) -> Option<usize> {
     if *b.get(i)? != b'{' {
         return None;
     }
     i = ws(b, i + 1);
     if *b.get(i)? == b'}' {
-        i += 1;
-    } else {
-        loop {
-            if *b.get(i)? != b'"' {
-                return None;
-            }
-            let (key, after) = plain_key(b, i + 1)?;
-            i = ws(b, after);
-            if *b.get(i)? != b':' {
-                return None;
-            }
-            let start = ws(b, i + 1);
-            let end = skip_value(b, start)?;
-            let span = &b[start..end];
-            let slot = match key {
-                b"resourceType" => Some(&mut f.resource_type),
-                b"id" => Some(&mut f.id),
-                b"meta" => Some(&mut f.meta),
-                b"resource_type" => Some(&mut f.row_type),
-                b"txid" => Some(&mut f.txid),
-                b"ts" => Some(&mut f.ts),
-                b"status" => Some(&mut f.status),
-                b"resource" => Some(&mut f.resource),
-                b"request" => Some(&mut f.request),
-                b"response" => Some(&mut f.response),
-                b"fullUrl" => Some(&mut f.full_url),
-                b"type" => Some(&mut f.kind),
-                b"entry" => Some(&mut f.entry),
-                other => {
-                    if interesting.contains_bytes(other) {
-                        // A plain key is ASCII, so it is a str.
-                        let k = std::str::from_utf8(other).ok()?;
-                        f.others.push((k.into(), raw(span)?));
-                    }
-                    None
-                }
-            };
-            if let Some(slot) = slot {
-                *slot = Some(raw(span)?);
-            }
-            i = ws(b, end);
-            match *b.get(i)? {
-                b',' => i = ws(b, i + 1),
-                b'}' => {
-                    i += 1;
-                    break;
-                }
-                _ => return None,
-            }
+        return Some(i + 1);
+    }
+    loop {
+        if *b.get(i)? != b'"' {
+            return None;
+        }
+        let after = plain_key(b, i + 1)?;
+        let key = i + 1..after - 1;
+        i = ws(b, after);
+        if *b.get(i)? != b':' {
+            return None;
+        }
+        let start = ws(b, i + 1);
+        let end = skip_value(b, start)?;
+        f(key, start..end)?;
+        i = ws(b, end);
+        match *b.get(i)? {
+            b',' => i = ws(b, i + 1),
+            b'}' => return Some(i + 1),
+            _ => return None,
         }
     }
-    (ws(b, i) == b.len()).then_some(f)
 }
 
 /// A captured value: serde_json checks a borrowed raw value is UTF-8, and so does this.
@@ -91,15 +99,15 @@ fn ws(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// A key without escapes, of printable ASCII: its bytes and the index after its closing quote.
+/// A key without escapes, of printable ASCII, from just after its opening quote: the index after
+/// its closing quote.
 #[inline]
-fn plain_key(b: &[u8], start: usize) -> Option<(&[u8], usize)> {
+fn plain_key(b: &[u8], start: usize) -> Option<usize> {
     // The first quote, backslash or control character; a key ends at a quote.
     let end = next_special(b, start)?;
-    let key = &b[start..end];
     // Without early exit, so the compiler checks many bytes at once.
-    let ascii = key.iter().fold(0u8, |seen, &c| seen | c) < 0x80;
-    (b[end] == b'"' && ascii).then_some((key, end + 1))
+    let ascii = b[start..end].iter().fold(0u8, |seen, &c| seen | c) < 0x80;
+    (b[end] == b'"' && ascii).then_some(end + 1)
 }
 
 /// Skips one JSON value starting at `i` (no leading whitespace); the index after it.
@@ -280,36 +288,8 @@ fn next_special(b: &[u8], mut i: usize) -> Option<usize> {
 /// `f(key, value)` for each in order. `None` when the text is not an object or a key is not
 /// plain (escaped or non-ASCII) — the caller then reads the value with serde_json.
 pub(crate) fn for_each_member<'a>(raw: &'a str, mut f: impl FnMut(&'a str, &'a str) -> Option<()>) -> Option<()> {
-    let b = raw.as_bytes();
-    let mut i = ws(b, 0);
-    if *b.get(i)? != b'{' {
-        return None;
-    }
-    i = ws(b, i + 1);
-    if *b.get(i)? == b'}' {
-        return Some(());
-    }
-    loop {
-        if *b.get(i)? != b'"' {
-            return None;
-        }
-        let (_, after) = plain_key(b, i + 1)?;
-        // Quotes are ASCII, so these are char boundaries.
-        let key = &raw[i + 1..after - 1];
-        i = ws(b, after);
-        if *b.get(i)? != b':' {
-            return None;
-        }
-        let start = ws(b, i + 1);
-        let end = skip_value(b, start)?;
-        f(key, &raw[start..end])?;
-        i = ws(b, end);
-        match *b.get(i)? {
-            b',' => i = ws(b, i + 1),
-            b'}' => return Some(()),
-            _ => return None,
-        }
-    }
+    // Quotes and the bytes around a value are ASCII, so the ranges fall on char boundaries.
+    members(raw.as_bytes(), ws(raw.as_bytes(), 0), |key, value| f(&raw[key], &raw[value])).map(|_| ())
 }
 
 /// The elements of an array, from text already known to be valid JSON; `None` when it is not
