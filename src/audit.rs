@@ -205,6 +205,8 @@ fn export_order(r: &AuditResult) -> Vec<usize> {
 pub struct ResourceRows<'a> {
     r: &'a AuditResult,
     names: Vec<String>,
+    /// Whether each name is a CSV field as it is (no quotes needed).
+    plain_names: Vec<bool>,
     /// (export index, row index) in output order.
     order: Vec<(u32, u32)>,
     bodies: Option<&'a std::collections::HashMap<(u32, u32), String>>,
@@ -213,7 +215,15 @@ pub struct ResourceRows<'a> {
 
 impl<'a> ResourceRows<'a> {
     pub fn new(r: &'a AuditResult, bodies: Option<&'a std::collections::HashMap<(u32, u32), String>>) -> ResourceRows<'a> {
-        let names = r.history_files.iter().map(|f| inputs::display(&f.path)).collect();
+        let names: Vec<String> = r.history_files.iter().map(|f| inputs::display(&f.path)).collect();
+        let plain_names = names
+            .iter()
+            .map(|n| {
+                let mut field = Vec::new();
+                output::push_csv_field(&mut field, n.as_bytes());
+                field == n.as_bytes()
+            })
+            .collect();
         let order = export_order(r).into_iter().flat_map(|i| (0..r.resolutions[i].rows.len() as u32).map(move |j| (i as u32, j))).collect();
         let mut schema = vec![
             ("export_id", Kind::Text),
@@ -231,7 +241,7 @@ impl<'a> ResourceRows<'a> {
         if bodies.is_some() {
             schema.push(("resource", Kind::Text));
         }
-        ResourceRows { r, names, order, bodies, schema }
+        ResourceRows { r, names, plain_names, order, bodies, schema }
     }
 }
 
@@ -280,6 +290,73 @@ impl Rows for ResourceRows<'_> {
                 Cell::Text(scratch)
             }
             _ => opt(self.bodies.and_then(|b| b.get(&(x.resource, x.version))).map(String::as_str)),
+        }
+    }
+
+    /// The same text as cell by cell, faster: the export's five columns and the type are
+    /// formatted once per run of rows that share them, numbers and times on the stack.
+    fn csv_rows(&self, rows: std::ops::Range<usize>, buf: &mut Vec<u8>) {
+        let h = &self.r.history;
+        let mut scratch = String::new();
+        // The export columns (with their trailing comma) of the export `prefix_of`.
+        let (mut prefix, mut prefix_of) = (Vec::new(), u32::MAX);
+        // The resource_type column (with its trailing comma) of the type `type_of`.
+        let (mut type_field, mut type_of) = (Vec::new(), u32::MAX);
+        for row in rows {
+            let (i, j) = self.order[row];
+            if i != prefix_of {
+                prefix.clear();
+                for col in 0..5 {
+                    scratch.clear();
+                    output::push_csv_cell(&mut prefix, self.cell(row, col, &mut scratch));
+                    prefix.push(b',');
+                }
+                prefix_of = i;
+            }
+            let x = &self.r.resolutions[i as usize].rows[j as usize];
+            let res = &h.resources[x.resource as usize];
+            let v = &res.versions[x.version as usize];
+            if res.resource_type != type_of {
+                type_field.clear();
+                output::push_csv_field(&mut type_field, h.type_name(res.resource_type).as_bytes());
+                type_field.push(b',');
+                type_of = res.resource_type;
+            }
+            buf.extend_from_slice(&prefix);
+            if let Some(p) = x.patient {
+                output::push_csv_field(buf, h.patient_name(p).as_bytes());
+            }
+            buf.push(b',');
+            buf.extend_from_slice(&type_field);
+            output::push_csv_field(buf, res.id.as_bytes());
+            buf.push(b',');
+            match &v.version_id {
+                history::VersionId::Text(t) => output::push_csv_field(buf, t.as_bytes()),
+                history::VersionId::Number(n) => buf.extend_from_slice(Decimal::of(*n).as_bytes()),
+            }
+            buf.push(b',');
+            crate::timestamp::push_rfc3339(v.last_updated.0, buf);
+            buf.push(b',');
+            let file = v.source.file as usize;
+            if self.plain_names[file] {
+                // `name:line#entryN` needs quotes only when the name does.
+                buf.extend_from_slice(self.names[file].as_bytes());
+                buf.push(b':');
+                buf.extend_from_slice(Decimal::of(v.source.line).as_bytes());
+                if let Some(entry) = v.source.entry {
+                    buf.extend_from_slice(b"#entry");
+                    buf.extend_from_slice(Decimal::of(entry.into()).as_bytes());
+                }
+            } else {
+                scratch.clear();
+                output::push_csv_cell(buf, self.cell(row, 10, &mut scratch));
+            }
+            if self.bodies.is_some() {
+                buf.push(b',');
+                scratch.clear();
+                output::push_csv_cell(buf, self.cell(row, 11, &mut scratch));
+            }
+            buf.push(b'\n');
         }
     }
 }

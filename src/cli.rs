@@ -149,7 +149,8 @@ pub fn parse_duration(s: &str) -> std::result::Result<i64, String> {
     Ok(total)
 }
 
-fn config_of(a: AuditArgs) -> Result<AuditConfig> {
+/// The audit configuration the command line asks for (defaults filled in, times and zone read).
+pub fn config_of(a: AuditArgs) -> Result<AuditConfig> {
     let zone = timestamp::parse_zone(&a.tz).map_err(|e| Error::Usage(format!("--tz: {e}")))?;
     let time = |opt: &Option<String>, name: &str| -> Result<Option<timestamp::Instant>> {
         opt.as_deref().map(|s| timestamp::parse(s, &zone).map_err(|e| Error::Usage(format!("--{name}: {e}")))).transpose()

@@ -37,60 +37,88 @@ impl std::fmt::Display for Instant {
 /// Appends RFC 3339 in UTC with `Z` and 0, 3, 6 or 9 fraction digits, exactly as
 /// [`Instant::to_rfc3339`] but without going through chrono (the output's hot path).
 pub fn write_rfc3339(nanos: i64, out: &mut String) {
-    let secs = nanos.div_euclid(1_000_000_000);
-    let frac = nanos.rem_euclid(1_000_000_000) as u32;
-    let days = secs.div_euclid(86_400);
-    let sod = secs.rem_euclid(86_400) as u32;
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    if !(0..=9999).contains(&y) {
-        out.push_str(&Instant(nanos).to_rfc3339());
-        return;
+    match Rfc3339::of(nanos) {
+        // The formatted bytes are ASCII digits and separators.
+        Some(t) => out.push_str(std::str::from_utf8(t.as_bytes()).expect("ASCII")),
+        None => out.push_str(&Instant(nanos).to_rfc3339()),
     }
-    let mut b = [0u8; 30];
-    let digits = |b: &mut [u8], at: usize, v: u32, n: usize| {
-        let mut v = v;
-        for i in (0..n).rev() {
-            b[at + i] = b'0' + (v % 10) as u8;
-            v /= 10;
+}
+
+/// Appends the same text as [`write_rfc3339`] to a byte buffer (CSV rows).
+pub fn push_rfc3339(nanos: i64, out: &mut Vec<u8>) {
+    match Rfc3339::of(nanos) {
+        Some(t) => out.extend_from_slice(t.as_bytes()),
+        None => out.extend_from_slice(Instant(nanos).to_rfc3339().as_bytes()),
+    }
+}
+
+/// An instant formatted on the stack, for years 0000–9999.
+struct Rfc3339 {
+    text: [u8; 30],
+    len: usize,
+}
+
+impl Rfc3339 {
+    fn as_bytes(&self) -> &[u8] {
+        &self.text[..self.len]
+    }
+
+    /// `None` outside years 0000–9999 (chrono formats those).
+    fn of(nanos: i64) -> Option<Rfc3339> {
+        let secs = nanos.div_euclid(1_000_000_000);
+        let frac = nanos.rem_euclid(1_000_000_000) as u32;
+        let days = secs.div_euclid(86_400);
+        let sod = secs.rem_euclid(86_400) as u32;
+        // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z.rem_euclid(146_097);
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let y = yoe + era * 400 + i64::from(m <= 2);
+        if !(0..=9999).contains(&y) {
+            return None;
         }
-    };
-    digits(&mut b, 0, y as u32, 4);
-    b[4] = b'-';
-    digits(&mut b, 5, m, 2);
-    b[7] = b'-';
-    digits(&mut b, 8, d, 2);
-    b[10] = b'T';
-    digits(&mut b, 11, sod / 3600, 2);
-    b[13] = b':';
-    digits(&mut b, 14, sod / 60 % 60, 2);
-    b[16] = b':';
-    digits(&mut b, 17, sod % 60, 2);
-    let mut len = 19;
-    let (value, n) = if frac == 0 {
-        (0, 0)
-    } else if frac.is_multiple_of(1_000_000) {
-        (frac / 1_000_000, 3)
-    } else if frac.is_multiple_of(1000) {
-        (frac / 1000, 6)
-    } else {
-        (frac, 9)
-    };
-    if n > 0 {
-        b[len] = b'.';
-        digits(&mut b, len + 1, value, n);
-        len += 1 + n;
+        let mut b = [0u8; 30];
+        let digits = |b: &mut [u8], at: usize, v: u32, n: usize| {
+            let mut v = v;
+            for i in (0..n).rev() {
+                b[at + i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+        };
+        digits(&mut b, 0, y as u32, 4);
+        b[4] = b'-';
+        digits(&mut b, 5, m, 2);
+        b[7] = b'-';
+        digits(&mut b, 8, d, 2);
+        b[10] = b'T';
+        digits(&mut b, 11, sod / 3600, 2);
+        b[13] = b':';
+        digits(&mut b, 14, sod / 60 % 60, 2);
+        b[16] = b':';
+        digits(&mut b, 17, sod % 60, 2);
+        let mut len = 19;
+        let (value, n) = if frac == 0 {
+            (0, 0)
+        } else if frac.is_multiple_of(1_000_000) {
+            (frac / 1_000_000, 3)
+        } else if frac.is_multiple_of(1000) {
+            (frac / 1000, 6)
+        } else {
+            (frac, 9)
+        };
+        if n > 0 {
+            b[len] = b'.';
+            digits(&mut b, len + 1, value, n);
+            len += 1 + n;
+        }
+        b[len] = b'Z';
+        Some(Rfc3339 { text: b, len: len + 1 })
     }
-    b[len] = b'Z';
-    out.push_str(std::str::from_utf8(&b[..=len]).expect("ASCII"));
 }
 
 /// Parses an IANA zone name for `--tz`.
