@@ -2,7 +2,6 @@
 //! element paths, the references to patients found on those paths in a resource body (FHIR and
 //! Aidbox formats), and the parsing of a reference into a type and an id.
 
-use std::collections::BTreeMap;
 
 use serde_json::Value;
 
@@ -44,7 +43,9 @@ impl Step {
 /// The compartment definition: for each resource type in it, its element paths.
 #[derive(Debug, Clone)]
 pub struct Compartment {
-    pub paths: BTreeMap<String, Vec<Vec<Step>>>,
+    /// Each type's paths, looked up once per version read (hashed: a tree of ~150 names cost
+    /// several string comparisons per version).
+    pub paths: rustc_hash::FxHashMap<String, Vec<Vec<Step>>>,
 }
 
 impl Compartment {
@@ -59,7 +60,7 @@ impl Compartment {
 
     /// Parses the TSV (`resource_type, param, fhirpath_expression, …`).
     pub fn parse(text: &str) -> Compartment {
-        let mut paths: BTreeMap<String, Vec<Vec<Step>>> = BTreeMap::new();
+        let mut paths: rustc_hash::FxHashMap<String, Vec<Vec<Step>>> = Default::default();
         for line in text.lines().skip(1) {
             let cols: Vec<&str> = line.split('\t').collect();
             if cols.len() < 3 {

@@ -115,6 +115,7 @@ pub struct ParsedVersion {
     pub last_updated: Instant,
     pub deleted: bool,
     pub source: Source,
+    /// The patients whose compartment holds this version: sorted, each once.
     pub patients: Vec<String>,
     pub references: Vec<(String, String)>,
     /// Boxed: most versions have none, and the version is moved a few times on its way in.

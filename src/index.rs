@@ -154,28 +154,33 @@ impl HistoryBuilder {
         let duplicates = std::sync::atomic::AtomicU64::new(0);
         let conflicts: std::sync::Mutex<Vec<Conflict>> = std::sync::Mutex::new(Vec::new());
         resources.par_iter_mut().for_each(|r| {
+            if r.versions.len() < 2 {
+                return;
+            }
             // Stable sort by versionId: copies of one version keep input order; the first is kept.
             r.versions.sort_by(|a, b| a.version_id.cmp(&b.version_id));
-            let mut kept: Vec<Version> = Vec::with_capacity(r.versions.len());
-            for v in r.versions.drain(..) {
-                match kept.last() {
-                    Some(k) if k.version_id == v.version_id => {
-                        duplicates.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        if k.last_updated != v.last_updated || k.deleted != v.deleted || k.patients != v.patients {
-                            conflicts.lock().expect("conflicts lock").push(Conflict {
-                                resource_type: types.names[r.resource_type as usize].to_string(),
-                                id: r.id.to_string(),
-                                version_id: v.version_id.to_string(),
-                                kept: k.source,
-                                dropped: v.source,
-                            });
+            if r.versions.windows(2).any(|w| w[0].version_id == w[1].version_id) {
+                let mut kept: Vec<Version> = Vec::with_capacity(r.versions.len());
+                for v in r.versions.drain(..) {
+                    match kept.last() {
+                        Some(k) if k.version_id == v.version_id => {
+                            duplicates.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            if k.last_updated != v.last_updated || k.deleted != v.deleted || k.patients != v.patients {
+                                conflicts.lock().expect("conflicts lock").push(Conflict {
+                                    resource_type: types.names[r.resource_type as usize].to_string(),
+                                    id: r.id.to_string(),
+                                    version_id: v.version_id.to_string(),
+                                    kept: k.source,
+                                    dropped: v.source,
+                                });
+                            }
                         }
+                        _ => kept.push(v),
                     }
-                    _ => kept.push(v),
                 }
+                r.versions = kept;
             }
-            kept.sort_by(|a, b| a.last_updated.cmp(&b.last_updated).then_with(|| a.version_id.cmp(&b.version_id)));
-            r.versions = kept;
+            r.versions.sort_by(|a, b| a.last_updated.cmp(&b.last_updated).then_with(|| a.version_id.cmp(&b.version_id)));
         });
         // Resources in (type name, id) order: rows then sort by resource number.
         let type_rank = {
@@ -236,11 +241,18 @@ impl HistoryBuilder {
                 span.1 = i + 1;
             }
             version_count += r.versions.len() as u64;
-            seen.clear();
-            seen.extend(r.versions.iter().flat_map(|v| v.patients.iter().copied()));
-            seen.sort_unstable();
-            seen.dedup();
-            for &p in &seen {
+            let distinct: &[u32] = match r.versions.as_slice() {
+                // A version's patients are distinct already.
+                [v] => &v.patients,
+                versions => {
+                    seen.clear();
+                    seen.extend(versions.iter().flat_map(|v| v.patients.iter().copied()));
+                    seen.sort_unstable();
+                    seen.dedup();
+                    &seen
+                }
+            };
+            for &p in distinct {
                 by_patient[p as usize].push(i);
             }
         }
