@@ -263,12 +263,22 @@ fn parse_reference_generally(r: &str) -> Option<(&str, &str)> {
 }
 
 pub(crate) fn is_type_name(t: &str) -> bool {
-    t.as_bytes().first().is_some_and(|b| b.is_ascii_uppercase()) && t.bytes().all(|b| b.is_ascii_alphanumeric())
+    t.as_bytes().first().is_some_and(|b| b.is_ascii_uppercase()) && t.bytes().fold(true, |ok, b| ok & b.is_ascii_alphanumeric())
 }
 
 /// A FHIR id (`[A-Za-z0-9\-\.]{1,64}`); `_` is accepted too, as Aidbox allows it.
 pub(crate) fn is_id(id: &str) -> bool {
-    !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_')
+    // A table and a fold without early exit: ids are read once per reference on a compartment path.
+    const ID_BYTE: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut b = 0;
+        while b < 256 {
+            t[b] = (b as u8).is_ascii_alphanumeric() || b == b'-' as usize || b == b'.' as usize || b == b'_' as usize;
+            b += 1;
+        }
+        t
+    };
+    !id.is_empty() && id.len() <= 64 && id.bytes().fold(true, |ok, b| ok & ID_BYTE[b as usize])
 }
 
 /// Every (type, id) referenced anywhere in a body (contained resources excluded), for the
@@ -304,6 +314,16 @@ pub fn all_references(body: &Value) -> Vec<(String, String)> {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn id_characters() {
+        for b in 0u8..128 {
+            let expected = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
+            assert_eq!(is_id(&format!("a{}b", b as char)), expected, "byte {b}");
+        }
+        assert!(!is_id("caf\u{e9}") && !is_id("") && !is_id(&"a".repeat(65)) && is_id(&"a".repeat(64)));
+        assert!(is_type_name("Patient") && !is_type_name("patient") && !is_type_name("Pat-ient"));
+    }
 
     #[test]
     fn every_table_row_parses_to_a_path() {

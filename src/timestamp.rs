@@ -140,7 +140,41 @@ pub fn parse(text: &str, zone: &Tz) -> Result<Instant, String> {
     if first.is_ascii_alphabetic() {
         return parse_kibana(s, zone);
     }
+    if let Some(t) = parse_utc_exactly(s.as_bytes()) {
+        return Ok(t);
+    }
     parse_iso(s, zone)
+}
+
+/// The form every history row and `meta.lastUpdated` is written in,
+/// `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z` with years 1900–2199, read without chrono: the same instant
+/// `parse_iso` gives. `None` for anything else (`parse_iso` decides, and words any error).
+fn parse_utc_exactly(s: &[u8]) -> Option<Instant> {
+    if s.len() < 20 || s[4] != b'-' || s[7] != b'-' || s[10] != b'T' || s[13] != b':' || s[16] != b':' || *s.last()? != b'Z' {
+        return None;
+    }
+    let num = |at: usize, n: usize| -> Option<i64> { s[at..at + n].iter().try_fold(0i64, |v, &c| c.is_ascii_digit().then(|| v * 10 + (c - b'0') as i64)) };
+    let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
+    let (h, mi, sec) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1900..=2199).contains(&y) || !(1..=12).contains(&mo) || d < 1 || d > month_days[mo as usize - 1] || h > 23 || mi > 59 || sec > 59 {
+        return None;
+    }
+    let nanos = match &s[19..s.len() - 1] {
+        [] => 0,
+        [b'.', fraction @ ..] if (1..=9).contains(&fraction.len()) => num(20, fraction.len())? * 10i64.pow(9 - fraction.len() as u32),
+        _ => return None,
+    };
+    // Days since 1970-01-01 (Howard Hinnant's days_from_civil).
+    let y = if mo <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (mo + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(Instant(((days * 86_400 + h * 3600 + mi * 60 + sec) * 1_000_000_000) + nanos))
 }
 
 /// Epoch milliseconds given as a JSON number (`timeUnix`); fractional milliseconds are kept.
@@ -323,6 +357,37 @@ fn parse_kibana(s: &str, zone: &Tz) -> Result<Instant, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The quick reading of the usual form gives what the general reading gives.
+    #[test]
+    fn usual_form_read_quickly_as_generally() {
+        let mut seed = 12345u64;
+        let mut next = |n: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % n
+        };
+        let mut texts: Vec<String> = ["1970-01-01T00:00:00Z", "1900-01-01T00:00:00Z", "2199-12-31T23:59:59.999999999Z", "2000-02-29T12:00:00.5Z", "2024-02-29T23:59:59.123456Z"]
+            .map(String::from)
+            .to_vec();
+        for _ in 0..20_000 {
+            let digits = next(10) as usize;
+            let fraction = if digits == 0 { String::new() } else { format!(".{:0width$}", next(10u64.pow(digits as u32)), width = digits) };
+            texts.push(format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{fraction}Z", 1890 + next(320), next(14), next(32), next(25), next(61), next(61)));
+        }
+        let mut quick = 0;
+        for t in &texts {
+            let general = parse_iso(t, &Tz::UTC).ok();
+            if let Some(q) = parse_utc_exactly(t.as_bytes()) {
+                quick += 1;
+                assert_eq!(Some(q), general, "{t}");
+            }
+            assert_eq!(parse(t, &Tz::UTC).ok(), general, "{t}");
+        }
+        assert!(quick > 5_000, "most texts take the quick reading ({quick})");
+        for not_usual in ["2023-01-01T00:00:00+00:00", "2023-01-01T00:00:00.1234567891Z", "2023-01-01 00:00:00Z", "2023-01-01T00:00:60Z", "1800-01-01T00:00:00Z"] {
+            assert!(parse_utc_exactly(not_usual.as_bytes()).is_none(), "{not_usual}");
+        }
+    }
 
     fn utc(s: &str) -> String {
         parse(s, &Tz::UTC).unwrap().to_rfc3339()
