@@ -122,6 +122,160 @@ pub struct ParsedVersion {
     pub detail: Option<Box<Detail>>,
 }
 
+/// Versions read from a run of lines, their type, id and patient strings kept in one buffer:
+/// one allocation per batch instead of several per version, and nothing for the index thread
+/// to free one by one.
+#[derive(Default)]
+pub struct VersionBatch {
+    text: String,
+    /// Each patient id, as a range of `text`.
+    patients: Vec<(u32, u32)>,
+    versions: Vec<BatchVersion>,
+}
+
+/// One version of a batch: its strings are ranges of the batch's text.
+struct BatchVersion {
+    resource_type: (u32, u32),
+    id: (u32, u32),
+    /// A range of the batch's `patients`.
+    patients: (u32, u32),
+    version_id: VersionId,
+    last_updated: Instant,
+    deleted: bool,
+    source: Source,
+    references: Vec<(String, String)>,
+    detail: Option<Box<Detail>>,
+}
+
+/// One version lent by a batch to the index.
+pub struct VersionView<'b> {
+    pub resource_type: &'b str,
+    pub id: &'b str,
+    text: &'b str,
+    patient_spans: &'b [(u32, u32)],
+    pub version_id: VersionId,
+    pub last_updated: Instant,
+    pub deleted: bool,
+    pub source: Source,
+    pub references: Vec<(String, String)>,
+    pub detail: Option<Box<Detail>>,
+}
+
+impl<'b> VersionView<'b> {
+    /// The patients whose compartment holds this version: sorted, each once.
+    pub fn patients(&self) -> impl ExactSizeIterator<Item = &'b str> + '_ {
+        self.patient_spans.iter().map(|&(start, end)| &self.text[start as usize..end as usize])
+    }
+}
+
+/// How far a batch was filled, to go back to it when a line turns out unreadable.
+#[derive(Clone, Copy)]
+pub struct BatchMark {
+    text: usize,
+    patients: usize,
+    versions: usize,
+}
+
+impl VersionBatch {
+    pub fn with_capacity(versions: usize) -> VersionBatch {
+        VersionBatch { text: String::with_capacity(versions * 64), patients: Vec::with_capacity(versions), versions: Vec::with_capacity(versions) }
+    }
+
+    pub fn len(&self) -> usize {
+        self.versions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.versions.is_empty()
+    }
+
+    fn keep(&mut self, s: &str) -> (u32, u32) {
+        let start = self.text.len() as u32;
+        self.text.push_str(s);
+        (start, self.text.len() as u32)
+    }
+
+    /// Adds a version; `patients` sorted, each once.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn push_parts<S: AsRef<str>>(
+        &mut self,
+        resource_type: &str,
+        id: &str,
+        patients: &[S],
+        version_id: VersionId,
+        last_updated: Instant,
+        deleted: bool,
+        source: Source,
+        references: Vec<(String, String)>,
+        detail: Option<Box<Detail>>,
+    ) {
+        let resource_type = self.keep(resource_type);
+        let id = self.keep(id);
+        let first = self.patients.len() as u32;
+        for p in patients {
+            let span = self.keep(p.as_ref());
+            self.patients.push(span);
+        }
+        let patients = (first, self.patients.len() as u32);
+        self.versions.push(BatchVersion { resource_type, id, patients, version_id, last_updated, deleted, source, references, detail });
+    }
+
+    pub fn push(&mut self, p: ParsedVersion) {
+        self.push_parts(&p.resource_type, &p.id, &p.patients, p.version_id, p.last_updated, p.deleted, p.source, p.references, p.detail);
+    }
+
+    pub fn mark(&self) -> BatchMark {
+        BatchMark { text: self.text.len(), patients: self.patients.len(), versions: self.versions.len() }
+    }
+
+    /// Drops what was added after `mark`.
+    pub fn rollback(&mut self, mark: BatchMark) {
+        self.text.truncate(mark.text);
+        self.patients.truncate(mark.patients);
+        self.versions.truncate(mark.versions);
+    }
+
+    /// Lends each version in turn, in the order they were added.
+    pub fn drain(self, mut f: impl FnMut(VersionView)) {
+        let VersionBatch { text, patients, versions } = self;
+        let at = |(start, end): (u32, u32)| &text[start as usize..end as usize];
+        for v in versions {
+            f(VersionView {
+                resource_type: at(v.resource_type),
+                id: at(v.id),
+                text: &text,
+                patient_spans: &patients[v.patients.0 as usize..v.patients.1 as usize],
+                version_id: v.version_id,
+                last_updated: v.last_updated,
+                deleted: v.deleted,
+                source: v.source,
+                references: v.references,
+                detail: v.detail,
+            });
+        }
+    }
+
+    /// The versions in their owned form (tests, the fuzz target, benchmarks).
+    pub fn into_parsed(self) -> Vec<ParsedVersion> {
+        let mut out = Vec::with_capacity(self.len());
+        self.drain(|v| {
+            let patients = v.patients().map(str::to_string).collect();
+            out.push(ParsedVersion {
+                resource_type: v.resource_type.to_string(),
+                id: v.id.to_string(),
+                version_id: v.version_id,
+                last_updated: v.last_updated,
+                deleted: v.deleted,
+                source: v.source,
+                patients,
+                references: v.references,
+                detail: v.detail,
+            })
+        });
+        out
+    }
+}
+
 /// What to extract from each version besides its identity.
 pub struct ParseOptions<'a> {
     pub compartment: &'a Compartment,
@@ -180,7 +334,7 @@ fn read_file(file: &InputFile, index: u32, opts: &ParseOptions, builder: &mut Hi
         });
         let mut lines = 0;
         // The previous block's versions, per chunk of lines (not copied into one list).
-        let mut pending: Vec<Vec<ParsedVersion>> = Vec::new();
+        let mut pending: Vec<VersionBatch> = Vec::new();
         let mut blocks = rx.iter();
         let mut first = true;
         while let Some(block) = blocks.next() {
@@ -210,19 +364,21 @@ fn read_file(file: &InputFile, index: u32, opts: &ParseOptions, builder: &mut Hi
                     lines = count_lines(&all);
                     let mut versions = Vec::new();
                     parse_documents(path, index, &all, opts, &mut versions, tally)?;
-                    pending.push(versions);
+                    let mut batch = VersionBatch::with_capacity(versions.len());
+                    versions.into_iter().for_each(|v| batch.push(v));
+                    pending.push(batch);
                     break;
                 }
             }
             lines = block.first_line - 1 + block.lines;
             let previous = std::mem::take(&mut pending);
-            let (parsed, ()) = rayon::join(|| parse_block(path, index, &block, opts), || previous.into_iter().flatten().for_each(|v| builder.add(v)));
+            let (parsed, ()) = rayon::join(|| parse_block(path, index, &block, opts), || previous.into_iter().for_each(|b| builder.add_batch(b)));
             let (versions, block_tally) = parsed?;
             pending = versions;
             tally.absorb(block_tally);
             let _ = spare_tx.send(block.bytes);
         }
-        pending.into_iter().flatten().for_each(|v| builder.add(v));
+        pending.into_iter().for_each(|b| builder.add_batch(b));
         let sha = reader.join().map_err(|_| Error::input(path, 0, 0, "the reader thread failed"))?;
         Ok((lines, sha))
     })
@@ -241,8 +397,8 @@ fn starts_with_whole_json_line(bytes: &[u8]) -> bool {
 /// One line through the fast path, for the fuzz target that compares it with the `Value` path:
 /// the versions' debug text, or `None` for an error.
 pub fn scan_for_fuzzing(line: &[u8], src: Source, opts: &ParseOptions) -> Option<String> {
-    let mut out = Vec::new();
-    scan::scan_line(line, src, opts, &opts.interesting, &mut out).ok().map(|()| format!("{out:?}"))
+    let mut out = VersionBatch::default();
+    scan::scan_line(line, src, opts, &opts.interesting, &mut out).ok().map(|()| format!("{:?}", out.into_parsed()))
 }
 
 /// For the fuzz target: when the quick reader accepts a line, serde_json must read the same
@@ -265,19 +421,19 @@ pub fn skim_for_bench(line: &[u8], opts: &ParseOptions) -> bool {
 /// For benchmarks: the number of versions the fast path reads from a line (0 for an error).
 #[doc(hidden)]
 pub fn scan_for_bench(line: &[u8], opts: &ParseOptions) -> usize {
-    let mut out = Vec::new();
+    let mut out = VersionBatch::default();
     let src = Source { file: 0, line: 1, offset: 0, entry: None };
     scan::scan_line(line, src, opts, &opts.interesting, &mut out).map(|()| out.len()).unwrap_or(0)
 }
 
 /// Parses the lines of one block in parallel; the first error in line order wins (or, with
 /// `--skip-invalid`, every unreadable line is noted and left out).
-fn parse_block(path: &Path, file: u32, block: &LineBlock, opts: &ParseOptions) -> Result<(Vec<Vec<ParsedVersion>>, Tally)> {
+fn parse_block(path: &Path, file: u32, block: &LineBlock, opts: &ParseOptions) -> Result<(Vec<VersionBatch>, Tally)> {
     let lines: Vec<(u64, u64, &[u8])> = inputs::lines_of(block).collect();
-    let chunks: Vec<Result<(Vec<ParsedVersion>, Tally)>> = lines
+    let chunks: Vec<Result<(VersionBatch, Tally)>> = lines
         .par_chunks(256)
         .map(|chunk| {
-            let mut out = Vec::with_capacity(chunk.len());
+            let mut out = VersionBatch::with_capacity(chunk.len());
             let mut tally = Tally::new(opts.skip_invalid);
             for &(line, offset, text) in chunk {
                 let text = if line == 1 { inputs::strip_bom(text) } else { text };
@@ -286,11 +442,11 @@ fn parse_block(path: &Path, file: u32, block: &LineBlock, opts: &ParseOptions) -
                     continue;
                 }
                 let src = Source { file, line, offset, entry: None };
-                let before = out.len();
+                let before = out.mark();
                 match scan::scan_line(text, src, opts, &opts.interesting, &mut out) {
                     Ok(()) => tally.read += 1,
                     Err(e) => {
-                        out.truncate(before);
+                        out.rollback(before);
                         tally.fail(match e {
                             scan::ScanError::Json(e) => Error::input(path, line, offset, describe_json_error(&e)),
                             scan::ScanError::Shape(what) => Error::input(path, line, offset, what),
@@ -738,8 +894,8 @@ mod tests {
             for (i, line) in lines.iter().enumerate() {
                 let src = Source { file: 0, line: i as u64 + 1, offset: 0, entry: None };
                 let slow = versions_of_document(serde_json::from_str(line).unwrap(), src, &opts);
-                let mut fast = Vec::new();
-                let fast = scan::scan_line(line.as_bytes(), src, &opts, &opts.interesting, &mut fast).map(|()| fast).map_err(|e| match e {
+                let mut fast = VersionBatch::default();
+                let fast = scan::scan_line(line.as_bytes(), src, &opts, &opts.interesting, &mut fast).map(|()| fast.into_parsed()).map_err(|e| match e {
                     scan::ScanError::Json(e) => e.to_string(),
                     scan::ScanError::Shape(s) => s,
                 });
@@ -760,15 +916,15 @@ mod tests {
         for x in ["1e400", "-1e400", "[1e400]", r#""\ud800""#, r#"[{"reference":1e400}]"#, r#"{"reference":{"\udc00":0}}"#, r#"{"reference":"\udc00"}"#] {
             let line = format!("{head}{x}}}");
             let src = Source { file: 0, line: 1, offset: 0, entry: None };
-            let mut out = Vec::new();
+            let mut out = VersionBatch::default();
             assert!(scan::scan_line(line.as_bytes(), src, &opts, &opts.interesting, &mut out).is_err(), "fast path read {line}");
             assert!(serde_json::from_str::<Value>(&line).is_err(), "reference path read {line}");
         }
         // Skipped elsewhere, the same values are no error for the fast path.
         let line = r#"{"resourceType":"Observation","id":"o","meta":{"versionId":"1","lastUpdated":"2020-01-01T00:00:00Z"},"note":[1e400,"\ud800"],"subject":{"reference":"Patient/p"}}"#;
-        let mut out = Vec::new();
+        let mut out = VersionBatch::default();
         assert!(scan::scan_line(line.as_bytes(), Source { file: 0, line: 1, offset: 0, entry: None }, &opts, &opts.interesting, &mut out).is_ok());
-        assert_eq!(out[0].patients, vec!["p".to_string()]);
+        assert_eq!(out.into_parsed()[0].patients, vec!["p".to_string()]);
     }
 
     #[test]

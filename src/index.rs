@@ -8,7 +8,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use rayon::prelude::*;
 
-use crate::history::{Detail, ParsedVersion, Source, VersionId};
+use crate::history::{Detail, ParsedVersion, Source, VersionBatch, VersionId, VersionView};
 use crate::timestamp::Instant;
 
 /// `strict`: as-of(T) takes versions with lastUpdated < T (the guide's rule); `inclusive`: <= T.
@@ -124,26 +124,37 @@ pub struct HistoryBuilder {
 
 impl HistoryBuilder {
     pub fn add(&mut self, p: ParsedVersion) {
-        let t = self.types.intern(&p.resource_type);
-        let idx = match self.ids.find(&self.resources, t, &p.id) {
+        let mut batch = VersionBatch::with_capacity(1);
+        batch.push(p);
+        self.add_batch(batch);
+    }
+
+    /// Adds every version of a batch, in order.
+    pub fn add_batch(&mut self, batch: VersionBatch) {
+        batch.drain(|v| self.add_view(v));
+    }
+
+    fn add_view(&mut self, v: VersionView) {
+        let t = self.types.intern(v.resource_type);
+        let idx = match self.ids.find(&self.resources, t, v.id) {
             Some(i) => i,
             None => {
                 let i = self.resources.len() as u32;
-                self.resources.push(Resource { resource_type: t, id: p.id.into_boxed_str(), versions: Vec::with_capacity(1) });
+                self.resources.push(Resource { resource_type: t, id: v.id.into(), versions: Vec::with_capacity(1) });
                 self.ids.insert(&self.resources, i);
                 i
             }
         };
-        let patients: Box<[u32]> = p.patients.iter().map(|id| self.patients.intern(id)).collect();
-        let references: Box<[(u32, u32)]> = p.references.iter().map(|(rt, rid)| (self.types.intern(rt), self.refs.intern(rid))).collect();
+        let patients: Box<[u32]> = v.patients().map(|id| self.patients.intern(id)).collect();
+        let references: Box<[(u32, u32)]> = v.references.iter().map(|(rt, rid)| (self.types.intern(rt), self.refs.intern(rid))).collect();
         self.resources[idx as usize].versions.push(Version {
-            version_id: p.version_id,
-            last_updated: p.last_updated,
-            deleted: p.deleted,
-            source: p.source,
+            version_id: v.version_id,
+            last_updated: v.last_updated,
+            deleted: v.deleted,
+            source: v.source,
             patients,
             references,
-            detail: p.detail,
+            detail: v.detail,
         });
     }
 

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::{ParseOptions, ParsedVersion, Source, VersionId};
+use super::{ParseOptions, Source, VersionBatch, VersionId};
 use crate::timestamp::Instant;
 
 /// A string borrowed from the line when it has no escapes.
@@ -220,10 +220,10 @@ fn id_text(raw: Option<Raw<'_>>) -> Option<Cow<'_, str>> {
 }
 
 /// Parses one history line on the fast path, adding its versions to `out`.
-pub fn scan_line(line: &[u8], src: Source, opts: &ParseOptions, interesting: &Interesting, out: &mut Vec<ParsedVersion>) -> Result<(), ScanError> {
+pub fn scan_line(line: &[u8], src: Source, opts: &ParseOptions, interesting: &Interesting, out: &mut VersionBatch) -> Result<(), ScanError> {
     let f = fields(line, interesting).map_err(ScanError::Json)?;
     if f.row_type.is_some() {
-        out.push(row(&f, src, opts, interesting)?);
+        row(&f, src, opts, interesting, out)?;
         return Ok(());
     }
     let rtype = string(f.resource_type);
@@ -234,18 +234,18 @@ pub fn scan_line(line: &[u8], src: Source, opts: &ParseOptions, interesting: &In
             for (i, e) in list.iter().enumerate() {
                 let ef = raw_fields(Raw(e.get()), interesting).map_err(|m| format!("history Bundle entry {i}: {m}"))?;
                 let src = Source { entry: Some(i as u32), ..src };
-                out.push(entry(&ef, Raw(e.get()), src, opts, interesting).map_err(|m| format!("history Bundle entry {i}: {m}"))?);
+                entry(&ef, Raw(e.get()), src, opts, interesting, out).map_err(|m| format!("history Bundle entry {i}: {m}"))?;
             }
             Ok(())
         }
         Some(t) => {
-            out.push(resource(&f, t, line, src, opts)?);
+            resource(&f, t, line, src, opts, out)?;
             Ok(())
         }
         None if rtype.is_none() && f.resource_type.is_some() => Err("resourceType is not a string".into()),
         None if f.request.is_some() || f.response.is_some() || f.resource.is_some() => {
             let raw: &RawValue = serde_json::from_slice(line).map_err(ScanError::Json)?;
-            out.push(entry(&f, Raw(raw.get()), src, opts, interesting)?);
+            entry(&f, Raw(raw.get()), src, opts, interesting, out)?;
             Ok(())
         }
         None => Err("a JSON object that is no history row (resource_type), resource (resourceType) or Bundle entry (request/response)".into()),
@@ -254,9 +254,9 @@ pub fn scan_line(line: &[u8], src: Source, opts: &ParseOptions, interesting: &In
 
 /// A resource with `meta`: identity from the captured fields, patients from the captured
 /// compartment fields.
-fn resource(f: &Fields, rtype: &str, whole: &[u8], src: Source, opts: &ParseOptions) -> Result<ParsedVersion, String> {
+fn resource(f: &Fields, rtype: &str, whole: &[u8], src: Source, opts: &ParseOptions, out: &mut VersionBatch) -> Result<(), String> {
     let id = match f.id {
-        Some(r) if r.get().starts_with('"') => string(Some(r)).map(Cow::into_owned).ok_or("id is not a string")?,
+        Some(r) if r.get().starts_with('"') => string(Some(r)).ok_or("id is not a string")?,
         Some(_) => return Err(format!("{rtype} resource whose id is not a string")),
         None => return Err(format!("{rtype} resource without id")),
     };
@@ -274,7 +274,7 @@ fn resource(f: &Fields, rtype: &str, whole: &[u8], src: Source, opts: &ParseOpti
     let vid = id_text(version_id).ok_or_else(|| format!("{rtype}/{id}: meta without versionId"))?;
     let lu = string(last_updated).ok_or_else(|| format!("{rtype}/{id}: meta without lastUpdated"))?;
     let last_updated = super::parse_time(&lu, || format!("{rtype}/{id} meta.lastUpdated"), &opts.zone)?;
-    finish(rtype, id, VersionId::parse(&vid), last_updated, false, src, f, Body::Whole(whole), opts)
+    finish(rtype, &id, VersionId::parse(&vid), last_updated, false, src, f, Body::Whole(whole), opts, out)
 }
 
 /// `meta.versionId` and `meta.lastUpdated` by the quick reader (the last of a repeated field, as
@@ -301,7 +301,7 @@ enum Body<'a> {
 }
 
 /// An Aidbox history-table row.
-fn row(f: &Fields, src: Source, opts: &ParseOptions, interesting: &Interesting) -> Result<ParsedVersion, String> {
+fn row(f: &Fields, src: Source, opts: &ParseOptions, interesting: &Interesting, out: &mut VersionBatch) -> Result<(), String> {
     let rtype = string(f.row_type).ok_or("history row whose resource_type is not a string")?.into_owned();
     let id = match f.id {
         None => return Err(format!("{rtype} history row without id")),
@@ -322,14 +322,14 @@ fn row(f: &Fields, src: Source, opts: &ParseOptions, interesting: &Interesting) 
     match body {
         Some(b) if !deleted => {
             let inner = raw_fields(b, interesting).map_err(|m| format!("{rtype}/{id}: resource: {m}"))?;
-            finish(&rtype, id, version_id, last_updated, false, src, &inner, Body::Raw(b), opts)
+            finish(&rtype, &id, version_id, last_updated, false, src, &inner, Body::Raw(b), opts, out)
         }
-        _ => finish(&rtype, id, version_id, last_updated, true, src, &Fields::default(), Body::None, opts),
+        _ => finish(&rtype, &id, version_id, last_updated, true, src, &Fields::default(), Body::None, opts, out),
     }
 }
 
 /// A Bundle entry: with a resource on the fast path; a deletion through the reference path.
-fn entry(f: &Fields, raw: Raw, src: Source, opts: &ParseOptions, interesting: &Interesting) -> Result<ParsedVersion, String> {
+fn entry(f: &Fields, raw: Raw, src: Source, opts: &ParseOptions, interesting: &Interesting, out: &mut VersionBatch) -> Result<(), String> {
     #[derive(Deserialize)]
     struct Request<'a> {
         #[serde(borrow)]
@@ -339,24 +339,26 @@ fn entry(f: &Fields, raw: Raw, src: Source, opts: &ParseOptions, interesting: &I
     if method == "DELETE" {
         let value: Value = serde_json::from_str(raw.get()).map_err(|e| crate::error::describe_json_error(&e))?;
         let Value::Object(obj) = value else { return Err("a Bundle entry is not an object".into()) };
-        return super::bundle_entry(&obj, src, opts);
+        out.push(super::bundle_entry(&obj, src, opts)?);
+        return Ok(());
     }
     let Some(res) = f.resource.filter(|r| r.get().starts_with('{')) else {
         return Err(format!("{} entry without a resource", if method.is_empty() { "a" } else { &method }));
     };
     let rf = raw_fields(res, interesting)?;
     let rtype = string(rf.resource_type).ok_or("resourceType is not a string")?;
-    resource(&rf, &rtype, res.get().as_bytes(), src, opts)
+    resource(&rf, &rtype, res.get().as_bytes(), src, opts, out)
 }
 
 #[allow(clippy::too_many_arguments)]
-fn finish(rtype: &str, id: String, version_id: VersionId, last_updated: Instant, deleted: bool, src: Source, f: &Fields, body: Body, opts: &ParseOptions) -> Result<ParsedVersion, String> {
-    let mut patients = Vec::new();
+fn finish(rtype: &str, id: &str, version_id: VersionId, last_updated: Instant, deleted: bool, src: Source, f: &Fields, body: Body, opts: &ParseOptions, out: &mut VersionBatch) -> Result<(), String> {
+    // Borrowed from the line where the quick walk reads them.
+    let mut patients: Vec<Cow<str>> = Vec::new();
     let mut references = Vec::new();
     let mut detail = None;
     if !deleted {
         if rtype == "Patient" {
-            patients.push(id.clone());
+            patients.push(Cow::Borrowed(id));
         }
         let detail_type = matches!(rtype, "Group" | "Client" | "BulkExportStatus");
         let mut detail_fields = Map::new();
@@ -370,7 +372,9 @@ fn finish(rtype: &str, id: String, version_id: VersionId, last_updated: Instant,
                 }
                 if needed_for_detail {
                     let value: Value = serde_json::from_str(raw.get()).map_err(|e| crate::error::describe_json_error(&e))?;
-                    opts.compartment.patients_in_field(rtype, key, &value, &mut patients);
+                    let mut found = Vec::new();
+                    opts.compartment.patients_in_field(rtype, key, &value, &mut found);
+                    patients.extend(found.into_iter().map(Cow::Owned));
                     detail_fields.insert(key.to_string(), value);
                 } else if let Some(paths) = paths {
                     patients_in_raw(paths, key, *raw, &mut patients)?;
@@ -398,12 +402,13 @@ fn finish(rtype: &str, id: String, version_id: VersionId, last_updated: Instant,
             }
         }
     }
-    Ok(ParsedVersion { resource_type: rtype.to_string(), id, version_id, last_updated, deleted, source: src, patients, references, detail })
+    out.push_parts(rtype, id, &patients, version_id, last_updated, deleted, src, references, detail);
+    Ok(())
 }
 
 /// The patients on this type's compartment paths inside one captured top-level field, walked
 /// straight off the raw JSON: only the reference nodes at the ends of the paths are read.
-fn patients_in_raw(paths: &[Vec<crate::compartment::Step>], key: &str, raw: Raw, out: &mut Vec<String>) -> Result<(), String> {
+fn patients_in_raw<'a>(paths: &[Vec<crate::compartment::Step>], key: &str, raw: Raw<'a>, out: &mut Vec<Cow<'a, str>>) -> Result<(), String> {
     for path in paths {
         let (first, rest) = path.split_first().expect("paths have a step");
         let Some(choice) = first.follows(key) else { continue };
@@ -412,7 +417,9 @@ fn patients_in_raw(paths: &[Vec<crate::compartment::Step>], key: &str, raw: Raw,
             // Something the quick walk leaves to serde_json (an escaped string or key).
             out.truncate(before);
             let mut de = serde_json::Deserializer::from_str(raw.get());
-            PathSeed { rest, choice, out }.deserialize(&mut de).map_err(|e| crate::error::describe_json_error(&e))?;
+            let mut found = Vec::new();
+            PathSeed { rest, choice, out: &mut found }.deserialize(&mut de).map_err(|e| crate::error::describe_json_error(&e))?;
+            out.extend(found.into_iter().map(Cow::Owned));
         }
     }
     Ok(())
@@ -420,7 +427,7 @@ fn patients_in_raw(paths: &[Vec<crate::compartment::Step>], key: &str, raw: Raw,
 
 /// [`PathSeed`]'s walk by the quick reader, over text already known to be valid JSON; `None`
 /// when in doubt (then `PathSeed` walks it again).
-fn walk_quick(raw: &str, rest: &[crate::compartment::Step], choice: Option<&str>, out: &mut Vec<String>) -> Option<()> {
+fn walk_quick<'a>(raw: &'a str, rest: &[crate::compartment::Step], choice: Option<&str>, out: &mut Vec<Cow<'a, str>>) -> Option<()> {
     use super::skim::{for_each_element, for_each_member, plain_string};
     match raw.as_bytes().first() {
         Some(b'[') => for_each_element(raw, |e| walk_quick(e, rest, choice, out)),
@@ -441,7 +448,7 @@ fn walk_quick(raw: &str, rest: &[crate::compartment::Step], choice: Option<&str>
                     *slot = plain_string(v)?;
                     Some(())
                 })?;
-                out.extend(patient_of_node(reference, rtype, id, uri));
+                out.extend(patient_of_node(reference, rtype, id, uri).map(Cow::Borrowed));
                 return Some(());
             };
             for_each_member(raw, |k, v| match step.follows(k) {
@@ -460,12 +467,12 @@ fn walk_quick(raw: &str, rest: &[crate::compartment::Step], choice: Option<&str>
 /// The Patient a reference node names, with the precedence of `compartment::reference_of_node`:
 /// `reference`, else `resourceType` + `id` (taken as they are: no URL parsing of the id), else
 /// `uri`.
-fn patient_of_node(reference: Option<&str>, rtype: Option<&str>, id: Option<&str>, uri: Option<&str>) -> Option<String> {
-    let patient_of = |r: &str| crate::compartment::parse_reference(r).filter(|(t, _)| *t == "Patient").map(|(_, i)| i.to_string());
+fn patient_of_node<'s>(reference: Option<&'s str>, rtype: Option<&'s str>, id: Option<&'s str>, uri: Option<&'s str>) -> Option<&'s str> {
+    let patient_of = |r: &'s str| crate::compartment::parse_reference(r).filter(|(t, _)| *t == "Patient").map(|(_, i)| i);
     if let Some(r) = reference {
         patient_of(r)
     } else if let (Some(t), Some(i)) = (rtype, id) {
-        (t == "Patient" && crate::compartment::is_id(i)).then(|| i.to_string())
+        (t == "Patient" && crate::compartment::is_id(i)).then_some(i)
     } else {
         uri.and_then(patient_of)
     }
@@ -523,7 +530,7 @@ impl<'de> Visitor<'de> for PathSeed<'_, '_> {
                 };
                 *slot = map.next_value::<Option<StrOrOther<'de>>>()?.and_then(|s| s.0);
             }
-            self.out.extend(patient_of_node(reference.as_deref(), rtype.as_deref(), id.as_deref(), uri.as_deref()));
+            self.out.extend(patient_of_node(reference.as_deref(), rtype.as_deref(), id.as_deref(), uri.as_deref()).map(str::to_string));
             return Ok(());
         };
         while let Some(key) = map.next_key::<Str<'de>>()? {
