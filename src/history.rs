@@ -297,16 +297,32 @@ impl<'a> ParseOptions<'a> {
 /// Reads every history input into the version index. Versions are added in input order (file,
 /// line, entry), so the first copy of a repeated version is the one kept.
 pub fn read(files: &[InputFile], opts: &ParseOptions) -> Result<(History, Vec<InputRecord>, Vec<Skipped>)> {
-    let mut builder = HistoryBuilder::default();
     let mut records = Vec::new();
     let mut skipped = Vec::new();
     let mut sw = crate::audit::Stopwatch::new();
-    for (i, file) in files.iter().enumerate() {
-        let mut tally = Tally::new(opts.skip_invalid);
-        let (lines, sha) = read_file(file, i as u32, opts, &mut builder, &mut tally)?;
-        records.push(tally.record("history", file, sha, lines));
-        skipped.extend(tally.skipped);
-    }
+    let builder = std::thread::scope(|scope| {
+        // The index is built on its own thread, fed in input order, so parsing never waits
+        // for it (and it never waits for a file to start).
+        let (to_index, batches) = std::sync::mpsc::sync_channel::<Vec<VersionBatch>>(4);
+        let indexer = scope.spawn(move || {
+            let mut builder = HistoryBuilder::default();
+            for batch in batches.into_iter().flatten() {
+                builder.add_batch(batch);
+            }
+            builder
+        });
+        let reading = files.iter().enumerate().try_for_each(|(i, file)| {
+            let mut tally = Tally::new(opts.skip_invalid);
+            let (lines, sha) = read_file(file, i as u32, opts, &to_index, &mut tally)?;
+            records.push(tally.record("history", file, sha, lines));
+            skipped.extend(tally.skipped);
+            Ok(())
+        });
+        drop(to_index);
+        // A panic there is a bug: it goes on as a panic (a send above may have failed for it).
+        let builder = indexer.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        reading.map(|()| builder)
+    })?;
     sw.lap("history: read");
     let h = builder.finish();
     sw.lap("history: index");
@@ -316,8 +332,8 @@ pub fn read(files: &[InputFile], opts: &ParseOptions) -> Result<(History, Vec<In
 const BLOCK_SIZE: usize = 4 << 20;
 
 /// Reads one file as a pipeline: a reader thread decompresses, hashes and cuts blocks of whole
-/// lines; rayon parses a block while the previous block's versions are added to the index.
-fn read_file(file: &InputFile, index: u32, opts: &ParseOptions, builder: &mut HistoryBuilder, tally: &mut Tally) -> Result<(u64, String)> {
+/// lines; rayon parses each block; its versions go to the indexing thread.
+fn read_file(file: &InputFile, index: u32, opts: &ParseOptions, to_index: &std::sync::mpsc::SyncSender<Vec<VersionBatch>>, tally: &mut Tally) -> Result<(u64, String)> {
     let input = inputs::open(file)?;
     let path = file.path.as_path();
     std::thread::scope(|scope| {
@@ -333,8 +349,7 @@ fn read_file(file: &InputFile, index: u32, opts: &ParseOptions, builder: &mut Hi
             input.sha256()
         });
         let mut lines = 0;
-        // The previous block's versions, per chunk of lines (not copied into one list).
-        let mut pending: Vec<VersionBatch> = Vec::new();
+        let index_failed = || Error::Usage("internal error: the indexing thread stopped".into());
         let mut blocks = rx.iter();
         let mut first = true;
         while let Some(block) = blocks.next() {
@@ -366,19 +381,16 @@ fn read_file(file: &InputFile, index: u32, opts: &ParseOptions, builder: &mut Hi
                     parse_documents(path, index, &all, opts, &mut versions, tally)?;
                     let mut batch = VersionBatch::with_capacity(versions.len());
                     versions.into_iter().for_each(|v| batch.push(v));
-                    pending.push(batch);
+                    to_index.send(vec![batch]).map_err(|_| index_failed())?;
                     break;
                 }
             }
             lines = block.first_line - 1 + block.lines;
-            let previous = std::mem::take(&mut pending);
-            let (parsed, ()) = rayon::join(|| parse_block(path, index, &block, opts), || previous.into_iter().for_each(|b| builder.add_batch(b)));
-            let (versions, block_tally) = parsed?;
-            pending = versions;
+            let (versions, block_tally) = parse_block(path, index, &block, opts)?;
+            to_index.send(versions).map_err(|_| index_failed())?;
             tally.absorb(block_tally);
             let _ = spare_tx.send(block.bytes);
         }
-        pending.into_iter().for_each(|b| builder.add_batch(b));
         let sha = reader.join().map_err(|_| Error::input(path, 0, 0, "the reader thread failed"))?;
         Ok((lines, sha))
     })
