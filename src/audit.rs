@@ -311,8 +311,8 @@ impl Rows for ResourceRows<'_> {
                 let (i, j) = self.order[row + AHEAD];
                 let x = &self.r.resolutions[i as usize].rows[j as usize];
                 let res = &h.resources[x.resource as usize];
-                prefetch(res.versions.as_ptr().wrapping_add(x.version as usize));
-                prefetch(res.id.as_ptr());
+                crate::index::prefetch(res.versions.as_ptr().wrapping_add(x.version as usize));
+                crate::index::prefetch(res.id.as_ptr());
             }
             let (i, j) = self.order[row];
             if i != prefix_of {
@@ -370,18 +370,6 @@ impl Rows for ResourceRows<'_> {
             buf.push(b'\n');
         }
     }
-}
-
-/// Asks the CPU to bring the memory at `p` into its cache; never reads it.
-#[inline(always)]
-fn prefetch<T>(p: *const T) {
-    #[cfg(target_arch = "x86_64")]
-    // SAFETY: a prefetch is only a hint: it does not fault or read, whatever the address.
-    unsafe {
-        std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0)
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 fn join<'a>(items: impl IntoIterator<Item = &'a String>, sep: &str) -> Option<String> {

@@ -370,11 +370,11 @@ impl History {
 
     /// Counts of versions per type (for the manifest).
     pub fn versions_per_type(&self) -> BTreeMap<String, u64> {
-        let mut m = BTreeMap::new();
+        let mut per_type = vec![0u64; self.types.names.len()];
         for r in &self.resources {
-            *m.entry(self.type_name(r.resource_type).to_string()).or_insert(0) += r.versions.len() as u64;
+            per_type[r.resource_type as usize] += r.versions.len() as u64;
         }
-        m
+        per_type.into_iter().enumerate().filter(|&(_, n)| n > 0).map(|(t, n)| (self.type_name(t as u32).to_string(), n)).collect()
     }
 }
 
@@ -417,6 +417,18 @@ impl Resource {
             &[]
         }
     }
+}
+
+/// Asks the CPU to bring the memory at `p` into its cache; never reads it.
+#[inline(always)]
+pub(crate) fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it does not fault or read, whatever the address.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch(p as *const i8, std::arch::x86_64::_MM_HINT_T0)
+    };
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
 
 #[cfg(test)]
@@ -463,4 +475,3 @@ mod tests {
         assert_eq!(h.conflicts.len(), 1);
     }
 }
-

@@ -229,7 +229,11 @@ pub fn resolve(e: &ExportEvent, h: &History, o: &ResolveOptions) -> Resolution {
             }
             Some(_) => &candidates[tid as usize],
         };
-        for &ri in list {
+        for (k, &ri) in list.iter().enumerate() {
+            // Each resource's versions are their own allocation: fetch a later one's meanwhile.
+            if let Some(&ahead) = list.get(k + 8) {
+                crate::index::prefetch(h.resources[ahead as usize].versions.as_ptr());
+            }
             let res = &h.resources[ri as usize];
             ambiguous(id, h, res, t, end, b, &mut r.findings);
             let Some((vi, v)) = live_index(res, t, b) else { continue };
