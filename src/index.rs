@@ -74,11 +74,14 @@ impl Interner {
     }
 }
 
-/// Resource numbers by (type, id), hashed on the fly: the table stores numbers only, the ids
-/// stay in the resources.
+/// Resource numbers by (type, id): the table stores each number with 32 bits of its hash, the
+/// ids stay in the resources. Growing the table rehashes from the stored bits, without
+/// reading any id again (each read was a cache miss), and a lookup compares ids only when
+/// those bits match.
 #[derive(Default)]
 struct IdIndex {
-    table: hashbrown::HashTable<u32>,
+    /// (resource number, hash bits).
+    table: hashbrown::HashTable<(u32, u32)>,
 }
 
 impl std::fmt::Debug for IdIndex {
@@ -87,28 +90,39 @@ impl std::fmt::Debug for IdIndex {
     }
 }
 
-fn id_hash(resource_type: u32, id: &str) -> u64 {
+/// 32 bits of the hash of (type, id).
+fn id_hash(resource_type: u32, id: &str) -> u32 {
     use std::hash::{BuildHasher, Hasher};
     let mut h = rustc_hash::FxBuildHasher.build_hasher();
     h.write_u32(resource_type);
     h.write(id.as_bytes());
-    h.finish()
+    let full = h.finish();
+    (full ^ (full >> 32)) as u32
+}
+
+/// The table's 64-bit hash, spread from the stored bits (the table takes its bucket from the
+/// low bits and a tag from the top ones).
+fn spread(bits: u32) -> u64 {
+    (bits as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 impl IdIndex {
     fn find(&self, resources: &[Resource], resource_type: u32, id: &str) -> Option<u32> {
-        self.table.find(id_hash(resource_type, id), |&i| {
-            let r = &resources[i as usize];
-            r.resource_type == resource_type && &*r.id == id
-        }).copied()
+        let bits = id_hash(resource_type, id);
+        self.table
+            .find(spread(bits), |&(i, b)| {
+                b == bits && {
+                    let r = &resources[i as usize];
+                    r.resource_type == resource_type && &*r.id == id
+                }
+            })
+            .map(|&(i, _)| i)
     }
 
     fn insert(&mut self, resources: &[Resource], i: u32) {
         let r = &resources[i as usize];
-        self.table.insert_unique(id_hash(r.resource_type, &r.id), i, |&j| {
-            let r = &resources[j as usize];
-            id_hash(r.resource_type, &r.id)
-        });
+        let bits = id_hash(r.resource_type, &r.id);
+        self.table.insert_unique(spread(bits), (i, bits), |&(_, b)| spread(b));
     }
 }
 
@@ -222,7 +236,7 @@ impl HistoryBuilder {
             new_index[old as usize] = new as u32;
         }
         // Renumber the id table in place: the hashes depend on (type, id) only.
-        by_key.table.iter_mut().for_each(|v| *v = new_index[*v as usize]);
+        by_key.table.iter_mut().for_each(|(v, _)| *v = new_index[*v as usize]);
         // Put the resources in that order in place, one permutation cycle at a time (a second
         // vector of them would add ~60 MB to the peak at the reference size).
         let mut placed = vec![false; order.len()];
