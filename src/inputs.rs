@@ -259,6 +259,9 @@ pub struct LineBlock {
     pub offset: u64,
     /// Lines in the block (a last line without a newline counts).
     pub lines: u64,
+    /// Where each line ends: just after its newline, or at the block's end for a last line
+    /// without one. Found once, by the reader, for the count and for the parser.
+    pub ends: Vec<usize>,
 }
 
 /// Cuts a decompressed stream into blocks of about `block_size` bytes ending at a newline (the
@@ -352,8 +355,13 @@ impl Iterator for LineBlocks<'_> {
         if buf.is_empty() {
             return None;
         }
-        let lines = count_lines(&buf);
-        let block = LineBlock { bytes: buf, first_line: self.next_line, offset: self.offset, lines };
+        let mut ends = Vec::with_capacity(buf.len() / 256 + 1);
+        ends.extend(memchr::memchr_iter(b'\n', &buf).map(|i| i + 1));
+        if buf.last() != Some(&b'\n') {
+            ends.push(buf.len());
+        }
+        let lines = ends.len() as u64;
+        let block = LineBlock { bytes: buf, first_line: self.next_line, offset: self.offset, lines, ends };
         self.next_line += lines;
         self.offset += block.bytes.len() as u64;
         Some(Ok(block))
@@ -379,14 +387,11 @@ pub fn count_lines(b: &[u8]) -> u64 {
 /// The lines of a block with their 1-based numbers and stream offsets; `\r\n` ends are trimmed.
 pub fn lines_of(block: &LineBlock) -> impl Iterator<Item = (u64, u64, &[u8])> {
     let bytes = &block.bytes;
-    let mut ends = memchr::memchr_iter(b'\n', bytes).map(|i| i + 1).chain(std::iter::once(bytes.len()));
+    let mut ends = block.ends.iter();
     let mut start = 0usize;
     let mut line_no = block.first_line;
     std::iter::from_fn(move || {
-        let end = ends.next()?;
-        if end == start && end == bytes.len() {
-            return None;
-        }
+        let end = *ends.next()?;
         let raw = &bytes[start..end];
         let here = (line_no, (block.offset + start as u64));
         start = end;
@@ -436,5 +441,16 @@ mod tests {
             all,
             vec![(1, 0, "a".into()), (2, 2, "bb".into()), (3, 6, "ccc".into()), (4, 10, "d".into())]
         );
+    }
+
+    #[test]
+    fn blank_lines_count_and_a_final_newline_adds_none() {
+        for (text, expected) in [("a\n\nb\n", vec!["a", "", "b"]), ("\n", vec![""]), ("x", vec!["x"]), ("a\r\n\r\n", vec!["a", ""])] {
+            let mut r: &[u8] = text.as_bytes();
+            let blocks: Vec<LineBlock> = LineBlocks::new(&mut r, Path::new("x"), 2).map(|b| b.unwrap()).collect();
+            let lines: Vec<String> = blocks.iter().flat_map(|b| lines_of(b).map(|(_, _, l)| String::from_utf8(l.to_vec()).unwrap())).collect();
+            assert_eq!(lines, expected, "{text:?}");
+            assert_eq!(blocks.iter().map(|b| b.lines).sum::<u64>(), count_lines(text.as_bytes()), "{text:?}");
+        }
     }
 }
