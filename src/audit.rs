@@ -243,6 +243,17 @@ impl<'a> ResourceRows<'a> {
         }
         ResourceRows { r, names, plain_names, order, bodies, schema }
     }
+
+    /// Asks for the row's version and id to be brought into the cache: versions live in one
+    /// allocation per resource and ids in another, so each row read without this is a cache
+    /// miss or two.
+    fn prefetch(&self, row: usize) {
+        let Some(&(i, j)) = self.order.get(row) else { return };
+        let x = &self.r.resolutions[i as usize].rows[j as usize];
+        let res = &self.r.history.resources[x.resource as usize];
+        crate::index::prefetch(res.versions.as_ptr().wrapping_add(x.version as usize));
+        crate::index::prefetch(res.id.as_ptr());
+    }
 }
 
 impl Rows for ResourceRows<'_> {
@@ -302,18 +313,9 @@ impl Rows for ResourceRows<'_> {
         let (mut prefix, mut prefix_of) = (Vec::new(), u32::MAX);
         // The resource_type column (with its trailing comma) of the type `type_of`.
         let (mut type_field, mut type_of) = (Vec::new(), u32::MAX);
-        // Rows a few ahead: their version and id are fetched into the cache while this row is
-        // written (versions live in one allocation per resource, so each row's is a cache miss).
-        const AHEAD: usize = 8;
-        let end = rows.end;
         for row in rows {
-            if row + AHEAD < end {
-                let (i, j) = self.order[row + AHEAD];
-                let x = &self.r.resolutions[i as usize].rows[j as usize];
-                let res = &h.resources[x.resource as usize];
-                crate::index::prefetch(res.versions.as_ptr().wrapping_add(x.version as usize));
-                crate::index::prefetch(res.id.as_ptr());
-            }
+            // A row a few ahead is fetched while this one is written.
+            self.prefetch(row + 8);
             let (i, j) = self.order[row];
             if i != prefix_of {
                 prefix.clear();

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 
 /// Rows per Parquet row group: the table is converted and written a group at a time, so memory
 /// stays bounded whatever the number of rows.
-const ROW_GROUP: usize = 128 * 1024;
+const ROW_GROUP: usize = 64 * 1024;
 
 pub fn write(table: &dyn Rows, path: &Path) -> Result<()> {
     let err = |e: PolarsError| Error::output(path, e);
