@@ -129,16 +129,16 @@ pub struct ParsedVersion {
 pub struct VersionBatch {
     text: String,
     /// Each patient id, as a range of `text`.
-    patients: Vec<(u32, u32)>,
+    patients: Vec<(usize, usize)>,
     versions: Vec<BatchVersion>,
 }
 
 /// One version of a batch: its strings are ranges of the batch's text.
 struct BatchVersion {
-    resource_type: (u32, u32),
-    id: (u32, u32),
+    resource_type: (usize, usize),
+    id: (usize, usize),
     /// A range of the batch's `patients`.
-    patients: (u32, u32),
+    patients: (usize, usize),
     version_id: VersionId,
     last_updated: Instant,
     deleted: bool,
@@ -152,7 +152,7 @@ pub struct VersionView<'b> {
     pub resource_type: &'b str,
     pub id: &'b str,
     text: &'b str,
-    patient_spans: &'b [(u32, u32)],
+    patient_spans: &'b [(usize, usize)],
     pub version_id: VersionId,
     pub last_updated: Instant,
     pub deleted: bool,
@@ -164,7 +164,7 @@ pub struct VersionView<'b> {
 impl<'b> VersionView<'b> {
     /// The patients whose compartment holds this version: sorted, each once.
     pub fn patients(&self) -> impl ExactSizeIterator<Item = &'b str> + '_ {
-        self.patient_spans.iter().map(|&(start, end)| &self.text[start as usize..end as usize])
+        self.patient_spans.iter().map(|&(start, end)| &self.text[start..end])
     }
 }
 
@@ -189,10 +189,10 @@ impl VersionBatch {
         self.versions.is_empty()
     }
 
-    fn keep(&mut self, s: &str) -> (u32, u32) {
-        let start = self.text.len() as u32;
+    fn keep(&mut self, s: &str) -> (usize, usize) {
+        let start = self.text.len();
         self.text.push_str(s);
-        (start, self.text.len() as u32)
+        (start, self.text.len())
     }
 
     /// Adds a version; `patients` sorted, each once.
@@ -211,12 +211,12 @@ impl VersionBatch {
     ) {
         let resource_type = self.keep(resource_type);
         let id = self.keep(id);
-        let first = self.patients.len() as u32;
+        let first = self.patients.len();
         for p in patients {
             let span = self.keep(p.as_ref());
             self.patients.push(span);
         }
-        let patients = (first, self.patients.len() as u32);
+        let patients = (first, self.patients.len());
         self.versions.push(BatchVersion { resource_type, id, patients, version_id, last_updated, deleted, source, references, detail });
     }
 
@@ -238,13 +238,13 @@ impl VersionBatch {
     /// Lends each version in turn, in the order they were added.
     pub fn drain(self, mut f: impl FnMut(VersionView)) {
         let VersionBatch { text, patients, versions } = self;
-        let at = |(start, end): (u32, u32)| &text[start as usize..end as usize];
+        let at = |(start, end): (usize, usize)| &text[start..end];
         for v in versions {
             f(VersionView {
                 resource_type: at(v.resource_type),
                 id: at(v.id),
                 text: &text,
-                patient_spans: &patients[v.patients.0 as usize..v.patients.1 as usize],
+                patient_spans: &patients[v.patients.0..v.patients.1],
                 version_id: v.version_id,
                 last_updated: v.last_updated,
                 deleted: v.deleted,

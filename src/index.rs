@@ -217,8 +217,8 @@ impl HistoryBuilder {
             }
             rank
         };
-        // Sorted on (type rank, the id's first 8 bytes) held beside the number, so most
-        // comparisons touch neither the resource nor its id; ties compare the whole ids.
+        // Sorted on (type rank, the id's first 8 bytes) held beside the number, so the sort
+        // touches neither the resources nor their ids; runs of equal keys are then ordered by id.
         let mut keyed: Vec<(u32, u64, u32)> = resources
             .par_iter()
             .enumerate()
