@@ -396,6 +396,19 @@ mod tests {
         }
     }
 
+    /// Every fixed field and every wanted key is captured as serde_json's reading captures it,
+    /// and keys that only look alike (same length or first letters) are not.
+    #[test]
+    fn captures_every_fixed_field_like_serde() {
+        let interesting = Interesting::new(vec!["subject".into(), "patient".into()]);
+        let line = r#"{"resourceType":"Bundle","id":"b","meta":{},"resource_type":"X","txid":1,"ts":"t","status":"s","resource":{},"request":{},"response":{},"fullUrl":"u","type":"history","entry":[],"subject":{},"patient":[1],"subjects":0,"pattern":1,"typo":2,"me":3,"":4}"#;
+        let quick = fields(line.as_bytes(), &interesting).unwrap();
+        let slow = super::super::scan::serde_fields(line.as_bytes(), &interesting).unwrap();
+        assert_eq!(format!("{quick:?}"), format!("{slow:?}"));
+        assert!(quick.entry.is_some() && quick.full_url.is_some() && quick.txid.is_some());
+        assert_eq!(quick.others.len(), 2);
+    }
+
     #[test]
     fn captures_the_same_fields_as_serde() {
         let interesting = Interesting::new(vec!["subject".into()]);
