@@ -3,6 +3,10 @@
 //! version only what the audit needs: type, id, version id, lastUpdated, deletion, the patients on
 //! its compartment paths, its source position, and for Group, Client and BulkExportStatus the
 //! few fields the resolver reads. Bodies are not kept; they are re-read by position on demand.
+//!
+//! Reading is a pipeline: per file a reader thread decompresses, hashes and cuts blocks of whole
+//! lines; rayon parses each block into `VersionBatch`es (strings in one buffer per batch); one
+//! indexing thread adds the batches of all files, in input order, to the index.
 
 use std::cmp::Ordering;
 use std::path::Path;
