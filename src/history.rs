@@ -381,10 +381,8 @@ fn read_file(file: &InputFile, index: u32, opts: &ParseOptions, to_index: &std::
                         }
                     }
                     lines = count_lines(&all);
-                    let mut versions = Vec::new();
-                    parse_documents(path, index, &all, opts, &mut versions, tally)?;
-                    let mut batch = VersionBatch::with_capacity(versions.len());
-                    versions.into_iter().for_each(|v| batch.push(v));
+                    let mut batch = VersionBatch::default();
+                    parse_documents(path, index, &all, opts, &mut batch, tally)?;
                     to_index.send(vec![batch]).map_err(|_| index_failed())?;
                     break;
                 }
@@ -484,7 +482,7 @@ fn parse_block(path: &Path, file: u32, block: &LineBlock, opts: &ParseOptions) -
 }
 
 /// Parses a file of JSON documents that span lines.
-fn parse_documents(path: &Path, file: u32, all: &[u8], opts: &ParseOptions, out: &mut Vec<ParsedVersion>, tally: &mut Tally) -> Result<()> {
+fn parse_documents(path: &Path, file: u32, all: &[u8], opts: &ParseOptions, out: &mut VersionBatch, tally: &mut Tally) -> Result<()> {
     let body = inputs::strip_bom(all);
     let bom = (all.len() - body.len()) as u64;
     let total = count_lines(all);
@@ -505,7 +503,7 @@ fn parse_documents(path: &Path, file: u32, all: &[u8], opts: &ParseOptions, out:
                 let src = Source { file, line, offset: start as u64 + bom, entry: None };
                 match versions_of_document(value, src, opts) {
                     Ok(vs) => {
-                        out.extend(vs);
+                        vs.into_iter().for_each(|v| out.push(v));
                         // The document's lines count as read; blank lines before it as blank.
                         tally.blank += line.saturating_sub(lines_done + 1);
                         tally.read += end_line + 1 - line;
