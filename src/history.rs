@@ -137,18 +137,23 @@ pub struct VersionBatch {
     versions: Vec<BatchVersion>,
 }
 
+/// What a version is besides its type, id and patients (the strings a batch keeps together).
+pub struct VersionFacts {
+    pub version_id: VersionId,
+    pub last_updated: Instant,
+    pub deleted: bool,
+    pub source: Source,
+    pub references: Vec<(String, String)>,
+    pub detail: Option<Box<Detail>>,
+}
+
 /// One version of a batch: its strings are ranges of the batch's text.
 struct BatchVersion {
     resource_type: (usize, usize),
     id: (usize, usize),
     /// A range of the batch's `patients`.
     patients: (usize, usize),
-    version_id: VersionId,
-    last_updated: Instant,
-    deleted: bool,
-    source: Source,
-    references: Vec<(String, String)>,
-    detail: Option<Box<Detail>>,
+    facts: VersionFacts,
 }
 
 /// One version lent by a batch to the index.
@@ -157,12 +162,7 @@ pub struct VersionView<'b> {
     pub id: &'b str,
     text: &'b str,
     patient_spans: &'b [(usize, usize)],
-    pub version_id: VersionId,
-    pub last_updated: Instant,
-    pub deleted: bool,
-    pub source: Source,
-    pub references: Vec<(String, String)>,
-    pub detail: Option<Box<Detail>>,
+    pub facts: VersionFacts,
 }
 
 impl<'b> VersionView<'b> {
@@ -200,19 +200,7 @@ impl VersionBatch {
     }
 
     /// Adds a version; `patients` sorted, each once.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn push_parts<S: AsRef<str>>(
-        &mut self,
-        resource_type: &str,
-        id: &str,
-        patients: &[S],
-        version_id: VersionId,
-        last_updated: Instant,
-        deleted: bool,
-        source: Source,
-        references: Vec<(String, String)>,
-        detail: Option<Box<Detail>>,
-    ) {
+    pub(crate) fn push_parts<S: AsRef<str>>(&mut self, resource_type: &str, id: &str, patients: &[S], facts: VersionFacts) {
         let resource_type = self.keep(resource_type);
         let id = self.keep(id);
         let first = self.patients.len();
@@ -221,11 +209,12 @@ impl VersionBatch {
             self.patients.push(span);
         }
         let patients = (first, self.patients.len());
-        self.versions.push(BatchVersion { resource_type, id, patients, version_id, last_updated, deleted, source, references, detail });
+        self.versions.push(BatchVersion { resource_type, id, patients, facts });
     }
 
     pub fn push(&mut self, p: ParsedVersion) {
-        self.push_parts(&p.resource_type, &p.id, &p.patients, p.version_id, p.last_updated, p.deleted, p.source, p.references, p.detail);
+        let ParsedVersion { resource_type, id, version_id, last_updated, deleted, source, patients, references, detail } = p;
+        self.push_parts(&resource_type, &id, &patients, VersionFacts { version_id, last_updated, deleted, source, references, detail });
     }
 
     pub fn mark(&self) -> BatchMark {
@@ -249,12 +238,7 @@ impl VersionBatch {
                 id: at(v.id),
                 text: &text,
                 patient_spans: &patients[v.patients.0..v.patients.1],
-                version_id: v.version_id,
-                last_updated: v.last_updated,
-                deleted: v.deleted,
-                source: v.source,
-                references: v.references,
-                detail: v.detail,
+                facts: v.facts,
             });
         }
     }
@@ -264,17 +248,8 @@ impl VersionBatch {
         let mut out = Vec::with_capacity(self.len());
         self.drain(|v| {
             let patients = v.patients().map(str::to_string).collect();
-            out.push(ParsedVersion {
-                resource_type: v.resource_type.to_string(),
-                id: v.id.to_string(),
-                version_id: v.version_id,
-                last_updated: v.last_updated,
-                deleted: v.deleted,
-                source: v.source,
-                patients,
-                references: v.references,
-                detail: v.detail,
-            })
+            let VersionFacts { version_id, last_updated, deleted, source, references, detail } = v.facts;
+            out.push(ParsedVersion { resource_type: v.resource_type.to_string(), id: v.id.to_string(), version_id, last_updated, deleted, source, patients, references, detail })
         });
         out
     }

@@ -160,15 +160,16 @@ impl HistoryBuilder {
             }
         };
         let patients: Box<[u32]> = v.patients().map(|id| self.patients.intern(id)).collect();
-        let references: Box<[(u32, u32)]> = v.references.iter().map(|(rt, rid)| (self.types.intern(rt), self.refs.intern(rid))).collect();
+        let f = v.facts;
+        let references: Box<[(u32, u32)]> = f.references.iter().map(|(rt, rid)| (self.types.intern(rt), self.refs.intern(rid))).collect();
         self.resources[idx as usize].versions.push(Version {
-            version_id: v.version_id,
-            last_updated: v.last_updated,
-            deleted: v.deleted,
-            source: v.source,
+            version_id: f.version_id,
+            last_updated: f.last_updated,
+            deleted: f.deleted,
+            source: f.source,
             patients,
             references,
-            detail: v.detail,
+            detail: f.detail,
         });
     }
 

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::{ParseOptions, Source, VersionBatch, VersionId};
+use super::{ParseOptions, Source, VersionBatch, VersionFacts, VersionId};
 use crate::timestamp::Instant;
 
 /// A string borrowed from the line when it has no escapes.
@@ -402,7 +402,7 @@ fn finish(rtype: &str, id: &str, version_id: VersionId, last_updated: Instant, d
             }
         }
     }
-    out.push_parts(rtype, id, &patients, version_id, last_updated, deleted, src, references, detail);
+    out.push_parts(rtype, id, &patients, VersionFacts { version_id, last_updated, deleted, source: src, references, detail });
     Ok(())
 }
 
