@@ -75,6 +75,30 @@ pub(crate) struct Fields<'a> {
     pub(super) others: smallvec::SmallVec<[(Cow<'a, str>, Raw<'a>); 6]>,
 }
 
+impl<'a> Fields<'a> {
+    /// The slot of a fixed top-level field, by its key; `None` for any other key. The quick
+    /// reader and the serde reading both fill the fields through it.
+    #[inline]
+    pub(super) fn slot(&mut self, key: &[u8]) -> Option<&mut Option<Raw<'a>>> {
+        Some(match key {
+            b"resourceType" => &mut self.resource_type,
+            b"id" => &mut self.id,
+            b"meta" => &mut self.meta,
+            b"resource_type" => &mut self.row_type,
+            b"txid" => &mut self.txid,
+            b"ts" => &mut self.ts,
+            b"status" => &mut self.status,
+            b"resource" => &mut self.resource,
+            b"request" => &mut self.request,
+            b"response" => &mut self.response,
+            b"fullUrl" => &mut self.full_url,
+            b"type" => &mut self.kind,
+            b"entry" => &mut self.entry,
+            _ => return None,
+        })
+    }
+}
+
 /// Top-level keys to capture besides the fixed ones: compartment first steps and the fields of
 /// Group, Client and BulkExportStatus details.
 /// Keys are grouped by length, so most keys of a line are rejected without a comparison.
@@ -127,31 +151,14 @@ impl<'de> Visitor<'de> for FieldsSeed<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Fields<'de>, A::Error> {
         let mut f = Fields::default();
         while let Some(key) = map.next_key::<Str<'de>>()? {
-            let slot = match key.0.as_ref() {
-                "resourceType" => &mut f.resource_type,
-                "id" => &mut f.id,
-                "meta" => &mut f.meta,
-                "resource_type" => &mut f.row_type,
-                "txid" => &mut f.txid,
-                "ts" => &mut f.ts,
-                "status" => &mut f.status,
-                "resource" => &mut f.resource,
-                "request" => &mut f.request,
-                "response" => &mut f.response,
-                "fullUrl" => &mut f.full_url,
-                "type" => &mut f.kind,
-                "entry" => &mut f.entry,
-                k if self.interesting.contains(k) => {
-                    let v = map.next_value::<&'de RawValue>()?;
-                    f.others.push((key.0, v.into()));
-                    continue;
-                }
-                _ => {
-                    map.next_value::<IgnoredAny>()?;
-                    continue;
-                }
-            };
-            *slot = Some(map.next_value::<&'de RawValue>()?.into());
+            if let Some(slot) = f.slot(key.0.as_bytes()) {
+                *slot = Some(map.next_value::<&'de RawValue>()?.into());
+            } else if self.interesting.contains(&key.0) {
+                let v = map.next_value::<&'de RawValue>()?;
+                f.others.push((key.0, v.into()));
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
         }
         Ok(f)
     }

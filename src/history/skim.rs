@@ -21,32 +21,13 @@ pub(crate) fn fields<'a>(line: &'a [u8], interesting: &Interesting) -> Option<Fi
     let b = line;
     let mut f = Fields::default();
     let end = members(b, ws(b, 0), |key, value| {
-        let span = &b[value];
-        let slot = match &b[key] {
-            b"resourceType" => Some(&mut f.resource_type),
-            b"id" => Some(&mut f.id),
-            b"meta" => Some(&mut f.meta),
-            b"resource_type" => Some(&mut f.row_type),
-            b"txid" => Some(&mut f.txid),
-            b"ts" => Some(&mut f.ts),
-            b"status" => Some(&mut f.status),
-            b"resource" => Some(&mut f.resource),
-            b"request" => Some(&mut f.request),
-            b"response" => Some(&mut f.response),
-            b"fullUrl" => Some(&mut f.full_url),
-            b"type" => Some(&mut f.kind),
-            b"entry" => Some(&mut f.entry),
-            other => {
-                if interesting.contains_bytes(other) {
-                    // A plain key is ASCII, so it is a str.
-                    let k = std::str::from_utf8(other).ok()?;
-                    f.others.push((k.into(), raw(span)?));
-                }
-                None
-            }
-        };
-        if let Some(slot) = slot {
+        let (key, span) = (&b[key], &b[value]);
+        if let Some(slot) = f.slot(key) {
             *slot = Some(raw(span)?);
+        } else if interesting.contains_bytes(key) {
+            // A plain key is ASCII, so it is a str.
+            let k = std::str::from_utf8(key).ok()?;
+            f.others.push((k.into(), raw(span)?));
         }
         Some(())
     })?;
