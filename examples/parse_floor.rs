@@ -16,12 +16,13 @@ fn main() {
     let t = std::time::Instant::now();
     let (tx, rx) = sync_channel::<Vec<u8>>(2);
     // Parsed blocks go back to the reader to be filled again, as in bulk-audit.
-    let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let spares = std::sync::Arc::new(bulk_audit::inputs::BufferPool::default());
+    let reader_spares = spares.clone();
     let reader = std::thread::spawn(move || {
         let mut bytes = 0u64;
         for f in &files {
             let mut input = bulk_audit::inputs::open_unhashed(f).expect("open");
-            for block in bulk_audit::inputs::LineBlocks::new(&mut input, &f.path, 8 << 20).with_spares(&spare_rx) {
+            for block in bulk_audit::inputs::LineBlocks::new(&mut input, &f.path, 8 << 20).with_spares(&reader_spares) {
                 let block = block.expect("read");
                 bytes += block.bytes.len() as u64;
                 tx.send(block.bytes).expect("send");
@@ -39,7 +40,7 @@ fn main() {
                 1u64
             })
             .sum::<u64>();
-        let _ = spare_tx.send(block);
+        spares.give(block);
     }
     let bytes = reader.join().expect("reader");
     let s = t.elapsed().as_secs_f64();

@@ -290,9 +290,10 @@ pub fn read(files: &[InputFile], opts: &ParseOptions) -> Result<(History, Vec<In
             }
             builder
         });
+        let spares = inputs::BufferPool::default();
         let reading = files.iter().enumerate().try_for_each(|(i, file)| {
             let mut tally = Tally::new(opts.skip_invalid);
-            let (lines, sha) = read_file(file, i as u32, opts, &to_index, &mut tally)?;
+            let (lines, sha) = read_file(file, i as u32, opts, &to_index, &spares, &mut tally)?;
             records.push(tally.record("history", file, sha, lines));
             skipped.extend(tally.skipped);
             Ok(())
@@ -312,15 +313,14 @@ const BLOCK_SIZE: usize = 4 << 20;
 
 /// Reads one file as a pipeline: a reader thread decompresses, hashes and cuts blocks of whole
 /// lines; rayon parses each block; its versions go to the indexing thread.
-fn read_file(file: &InputFile, index: u32, opts: &ParseOptions, to_index: &std::sync::mpsc::SyncSender<Vec<VersionBatch>>, tally: &mut Tally) -> Result<(u64, String)> {
+fn read_file(file: &InputFile, index: u32, opts: &ParseOptions, to_index: &std::sync::mpsc::SyncSender<Vec<VersionBatch>>, spares: &inputs::BufferPool, tally: &mut Tally) -> Result<(u64, String)> {
     let input = inputs::open(file)?;
     let path = file.path.as_path();
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::sync_channel::<Result<LineBlock>>(2);
-        let (spare_tx, spare_rx) = std::sync::mpsc::channel::<Vec<u8>>();
         let reader = scope.spawn(move || {
             let mut input = input;
-            for block in LineBlocks::new(&mut input.reader, path, BLOCK_SIZE).with_spares(&spare_rx) {
+            for block in LineBlocks::new(&mut input.reader, path, BLOCK_SIZE).with_spares(spares) {
                 if tx.send(block).is_err() {
                     break;
                 }
@@ -366,7 +366,7 @@ fn read_file(file: &InputFile, index: u32, opts: &ParseOptions, to_index: &std::
             let (versions, block_tally) = parse_block(path, index, &block, opts)?;
             to_index.send(versions).map_err(|_| index_failed())?;
             tally.absorb(block_tally);
-            let _ = spare_tx.send(block.bytes);
+            spares.give(block.bytes);
         }
         let sha = reader.join().map_err(|_| Error::input(path, 0, 0, "the reader thread failed"))?;
         Ok((lines, sha))

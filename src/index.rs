@@ -224,19 +224,20 @@ impl HistoryBuilder {
             .par_iter()
             .enumerate()
             .map(|(i, r)| {
-                let mut head = [0u8; 8];
-                let n = r.id.len().min(8);
-                head[..n].copy_from_slice(&r.id.as_bytes()[..n]);
-                (type_rank[r.resource_type as usize], u64::from_be_bytes(head), i as u32)
+                (type_rank[r.resource_type as usize], head8(r.id.as_bytes()), i as u32)
             })
             .collect();
         keyed.par_sort_unstable_by_key(|k| (k.0, k.1));
         // Ids that share their first 8 bytes (a common prefix, clones with a suffix): each run
         // is put in id order on its own, its ids read once rather than at every comparison.
         keyed.par_chunk_by_mut(|a, b| (a.0, a.1) == (b.0, b.1)).filter(|run| run.len() > 1).for_each(|run| {
-            let mut by_id: Vec<(&str, u32)> = run.iter().map(|k| (&*resources[k.2 as usize].id, k.2)).collect();
+            let ids: Vec<&[u8]> = run.iter().map(|k| resources[k.2 as usize].id.as_bytes()).collect();
+            // The run's ids share more than 8 bytes as a rule (clones of one id with a
+            // suffix): ordered by the 8 bytes after their common prefix, then by id.
+            let shared = ids[1..].iter().map(|id| common_prefix(ids[0], id)).min().unwrap_or(0);
+            let mut by_id: Vec<(u64, &[u8], u32)> = ids.iter().zip(run.iter()).map(|(id, k)| (head8(&id[shared..]), *id, k.2)).collect();
             by_id.sort_unstable();
-            for (k, (_, i)) in run.iter_mut().zip(by_id) {
+            for (k, (_, _, i)) in run.iter_mut().zip(by_id) {
                 k.2 = i;
             }
         });
@@ -449,6 +450,19 @@ impl Resource {
 
 /// Asks the CPU to bring the memory at `p` into its cache; never reads it.
 #[inline(always)]
+/// The first 8 bytes of an id as a number that orders as they do (zero-padded: a shorter id
+/// comes first, and ties are broken by comparing the ids themselves).
+fn head8(id: &[u8]) -> u64 {
+    let mut head = [0u8; 8];
+    let n = id.len().min(8);
+    head[..n].copy_from_slice(&id[..n]);
+    u64::from_be_bytes(head)
+}
+
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    a.iter().zip(b).take_while(|(x, y)| x == y).count()
+}
+
 pub(crate) fn prefetch<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is only a hint: it does not fault or read, whatever the address.
@@ -497,6 +511,31 @@ mod tests {
         for (t, id) in expected {
             assert_eq!(&*h.resource(t, id).unwrap().id, id);
         }
+    }
+
+    #[test]
+    fn ids_sharing_long_prefixes_in_id_order() {
+        // Runs of ids equal in their first 8 bytes and often far beyond (clones with suffixes,
+        // ids that are prefixes of others), from a small alphabet so that ties are common.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let mut ids: Vec<String> = Vec::new();
+        for _ in 0..600 {
+            let stem = ["aaaaaaaa", "aaaaaaaa-b", "zzzzzzzz", "aaaaaaab"][(next() % 4) as usize];
+            let tail: String = (0..next() % 20).map(|_| ['-', '0', '1', 'a', 'A'][(next() % 5) as usize]).collect();
+            ids.push(format!("{stem}{tail}"));
+        }
+        ids.sort();
+        ids.dedup();
+        let parsed: Vec<ParsedVersion> = ids.iter().rev().enumerate().map(|(n, id)| pv(id, n as u64 + 1, 1000, false)).collect();
+        let h = History::build(parsed);
+        let got: Vec<&str> = h.resources.iter().map(|r| &*r.id).collect();
+        assert_eq!(got, ids);
     }
 
     #[test]

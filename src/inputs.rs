@@ -251,6 +251,21 @@ fn cut_at_read_error(path: &Path, first_line: u64, offset: u64, buf: &mut Vec<u8
     )
 }
 
+/// Block buffers handed back by the parser for the reader to fill again, shared by every file of
+/// a run: a fresh buffer costs a page fault per 4 KiB.
+#[derive(Default)]
+pub struct BufferPool(Mutex<Vec<Vec<u8>>>);
+
+impl BufferPool {
+    pub fn take(&self) -> Option<Vec<u8>> {
+        self.0.lock().expect("buffer pool lock").pop()
+    }
+
+    pub fn give(&self, buf: Vec<u8>) {
+        self.0.lock().expect("buffer pool lock").push(buf);
+    }
+}
+
 /// A block of whole lines cut from an input: its bytes, the 1-based number of its first line and
 /// the byte offset of its start in the decompressed stream.
 pub struct LineBlock {
@@ -275,7 +290,7 @@ pub struct LineBlocks<'a> {
     block_size: usize,
     done: bool,
     /// Buffers handed back by the consumer, reused instead of fresh (page-faulting) memory.
-    spares: Option<&'a std::sync::mpsc::Receiver<Vec<u8>>>,
+    spares: Option<&'a BufferPool>,
     /// A read error met after some whole lines: given out after those lines.
     pending_error: Option<Error>,
 }
@@ -285,8 +300,8 @@ impl<'a> LineBlocks<'a> {
         LineBlocks { reader, path, carry: Vec::new(), next_line: 1, offset: 0, block_size, done: false, spares: None, pending_error: None }
     }
 
-    /// Reuses the buffers the consumer sends back on `spares`.
-    pub fn with_spares(mut self, spares: &'a std::sync::mpsc::Receiver<Vec<u8>>) -> Self {
+    /// Reuses the buffers the consumer gives back to `spares`.
+    pub fn with_spares(mut self, spares: &'a BufferPool) -> Self {
         self.spares = Some(spares);
         self
     }
@@ -305,9 +320,12 @@ impl Iterator for LineBlocks<'_> {
         // A recycled buffer keeps its length: its bytes are initialised already, so growing it
         // to the block size zeroes only the few bytes past its last content (read_to_end would
         // zero the whole spare capacity before every read).
-        let mut buf = self.spares.and_then(|s| s.try_recv().ok()).unwrap_or_default();
+        let mut buf = self.spares.and_then(BufferPool::take).unwrap_or_default();
         let mut target = (self.block_size + self.carry.len() + 1).max(buf.len());
         if buf.len() < target {
+            // Room for the carried part of a line beyond the block size, reserved exactly: a
+            // growing Vec would double (and copy) a block-sized buffer for a few bytes.
+            buf.reserve_exact(target + self.block_size / 8 - buf.len());
             buf.resize(target, 0);
         }
         buf[..self.carry.len()].copy_from_slice(&self.carry);
