@@ -162,7 +162,14 @@ impl HistoryBuilder {
         let patients: Box<[u32]> = v.patients().map(|id| self.patients.intern(id)).collect();
         let f = v.facts;
         let references: Box<[(u32, u32)]> = f.references.iter().map(|(rt, rid)| (self.types.intern(rt), self.refs.intern(rid))).collect();
-        self.resources[idx as usize].versions.push(Version {
+        let versions = &mut self.resources[idx as usize].versions;
+        if versions.len() == versions.capacity() && versions.len() < 8 {
+            // Most resources have a handful of versions: grow by one (a Vec would jump from
+            // one version to four, ~50 MB of empty room at the reference size), doubling only
+            // past eight.
+            versions.reserve_exact(1);
+        }
+        versions.push(Version {
             version_id: f.version_id,
             last_updated: f.last_updated,
             deleted: f.deleted,
