@@ -168,7 +168,7 @@ pub fn write_table(table: &dyn Rows, path: &Path, format: Format) -> Result<()> 
 }
 
 /// Rows formatted per task when writing CSV; a few tasks run at once, so memory stays bounded.
-const CSV_CHUNK: usize = 16 * 1024;
+const CSV_CHUNK: usize = 4 * 1024;
 
 /// Writes a table as CSV (RFC 4180 quoting where needed, `\n` line ends — what the csv crate
 /// writes). Batches of rows are formatted in parallel while the previous batch is written.
