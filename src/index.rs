@@ -26,12 +26,66 @@ pub struct Version {
     pub last_updated: Instant,
     pub deleted: bool,
     pub source: Source,
-    /// Interned ids of the patients whose compartment this version is in.
-    pub patients: Box<[u32]>,
+    /// Interned ids of the patients whose compartment this version is in
+    /// ([`History::patients_of`]).
+    pub patients: Span,
     /// Interned (type, id) of every resource this version references (only kept for
-    /// `--non-compartment referenced`).
-    pub references: Box<[(u32, u32)]>,
+    /// `--non-compartment referenced`; [`History::references_of`]).
+    pub references: Span,
     pub detail: Option<Box<Detail>>,
+}
+
+/// Where a version's list of patients or references is: `len` entries from `start` in the
+/// index's shared list. A single patient is kept in `start` itself (most versions have one), so
+/// neither an allocation per version nor a second memory access is needed for it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Span {
+    start: u32,
+    len: u32,
+}
+
+/// Lists of patients and references of every version, end to end.
+#[derive(Debug, Default)]
+struct Lists {
+    patients: Vec<u32>,
+    references: Vec<(u32, u32)>,
+}
+
+impl Lists {
+    fn add_patients(&mut self, ids: impl Iterator<Item = u32>) -> Span {
+        let start = self.patients.len();
+        self.patients.extend(ids);
+        let len = (self.patients.len() - start) as u32;
+        if len == 1 {
+            Span { start: self.patients.pop().expect("one patient"), len }
+        } else {
+            Span { start: list_index(start), len }
+        }
+    }
+
+    fn add_references(&mut self, refs: impl Iterator<Item = (u32, u32)>) -> Span {
+        let start = self.references.len();
+        self.references.extend(refs);
+        Span { start: list_index(start), len: (self.references.len() - start) as u32 }
+    }
+
+    fn patients<'a>(&'a self, v: &'a Version) -> &'a [u32] {
+        let Span { start, len } = v.patients;
+        match len {
+            0 => &[],
+            1 => std::slice::from_ref(&v.patients.start),
+            _ => &self.patients[start as usize..(start + len) as usize],
+        }
+    }
+
+    fn references(&self, v: &Version) -> &[(u32, u32)] {
+        let Span { start, len } = v.references;
+        &self.references[start as usize..(start + len) as usize]
+    }
+}
+
+fn list_index(i: usize) -> u32 {
+    u32::try_from(i).expect("more than 2^32 patient or reference links: beyond what this index can hold")
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +188,7 @@ pub struct HistoryBuilder {
     resources: Vec<Resource>,
     patients: Interner,
     refs: Interner,
+    lists: Lists,
 }
 
 impl HistoryBuilder {
@@ -159,9 +214,9 @@ impl HistoryBuilder {
                 i
             }
         };
-        let patients: Box<[u32]> = v.patients().map(|id| self.patients.intern(id)).collect();
+        let patients = self.lists.add_patients(v.patients().map(|id| self.patients.intern(id)));
         let f = v.facts;
-        let references: Box<[(u32, u32)]> = f.references.iter().map(|(rt, rid)| (self.types.intern(rt), self.refs.intern(rid))).collect();
+        let references = self.lists.add_references(f.references.iter().map(|(rt, rid)| (self.types.intern(rt), self.refs.intern(rid))));
         let versions = &mut self.resources[idx as usize].versions;
         if versions.len() == versions.capacity() && versions.len() < 8 {
             // Most resources have a handful of versions: grow by one (a Vec would jump from
@@ -183,7 +238,7 @@ impl HistoryBuilder {
     /// Sorts every resource's versions by (lastUpdated, versionId), drops repeated copies of a
     /// version (recording conflicts), and numbers resources in (type name, id) order.
     pub fn finish(self) -> History {
-        let HistoryBuilder { types, ids: mut by_key, mut resources, patients, refs } = self;
+        let HistoryBuilder { types, ids: mut by_key, mut resources, patients, refs, lists } = self;
         let duplicates = std::sync::atomic::AtomicU64::new(0);
         let conflicts: std::sync::Mutex<Vec<Conflict>> = std::sync::Mutex::new(Vec::new());
         resources.par_iter_mut().for_each(|r| {
@@ -198,7 +253,7 @@ impl HistoryBuilder {
                     match kept.last() {
                         Some(k) if k.version_id == v.version_id => {
                             duplicates.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                            if k.last_updated != v.last_updated || k.deleted != v.deleted || k.patients != v.patients {
+                            if k.last_updated != v.last_updated || k.deleted != v.deleted || lists.patients(k) != lists.patients(&v) {
                                 conflicts.lock().expect("conflicts lock").push(Conflict {
                                     resource_type: types.names[r.resource_type as usize].to_string(),
                                     id: r.id.to_string(),
@@ -290,10 +345,10 @@ impl HistoryBuilder {
             version_count += r.versions.len() as u64;
             let distinct: &[u32] = match r.versions.as_slice() {
                 // A version's patients are distinct already.
-                [v] => &v.patients,
+                [v] => lists.patients(v),
                 versions => {
                     seen.clear();
-                    seen.extend(versions.iter().flat_map(|v| v.patients.iter().copied()));
+                    seen.extend(versions.iter().flat_map(|v| lists.patients(v).iter().copied()));
                     seen.sort_unstable();
                     seen.dedup();
                     &seen
@@ -312,6 +367,7 @@ impl HistoryBuilder {
             by_type,
             patients,
             refs,
+            lists,
             by_patient,
             conflicts,
             duplicates: duplicates.into_inner(),
@@ -331,6 +387,7 @@ pub struct History {
     by_type: Vec<(u32, u32)>,
     patients: Interner,
     refs: Interner,
+    lists: Lists,
     /// For each interned patient: the resources any of whose versions is in its compartment.
     by_patient: Vec<Vec<u32>>,
     pub conflicts: Vec<Conflict>,
@@ -357,6 +414,16 @@ impl History {
 
     pub fn type_name(&self, t: u32) -> &str {
         &self.types.names[t as usize]
+    }
+
+    /// The interned ids of the patients whose compartment a version is in.
+    pub fn patients_of<'a>(&'a self, v: &'a Version) -> &'a [u32] {
+        self.lists.patients(v)
+    }
+
+    /// The interned (type, id) of every resource a version references.
+    pub fn references_of(&self, v: &Version) -> &[(u32, u32)] {
+        self.lists.references(v)
     }
 
     /// The number of patients interned (patient ids are below it).
@@ -569,5 +636,40 @@ mod tests {
         let r = h.resource("Observation", "o").unwrap();
         assert_eq!(r.as_of(Instant::from_millis(1001), Boundary::Strict).unwrap().version_id.to_string(), "7");
         assert_eq!(h.conflicts.len(), 1);
+    }
+
+    #[test]
+    fn patients_and_references_of_each_version() {
+        let with = |id: &str, vid: u64, patients: &[&str], refs: &[(&str, &str)]| {
+            let mut p = pv(id, vid, vid as i64 * 1000, false);
+            p.patients = patients.iter().map(|s| s.to_string()).collect();
+            p.references = refs.iter().map(|(t, i)| (t.to_string(), i.to_string())).collect();
+            p
+        };
+        let h = History::build(vec![
+            with("a", 1, &["p1"], &[("Patient", "p1")]),
+            with("a", 2, &["p2", "p3", "p1"], &[]),
+            with("a", 3, &[], &[("Encounter", "e1"), ("Patient", "p2")]),
+            with("b", 1, &["p3"], &[]),
+            // Copies of one version: the same patients are a repeat, others a conflict.
+            with("b", 1, &["p3"], &[]),
+            with("c", 1, &["p1", "p2"], &[]),
+            with("c", 1, &["p2", "p1"], &[]),
+        ]);
+        let patients = |id: &str| -> Vec<Vec<&str>> {
+            let r = h.resource("Observation", id).unwrap();
+            r.versions.iter().map(|v| h.patients_of(v).iter().map(|&p| h.patient_name(p)).collect()).collect()
+        };
+        assert_eq!(patients("a"), vec![vec!["p1"], vec!["p2", "p3", "p1"], vec![]]);
+        assert_eq!(patients("b"), vec![vec!["p3"]]);
+        assert_eq!(patients("c"), vec![vec!["p1", "p2"]]);
+        let a = h.resource("Observation", "a").unwrap();
+        let refs: Vec<Vec<(&str, u32)>> = a.versions.iter().map(|v| h.references_of(v).iter().map(|&(t, i)| (h.type_name(t), i)).collect()).collect();
+        assert_eq!(refs[0], vec![("Patient", h.ref_id_of("p1").unwrap())]);
+        assert!(refs[1].is_empty());
+        assert_eq!(refs[2], vec![("Encounter", h.ref_id_of("e1").unwrap()), ("Patient", h.ref_id_of("p2").unwrap())]);
+        assert_eq!(h.duplicates, 2);
+        assert_eq!(h.conflicts.len(), 1);
+        assert_eq!(h.conflicts[0].id, "c");
     }
 }

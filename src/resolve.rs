@@ -242,12 +242,12 @@ pub fn resolve(e: &ExportEvent, h: &History, o: &ResolveOptions) -> Resolution {
             }
             let before = r.rows.len();
             match &selected_ids {
-                None if v.patients.is_empty() => r.rows.push(Row { resource: ri, version: vi, patient: None }),
-                None => r.rows.extend(v.patients.iter().map(|&p| Row { resource: ri, version: vi, patient: Some(p) })),
-                Some(ids) => r.rows.extend(v.patients.iter().filter(|p| ids.contains(p)).map(|&p| Row { resource: ri, version: vi, patient: Some(p) })),
+                None if h.patients_of(v).is_empty() => r.rows.push(Row { resource: ri, version: vi, patient: None }),
+                None => r.rows.extend(h.patients_of(v).iter().map(|&p| Row { resource: ri, version: vi, patient: Some(p) })),
+                Some(ids) => r.rows.extend(h.patients_of(v).iter().filter(|p| ids.contains(p)).map(|&p| Row { resource: ri, version: vi, patient: Some(p) })),
             }
             if r.rows.len() > before && o.non_compartment == NonCompartment::Referenced {
-                referenced.extend(v.references.iter().copied());
+                referenced.extend(h.references_of(v).iter().copied());
             }
         }
     }
