@@ -183,7 +183,7 @@ pub fn run(cfg: &AuditConfig) -> Result<AuditResult> {
 /// `file:line`, with `#entry` for a Bundle entry.
 pub fn source_text(names: &[String], s: &history::Source) -> String {
     match s.entry {
-        Some(e) => format!("{}:{}#entry{}", names[s.file as usize], s.line, e),
+        Some(e) => format!("{}:{}#entry{}", names[s.file as usize], s.line, e.index()),
         None => format!("{}:{}", names[s.file as usize], s.line),
     }
 }
@@ -296,7 +296,7 @@ impl Rows for ResourceRows<'_> {
                 Decimal::of(v.source.line).push_to(scratch);
                 if let Some(entry) = v.source.entry {
                     scratch.push_str("#entry");
-                    Decimal::of(entry.into()).push_to(scratch);
+                    Decimal::of(entry.index().into()).push_to(scratch);
                 }
                 Cell::Text(scratch)
             }
@@ -358,7 +358,7 @@ impl Rows for ResourceRows<'_> {
                 buf.extend_from_slice(Decimal::of(v.source.line).as_bytes());
                 if let Some(entry) = v.source.entry {
                     buf.extend_from_slice(b"#entry");
-                    buf.extend_from_slice(Decimal::of(entry.into()).as_bytes());
+                    buf.extend_from_slice(Decimal::of(entry.index().into()).as_bytes());
                 }
             } else {
                 scratch.clear();

@@ -35,6 +35,9 @@ pub struct Version {
     pub detail: Option<Box<Detail>>,
 }
 
+// Every indexed version has one of these: its size is most of the index's memory.
+const _: () = assert!(std::mem::size_of::<Version>() <= 80);
+
 /// Where a version's list of patients or references is: `len` entries from `start` in the
 /// index's shared list. A single patient is kept in `start` itself (most versions have one), so
 /// neither an allocation per version nor a second memory access is needed for it.

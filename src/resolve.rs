@@ -300,9 +300,13 @@ fn is_referenced(h: &History, referenced: &BTreeSet<(u32, u32)>, res: &Resource)
 }
 
 fn finish(mut r: Resolution, h: &History) -> Resolution {
-    // Resources are numbered in (type, id) order, so this is the output order.
-    r.rows.par_sort_by(|a, b| a.resource.cmp(&b.resource).then_with(|| a.patient.map(|p| h.patient_name(p)).cmp(&b.patient.map(|p| h.patient_name(p)))));
+    // Resources are numbered in (type, id) order, so this is the output order. A resource has
+    // one version in an export, so rows equal in (resource, patient) are equal: an unstable
+    // sort (no buffer the size of the rows) gives the same order.
+    r.rows.par_sort_unstable_by(|a, b| a.resource.cmp(&b.resource).then_with(|| a.patient.map(|p| h.patient_name(p)).cmp(&b.patient.map(|p| h.patient_name(p)))));
     r.rows.dedup();
+    // The rows grew by doubling; what is kept until the output is written holds no spare room.
+    r.rows.shrink_to_fit();
     let mut per_type = vec![0u64; h.type_count()];
     let mut last = None;
     for row in &r.rows {
