@@ -4,6 +4,7 @@
 use std::io::BufWriter;
 use std::path::Path;
 
+use polars::polars_utils::compression::ZstdLevel;
 use polars::prelude::*;
 
 use super::{create_private, finish_file, Cell, Kind, Rows};
@@ -13,13 +14,17 @@ use crate::error::{Error, Result};
 /// stays bounded whatever the number of rows.
 const ROW_GROUP: usize = 64 * 1024;
 
+/// zstd level 1 rather than polars' default 3: on the reference run the resources file came out
+/// no bigger (18.05 vs 18.15 MB) and writing it took ~8% less time.
+const ZSTD_LEVEL: i32 = 1;
+
 pub fn write(table: &dyn Rows, path: &Path) -> Result<()> {
     let err = |e: PolarsError| Error::output(path, e);
     let f = create_private(path)?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
     {
         let mut group = to_dataframe(table, 0..table.len().min(ROW_GROUP)).map_err(err)?;
-        let mut batched = ParquetWriter::new(&mut w).with_compression(ParquetCompression::Zstd(None)).batched(group.schema()).map_err(err)?;
+        let mut batched = ParquetWriter::new(&mut w).with_compression(ParquetCompression::Zstd(Some(ZstdLevel::try_new(ZSTD_LEVEL).map_err(err)?))).batched(group.schema()).map_err(err)?;
         // Each row group is compressed and written while the next one is built.
         let mut start = ROW_GROUP;
         loop {
