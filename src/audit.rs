@@ -304,6 +304,10 @@ impl Rows for ResourceRows<'_> {
         }
     }
 
+    fn prefetch_row(&self, row: usize) {
+        self.prefetch(row);
+    }
+
     /// The same text as cell by cell, faster: the export's five columns and the type are
     /// formatted once per run of rows that share them, numbers and times on the stack.
     fn csv_rows(&self, rows: std::ops::Range<usize>, buf: &mut Vec<u8>) {

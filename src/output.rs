@@ -61,6 +61,8 @@ pub trait Rows: Sync {
     fn csv_rows(&self, rows: std::ops::Range<usize>, buf: &mut Vec<u8>) {
         csv_rows_by_cell(self, rows, buf)
     }
+    /// A hint that `row` will be read soon (its cells may be costly to reach); by default nothing.
+    fn prefetch_row(&self, _row: usize) {}
 }
 
 /// A column's values, stored (for the small tables).

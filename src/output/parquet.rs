@@ -42,59 +42,68 @@ pub fn write(table: &dyn Rows, path: &Path) -> Result<()> {
     finish_file(w, path)
 }
 
-/// The table as a polars DataFrame with typed columns, built column by column in parallel.
+/// The table as a polars DataFrame with typed columns, built row by row: a row's version is
+/// reached once for all its columns, and a later row's fetched meanwhile.
 pub fn to_dataframe(table: &dyn Rows, rows: std::ops::Range<usize>) -> PolarsResult<DataFrame> {
-    use rayon::prelude::*;
     let n = rows.len();
-    let columns: Vec<Column> = table
-        .schema()
-        .par_iter()
-        .enumerate()
-        .map(|(col, &(name, kind))| {
-            let name: PlSmallStr = name.into();
-            let mut scratch = String::new();
-            let s = match kind {
-                Kind::Text => {
-                    let mut b = StringChunkedBuilder::new(name, n);
-                    for row in rows.clone() {
-                        scratch.clear();
-                        match table.cell(row, col, &mut scratch) {
-                            Cell::Text(t) => b.append_value(t),
-                            _ => b.append_null(),
-                        }
-                    }
-                    b.finish().into_series()
-                }
-                Kind::Time | Kind::Int => {
-                    let v: Vec<Option<i64>> = rows
-                        .clone()
-                        .map(|row| match table.cell(row, col, &mut scratch) {
-                            Cell::Time(t) | Cell::Int(t) => Some(t),
-                            _ => None,
-                        })
-                        .collect();
-                    let c = Int64Chunked::from_iter_options(name, v.into_iter());
+    let schema = table.schema();
+    let mut builders: Vec<Builder> = schema
+        .iter()
+        .map(|&(name, kind)| match kind {
+            Kind::Text => Builder::Text(StringChunkedBuilder::new(name.into(), n)),
+            Kind::Time | Kind::Int => Builder::Number(Vec::with_capacity(n)),
+            Kind::Bool => Builder::Bool(Vec::with_capacity(n)),
+        })
+        .collect();
+    let mut scratch = String::new();
+    for row in rows {
+        table.prefetch_row(row + 8);
+        for (col, builder) in builders.iter_mut().enumerate() {
+            scratch.clear();
+            let cell = table.cell(row, col, &mut scratch);
+            match builder {
+                Builder::Text(b) => match cell {
+                    Cell::Text(t) => b.append_value(t),
+                    _ => b.append_null(),
+                },
+                Builder::Number(v) => v.push(match cell {
+                    Cell::Time(t) | Cell::Int(t) => Some(t),
+                    _ => None,
+                }),
+                Builder::Bool(v) => v.push(match cell {
+                    Cell::Bool(b) => Some(b),
+                    _ => None,
+                }),
+            }
+        }
+    }
+    let columns = builders
+        .into_iter()
+        .zip(schema)
+        .map(|(builder, &(name, kind))| {
+            match builder {
+                Builder::Text(b) => b.finish().into_series(),
+                Builder::Number(v) => {
+                    let c = Int64Chunked::from_iter_options(name.into(), v.into_iter());
                     if kind == Kind::Time {
                         c.into_datetime(TimeUnit::Nanoseconds, Some(TimeZone::UTC)).into_series()
                     } else {
                         c.into_series()
                     }
                 }
-                Kind::Bool => {
-                    let v: Vec<Option<bool>> = rows
-                        .clone()
-                        .map(|row| match table.cell(row, col, &mut scratch) {
-                            Cell::Bool(b) => Some(b),
-                            _ => None,
-                        })
-                        .collect();
-                    BooleanChunked::from_iter_options(name, v.into_iter()).into_series()
-                }
-            };
-            s.into_column()
+                Builder::Bool(v) => BooleanChunked::from_iter_options(name.into(), v.into_iter()).into_series(),
+            }
+            .into_column()
         })
         .collect();
     DataFrame::new(n, columns)
+}
+
+/// One column being built.
+enum Builder {
+    Text(StringChunkedBuilder),
+    Number(Vec<Option<i64>>),
+    Bool(Vec<Option<bool>>),
 }
 
 #[cfg(test)]
