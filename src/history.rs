@@ -85,7 +85,7 @@ pub struct Source {
 pub struct Entry(std::num::NonZeroU32);
 
 impl Entry {
-    /// The entry at `index`; `None` past the 4,294,967,294th entry of one Bundle.
+    /// The entry at 0-based `index`; `None` from index 2^32 − 1 on (no Bundle comes near).
     pub fn at(index: usize) -> Option<Entry> {
         u32::try_from(index + 1).ok().and_then(std::num::NonZeroU32::new).map(Entry)
     }

@@ -41,7 +41,8 @@ const _: () = assert!(std::mem::size_of::<Version>() <= 80);
 /// Where a version's list of patients or references is: `len` entries from `start` in the
 /// index's shared list. A single patient is kept in `start` itself (most versions have one), so
 /// neither an allocation per version nor a second memory access is needed for it.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// (No equality: equal lists have different spans; compare what [`History::patients_of`] gives.)
+#[derive(Debug, Clone, Copy, Default)]
 pub struct Span {
     start: u32,
     len: u32,
@@ -58,6 +59,7 @@ impl Lists {
     fn add_patients(&mut self, ids: impl Iterator<Item = u32>) -> Span {
         let start = self.patients.len();
         self.patients.extend(ids);
+        list_index(self.patients.len());
         let len = (self.patients.len() - start) as u32;
         if len == 1 {
             Span { start: self.patients.pop().expect("one patient"), len }
@@ -69,6 +71,7 @@ impl Lists {
     fn add_references(&mut self, refs: impl Iterator<Item = (u32, u32)>) -> Span {
         let start = self.references.len();
         self.references.extend(refs);
+        list_index(self.references.len());
         Span { start: list_index(start), len: (self.references.len() - start) as u32 }
     }
 
@@ -77,16 +80,18 @@ impl Lists {
         match len {
             0 => &[],
             1 => std::slice::from_ref(&v.patients.start),
-            _ => &self.patients[start as usize..(start + len) as usize],
+            _ => &self.patients[start as usize..start as usize + len as usize],
         }
     }
 
     fn references(&self, v: &Version) -> &[(u32, u32)] {
         let Span { start, len } = v.references;
-        &self.references[start as usize..(start + len) as usize]
+        &self.references[start as usize..start as usize + len as usize]
     }
 }
 
+/// A position in a list as stored in a span; the lists' ends are checked too, so every span's
+/// end fits as well.
 fn list_index(i: usize) -> u32 {
     u32::try_from(i).expect("more than 2^32 patient or reference links: beyond what this index can hold")
 }
@@ -223,8 +228,8 @@ impl HistoryBuilder {
         let versions = &mut self.resources[idx as usize].versions;
         if versions.len() == versions.capacity() && versions.len() < 8 {
             // Most resources have a handful of versions: grow by one (a Vec would jump from
-            // one version to four, ~50 MB of empty room at the reference size), doubling only
-            // past eight.
+            // one version to four, ~100 MB of empty room at the reference size), doubling only
+            // past eight — at most seven small reallocations per resource.
             versions.reserve_exact(1);
         }
         versions.push(Version {
@@ -241,7 +246,10 @@ impl HistoryBuilder {
     /// Sorts every resource's versions by (lastUpdated, versionId), drops repeated copies of a
     /// version (recording conflicts), and numbers resources in (type name, id) order.
     pub fn finish(self) -> History {
-        let HistoryBuilder { types, ids: mut by_key, mut resources, patients, refs, lists } = self;
+        let HistoryBuilder { types, ids: mut by_key, mut resources, patients, refs, mut lists } = self;
+        // The lists grew by doubling; the finished index keeps them without spare room.
+        lists.patients.shrink_to_fit();
+        lists.references.shrink_to_fit();
         let duplicates = std::sync::atomic::AtomicU64::new(0);
         let conflicts: std::sync::Mutex<Vec<Conflict>> = std::sync::Mutex::new(Vec::new());
         resources.par_iter_mut().for_each(|r| {
@@ -419,12 +427,12 @@ impl History {
         &self.types.names[t as usize]
     }
 
-    /// The interned ids of the patients whose compartment a version is in.
+    /// The interned ids of the patients whose compartment a version of this history is in.
     pub fn patients_of<'a>(&'a self, v: &'a Version) -> &'a [u32] {
         self.lists.patients(v)
     }
 
-    /// The interned (type, id) of every resource a version references.
+    /// The interned (type, id) of every resource a version of this history references.
     pub fn references_of(&self, v: &Version) -> &[(u32, u32)] {
         self.lists.references(v)
     }
@@ -525,8 +533,6 @@ impl Resource {
     }
 }
 
-/// Asks the CPU to bring the memory at `p` into its cache; never reads it.
-#[inline(always)]
 /// The first 8 bytes of an id as a number that orders as they do (zero-padded: a shorter id
 /// comes first, and ties are broken by comparing the ids themselves).
 fn head8(id: &[u8]) -> u64 {
@@ -540,6 +546,8 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
     a.iter().zip(b).take_while(|(x, y)| x == y).count()
 }
 
+/// Asks the CPU to bring the memory at `p` into its cache; never reads it.
+#[inline(always)]
 pub(crate) fn prefetch<T>(p: *const T) {
     #[cfg(target_arch = "x86_64")]
     // SAFETY: a prefetch is only a hint: it does not fault or read, whatever the address.

@@ -323,9 +323,11 @@ impl Iterator for LineBlocks<'_> {
         let mut buf = self.spares.and_then(BufferPool::take).unwrap_or_default();
         let mut target = (self.block_size + self.carry.len() + 1).max(buf.len());
         if buf.len() < target {
-            // Room for the carried part of a line beyond the block size, reserved exactly: a
-            // growing Vec would double (and copy) a block-sized buffer for a few bytes.
-            buf.reserve_exact(target + self.block_size / 8 - buf.len());
+            if buf.capacity() < target {
+                // Room for the carried part of a line beyond the block size, reserved exactly:
+                // a growing Vec would double (and copy) a block-sized buffer for a few bytes.
+                buf.reserve_exact(target + self.block_size / 8 - buf.len());
+            }
             buf.resize(target, 0);
         }
         buf[..self.carry.len()].copy_from_slice(&self.carry);
