@@ -36,7 +36,7 @@ pub fn match_statuses(events: &[ExportEvent], resolutions: &mut [Resolution], h:
         for ri in h.of_type(tid) {
             let res = &h.resources[ri as usize];
             // The latest version that is not a deletion tells how the export ended.
-            if let Some(Detail::Status(d)) = res.versions.iter().rev().find(|v| !v.deleted).and_then(|v| v.detail.as_deref()) {
+            if let Some(Detail::Status(d)) = res.versions.iter().rev().find(|v| !v.deleted).and_then(|v| h.detail_of(v)) {
                 candidates.push(Candidate { id: &res.id, detail: d, used: false });
             }
         }

@@ -32,11 +32,15 @@ pub struct Version {
     /// Interned (type, id) of every resource this version references (only kept for
     /// `--non-compartment referenced`; [`History::references_of`]).
     pub references: Span,
-    pub detail: Option<Box<Detail>>,
+    /// Group members, Client scopes or export status, for the few types that have them
+    /// ([`History::detail_of`]): a position in the index's list of details, `NO_DETAIL` if none.
+    detail: u32,
 }
 
+const NO_DETAIL: u32 = u32::MAX;
+
 // Every indexed version has one of these: its size is most of the index's memory.
-const _: () = assert!(std::mem::size_of::<Version>() <= 80);
+const _: () = assert!(std::mem::size_of::<Version>() <= 72);
 
 /// Where a version's list of patients or references is: `len` entries from `start` in the
 /// index's shared list. A single patient is kept in `start` itself (most versions have one), so
@@ -48,11 +52,12 @@ pub struct Span {
     len: u32,
 }
 
-/// Lists of patients and references of every version, end to end.
+/// Lists of patients and references of every version, end to end, and the versions' details.
 #[derive(Debug, Default)]
 struct Lists {
     patients: Vec<u32>,
     references: Vec<(u32, u32)>,
+    details: Vec<Detail>,
 }
 
 impl Lists {
@@ -82,6 +87,21 @@ impl Lists {
             1 => std::slice::from_ref(&v.patients.start),
             _ => &self.patients[start as usize..start as usize + len as usize],
         }
+    }
+
+    fn add_detail(&mut self, detail: Option<Box<Detail>>) -> u32 {
+        match detail {
+            None => NO_DETAIL,
+            Some(d) => {
+                self.details.push(*d);
+                // u32::MAX itself stays free for NO_DETAIL.
+                u32::try_from(self.details.len() - 1).ok().filter(|&i| i != NO_DETAIL).expect("fewer than 2^32 - 1 versions with details")
+            }
+        }
+    }
+
+    fn detail(&self, v: &Version) -> Option<&Detail> {
+        (v.detail != NO_DETAIL).then(|| &self.details[v.detail as usize])
     }
 
     fn references(&self, v: &Version) -> &[(u32, u32)] {
@@ -239,7 +259,7 @@ impl HistoryBuilder {
             source: f.source,
             patients,
             references,
-            detail: f.detail,
+            detail: self.lists.add_detail(f.detail),
         });
     }
 
@@ -430,6 +450,11 @@ impl History {
     /// The interned ids of the patients whose compartment a version of this history is in.
     pub fn patients_of<'a>(&'a self, v: &'a Version) -> &'a [u32] {
         self.lists.patients(v)
+    }
+
+    /// The Group members, Client scopes or export status a version of this history carries.
+    pub fn detail_of(&self, v: &Version) -> Option<&Detail> {
+        self.lists.detail(v)
     }
 
     /// The interned (type, id) of every resource a version of this history references.

@@ -104,7 +104,7 @@ pub fn resolve(e: &ExportEvent, h: &History, o: &ResolveOptions) -> Resolution {
     match client.and_then(|c| c.live_at(t, b)) {
         Some(v) => {
             r.client_version = Some(v.version_id.to_string());
-            match v.detail.as_deref() {
+            match h.detail_of(v) {
                 Some(Detail::Client { scopes: Ok(s) }) => {
                     r.scopes = s.clone();
                     let g = scopes::grant_of(s, &o.wildcard_types);
@@ -358,7 +358,7 @@ fn group_members(id: &str, gid: &str, t: Instant, end: Instant, h: &History, o: 
     let mut visited: HashSet<String> = HashSet::from([gid.to_string()]);
     let mut queue: Vec<(String, &Version)> = vec![(gid.to_string(), v)];
     while let Some((g, v)) = queue.pop() {
-        let members: &[Member] = match v.detail.as_deref() {
+        let members: &[Member] = match h.detail_of(v) {
             Some(Detail::Group { members }) => members,
             _ => &[],
         };
