@@ -29,18 +29,17 @@ pub struct Version {
     /// Interned ids of the patients whose compartment this version is in
     /// ([`History::patients_of`]).
     pub patients: Span,
-    /// Interned (type, id) of every resource this version references (only kept for
-    /// `--non-compartment referenced`; [`History::references_of`]).
-    pub references: Span,
-    /// Group members, Client scopes or export status, for the few types that have them
-    /// ([`History::detail_of`]): a position in the index's list of details, `NO_DETAIL` if none.
-    detail: u32,
+    /// What few versions have: Group members, Client scopes or export status
+    /// ([`History::detail_of`]), and the resources referenced (kept only for
+    /// `--non-compartment referenced`; [`History::references_of`]) — a position in the index's
+    /// list of extras, `NO_EXTRA` for none.
+    extra: u32,
 }
 
-const NO_DETAIL: u32 = u32::MAX;
+const NO_EXTRA: u32 = u32::MAX;
 
 // Every indexed version has one of these: its size is most of the index's memory.
-const _: () = assert!(std::mem::size_of::<Version>() <= 72);
+const _: () = assert!(std::mem::size_of::<Version>() <= 64);
 
 /// Where a version's list of patients or references is: `len` entries from `start` in the
 /// index's shared list. A single patient is kept in `start` itself (most versions have one), so
@@ -52,12 +51,19 @@ pub struct Span {
     len: u32,
 }
 
-/// Lists of patients and references of every version, end to end, and the versions' details.
+/// The detail and references of a version that has either.
+#[derive(Debug)]
+struct Extra {
+    detail: Option<Box<Detail>>,
+    references: Span,
+}
+
+/// Lists of patients and references of every version, end to end, and the versions' extras.
 #[derive(Debug, Default)]
 struct Lists {
     patients: Vec<u32>,
     references: Vec<(u32, u32)>,
-    details: Vec<Detail>,
+    extras: Vec<Extra>,
 }
 
 impl Lists {
@@ -73,11 +79,22 @@ impl Lists {
         }
     }
 
-    fn add_references(&mut self, refs: impl Iterator<Item = (u32, u32)>) -> Span {
+    /// The extra of a version with a detail or references; `NO_EXTRA` for one with neither.
+    fn add_extra(&mut self, detail: Option<Box<Detail>>, refs: impl Iterator<Item = (u32, u32)>) -> u32 {
         let start = self.references.len();
         self.references.extend(refs);
         list_index(self.references.len());
-        Span { start: list_index(start), len: (self.references.len() - start) as u32 }
+        let references = Span { start: list_index(start), len: (self.references.len() - start) as u32 };
+        if detail.is_none() && references.len == 0 {
+            return NO_EXTRA;
+        }
+        self.extras.push(Extra { detail, references });
+        // u32::MAX itself stays free for NO_EXTRA.
+        u32::try_from(self.extras.len() - 1).ok().filter(|&i| i != NO_EXTRA).expect("fewer than 2^32 - 1 versions with details or references")
+    }
+
+    fn extra(&self, v: &Version) -> Option<&Extra> {
+        (v.extra != NO_EXTRA).then(|| &self.extras[v.extra as usize])
     }
 
     fn patients<'a>(&'a self, v: &'a Version) -> &'a [u32] {
@@ -89,24 +106,13 @@ impl Lists {
         }
     }
 
-    fn add_detail(&mut self, detail: Option<Box<Detail>>) -> u32 {
-        match detail {
-            None => NO_DETAIL,
-            Some(d) => {
-                self.details.push(*d);
-                // u32::MAX itself stays free for NO_DETAIL.
-                u32::try_from(self.details.len() - 1).ok().filter(|&i| i != NO_DETAIL).expect("fewer than 2^32 - 1 versions with details")
-            }
-        }
-    }
-
     fn detail(&self, v: &Version) -> Option<&Detail> {
-        (v.detail != NO_DETAIL).then(|| &self.details[v.detail as usize])
+        self.extra(v).and_then(|x| x.detail.as_deref())
     }
 
     fn references(&self, v: &Version) -> &[(u32, u32)] {
-        let Span { start, len } = v.references;
-        &self.references[start as usize..start as usize + len as usize]
+        let Some(Extra { references: Span { start, len }, .. }) = self.extra(v) else { return &[] };
+        &self.references[*start as usize..*start as usize + *len as usize]
     }
 }
 
@@ -244,7 +250,7 @@ impl HistoryBuilder {
         };
         let patients = self.lists.add_patients(v.patients().map(|id| self.patients.intern(id)));
         let f = v.facts;
-        let references = self.lists.add_references(f.references.iter().map(|(rt, rid)| (self.types.intern(rt), self.refs.intern(rid))));
+        let extra = self.lists.add_extra(f.detail, f.references.iter().map(|(rt, rid)| (self.types.intern(rt), self.refs.intern(rid))));
         let versions = &mut self.resources[idx as usize].versions;
         if versions.len() == versions.capacity() && versions.len() < 8 {
             // Most resources have a handful of versions: grow by one (a Vec would jump from
@@ -258,8 +264,7 @@ impl HistoryBuilder {
             deleted: f.deleted,
             source: f.source,
             patients,
-            references,
-            detail: self.lists.add_detail(f.detail),
+            extra,
         });
     }
 
