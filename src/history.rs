@@ -895,6 +895,13 @@ mod tests {
             r#"{"resourceType":"Observation","id":"o","meta":{"version\u0049d":"3","lastUpdated":"2022-01-01T00:00:00Z"}}"#.to_string(),
             format!(r#" {{ "resourceType" : "Observation" , "id" : "o" , {meta} , "note" : [ {{ "text" : "café \"x\"" }} ] , "subject" : [ {{ "reference" : "Patient/sp" }} ] }} "#),
             format!(r#"{{"resourceType":"Observation","id":"o",{meta},"subject":{{"reference":"Patient/été"}},"performer":{{"resourceType":"Patient","id":"x\u0079"}}}}"#),
+            // Every reference in the body (--non-compartment referenced), walked off the raw
+            // text or, in doubt, read whole: nested, contained, unresolvable, in other forms.
+            format!(
+                r##"{{"resourceType":"Observation","id":"o",{meta},"identifier":[{{"assigner":{{"reference":"Organization/o1"}}}}],"contained":[{{"resourceType":"Practitioner","id":"pr","x":{{"reference":"Location/l1"}}}}],"extension":[{{"contained":{{"reference":"Location/l2"}}}}],"focus":[{{"reference":"urn:uuid:1","identifier":{{"assigner":{{"reference":"Organization/o2"}}}}}}],"x":{{"resourceType":"patient","id":"p","y":{{"reference":"Device/d1"}}}},"z":{{"reference":5,"uri":"Location/l3"}},"w":[[{{"reference":"Device/d5"}}]],"subject":{{"reference":"Patient/p1/_history/2"}},"device":{{"reference":"http://x/fhir/Device/d6"}},"v":{{"resourceType":"Device","id":"d7"}},"u":{{"reference":"#c1","uri":"Location/l4"}}}}"##
+            ),
+            format!(r#"{{"resourceType":"Observation","id":"o",{meta},"x":{{"reference":"Device\/d2"}},"y":{{"reference":"Device/d8"}}}}"#),
+            format!(r#"{{"resourceType":"Observation","id":"o",{meta},"x":{{"a":{{"reference":"Device/d3"}},"a":{{"reference":"Device/d4"}}}}}}"#),
         ]);
         for keep_references in [false, true] {
             let opts = ParseOptions::new(&c, Tz::UTC, keep_references);
