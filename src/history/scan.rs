@@ -405,7 +405,7 @@ fn finish(rtype: &str, id: &str, version_id: VersionId, last_updated: Instant, d
                 Body::None => None,
             };
             let mut found = Vec::new();
-            if let Some(()) = text.and_then(|t| references_in_raw(t.trim_start_matches([' ', '\t', '\n', '\r']), true, &mut found)) {
+            if let Some(()) = text.and_then(|t| super::skim::references(t, &mut found)) {
                 found.sort_unstable();
                 found.dedup();
                 references = found.into_iter().map(|(t, i)| (t.to_string(), i.to_string())).collect();
@@ -481,50 +481,6 @@ fn walk_quick<'a>(raw: &'a str, rest: &[crate::compartment::Step], choice: Optio
         // surrogate is an error) and a number (one too large for f64 is an error) are left to it.
         Some(b'"') => (!raw.contains('\\')).then_some(()),
         Some(b'-' | b'0'..=b'9') => None,
-        _ => Some(()),
-    }
-}
-
-/// `compartment::all_references` straight off the raw JSON of a body known to be valid: every
-/// (type, id) a reference node below the root names, `contained` resources left out, a node
-/// that names one not walked into. `None` when in doubt — an escaped or non-ASCII key, a
-/// repeated key (serde_json keeps the last), an escaped string where a reference is read.
-fn references_in_raw<'a>(raw: &'a str, root: bool, out: &mut Vec<(&'a str, &'a str)>) -> Option<()> {
-    use super::skim::{for_each_element, for_each_member, plain_string};
-    match raw.as_bytes().first() {
-        Some(b'[') => for_each_element(raw, |e| references_in_raw(e, false, out)),
-        Some(b'{') => {
-            let mut members: smallvec::SmallVec<[(&'a str, &'a str); 16]> = smallvec::SmallVec::new();
-            for_each_member(raw, |k, v| {
-                if members.iter().any(|(seen, _)| *seen == k) {
-                    return None;
-                }
-                members.push((k, v));
-                Some(())
-            })?;
-            if !root {
-                // reference_of_node: `reference` if a string, else `resourceType` and `id` if
-                // both are strings, else `uri` if a string.
-                let text = |key: &str| -> Option<Option<&'a str>> {
-                    match members.iter().find(|(k, _)| *k == key) {
-                        Some((_, v)) if v.starts_with('"') => plain_string(v),
-                        _ => Some(None),
-                    }
-                };
-                let named = if let Some(r) = text("reference")? {
-                    Some(crate::compartment::parse_reference(r))
-                } else if let (Some(t), Some(i)) = (text("resourceType")?, text("id")?) {
-                    Some((crate::compartment::is_type_name(t) && crate::compartment::is_id(i)).then_some((t, i)))
-                } else {
-                    text("uri")?.map(crate::compartment::parse_reference)
-                };
-                if let Some(Some(r)) = named {
-                    out.push(r);
-                    return Some(());
-                }
-            }
-            members.iter().filter(|(k, _)| *k != "contained").try_for_each(|(_, v)| references_in_raw(v, false, out))
-        }
         _ => Some(()),
     }
 }

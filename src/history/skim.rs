@@ -302,6 +302,114 @@ pub(crate) fn for_each_element<'a>(raw: &'a str, mut f: impl FnMut(&'a str) -> O
     }
 }
 
+/// `compartment::all_references` in one pass over the raw text of a body known to be valid JSON:
+/// every (type, id) that a reference node below the root names (`reference` if a string, else
+/// `resourceType` and `id` if both are strings, else `uri` if a string), `contained` left out,
+/// what lies inside a naming node dropped. `None` when in doubt — an escaped or non-ASCII key,
+/// a repeated key (serde_json keeps the last), an escaped string where a reference is read,
+/// nesting beyond 64 — for the caller to read the body with serde_json.
+pub(crate) fn references<'a>(raw: &'a str, out: &mut Vec<(&'a str, &'a str)>) -> Option<()> {
+    let b = raw.as_bytes();
+    let end = references_in_value(raw, ws(b, 0), true, 0, out)?;
+    (ws(b, end) == b.len()).then_some(())
+}
+
+/// The references in the value at `i` (no leading whitespace); the index after it.
+fn references_in_value<'a>(raw: &'a str, mut i: usize, root: bool, depth: u32, out: &mut Vec<(&'a str, &'a str)>) -> Option<usize> {
+    let b = raw.as_bytes();
+    match *b.get(i)? {
+        b'{' => references_in_object(raw, i, root, depth + 1, out),
+        b'[' => {
+            if depth == 64 {
+                return None;
+            }
+            i = ws(b, i + 1);
+            if *b.get(i)? == b']' {
+                return Some(i + 1);
+            }
+            loop {
+                i = ws(b, references_in_value(raw, i, false, depth + 1, out)?);
+                match *b.get(i)? {
+                    b',' => i = ws(b, i + 1),
+                    b']' => return Some(i + 1),
+                    _ => return None,
+                }
+            }
+        }
+        _ => skip_value(b, i),
+    }
+}
+
+/// The references in the object whose `{` is at `i`; the index after its `}`.
+fn references_in_object<'a>(raw: &'a str, mut i: usize, root: bool, depth: u32, out: &mut Vec<(&'a str, &'a str)>) -> Option<usize> {
+    if depth > 64 {
+        return None;
+    }
+    let b = raw.as_bytes();
+    let inside = out.len();
+    let mut keys: smallvec::SmallVec<[&str; 16]> = smallvec::SmallVec::new();
+    // The node's fields when they are strings (a field of another kind counts as absent).
+    let (mut reference, mut rtype, mut id, mut uri): (Option<&str>, Option<&str>, Option<&str>, Option<&str>) = (None, None, None, None);
+    i = ws(b, i + 1);
+    if *b.get(i)? == b'}' {
+        return Some(i + 1);
+    }
+    loop {
+        if *b.get(i)? != b'"' {
+            return None;
+        }
+        let after = plain_key(b, i + 1)?;
+        let key = &raw[i + 1..after - 1];
+        if keys.contains(&key) {
+            return None;
+        }
+        keys.push(key);
+        i = ws(b, after);
+        if *b.get(i)? != b':' {
+            return None;
+        }
+        let start = ws(b, i + 1);
+        let slot = match key {
+            _ if root => None,
+            "reference" => Some(&mut reference),
+            "resourceType" => Some(&mut rtype),
+            "id" => Some(&mut id),
+            "uri" => Some(&mut uri),
+            _ => None,
+        };
+        let end = match (slot, *b.get(start)?) {
+            (Some(slot), b'"') => {
+                let end = skip_value(b, start)?;
+                *slot = plain_string(&raw[start..end])?;
+                end
+            }
+            _ if key == "contained" => skip_value(b, start)?,
+            _ => references_in_value(raw, start, false, depth, out)?,
+        };
+        i = ws(b, end);
+        match *b.get(i)? {
+            b',' => i = ws(b, i + 1),
+            b'}' => break,
+            _ => return None,
+        }
+    }
+    if !root {
+        let named = if let Some(r) = reference {
+            crate::compartment::parse_reference(r)
+        } else if let (Some(t), Some(n)) = (rtype, id) {
+            (crate::compartment::is_type_name(t) && crate::compartment::is_id(n)).then_some((t, n))
+        } else {
+            uri.and_then(crate::compartment::parse_reference)
+        };
+        if let Some(r) = named {
+            // A naming node is not walked into.
+            out.truncate(inside);
+            out.push(r);
+        }
+    }
+    Some(i + 1)
+}
+
 /// A reference node's field as serde_json's reading of it would see it: `Some(Some(text))` for a
 /// string without escapes, `Some(None)` for `true`, `false` or `null`, and `None` — let
 /// serde_json decide — for a string with escapes (a lone surrogate is an error there), a number
