@@ -37,7 +37,20 @@ pub(crate) fn fields<'a>(line: &'a [u8], interesting: &Interesting) -> Option<Fi
 /// Walks the members of the object whose `{` is at `i`: `f(key, value)` with the ranges of each
 /// plain key (without its quotes) and of its value. The index after the closing `}`, or `None`
 /// when the text is no such object, a key is not plain or `f` says so.
-fn members(b: &[u8], mut i: usize, mut f: impl FnMut(Range<usize>, Range<usize>) -> Option<()>) -> Option<usize> {
+fn members(b: &[u8], i: usize, mut f: impl FnMut(Range<usize>, Range<usize>) -> Option<()>) -> Option<usize> {
+    walk_members(b, i, |key, start| {
+        let end = skip_value(b, start)?;
+        f(key, start..end)?;
+        Some(end)
+    })
+}
+
+/// The object whose `{` is at `i`, member by member: `value(key, start)` with the range of each
+/// plain key and the index where its value starts, answering the index after the value. The
+/// index after the closing `}`, or `None` when the text is no such object, a key is not plain or
+/// `value` says so.
+#[inline]
+fn walk_members(b: &[u8], mut i: usize, mut value: impl FnMut(Range<usize>, usize) -> Option<usize>) -> Option<usize> {
     if *b.get(i)? != b'{' {
         return None;
     }
@@ -55,9 +68,7 @@ fn members(b: &[u8], mut i: usize, mut f: impl FnMut(Range<usize>, Range<usize>)
         if *b.get(i)? != b':' {
             return None;
         }
-        let start = ws(b, i + 1);
-        let end = skip_value(b, start)?;
-        f(key, start..end)?;
+        let end = value(key, ws(b, i + 1))?;
         i = ws(b, end);
         match *b.get(i)? {
             b',' => i = ws(b, i + 1),
@@ -341,7 +352,7 @@ fn references_in_value<'a>(raw: &'a str, mut i: usize, root: bool, depth: u32, o
 }
 
 /// The references in the object whose `{` is at `i`; the index after its `}`.
-fn references_in_object<'a>(raw: &'a str, mut i: usize, root: bool, depth: u32, out: &mut Vec<(&'a str, &'a str)>) -> Option<usize> {
+fn references_in_object<'a>(raw: &'a str, i: usize, root: bool, depth: u32, out: &mut Vec<(&'a str, &'a str)>) -> Option<usize> {
     if depth > 64 {
         return None;
     }
@@ -350,25 +361,12 @@ fn references_in_object<'a>(raw: &'a str, mut i: usize, root: bool, depth: u32, 
     let mut keys: smallvec::SmallVec<[&str; 16]> = smallvec::SmallVec::new();
     // The node's fields when they are strings (a field of another kind counts as absent).
     let (mut reference, mut rtype, mut id, mut uri): (Option<&str>, Option<&str>, Option<&str>, Option<&str>) = (None, None, None, None);
-    i = ws(b, i + 1);
-    if *b.get(i)? == b'}' {
-        return Some(i + 1);
-    }
-    loop {
-        if *b.get(i)? != b'"' {
-            return None;
-        }
-        let after = plain_key(b, i + 1)?;
-        let key = &raw[i + 1..after - 1];
+    let end = walk_members(b, i, |key, start| {
+        let key = &raw[key];
         if keys.contains(&key) {
             return None;
         }
         keys.push(key);
-        i = ws(b, after);
-        if *b.get(i)? != b':' {
-            return None;
-        }
-        let start = ws(b, i + 1);
         let slot = match key {
             _ if root => None,
             "reference" => Some(&mut reference),
@@ -377,22 +375,16 @@ fn references_in_object<'a>(raw: &'a str, mut i: usize, root: bool, depth: u32, 
             "uri" => Some(&mut uri),
             _ => None,
         };
-        let end = match (slot, *b.get(start)?) {
+        match (slot, *b.get(start)?) {
             (Some(slot), b'"') => {
                 let end = skip_value(b, start)?;
                 *slot = plain_string(&raw[start..end])?;
-                end
+                Some(end)
             }
-            _ if key == "contained" => skip_value(b, start)?,
-            _ => references_in_value(raw, start, false, depth, out)?,
-        };
-        i = ws(b, end);
-        match *b.get(i)? {
-            b',' => i = ws(b, i + 1),
-            b'}' => break,
-            _ => return None,
+            _ if key == "contained" => skip_value(b, start),
+            _ => references_in_value(raw, start, false, depth, out),
         }
-    }
+    })?;
     if !root {
         let named = if let Some(r) = reference {
             crate::compartment::parse_reference(r)
@@ -407,7 +399,7 @@ fn references_in_object<'a>(raw: &'a str, mut i: usize, root: bool, depth: u32, 
             out.push(r);
         }
     }
-    Some(i + 1)
+    Some(end)
 }
 
 /// A reference node's field as serde_json's reading of it would see it: `Some(Some(text))` for a
