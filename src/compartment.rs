@@ -218,19 +218,21 @@ pub fn patient_of_node(node: &Value) -> Option<String> {
 /// The (type, id) a reference node points to, in any of the reference forms.
 pub fn reference_of_node(node: &Value) -> Option<(String, String)> {
     let obj = node.as_object()?;
-    if let Some(Value::String(r)) = obj.get("reference") {
-        return parse_reference(r).map(|(t, i)| (t.to_string(), i.to_string()));
+    let text = |key: &str| obj.get(key).and_then(Value::as_str);
+    reference_of_fields(text("reference"), text("resourceType"), text("id"), text("uri")).map(|(t, i)| (t.to_string(), i.to_string()))
+}
+
+/// The (type, id) a reference node names, from its fields that are strings: `reference` if
+/// there is one, else `resourceType` and `id` if both are there (taken as they are), else
+/// `uri`. The one rule for the `Value` reading and the quick walks over raw JSON.
+pub(crate) fn reference_of_fields<'s>(reference: Option<&'s str>, resource_type: Option<&'s str>, id: Option<&'s str>, uri: Option<&'s str>) -> Option<(&'s str, &'s str)> {
+    if let Some(r) = reference {
+        parse_reference(r)
+    } else if let (Some(t), Some(i)) = (resource_type, id) {
+        (is_type_name(t) && is_id(i)).then_some((t, i))
+    } else {
+        uri.and_then(parse_reference)
     }
-    if let (Some(Value::String(t)), Some(Value::String(i))) = (obj.get("resourceType"), obj.get("id")) {
-        if is_type_name(t) && is_id(i) {
-            return Some((t.clone(), i.clone()));
-        }
-        return None;
-    }
-    if let Some(Value::String(u)) = obj.get("uri") {
-        return parse_reference(u).map(|(t, i)| (t.to_string(), i.to_string()));
-    }
-    None
 }
 
 /// `Type/id`, `Type/id/_history/n`, or an absolute URL ending so → (type, id).

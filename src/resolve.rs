@@ -241,10 +241,11 @@ pub fn resolve(e: &ExportEvent, h: &History, o: &ResolveOptions) -> Resolution {
                 continue;
             }
             let before = r.rows.len();
+            let patients = h.patients_of(v);
             match &selected_ids {
-                None if h.patients_of(v).is_empty() => r.rows.push(Row { resource: ri, version: vi, patient: None }),
-                None => r.rows.extend(h.patients_of(v).iter().map(|&p| Row { resource: ri, version: vi, patient: Some(p) })),
-                Some(ids) => r.rows.extend(h.patients_of(v).iter().filter(|p| ids.contains(p)).map(|&p| Row { resource: ri, version: vi, patient: Some(p) })),
+                None if patients.is_empty() => r.rows.push(Row { resource: ri, version: vi, patient: None }),
+                None => r.rows.extend(patients.iter().map(|&p| Row { resource: ri, version: vi, patient: Some(p) })),
+                Some(ids) => r.rows.extend(patients.iter().filter(|p| ids.contains(p)).map(|&p| Row { resource: ri, version: vi, patient: Some(p) })),
             }
             if r.rows.len() > before && o.non_compartment == NonCompartment::Referenced {
                 referenced.extend(h.references_of(v).iter().copied());

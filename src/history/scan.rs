@@ -485,18 +485,9 @@ fn walk_quick<'a>(raw: &'a str, rest: &[crate::compartment::Step], choice: Optio
     }
 }
 
-/// The Patient a reference node names, with the precedence of `compartment::reference_of_node`:
-/// `reference`, else `resourceType` + `id` (taken as they are: no URL parsing of the id), else
-/// `uri`.
+/// The Patient a reference node names, by `compartment::reference_of_fields`.
 fn patient_of_node<'s>(reference: Option<&'s str>, rtype: Option<&'s str>, id: Option<&'s str>, uri: Option<&'s str>) -> Option<&'s str> {
-    let patient_of = |r: &'s str| crate::compartment::parse_reference(r).filter(|(t, _)| *t == "Patient").map(|(_, i)| i);
-    if let Some(r) = reference {
-        patient_of(r)
-    } else if let (Some(t), Some(i)) = (rtype, id) {
-        (t == "Patient" && crate::compartment::is_id(i)).then_some(i)
-    } else {
-        uri.and_then(patient_of)
-    }
+    crate::compartment::reference_of_fields(reference, rtype, id, uri).filter(|(t, _)| *t == "Patient").map(|(_, i)| i)
 }
 
 /// Walks the rest of a compartment path through objects and arrays; at its end, reads a

@@ -386,14 +386,7 @@ fn references_in_object<'a>(raw: &'a str, i: usize, root: bool, depth: u32, out:
         }
     })?;
     if !root {
-        let named = if let Some(r) = reference {
-            crate::compartment::parse_reference(r)
-        } else if let (Some(t), Some(n)) = (rtype, id) {
-            (crate::compartment::is_type_name(t) && crate::compartment::is_id(n)).then_some((t, n))
-        } else {
-            uri.and_then(crate::compartment::parse_reference)
-        };
-        if let Some(r) = named {
+        if let Some(r) = crate::compartment::reference_of_fields(reference, rtype, id, uri) {
             // A naming node is not walked into.
             out.truncate(inside);
             out.push(r);
