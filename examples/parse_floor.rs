@@ -14,7 +14,7 @@ fn main() {
     let paths: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
     let files = bulk_audit::inputs::collect(&paths).expect("inputs");
     let t = std::time::Instant::now();
-    let (tx, rx) = sync_channel::<Vec<u8>>(2);
+    let (tx, rx) = sync_channel::<bulk_audit::inputs::LineBlock>(2);
     // Parsed blocks go back to the reader to be filled again, as in bulk-audit.
     let spares = std::sync::Arc::new(bulk_audit::inputs::BufferPool::default());
     let reader_spares = spares.clone();
@@ -25,22 +25,28 @@ fn main() {
             for block in bulk_audit::inputs::LineBlocks::new(&mut input, &f.path, 8 << 20).with_spares(&reader_spares) {
                 let block = block.expect("read");
                 bytes += block.bytes.len() as u64;
-                tx.send(block.bytes).expect("send");
+                tx.send(block).expect("send");
             }
         }
         bytes
     });
     let mut lines = 0u64;
     for block in rx {
-        lines += block
-            .par_split(|&b| b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(|l| {
-                serde_json::from_slice::<serde::de::IgnoredAny>(l).expect("valid JSON");
-                1u64
+        // The line ends the reader found, as bulk-audit uses them (splitting the block again
+        // byte by byte, as rayon's `par_split` does, cost a quarter of this floor's time).
+        let texts: Vec<&[u8]> = bulk_audit::inputs::lines_of(&block).map(|(_, _, text)| text).collect();
+        lines += texts
+            .par_chunks(256)
+            .map(|chunk| {
+                let mut n = 0u64;
+                for l in chunk.iter().filter(|l| !l.is_empty()) {
+                    serde_json::from_slice::<serde::de::IgnoredAny>(l).expect("valid JSON");
+                    n += 1;
+                }
+                n
             })
             .sum::<u64>();
-        spares.give(block);
+        spares.give(block.bytes);
     }
     let bytes = reader.join().expect("reader");
     let s = t.elapsed().as_secs_f64();
