@@ -228,7 +228,10 @@ fn id_text(raw: Option<Raw<'_>>) -> Option<Cow<'_, str>> {
 
 /// Parses one history line on the fast path, adding its versions to `out`.
 pub fn scan_line(line: &[u8], src: Source, opts: &ParseOptions, interesting: &Interesting, out: &mut VersionBatch) -> Result<(), ScanError> {
-    let f = fields(line, interesting).map_err(ScanError::Json)?;
+    let mut f = Fields::default();
+    if super::skim::fields_into(line, interesting, &mut f).is_none() {
+        f = serde_fields(line, interesting).map_err(ScanError::Json)?;
+    }
     if f.row_type.is_some() {
         row(&f, src, opts, interesting, out)?;
         return Ok(());

@@ -18,8 +18,16 @@ use super::scan::{Fields, Interesting, Raw};
 /// The fields of the object that is the whole of `line` (whitespace around it allowed), or
 /// `None` when the quick reader does not accept the line.
 pub(crate) fn fields<'a>(line: &'a [u8], interesting: &Interesting) -> Option<Fields<'a>> {
-    let b = line;
     let mut f = Fields::default();
+    fields_into(line, interesting, &mut f)?;
+    Some(f)
+}
+
+/// [`fields`] filling `f` (empty on entry) in place: `Fields` is a few hundred bytes, and the
+/// line's reader keeps it where it is instead of moving it through `Option` and `Result`. On
+/// `None`, `f` holds some of the fields and must be filled again by serde_json.
+pub(crate) fn fields_into<'a>(line: &'a [u8], interesting: &Interesting, f: &mut Fields<'a>) -> Option<()> {
+    let b = line;
     let end = members(b, ws(b, 0), |key, value| {
         let (key, span) = (&b[key], &b[value]);
         if let Some(slot) = f.slot(key) {
@@ -31,7 +39,7 @@ pub(crate) fn fields<'a>(line: &'a [u8], interesting: &Interesting) -> Option<Fi
         }
         Some(())
     })?;
-    (ws(b, end) == b.len()).then_some(f)
+    (ws(b, end) == b.len()).then_some(())
 }
 
 /// Walks the members of the object whose `{` is at `i`: `f(key, value)` with the ranges of each
