@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The reference benchmark of issue 3, side by side in one run on the same files:
 #   generate the reference world (Synthea cloned K times, ~1.77 GB of history at K=19),
-#   then time the parse floor, bulk-audit (plain and .zst inputs) and the DuckDB peer,
+#   then time the parse floor (alone, and with the SHA-256 of every input that the SPEC's
+#   manifest needs), bulk-audit (plain and .zst inputs) and the DuckDB peer,
 #   check that bulk-audit's rows equal the peer's and the generator's truth, and print a table.
 #
 #   benches/reference.sh [K] [WORLD_DIR]      (defaults: 19, /tmp/bulk-audit-world-K)
@@ -47,6 +48,7 @@ ROUNDS="${ROUNDS:-3}"
 rows=()
 for round in $(seq "$ROUNDS"); do
   rows+=("$(measure "parse-floor" "$BIN/examples/parse_floor" "$WORLD/history")")
+  rows+=("$(measure "parse+sha256-floor" "$BIN/examples/parse_floor" --sha256 "$WORLD/history")")
   rows+=("$(measure "bulk-audit(csv)" "$BIN/bulk-audit" audit --logs "$WORLD/logs" --history "$WORLD/history" --format csv --out "$WORLD/out-csv" --force)")
   rows+=("$(measure "bulk-audit(parquet)" "$BIN/bulk-audit" audit --logs "$WORLD/logs" --history "$WORLD/history" --out "$WORLD/out-parquet" --force)")
   rows+=("$(measure "bulk-audit(.zst,csv)" "$BIN/bulk-audit" audit --logs "$WORLD-zst/logs" --history "$WORLD-zst/history" --format csv --out "$WORLD/out-zst" --force)")

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Summarises benches/reference.sh's runs: reads lines "name seconds peak_kb" on stdin and prints,
-per name, the median seconds, MB/s, the largest peak RSS and every run; then the two ratios of
-issue 3 (bulk-audit against the parse floor and against the DuckDB peer).
+per name, the median seconds, MB/s, the largest peak RSS and every run; then the ratios of
+issue 3 (bulk-audit against the parse floor, alone and with hashing, and against the DuckDB peer).
 
   summarize.py INPUT_MB < runs
 """
@@ -25,6 +25,8 @@ def main():
         print(f"{name:<36} {secs:>8.2f} {mb / secs:>7.0f} {peak:>12.0f}   " + " ".join(f"{s:.2f}" for s, _ in rs))
     if "parse-floor" in med:
         print(f"bulk-audit(csv) / parse floor: {med['bulk-audit(csv)'] / med['parse-floor']:.2f}x")
+    if "parse+sha256-floor" in med:
+        print(f"bulk-audit(csv) / parse+sha256 floor: {med['bulk-audit(csv)'] / med['parse+sha256-floor']:.2f}x")
     if "duckdb-peer" in med:
         print(f"duckdb-peer / bulk-audit(csv): {med['duckdb-peer'] / med['bulk-audit(csv)']:.2f}x")
 

@@ -1,9 +1,10 @@
 //! The parse floor: the time to read every line of the given files and parse it with serde_json
 //! into `IgnoredAny` on all cores. A reader thread cuts the (decompressed) files into blocks of
 //! whole lines (refilling the buffers rayon is done with) while rayon parses the previous block,
-//! as bulk-audit does; nothing is hashed.
+//! as bulk-audit does; nothing is hashed. With `--sha256` the reader also hashes every input as
+//! bulk-audit does for its manifest (SPEC): the floor of any reader that meets the SPEC.
 //!
-//! cargo run --release --example parse_floor -- PATH...
+//! cargo run --release --example parse_floor -- [--sha256] PATH...
 
 use std::path::PathBuf;
 use std::sync::mpsc::sync_channel;
@@ -11,7 +12,9 @@ use std::sync::mpsc::sync_channel;
 use rayon::prelude::*;
 
 fn main() {
-    let paths: Vec<PathBuf> = std::env::args().skip(1).map(PathBuf::from).collect();
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let hash = args.iter().any(|a| a == "--sha256");
+    let paths: Vec<PathBuf> = args.iter().filter(|a| *a != "--sha256").map(PathBuf::from).collect();
     let files = bulk_audit::inputs::collect(&paths).expect("inputs");
     let t = std::time::Instant::now();
     let (tx, rx) = sync_channel::<bulk_audit::inputs::LineBlock>(2);
@@ -20,15 +23,23 @@ fn main() {
     let reader_spares = spares.clone();
     let reader = std::thread::spawn(move || {
         let mut bytes = 0u64;
+        let mut digests = Vec::new();
         for f in &files {
-            let mut input = bulk_audit::inputs::open_unhashed(f).expect("open");
-            for block in bulk_audit::inputs::LineBlocks::new(&mut input, &f.path, 8 << 20).with_spares(&reader_spares) {
+            let mut hashed = hash.then(|| bulk_audit::inputs::open(f).expect("open"));
+            let mut plain = (!hash).then(|| bulk_audit::inputs::open_unhashed(f).expect("open"));
+            let reader: &mut dyn std::io::Read = match (hashed.as_mut(), plain.as_mut()) {
+                (Some(h), _) => &mut h.reader,
+                (None, Some(p)) => p,
+                (None, None) => unreachable!("one of the two is open"),
+            };
+            for block in bulk_audit::inputs::LineBlocks::new(reader, &f.path, 8 << 20).with_spares(&reader_spares) {
                 let block = block.expect("read");
                 bytes += block.bytes.len() as u64;
                 tx.send(block).expect("send");
             }
+            digests.extend(hashed.map(|h| h.sha256()));
         }
-        bytes
+        (bytes, digests.len())
     });
     let mut lines = 0u64;
     for block in rx {
@@ -48,7 +59,7 @@ fn main() {
             .sum::<u64>();
         spares.give(block.bytes);
     }
-    let bytes = reader.join().expect("reader");
+    let (bytes, hashed) = reader.join().expect("reader");
     let s = t.elapsed().as_secs_f64();
-    println!("parse floor: {lines} lines, {:.1} MB in {s:.3}s = {:.0} MB/s on {} threads", bytes as f64 / 1e6, bytes as f64 / 1e6 / s, rayon::current_num_threads());
+    println!("parse floor: {lines} lines, {:.1} MB in {s:.3}s = {:.0} MB/s on {} threads, {hashed} files hashed", bytes as f64 / 1e6, bytes as f64 / 1e6 / s, rayon::current_num_threads());
 }
