@@ -144,7 +144,7 @@ pub struct ParsedVersion {
     pub detail: Option<Box<Detail>>,
 }
 
-/// Versions read from a run of lines, their type, id and patient strings kept in one buffer:
+/// Versions read from a run of lines, their type, id, patient and reference strings kept in one buffer:
 /// one allocation per batch instead of several per version, and nothing for the index thread
 /// to free one by one.
 #[derive(Default)]
@@ -152,16 +152,21 @@ pub struct VersionBatch {
     text: String,
     /// Each patient id, as a range of `text`.
     patients: Vec<(usize, usize)>,
+    /// Each reference's type and id (`--non-compartment referenced`), as ranges of `text`.
+    references: Vec<(TextRange, TextRange)>,
     versions: Vec<BatchVersion>,
 }
 
-/// What a version is besides its type, id and patients (the strings a batch keeps together).
+/// A range of a batch's text: start and end.
+type TextRange = (usize, usize);
+
+/// What a version is besides its type, id, patients and references (the strings a batch keeps
+/// together).
 pub struct VersionFacts {
     pub version_id: VersionId,
     pub last_updated: Instant,
     pub deleted: bool,
     pub source: Source,
-    pub references: Vec<(String, String)>,
     pub detail: Option<Box<Detail>>,
 }
 
@@ -171,6 +176,8 @@ struct BatchVersion {
     id: (usize, usize),
     /// A range of the batch's `patients`.
     patients: (usize, usize),
+    /// A range of the batch's `references`.
+    references: (usize, usize),
     facts: VersionFacts,
 }
 
@@ -180,6 +187,7 @@ pub struct VersionView<'b> {
     pub id: &'b str,
     text: &'b str,
     patient_spans: &'b [(usize, usize)],
+    reference_spans: &'b [(TextRange, TextRange)],
     pub facts: VersionFacts,
 }
 
@@ -188,6 +196,12 @@ impl<'b> VersionView<'b> {
     pub fn patients(&self) -> impl ExactSizeIterator<Item = &'b str> + '_ {
         self.patient_spans.iter().map(|&(start, end)| &self.text[start..end])
     }
+
+    /// The (type, id) of every resource this version references, when references are kept.
+    pub fn references(&self) -> impl ExactSizeIterator<Item = (&'b str, &'b str)> + 'b {
+        let text = self.text;
+        self.reference_spans.iter().map(move |&((ts, te), (is, ie))| (&text[ts..te], &text[is..ie]))
+    }
 }
 
 /// How far a batch was filled, to go back to it when a line turns out unreadable.
@@ -195,12 +209,13 @@ impl<'b> VersionView<'b> {
 pub struct BatchMark {
     text: usize,
     patients: usize,
+    references: usize,
     versions: usize,
 }
 
 impl VersionBatch {
     pub fn with_capacity(versions: usize) -> VersionBatch {
-        VersionBatch { text: String::with_capacity(versions * 64), patients: Vec::with_capacity(versions), versions: Vec::with_capacity(versions) }
+        VersionBatch { text: String::with_capacity(versions * 64), patients: Vec::with_capacity(versions), references: Vec::new(), versions: Vec::with_capacity(versions) }
     }
 
     pub fn len(&self) -> usize {
@@ -217,8 +232,8 @@ impl VersionBatch {
         (start, self.text.len())
     }
 
-    /// Adds a version; `patients` sorted, each once.
-    pub(crate) fn push_parts<S: AsRef<str>>(&mut self, resource_type: &str, id: &str, patients: &[S], facts: VersionFacts) {
+    /// Adds a version; `patients` sorted, each once; `references` as (type, id).
+    pub(crate) fn push_parts<S: AsRef<str>, T: AsRef<str>, I: AsRef<str>>(&mut self, resource_type: &str, id: &str, patients: &[S], references: &[(T, I)], facts: VersionFacts) {
         let resource_type = self.keep(resource_type);
         let id = self.keep(id);
         let first = self.patients.len();
@@ -227,28 +242,35 @@ impl VersionBatch {
             self.patients.push(span);
         }
         let patients = (first, self.patients.len());
-        self.versions.push(BatchVersion { resource_type, id, patients, facts });
+        let first = self.references.len();
+        for (t, i) in references {
+            let span = (self.keep(t.as_ref()), self.keep(i.as_ref()));
+            self.references.push(span);
+        }
+        let references = (first, self.references.len());
+        self.versions.push(BatchVersion { resource_type, id, patients, references, facts });
     }
 
     pub fn push(&mut self, p: ParsedVersion) {
         let ParsedVersion { resource_type, id, version_id, last_updated, deleted, source, patients, references, detail } = p;
-        self.push_parts(&resource_type, &id, &patients, VersionFacts { version_id, last_updated, deleted, source, references, detail });
+        self.push_parts(&resource_type, &id, &patients, &references, VersionFacts { version_id, last_updated, deleted, source, detail });
     }
 
     pub fn mark(&self) -> BatchMark {
-        BatchMark { text: self.text.len(), patients: self.patients.len(), versions: self.versions.len() }
+        BatchMark { text: self.text.len(), patients: self.patients.len(), references: self.references.len(), versions: self.versions.len() }
     }
 
     /// Drops what was added after `mark`.
     pub fn rollback(&mut self, mark: BatchMark) {
         self.text.truncate(mark.text);
         self.patients.truncate(mark.patients);
+        self.references.truncate(mark.references);
         self.versions.truncate(mark.versions);
     }
 
     /// Lends each version in turn, in the order they were added.
     pub fn drain(self, mut f: impl FnMut(VersionView)) {
-        let VersionBatch { text, patients, versions } = self;
+        let VersionBatch { text, patients, references, versions } = self;
         let at = |(start, end): (usize, usize)| &text[start..end];
         for v in versions {
             f(VersionView {
@@ -256,6 +278,7 @@ impl VersionBatch {
                 id: at(v.id),
                 text: &text,
                 patient_spans: &patients[v.patients.0..v.patients.1],
+                reference_spans: &references[v.references.0..v.references.1],
                 facts: v.facts,
             });
         }
@@ -266,7 +289,8 @@ impl VersionBatch {
         let mut out = Vec::with_capacity(self.len());
         self.drain(|v| {
             let patients = v.patients().map(str::to_string).collect();
-            let VersionFacts { version_id, last_updated, deleted, source, references, detail } = v.facts;
+            let references = v.references().map(|(t, i)| (t.to_string(), i.to_string())).collect();
+            let VersionFacts { version_id, last_updated, deleted, source, detail } = v.facts;
             out.push(ParsedVersion { resource_type: v.resource_type.to_string(), id: v.id.to_string(), version_id, last_updated, deleted, source, patients, references, detail })
         });
         out
@@ -811,6 +835,32 @@ mod tests {
     fn version_ids_compare_numerically() {
         assert!(VersionId::parse("9") < VersionId::parse("10"));
         assert!(VersionId::parse("abc") > VersionId::parse("10"));
+    }
+
+    /// A batch keeps each version's patients and references as its own, and going back to a
+    /// mark drops the later versions' strings, patients and references together.
+    #[test]
+    fn batch_keeps_references_per_version_and_rolls_back() {
+        let facts = |n: u64| VersionFacts { version_id: VersionId::Number(n), last_updated: Instant(n as i64), deleted: false, source: Source { file: 0, line: n, offset: 0, entry: None }, detail: None };
+        let mut batch = VersionBatch::default();
+        batch.push_parts("Observation", "o1", &["p1"], &[("Patient", "p1"), ("Encounter", "e1")], facts(1));
+        batch.push_parts("Observation", "o2", &["p2"], &[("Practitioner", "d1")], facts(2));
+        let mark = batch.mark();
+        batch.push_parts("Claim", "c1", &["p3", "p4"], &[("Organization", "x"), ("Patient", "p3")], facts(3));
+        batch.rollback(mark);
+        assert_eq!((batch.mark().patients, batch.mark().references), (2, 3), "the rolled-back version's lists are gone");
+        batch.push_parts("Patient", "p9", &["p9"], &[("Organization", "o9")], facts(4));
+        let v = batch.into_parsed();
+        type Got<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>);
+        let got: Vec<Got> = v.iter().map(|p| (p.id.as_str(), p.patients.iter().map(String::as_str).collect(), p.references.iter().map(|(t, i)| (t.as_str(), i.as_str())).collect())).collect();
+        assert_eq!(
+            got,
+            vec![
+                ("o1", vec!["p1"], vec![("Patient", "p1"), ("Encounter", "e1")]),
+                ("o2", vec!["p2"], vec![("Practitioner", "d1")]),
+                ("p9", vec!["p9"], vec![("Organization", "o9")]),
+            ]
+        );
     }
 
     #[test]

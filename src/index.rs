@@ -249,8 +249,9 @@ impl HistoryBuilder {
             }
         };
         let patients = self.lists.add_patients(v.patients().map(|id| self.patients.intern(id)));
+        let references = v.references();
         let f = v.facts;
-        let extra = self.lists.add_extra(f.detail, f.references.iter().map(|(rt, rid)| (self.types.intern(rt), self.refs.intern(rid))));
+        let extra = self.lists.add_extra(f.detail, references.map(|(rt, rid)| (self.types.intern(rt), self.refs.intern(rid))));
         let versions = &mut self.resources[idx as usize].versions;
         if versions.len() == versions.capacity() && versions.len() < 8 {
             // Most resources have a handful of versions: grow by one (a Vec would jump from

@@ -213,7 +213,8 @@ pub fn resolve(e: &ExportEvent, h: &History, o: &ResolveOptions) -> Resolution {
             }
         }
     }
-    let mut referenced: BTreeSet<(u32, u32)> = BTreeSet::new();
+    // Only asked whether it holds a (type, id): a hash set, filled from every exported row.
+    let mut referenced: rustc_hash::FxHashSet<(u32, u32)> = Default::default();
     let mut outside: Vec<u32> = Vec::new();
     for ty in &r.exported_types {
         let Some(tid) = h.type_id(ty) else { continue };
@@ -296,7 +297,7 @@ impl PatientSet {
 }
 
 /// Whether an exported compartment row's version referenced this resource.
-fn is_referenced(h: &History, referenced: &BTreeSet<(u32, u32)>, res: &Resource) -> bool {
+fn is_referenced(h: &History, referenced: &rustc_hash::FxHashSet<(u32, u32)>, res: &Resource) -> bool {
     h.ref_id_of(&res.id).is_some_and(|i| referenced.contains(&(res.resource_type, i)))
 }
 

@@ -364,7 +364,7 @@ fn entry(f: &Fields, raw: Raw, src: Source, opts: &ParseOptions, interesting: &I
 fn finish(rtype: &str, id: &str, version_id: VersionId, last_updated: Instant, deleted: bool, src: Source, f: &Fields, body: Body, opts: &ParseOptions, out: &mut VersionBatch) -> Result<(), String> {
     // Borrowed from the line where the quick walk reads them.
     let mut patients: Vec<Cow<str>> = Vec::new();
-    let mut references = Vec::new();
+    let mut references: Vec<(Cow<str>, Cow<str>)> = Vec::new();
     let mut detail = None;
     if !deleted {
         if rtype == "Patient" {
@@ -411,7 +411,7 @@ fn finish(rtype: &str, id: &str, version_id: VersionId, last_updated: Instant, d
             if let Some(()) = text.and_then(|t| super::skim::references(t, &mut found)) {
                 found.sort_unstable();
                 found.dedup();
-                references = found.into_iter().map(|(t, i)| (t.to_string(), i.to_string())).collect();
+                references = found.into_iter().map(|(t, i)| (Cow::Borrowed(t), Cow::Borrowed(i))).collect();
             } else {
                 // What the quick walk leaves to serde_json (escapes, repeated keys, text that
                 // is no UTF-8): the body read whole, as the general reading does.
@@ -421,12 +421,12 @@ fn finish(rtype: &str, id: &str, version_id: VersionId, last_updated: Instant, d
                     Body::None => None,
                 };
                 if let Some(w) = whole {
-                    references = crate::compartment::all_references(&w);
+                    references = crate::compartment::all_references(&w).into_iter().map(|(t, i)| (Cow::Owned(t), Cow::Owned(i))).collect();
                 }
             }
         }
     }
-    out.push_parts(rtype, id, &patients, VersionFacts { version_id, last_updated, deleted, source: src, references, detail });
+    out.push_parts(rtype, id, &patients, &references, VersionFacts { version_id, last_updated, deleted, source: src, detail });
     Ok(())
 }
 
