@@ -964,6 +964,13 @@ mod tests {
             ),
             format!(r#"{{"resourceType":"Observation","id":"o",{meta},"x":{{"reference":"Device\/d2"}},"y":{{"reference":"Device/d8"}}}}"#),
             format!(r#"{{"resourceType":"Observation","id":"o",{meta},"x":{{"a":{{"reference":"Device/d3"}},"a":{{"reference":"Device/d4"}}}}}}"#),
+            // A compartment field repeated at the top level (found by the fuzz target): the last
+            // value counts, as in serde_json's Value, in a resource and in a Bundle entry.
+            format!(r#"{{"resourceType":"Observation","id":"o",{meta},"subject":{{"reference":"Patient/first"}},"subject":{{"reference":"Patient/last"}}}}"#),
+            format!(r#"{{"resourceType":"Observation","id":"o",{meta},"subject":{{"reference":"Patient/first"}},"note":[],"subject":{{"reference":"Pat ient/x"}}}}"#),
+            format!(r#"{{"resourceType":"Observation","id":"o",{meta},"performer":[{{"reference":"Patient/a"}}],"subject":{{"reference":"Patient/s"}},"performer":[]}}"#),
+            format!(r#"{{"resourceType":"Bundle","type":"history","entry":[{{"request":{{"method":"PUT"}},"resource":{{"resourceType":"CarePlan","id":"c",{meta},"subject":{{"reference":"Patient/first"}},"subject":{{"reference":"Patient/last"}}}}}}]}}"#),
+            format!(r#"{{"resourceType":"Group","id":"g",{meta},"member":[{{"entity":{{"reference":"Patient/first"}}}}],"member":[{{"entity":{{"reference":"Patient/last"}}}}]}}"#),
         ]);
         for keep_references in [false, true] {
             let opts = ParseOptions::new(&c, Tz::UTC, keep_references);

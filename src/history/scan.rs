@@ -375,11 +375,16 @@ fn finish(rtype: &str, id: &str, version_id: VersionId, last_updated: Instant, d
         // The type's compartment paths, looked up once per version.
         let paths = opts.compartment.paths.get(rtype).map(Vec::as_slice);
         if paths.is_some() || detail_type {
-            for (key, raw) in &f.others {
+            for (i, (key, raw)) in f.others.iter().enumerate() {
                 let needed_for_detail = detail_type && matches!(key.as_ref(), "member" | "scope" | "requester" | "transactionTime" | "params" | "output" | "status");
                 if !needed_for_detail && !paths.is_some_and(|p| p.iter().any(|path| path[0].follows(key).is_some())) {
                     continue;
                 }
+                // A key repeated in the object: serde_json's Value, the reference reading,
+                // keeps the last value, so only the last one's patients count. Every value is
+                // still read, as strictly as the last.
+                let superseded = f.others[i + 1..].iter().any(|(later, _)| later == key);
+                let before = patients.len();
                 if needed_for_detail {
                     let value: Value = serde_json::from_str(raw.get()).map_err(|e| crate::error::describe_json_error(&e))?;
                     let mut found = Vec::new();
@@ -388,6 +393,9 @@ fn finish(rtype: &str, id: &str, version_id: VersionId, last_updated: Instant, d
                     detail_fields.insert(key.to_string(), value);
                 } else if let Some(paths) = paths {
                     patients_in_raw(paths, key, *raw, &mut patients)?;
+                }
+                if superseded {
+                    patients.truncate(before);
                 }
             }
         }
