@@ -971,6 +971,12 @@ mod tests {
             format!(r#"{{"resourceType":"Observation","id":"o",{meta},"performer":[{{"reference":"Patient/a"}}],"subject":{{"reference":"Patient/s"}},"performer":[]}}"#),
             format!(r#"{{"resourceType":"Bundle","type":"history","entry":[{{"request":{{"method":"PUT"}},"resource":{{"resourceType":"CarePlan","id":"c",{meta},"subject":{{"reference":"Patient/first"}},"subject":{{"reference":"Patient/last"}}}}}}]}}"#),
             format!(r#"{{"resourceType":"Group","id":"g",{meta},"member":[{{"entity":{{"reference":"Patient/first"}}}}],"member":[{{"entity":{{"reference":"Patient/last"}}}}]}}"#),
+            // Repeated deeper on the path (found in review): walked quickly, and by serde_json
+            // where an escaped key makes the quick walk doubt.
+            format!(r#"{{"resourceType":"Appointment","id":"a",{meta},"participant":[{{"actor":{{"reference":"Patient/first"}},"actor":{{"reference":"Patient/last"}}}}]}}"#),
+            format!(r#"{{"resourceType":"Appointment","id":"a",{meta},"participant":[{{"actor":{{"reference":"Patient/first"}},"actor":{{"reference":"Patient/last"}}}}]}}"#),
+            format!(r#"{{"resourceType":"Appointment","id":"a",{meta},"participant":[{{"actor":{{"reference":"Patient/x"}},"actor":{{"reference":"Patient/y"}},"actor":{{"reference":"Patient/z"}}}},{{"actor":{{"reference":"Patient/w"}}}}]}}"#),
+            format!(r#"{{"resourceType":"Appointment","id":"a",{meta},"participant":[{{"actor":{{"reference":"Patient/p","reference":"Patient/q"}}}}]}}"#),
         ]);
         for keep_references in [false, true] {
             let opts = ParseOptions::new(&c, Tz::UTC, keep_references);
@@ -986,6 +992,33 @@ mod tests {
             }
         }
         assert!(lines.len() > 500, "{} lines", lines.len());
+    }
+
+    /// A choice element on a path (R5: `NutritionIntake.reported as Reference`), spelled the FHIR
+    /// way (`reportedReference`) and the Aidbox way (`reported: {"Reference": …}`), with keys
+    /// repeated: the fast path reads what serde_json's Value keeps, the last value of each key.
+    #[test]
+    fn repeated_choice_keys_count_once() {
+        let c = Compartment::load(FhirVersion::R5);
+        let opts = ParseOptions::new(&c, Tz::UTC, false);
+        let meta = r#""meta":{"versionId":"1","lastUpdated":"2020-01-01T00:00:00Z"}"#;
+        let lines = [
+            format!(r#"{{"resourceType":"NutritionIntake","id":"n",{meta},"reported":{{"Reference":{{"reference":"Patient/a"}},"Reference":{{"reference":"Patient/b"}}}}}}"#),
+            format!(r#"{{"resourceType":"NutritionIntake","id":"n",{meta},"reported":{{"Reference":{{"reference":"Patient/a"}}}},"reported":{{"Reference":{{"reference":"Patient/b"}}}}}}"#),
+            format!(r#"{{"resourceType":"NutritionIntake","id":"n",{meta},"reportedReference":{{"reference":"Patient/a"}},"reportedReference":{{"reference":"Patient/b"}},"reported":{{"Reference":{{"reference":"Patient/c"}}}}}}"#),
+            format!(r#"{{"resourceType":"NutritionIntake","id":"n",{meta},"reported":{{"Reference":{{"reference":"Patient/a"}},"Reference":{{"reference":"Patient/b"}}}}}}"#),
+        ];
+        let mut patients = Vec::new();
+        for line in &lines {
+            let src = Source { file: 0, line: 1, offset: 0, entry: None };
+            let slow = versions_of_document(serde_json::from_str(line).unwrap(), src, &opts).unwrap();
+            let mut fast = VersionBatch::default();
+            scan::scan_line(line.as_bytes(), src, &opts, &opts.interesting, &mut fast).map_err(|_| line.clone()).unwrap();
+            let fast = fast.into_parsed();
+            assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "{line}");
+            patients.push(fast[0].patients.clone());
+        }
+        assert_eq!(patients, [vec!["b"], vec!["b"], vec!["b", "c"], vec!["b"]]);
     }
 
     /// Found in review: values on a compartment path that serde_json refuses to read (a number

@@ -464,8 +464,15 @@ fn walk_quick<'a>(raw: &'a str, rest: &[crate::compartment::Step], choice: Optio
     match raw.as_bytes().first() {
         Some(b'[') => for_each_element(raw, |e| walk_quick(e, rest, choice, out)),
         Some(b'{') => {
+            // A key on the path repeated in one object: serde_json's Value keeps the last value,
+            // and so does `PathSeed`, which reads what this walk doubts.
             if let Some(choice) = choice {
-                return for_each_member(raw, |k, v| if k == choice { walk_quick(v, rest, None, out) } else { Some(()) });
+                let mut seen = false;
+                return for_each_member(raw, |k, v| match k == choice {
+                    true if std::mem::replace(&mut seen, true) => None,
+                    true => walk_quick(v, rest, None, out),
+                    false => Some(()),
+                });
             }
             let Some((step, rest)) = rest.split_first() else {
                 let (mut reference, mut rtype, mut id, mut uri) = (None, None, None, None);
@@ -483,8 +490,13 @@ fn walk_quick<'a>(raw: &'a str, rest: &[crate::compartment::Step], choice: Optio
                 out.extend(patient_of_node(reference, rtype, id, uri).map(Cow::Borrowed));
                 return Some(());
             };
+            let mut seen: smallvec::SmallVec<[&str; 2]> = smallvec::SmallVec::new();
             for_each_member(raw, |k, v| match step.follows(k) {
-                Some(choice) => walk_quick(v, rest, choice, out),
+                Some(_) if seen.contains(&k) => None,
+                Some(choice) => {
+                    seen.push(k);
+                    walk_quick(v, rest, choice, out)
+                }
                 None => Some(()),
             })
         }
@@ -527,14 +539,20 @@ impl<'de> Visitor<'de> for PathSeed<'_, '_> {
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        // A key on the path repeated in one object: every value is read, the last one counts,
+        // as in serde_json's Value.
         if let Some(choice) = self.choice {
+            let mut last = None;
             while let Some(key) = map.next_key::<Str<'de>>()? {
                 if key.0 == choice {
-                    map.next_value_seed(PathSeed { rest: self.rest, choice: None, out: &mut *self.out })?;
+                    let mut found = Vec::new();
+                    map.next_value_seed(PathSeed { rest: self.rest, choice: None, out: &mut found })?;
+                    last = Some(found);
                 } else {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
+            self.out.extend(last.into_iter().flatten());
             return Ok(());
         }
         let Some((step, rest)) = self.rest.split_first() else {
@@ -556,15 +574,23 @@ impl<'de> Visitor<'de> for PathSeed<'_, '_> {
             self.out.extend(patient_of_node(reference.as_deref(), rtype.as_deref(), id.as_deref(), uri.as_deref()).map(str::to_string));
             return Ok(());
         };
+        let mut by_key: Vec<(Cow<'de, str>, Vec<String>)> = Vec::new();
         while let Some(key) = map.next_key::<Str<'de>>()? {
-            let k = key.0.as_ref();
-            match step.follows(k) {
-                Some(choice) => map.next_value_seed(PathSeed { rest, choice, out: &mut *self.out })?,
+            match step.follows(&key.0) {
+                Some(choice) => {
+                    let mut found = Vec::new();
+                    map.next_value_seed(PathSeed { rest, choice, out: &mut found })?;
+                    match by_key.iter_mut().find(|(k, _)| *k == key.0) {
+                        Some(earlier) => earlier.1 = found,
+                        None => by_key.push((key.0, found)),
+                    }
+                }
                 None => {
                     map.next_value::<IgnoredAny>()?;
                 }
             }
         }
+        self.out.extend(by_key.into_iter().flat_map(|(_, found)| found));
         Ok(())
     }
     fn visit_str<E>(self, _: &str) -> Result<(), E> {
