@@ -85,9 +85,9 @@ pub struct Source {
 pub struct Entry(std::num::NonZeroU32);
 
 impl Entry {
-    /// The entry at 0-based `index`; `None` from index 2^32 − 1 on (no Bundle comes near).
-    pub fn at(index: usize) -> Option<Entry> {
-        u32::try_from(index + 1).ok().and_then(std::num::NonZeroU32::new).map(Entry)
+    /// The entry at 0-based `index`; an error from index 2^32 − 1 on (no Bundle comes near).
+    pub fn at(index: usize) -> std::result::Result<Entry, &'static str> {
+        u32::try_from(index + 1).ok().and_then(std::num::NonZeroU32::new).map(Entry).ok_or("a history Bundle with more than 2^32 entries")
     }
 
     pub fn index(self) -> u32 {
@@ -572,7 +572,7 @@ pub fn versions_of_document(value: Value, src: Source, opts: &ParseOptions) -> s
                 let Value::Object(e) = e else {
                     return Err(format!("history Bundle entry {i} is not an object"));
                 };
-                let src = Source { entry: Some(Entry::at(i).ok_or("a history Bundle with more than 2^32 entries")?), ..src };
+                let src = Source { entry: Some(Entry::at(i)?), ..src };
                 out.push(bundle_entry(e, src, opts).map_err(|m| format!("history Bundle entry {i}: {m}"))?);
             }
             Ok(out)

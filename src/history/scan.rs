@@ -243,7 +243,7 @@ pub fn scan_line(line: &[u8], src: Source, opts: &ParseOptions, interesting: &In
             let list: Vec<&RawValue> = serde_json::from_str(entries.get()).map_err(|_| ScanError::Shape("history Bundle whose entry is not an array".into()))?;
             for (i, e) in list.iter().enumerate() {
                 let ef = raw_fields(Raw(e.get()), interesting).map_err(|m| format!("history Bundle entry {i}: {m}"))?;
-                let src = Source { entry: Some(super::Entry::at(i).ok_or("a history Bundle with more than 2^32 entries")?), ..src };
+                let src = Source { entry: Some(super::Entry::at(i)?), ..src };
                 entry(&ef, Raw(e.get()), src, opts, interesting, out).map_err(|m| format!("history Bundle entry {i}: {m}"))?;
             }
             Ok(())
