@@ -144,6 +144,9 @@ pub struct ParsedVersion {
     pub detail: Option<Box<Detail>>,
 }
 
+/// A range of a batch's text: start and end.
+type TextRange = (usize, usize);
+
 /// Versions read from a run of lines, their type, id, patient and reference strings kept in one buffer:
 /// one allocation per batch instead of several per version, and nothing for the index thread
 /// to free one by one.
@@ -151,14 +154,11 @@ pub struct ParsedVersion {
 pub struct VersionBatch {
     text: String,
     /// Each patient id, as a range of `text`.
-    patients: Vec<(usize, usize)>,
+    patients: Vec<TextRange>,
     /// Each reference's type and id (`--non-compartment referenced`), as ranges of `text`.
     references: Vec<(TextRange, TextRange)>,
     versions: Vec<BatchVersion>,
 }
-
-/// A range of a batch's text: start and end.
-type TextRange = (usize, usize);
 
 /// What a version is besides its type, id, patients and references (the strings a batch keeps
 /// together).
@@ -172,8 +172,8 @@ pub struct VersionFacts {
 
 /// One version of a batch: its strings are ranges of the batch's text.
 struct BatchVersion {
-    resource_type: (usize, usize),
-    id: (usize, usize),
+    resource_type: TextRange,
+    id: TextRange,
     /// A range of the batch's `patients`.
     patients: (usize, usize),
     /// A range of the batch's `references`.
@@ -186,7 +186,7 @@ pub struct VersionView<'b> {
     pub resource_type: &'b str,
     pub id: &'b str,
     text: &'b str,
-    patient_spans: &'b [(usize, usize)],
+    patient_spans: &'b [TextRange],
     reference_spans: &'b [(TextRange, TextRange)],
     pub facts: VersionFacts,
 }
@@ -226,7 +226,7 @@ impl VersionBatch {
         self.versions.is_empty()
     }
 
-    fn keep(&mut self, s: &str) -> (usize, usize) {
+    fn keep(&mut self, s: &str) -> TextRange {
         let start = self.text.len();
         self.text.push_str(s);
         (start, self.text.len())
@@ -271,7 +271,7 @@ impl VersionBatch {
     /// Lends each version in turn, in the order they were added.
     pub fn drain(self, mut f: impl FnMut(VersionView)) {
         let VersionBatch { text, patients, references, versions } = self;
-        let at = |(start, end): (usize, usize)| &text[start..end];
+        let at = |(start, end): TextRange| &text[start..end];
         for v in versions {
             f(VersionView {
                 resource_type: at(v.resource_type),

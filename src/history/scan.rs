@@ -420,17 +420,11 @@ fn finish(rtype: &str, id: &str, version_id: VersionId, last_updated: Instant, d
                 found.sort_unstable();
                 found.dedup();
                 references = found.into_iter().map(|(t, i)| (Cow::Borrowed(t), Cow::Borrowed(i))).collect();
-            } else {
-                // What the quick walk leaves to serde_json (escapes, repeated keys, text that
-                // is no UTF-8): the body read whole, as the general reading does.
-                let whole: Option<Value> = match body {
-                    Body::Whole(b) => serde_json::from_slice(b).ok(),
-                    Body::Raw(r) => serde_json::from_str(r.get()).ok(),
-                    Body::None => None,
-                };
-                if let Some(w) = whole {
-                    references = crate::compartment::all_references(&w).into_iter().map(|(t, i)| (Cow::Owned(t), Cow::Owned(i))).collect();
-                }
+            } else if let Some(w) = text.and_then(|t| serde_json::from_str::<Value>(t).ok()) {
+                // What the quick walk leaves to serde_json (escapes, repeated keys): the body
+                // read whole, as the general reading does. A body that is no UTF-8 is no JSON
+                // serde_json reads into a Value either.
+                references = crate::compartment::all_references(&w).into_iter().map(|(t, i)| (Cow::Owned(t), Cow::Owned(i))).collect();
             }
         }
     }
