@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The reference benchmark of issue 3, side by side in one run on the same files:
-#   generate the reference world (Synthea cloned K times, ~1.77 GB of history at K=19),
+#   generate the reference world with the world generator (`world/`: Synthea cloned K times,
+#   ~1.77 GB of history at K=19),
 #   then time the parse floor (alone, and with the SHA-256 of every input that the SPEC's
 #   manifest needs), bulk-audit (plain and .zst inputs) and the DuckDB peer,
 #   check that bulk-audit's rows equal the peer's and the generator's truth, and print a table.
@@ -18,9 +19,10 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bulk-audit-target}"
 BIN="$CARGO_TARGET_DIR/release"
 PEER="$(pwd)/../shared/bench/duckdb_peer.py"
 
-cargo build --release --quiet --bin bulk-audit --example make_world --example parse_floor
+cargo build --release --quiet --features hooks --bin bulk-audit --example parse_floor
+cargo build --release --quiet -p bulk-audit-world
 if [ ! -f "$WORLD/truth/expected_resources.csv" ]; then
-  "$BIN/examples/make_world" "$WORLD" --clones "$K" --requests 5000 --format fhir | head -n 1
+  "$BIN/make-world" "$WORLD" --clones "$K" --requests 5000 --format fhir | head -n 1
 fi
 if [ ! -d "$WORLD-zst/history" ]; then
   mkdir -p "$WORLD-zst/history" "$WORLD-zst/logs"

@@ -1,33 +1,46 @@
 //! Re-reading version bodies by their source position, for `--with-resource` and
-//! `--reconstruct`: only the files that hold a wanted version are read again, and only the
-//! wanted lines are parsed.
+//! `--reconstruct`: only the files that hold a wanted version are read again (not hashed a
+//! second time), and only the wanted documents are parsed. A body that cannot be found again
+//! where it was indexed is an error naming the file and line: the file changed during the run.
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
 
 use crate::error::{describe_json_error, Error, Result};
-use crate::history::{self, Source};
+use crate::history;
 use crate::index::History;
-use crate::inputs::{self, InputFile, LineBlocks};
+use crate::source::{self, InputFile, LineBlocks};
 
 /// A wanted version: (resource index, version index).
-pub type VersionKey = (u32, u32);
+pub(crate) type VersionKey = (u32, u32);
+
+/// The versions whose document starts at one byte offset of a file, and that document's line.
+struct At {
+    line: u64,
+    keys: Vec<VersionKey>,
+}
 
 /// Reads the bodies of the wanted versions; returns them as compact JSON text.
-pub fn read(files: &[InputFile], h: &History, wanted: &[VersionKey]) -> Result<HashMap<VersionKey, String>> {
+pub(crate) fn read(files: &[InputFile], h: &History, wanted: &[VersionKey]) -> Result<HashMap<VersionKey, String>> {
     // file → offset → the versions whose document starts there.
-    let mut by_file: BTreeMap<u32, BTreeMap<u64, Vec<VersionKey>>> = BTreeMap::new();
+    let mut by_file: BTreeMap<u32, BTreeMap<u64, At>> = BTreeMap::new();
     for &k in wanted {
         let v = &h.resources[k.0 as usize].versions[k.1 as usize];
-        by_file.entry(v.source.file).or_default().entry(v.source.offset).or_default().push(k);
+        by_file
+            .entry(v.source.file)
+            .or_default()
+            .entry(v.source.offset)
+            .or_insert_with(|| At { line: v.source.line, keys: Vec::new() })
+            .keys
+            .push(k);
     }
-    let mut out = HashMap::new();
+    let mut out = HashMap::with_capacity(wanted.len());
     for (file, offsets) in by_file {
         let f = &files[file as usize];
-        let mut input = inputs::open(f)?;
-        let path = f.path.clone();
-        let mut blocks = LineBlocks::new(&mut input.reader, &path, 8 << 20);
+        let path = f.path.as_path();
+        let mut reader = source::open_unhashed(f)?;
+        let mut blocks = LineBlocks::new(&mut reader, path, 8 << 20);
         let mut pending = offsets.into_iter().peekable();
         // Bytes carried over when a document spans blocks (pretty-printed Bundles).
         let mut carry: Vec<u8> = Vec::new();
@@ -43,45 +56,51 @@ pub fn read(files: &[InputFile], h: &History, wanted: &[VersionKey]) -> Result<H
                 (b, carry_start)
             };
             let end = start + bytes.len() as u64;
-            while let Some(&(offset, _)) = pending.peek() {
+            while let Some(&(offset, ref at)) = pending.peek() {
                 if offset >= end {
                     break;
                 }
-                let at = (offset - start) as usize;
-                let mut stream = serde_json::Deserializer::from_slice(&bytes[at..]).into_iter::<Value>();
+                let line = at.line;
+                let from = (offset - start) as usize;
+                let mut stream = serde_json::Deserializer::from_slice(&bytes[from..]).into_iter::<Value>();
                 match stream.next() {
                     Some(Ok(doc)) => {
-                        let (_, keys) = pending.next().expect("peeked");
-                        for k in keys {
-                            out.insert(k, body_text(h, k, &doc));
+                        let (_, at) = pending.next().expect("peeked");
+                        for k in at.keys {
+                            let text = body_text(h, k, &doc).ok_or_else(|| {
+                                changed(path, line, offset, "the document there holds no such version")
+                            })?;
+                            out.insert(k, text);
                         }
                     }
                     Some(Err(e)) if e.is_eof() => {
                         // The document goes on in the next block.
-                        carry = bytes[at..].to_vec();
+                        carry = bytes[from..].to_vec();
                         carry_start = offset;
                         break;
                     }
-                    Some(Err(e)) => {
-                        let line = inputs::line_of_offset(&bytes, at);
-                        return Err(Error::input(&path, line, offset, format!("on re-reading a body: {}", describe_json_error(&e))));
-                    }
+                    Some(Err(e)) => return Err(changed(path, line, offset, &describe_json_error(&e))),
                     None => break,
                 }
             }
         }
-        if let Some(&(offset, _)) = pending.peek() {
-            return Err(Error::input(&path, 0, offset, "on re-reading a body: the file changed since it was indexed"));
+        if let Some(&(offset, ref at)) = pending.peek() {
+            return Err(changed(path, at.line, offset, "the file ends before it"));
         }
     }
     Ok(out)
 }
 
-fn body_text(h: &History, k: VersionKey, doc: &Value) -> String {
+fn changed(path: &std::path::Path, line: u64, offset: u64, what: &str) -> Error {
+    Error::input(path, line, offset, format!("on re-reading a body: {what} (the file changed since it was indexed)"))
+}
+
+/// The wanted version's body in the document, completed, as compact JSON; `None` when the
+/// document does not hold it.
+fn body_text(h: &History, k: VersionKey, doc: &Value) -> Option<String> {
     let r = &h.resources[k.0 as usize];
     let v = &r.versions[k.1 as usize];
-    let src: &Source = &v.source;
-    history::read_body(doc, src, h.type_name(r.resource_type), &r.id, &v.version_id, v.last_updated)
-        .map(|b| serde_json::to_string(&b).unwrap_or_default())
-        .unwrap_or_default()
+    let body = history::read_body(doc, &v.source, h.type_name(r.resource_type), &r.id, &v.version_id, v.last_updated)?;
+    // A Value always serialises.
+    serde_json::to_string(&body).ok()
 }

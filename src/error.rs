@@ -7,7 +7,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 #[derive(Debug)]
-pub enum Error {
+pub(crate) enum Error {
     /// The command line asked for something impossible (bad option value, unreadable --wildcard
     /// file, an existing --out folder without --force …). Exit status 1.
     Usage(String),
@@ -18,27 +18,31 @@ pub enum Error {
     Input { path: PathBuf, line: u64, offset: u64, what: String },
     /// An output could not be written. Exit status 3.
     Output { path: PathBuf, what: String },
+    /// Something that cannot happen did (a thread of the reading pipeline stopped, a value that
+    /// cannot be serialised): a bug in bulk-audit. Exit status 4.
+    Internal(String),
 }
 
 impl Error {
-    pub fn input(path: impl Into<PathBuf>, line: u64, offset: u64, what: impl Into<String>) -> Self {
+    pub(crate) fn input(path: impl Into<PathBuf>, line: u64, offset: u64, what: impl Into<String>) -> Self {
         Error::Input { path: path.into(), line, offset, what: what.into() }
     }
 
-    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io { path: path.into(), source }
     }
 
-    pub fn output(path: impl Into<PathBuf>, what: impl fmt::Display) -> Self {
+    pub(crate) fn output(path: impl Into<PathBuf>, what: impl fmt::Display) -> Self {
         Error::Output { path: path.into(), what: what.to_string() }
     }
 
     /// The process exit status for this error.
-    pub fn exit_code(&self) -> i32 {
+    pub(crate) fn exit_code(&self) -> i32 {
         match self {
             Error::Usage(_) => 1,
             Error::Io { .. } | Error::Input { .. } => 2,
             Error::Output { .. } => 3,
+            Error::Internal(_) => 4,
         }
     }
 }
@@ -52,38 +56,43 @@ impl fmt::Display for Error {
                 write!(f, "{}:{line} (byte {offset}): {what}", path.display())
             }
             Error::Output { path, what } => write!(f, "cannot write {}: {what}", path.display()),
+            Error::Internal(m) => {
+                write!(f, "internal error (a bug in bulk-audit: please report it with this message): {m}")
+            }
         }
     }
 }
 
 impl std::error::Error for Error {}
 
-pub type Result<T> = std::result::Result<T, Error>;
+pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// A line left out under `--skip-invalid`: where it was and why (never its content).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Skipped {
-    pub path: PathBuf,
-    pub line: u64,
-    pub offset: u64,
-    pub reason: String,
+pub(crate) struct Skipped {
+    pub(crate) path: PathBuf,
+    pub(crate) line: u64,
+    pub(crate) offset: u64,
+    pub(crate) reason: String,
     /// How many lines this skip covers (more than one when the rest of a file is unreadable).
-    pub lines: u64,
+    pub(crate) lines: u64,
 }
 
 impl Skipped {
     /// The skip an input error stands for; `None` for errors that are not about one place in
     /// an input (an unopenable file is never skipped silently).
-    pub fn of(e: &Error) -> Option<Skipped> {
+    pub(crate) fn of(e: &Error) -> Option<Skipped> {
         match e {
-            Error::Input { path, line, offset, what } => Some(Skipped { path: path.clone(), line: *line, offset: *offset, reason: what.clone(), lines: 1 }),
+            Error::Input { path, line, offset, what } => {
+                Some(Skipped { path: path.clone(), line: *line, offset: *offset, reason: what.clone(), lines: 1 })
+            }
             _ => None,
         }
     }
 }
 
 /// A short, PHI-free description of a serde_json error: its category and column, never the text.
-pub fn describe_json_error(e: &serde_json::Error) -> String {
+pub(crate) fn describe_json_error(e: &serde_json::Error) -> String {
     use serde_json::error::Category;
     // serde_json's own messages may quote input; only these fixed phrases are looked for.
     let text = e.to_string();
@@ -91,7 +100,10 @@ pub fn describe_json_error(e: &serde_json::Error) -> String {
         return format!("JSON nested too deeply (more than 128 levels) at column {}", e.column());
     }
     if text.starts_with("invalid unicode code point") || text.contains("UTF-8") || text.contains("utf-8") {
-        return format!("bytes that are not valid UTF-8 at column {} (a file re-encoded, e.g. as Latin-1?)", e.column());
+        return format!(
+            "bytes that are not valid UTF-8 at column {} (a file re-encoded, e.g. as Latin-1?)",
+            e.column()
+        );
     }
     if text.starts_with("control character") {
         return format!("a raw control character inside a JSON string at column {}", e.column());

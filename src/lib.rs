@@ -1,23 +1,29 @@
 //! bulk-audit: which resource versions did each FHIR bulk-data client receive, for which
 //! patients, in which `$export`? The library behind the `bulk-audit` command, one module per
-//! stage of the flow:
+//! stage of the flow, each depending only on the stages before it:
 //!
-//! inputs → logs → kickoff (export events) → history → index (as-of) → scopes / compartment →
-//! resolve (in parallel) → evidence (the server's BulkExportStatus) → bodies → output.
+//! cli → audit → (source → logs, history → version → index) → rules (kickoff, scopes,
+//! compartment, resolve, evidence, findings) → bodies → output.
+//!
+//! Only [`cli::main`] is the library's API; the `hooks` feature opens a few entry points for the
+//! fuzz targets, the benches and the parse-floor example.
 
-pub mod audit;
-pub mod bodies;
+mod audit;
+mod bodies;
 pub mod cli;
-pub mod compartment;
-pub mod error;
-pub mod evidence;
-pub mod history;
-pub mod index;
-pub mod inputs;
-pub mod kickoff;
-pub mod logs;
-pub mod output;
-pub mod resolve;
-pub mod scopes;
-pub mod timestamp;
-pub mod world;
+mod error;
+mod history;
+mod index;
+mod logs;
+mod output;
+mod rules;
+mod source;
+mod stopwatch;
+mod timestamp;
+mod version;
+
+#[cfg(feature = "hooks")]
+pub mod hooks;
+
+#[cfg(test)]
+mod layout_tests;

@@ -7,22 +7,22 @@ use chrono_tz::Tz;
 
 /// Nanoseconds since 1970-01-01T00:00:00Z.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Instant(pub i64);
+pub(crate) struct Instant(pub i64);
 
-pub const NANOS_PER_MILLI: i64 = 1_000_000;
+pub(crate) const NANOS_PER_MILLI: i64 = 1_000_000;
 
 impl Instant {
-    pub fn from_millis(ms: i64) -> Instant {
+    pub(crate) fn from_millis(ms: i64) -> Instant {
         Instant(ms.saturating_mul(NANOS_PER_MILLI))
     }
 
     /// The last nanosecond of this instant's millisecond (logs carry milliseconds only).
-    pub fn end_of_millisecond(self) -> Instant {
+    pub(crate) fn end_of_millisecond(self) -> Instant {
         Instant(self.0.div_euclid(NANOS_PER_MILLI) * NANOS_PER_MILLI + NANOS_PER_MILLI - 1)
     }
 
     /// RFC 3339 in UTC with `Z`, with 0, 3, 6 or 9 fraction digits as needed.
-    pub fn to_rfc3339(self) -> String {
+    pub(crate) fn to_rfc3339(self) -> String {
         let dt: DateTime<Utc> = Utc.timestamp_nanos(self.0);
         dt.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
     }
@@ -36,16 +36,7 @@ impl std::fmt::Display for Instant {
 
 /// Appends RFC 3339 in UTC with `Z` and 0, 3, 6 or 9 fraction digits, exactly as
 /// [`Instant::to_rfc3339`] but without going through chrono (the output's hot path).
-pub fn write_rfc3339(nanos: i64, out: &mut String) {
-    match Rfc3339::of(nanos) {
-        // The formatted bytes are ASCII digits and separators.
-        Some(t) => out.push_str(std::str::from_utf8(t.as_bytes()).expect("ASCII")),
-        None => out.push_str(&Instant(nanos).to_rfc3339()),
-    }
-}
-
-/// Appends the same text as [`write_rfc3339`] to a byte buffer (CSV rows).
-pub fn push_rfc3339(nanos: i64, out: &mut Vec<u8>) {
+pub(crate) fn push_rfc3339(nanos: i64, out: &mut Vec<u8>) {
     match Rfc3339::of(nanos) {
         Some(t) => out.extend_from_slice(t.as_bytes()),
         None => out.extend_from_slice(Instant(nanos).to_rfc3339().as_bytes()),
@@ -122,18 +113,21 @@ impl Rfc3339 {
 }
 
 /// Parses an IANA zone name for `--tz`.
-pub fn parse_zone(name: &str) -> Result<Tz, String> {
-    name.parse::<Tz>().map_err(|_| format!("unknown time zone {name:?} (expected an IANA name such as UTC or Europe/Berlin)"))
+pub(crate) fn parse_zone(name: &str) -> Result<Tz, String> {
+    name.parse::<Tz>()
+        .map_err(|_| format!("unknown time zone {name:?} (expected an IANA name such as UTC or Europe/Berlin)"))
 }
 
 /// Parses any supported timestamp form. A form without an offset is read in `zone`.
-pub fn parse(text: &str, zone: &Tz) -> Result<Instant, String> {
+pub(crate) fn parse(text: &str, zone: &Tz) -> Result<Instant, String> {
     let s = text.trim();
     if s.is_empty() {
         return Err("empty timestamp".into());
     }
     let first = s.as_bytes()[0];
-    if s.bytes().all(|b| b.is_ascii_digit()) || (first == b'-' && s.len() > 1 && s[1..].bytes().all(|b| b.is_ascii_digit())) {
+    if s.bytes().all(|b| b.is_ascii_digit())
+        || (first == b'-' && s.len() > 1 && s[1..].bytes().all(|b| b.is_ascii_digit()))
+    {
         let ms: i64 = s.parse().map_err(|_| format!("epoch milliseconds out of range: {s:?}"))?;
         return Ok(Instant::from_millis(ms));
     }
@@ -150,20 +144,38 @@ pub fn parse(text: &str, zone: &Tz) -> Result<Instant, String> {
 /// `YYYY-MM-DDTHH:MM:SS[.f{1,9}]Z` with years 1900–2199, read without chrono: the same instant
 /// `parse_iso` gives. `None` for anything else (`parse_iso` decides, and words any error).
 fn parse_utc_exactly(s: &[u8]) -> Option<Instant> {
-    if s.len() < 20 || s[4] != b'-' || s[7] != b'-' || s[10] != b'T' || s[13] != b':' || s[16] != b':' || *s.last()? != b'Z' {
+    if s.len() < 20
+        || s[4] != b'-'
+        || s[7] != b'-'
+        || s[10] != b'T'
+        || s[13] != b':'
+        || s[16] != b':'
+        || *s.last()? != b'Z'
+    {
         return None;
     }
-    let num = |at: usize, n: usize| -> Option<i64> { s[at..at + n].iter().try_fold(0i64, |v, &c| c.is_ascii_digit().then(|| v * 10 + (c - b'0') as i64)) };
+    let num = |at: usize, n: usize| -> Option<i64> {
+        s[at..at + n].iter().try_fold(0i64, |v, &c| c.is_ascii_digit().then(|| v * 10 + (c - b'0') as i64))
+    };
     let (y, mo, d) = (num(0, 4)?, num(5, 2)?, num(8, 2)?);
     let (h, mi, sec) = (num(11, 2)?, num(14, 2)?, num(17, 2)?);
     let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
     let month_days = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if !(1900..=2199).contains(&y) || !(1..=12).contains(&mo) || d < 1 || d > month_days[mo as usize - 1] || h > 23 || mi > 59 || sec > 59 {
+    if !(1900..=2199).contains(&y)
+        || !(1..=12).contains(&mo)
+        || d < 1
+        || d > month_days[mo as usize - 1]
+        || h > 23
+        || mi > 59
+        || sec > 59
+    {
         return None;
     }
     let nanos = match &s[19..s.len() - 1] {
         [] => 0,
-        [b'.', fraction @ ..] if (1..=9).contains(&fraction.len()) => num(20, fraction.len())? * 10i64.pow(9 - fraction.len() as u32),
+        [b'.', fraction @ ..] if (1..=9).contains(&fraction.len()) => {
+            num(20, fraction.len())? * 10i64.pow(9 - fraction.len() as u32)
+        }
         _ => return None,
     };
     // Days since 1970-01-01 (Howard Hinnant's days_from_civil).
@@ -178,7 +190,7 @@ fn parse_utc_exactly(s: &[u8]) -> Option<Instant> {
 }
 
 /// Epoch milliseconds given as a JSON number (`timeUnix`); fractional milliseconds are kept.
-pub fn from_epoch_millis_f64(ms: f64) -> Option<Instant> {
+pub(crate) fn from_epoch_millis_f64(ms: f64) -> Option<Instant> {
     if !ms.is_finite() || ms.abs() > 9.0e15 {
         return None;
     }
@@ -202,11 +214,7 @@ fn localize(naive: NaiveDateTime, zone: &Tz) -> Result<Instant, String> {
 }
 
 fn nanos_of(naive_utc: NaiveDateTime) -> Result<Instant, String> {
-    naive_utc
-        .and_utc()
-        .timestamp_nanos_opt()
-        .map(Instant)
-        .ok_or_else(|| "timestamp outside 1677–2262".to_string())
+    naive_utc.and_utc().timestamp_nanos_opt().map(Instant).ok_or_else(|| "timestamp outside 1677–2262".to_string())
 }
 
 struct Cursor<'a> {
@@ -271,7 +279,9 @@ fn parse_clock(c: &mut Cursor) -> Option<(u32, u32, u32, u32)> {
 }
 
 fn parse_iso(s: &str, zone: &Tz) -> Result<Instant, String> {
-    let bad = || format!("unreadable timestamp {s:?} (expected ISO-8601, Kibana's 'Dec 5, 2022 @ 16:34:30.417' or epoch milliseconds)");
+    let bad = || {
+        format!("unreadable timestamp {s:?} (expected ISO-8601, Kibana's 'Dec 5, 2022 @ 16:34:30.417' or epoch milliseconds)")
+    };
     let mut c = Cursor { s: s.as_bytes(), i: 0 };
     let (y, _) = c.digits(4, 4).ok_or_else(bad)?;
     if !c.eat(b'-') {
@@ -283,11 +293,8 @@ fn parse_iso(s: &str, zone: &Tz) -> Result<Instant, String> {
     }
     let (d, _) = c.digits(2, 2).ok_or_else(bad)?;
     let date = NaiveDate::from_ymd_opt(y as i32, mo as u32, d as u32).ok_or_else(bad)?;
-    let (h, mi, sec, nanos) = if c.eat(b'T') || c.eat(b't') || c.eat(b' ') {
-        parse_clock(&mut c).ok_or_else(bad)?
-    } else {
-        (0, 0, 0, 0)
-    };
+    let (h, mi, sec, nanos) =
+        if c.eat(b'T') || c.eat(b't') || c.eat(b' ') { parse_clock(&mut c).ok_or_else(bad)? } else { (0, 0, 0, 0) };
     // Leap second 60 is folded into the next second's start by chrono's nano field.
     let (sec, nanos) = if sec == 60 { (59, nanos + 1_000_000_000) } else { (sec, nanos) };
     let time = chrono::NaiveTime::from_hms_nano_opt(h, mi, sec, nanos).ok_or_else(bad)?;
@@ -366,13 +373,31 @@ mod tests {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (seed >> 33) % n
         };
-        let mut texts: Vec<String> = ["1970-01-01T00:00:00Z", "1900-01-01T00:00:00Z", "2199-12-31T23:59:59.999999999Z", "2000-02-29T12:00:00.5Z", "2024-02-29T23:59:59.123456Z"]
-            .map(String::from)
-            .to_vec();
+        let mut texts: Vec<String> = [
+            "1970-01-01T00:00:00Z",
+            "1900-01-01T00:00:00Z",
+            "2199-12-31T23:59:59.999999999Z",
+            "2000-02-29T12:00:00.5Z",
+            "2024-02-29T23:59:59.123456Z",
+        ]
+        .map(String::from)
+        .to_vec();
         for _ in 0..20_000 {
             let digits = next(10) as usize;
-            let fraction = if digits == 0 { String::new() } else { format!(".{:0width$}", next(10u64.pow(digits as u32)), width = digits) };
-            texts.push(format!("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{fraction}Z", 1890 + next(320), next(14), next(32), next(25), next(61), next(61)));
+            let fraction = if digits == 0 {
+                String::new()
+            } else {
+                format!(".{:0width$}", next(10u64.pow(digits as u32)), width = digits)
+            };
+            texts.push(format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}{fraction}Z",
+                1890 + next(320),
+                next(14),
+                next(32),
+                next(25),
+                next(61),
+                next(61)
+            ));
         }
         let mut quick = 0;
         for t in &texts {
@@ -384,7 +409,13 @@ mod tests {
             assert_eq!(parse(t, &Tz::UTC).ok(), general, "{t}");
         }
         assert!(quick > 5_000, "most texts take the quick reading ({quick})");
-        for not_usual in ["2023-01-01T00:00:00+00:00", "2023-01-01T00:00:00.1234567891Z", "2023-01-01 00:00:00Z", "2023-01-01T00:00:60Z", "1800-01-01T00:00:00Z"] {
+        for not_usual in [
+            "2023-01-01T00:00:00+00:00",
+            "2023-01-01T00:00:00.1234567891Z",
+            "2023-01-01 00:00:00Z",
+            "2023-01-01T00:00:60Z",
+            "1800-01-01T00:00:00Z",
+        ] {
             assert!(parse_utc_exactly(not_usual.as_bytes()).is_none(), "{not_usual}");
         }
     }
@@ -424,7 +455,9 @@ mod tests {
 
     #[test]
     fn rejects_garbage() {
-        for s in ["", "yesterday", "2022-13-05T00:00:00Z", "2022-12-05T16:34:30Q", "Dec 5 2022", "2022-12-05T16:34:30+99:00"] {
+        for s in
+            ["", "yesterday", "2022-13-05T00:00:00Z", "2022-12-05T16:34:30Q", "Dec 5 2022", "2022-12-05T16:34:30+99:00"]
+        {
             assert!(parse(s, &Tz::UTC).is_err(), "{s:?} should be rejected");
         }
     }
@@ -432,7 +465,16 @@ mod tests {
     #[test]
     fn fast_formatting_matches_chrono() {
         let mut rng = 0x1234_5678_9abc_def0u64;
-        let mut samples = vec![0i64, -1, 1, 999_999_999, 1_000_000_000, -86_400_000_000_000, 253_402_300_799_999_999, 951_782_400_000_000_000];
+        let mut samples = vec![
+            0i64,
+            -1,
+            1,
+            999_999_999,
+            1_000_000_000,
+            -86_400_000_000_000,
+            253_402_300_799_999_999,
+            951_782_400_000_000_000,
+        ];
         for _ in 0..20_000 {
             rng ^= rng << 13;
             rng ^= rng >> 7;
@@ -444,9 +486,9 @@ mod tests {
             samples.push(ns - ns % 1_000_000_000);
         }
         for ns in samples {
-            let mut s = String::new();
-            write_rfc3339(ns, &mut s);
-            assert_eq!(s, Instant(ns).to_rfc3339(), "{ns}");
+            let mut s = Vec::new();
+            push_rfc3339(ns, &mut s);
+            assert_eq!(String::from_utf8(s).unwrap(), Instant(ns).to_rfc3339(), "{ns}");
         }
     }
 

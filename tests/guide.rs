@@ -9,7 +9,8 @@ fn audit_guide(extra: &[&str]) -> (tempfile::TempDir, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let out_s = out.to_str().unwrap().to_string();
-    let mut args = vec!["audit", "--logs", "fixtures/guide/logs", "--history", "fixtures/guide/history", "--out", &out_s];
+    let mut args =
+        vec!["audit", "--logs", "fixtures/guide/logs", "--history", "fixtures/guide/history", "--out", &out_s];
     args.extend_from_slice(extra);
     run_ok(&args);
     (tmp, out)
@@ -24,7 +25,9 @@ fn guide_reproduces_the_example_table_exactly() {
     // The guide's table: (patient, type, id) with the version in force at Dec 5, 2022 @ 16:34:30.417.
     let rows: Vec<(String, String, String, String)> = csv_rows(&out.join("resources.csv"))
         .into_iter()
-        .map(|r| (r["patient_id"].clone(), r["resource_type"].clone(), r["resource_id"].clone(), r["version_id"].clone()))
+        .map(|r| {
+            (r["patient_id"].clone(), r["resource_type"].clone(), r["resource_id"].clone(), r["version_id"].clone())
+        })
         .collect();
     let expect = |p: &str, t: &str, i: &str, v: &str| (p.to_string(), t.to_string(), i.to_string(), v.to_string());
     assert_eq!(
@@ -49,9 +52,11 @@ fn guide_parquet_has_typed_columns_and_the_same_rows() {
     let dt = df.column("export_time").unwrap().dtype().clone();
     assert!(matches!(dt, DataType::Datetime(TimeUnit::Nanoseconds, Some(ref tz)) if *tz == TimeZone::UTC), "{dt:?}");
     assert!(matches!(df.column("last_updated").unwrap().dtype(), DataType::Datetime(_, Some(_))));
-    let ids: Vec<String> = df.column("resource_id").unwrap().str().unwrap().iter().map(|s| s.unwrap().to_string()).collect();
+    let ids: Vec<String> =
+        df.column("resource_id").unwrap().str().unwrap().iter().map(|s| s.unwrap().to_string()).collect();
     assert_eq!(ids, ["loc-1", "test-obs-1", "test-obs-2", "test-pt-1"]);
-    let lu = df.column("last_updated").unwrap().as_materialized_series().to_physical_repr().i64().unwrap().get(3).unwrap();
+    let lu =
+        df.column("last_updated").unwrap().as_materialized_series().to_physical_repr().i64().unwrap().get(3).unwrap();
     // 2022-12-04T14:22:10.123456Z: microseconds of the history survive.
     assert_eq!(lu, 1_670_163_730_123_456_000);
 }
@@ -61,7 +66,11 @@ fn guide_csv_is_byte_identical_across_runs() {
     let (_a, out_a) = audit_guide(&["--format", "csv"]);
     let (_b, out_b) = audit_guide(&["--format", "csv"]);
     for t in ["resources.csv", "exports.csv", "findings.csv", "manifest.json"] {
-        assert_eq!(read(&out_a.join(t)).replace(out_a.to_str().unwrap(), "OUT"), read(&out_b.join(t)).replace(out_b.to_str().unwrap(), "OUT"), "{t}");
+        assert_eq!(
+            read(&out_a.join(t)).replace(out_a.to_str().unwrap(), "OUT"),
+            read(&out_b.join(t)).replace(out_b.to_str().unwrap(), "OUT"),
+            "{t}"
+        );
     }
 }
 
@@ -99,7 +108,20 @@ fn reconstruct_and_with_resource_give_the_bodies_sent() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let rec = tmp.path().join("rec");
-    run_ok(&["audit", "--logs", "fixtures/guide/logs", "--history", "fixtures/guide/history", "--format", "csv", "--with-resource", "--out", out.to_str().unwrap(), "--reconstruct", rec.to_str().unwrap()]);
+    run_ok(&[
+        "audit",
+        "--logs",
+        "fixtures/guide/logs",
+        "--history",
+        "fixtures/guide/history",
+        "--format",
+        "csv",
+        "--with-resource",
+        "--out",
+        out.to_str().unwrap(),
+        "--reconstruct",
+        rec.to_str().unwrap(),
+    ]);
     let obs = read(&rec.join("e2b9d4/Observation.ndjson"));
     let lines: Vec<serde_json::Value> = obs.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
@@ -118,11 +140,29 @@ fn reconstruct_and_with_resource_give_the_bodies_sent() {
 fn rerun_replaces_previous_output_but_not_a_foreign_folder() {
     let (_tmp, out) = audit_guide(&["--format", "csv"]);
     // The same folder again: a previous bulk-audit output is replaced.
-    run_ok(&["audit", "--logs", "fixtures/guide/logs", "--history", "fixtures/guide/history", "--format", "csv", "--out", out.to_str().unwrap()]);
+    run_ok(&[
+        "audit",
+        "--logs",
+        "fixtures/guide/logs",
+        "--history",
+        "fixtures/guide/history",
+        "--format",
+        "csv",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     let foreign = out.parent().unwrap().join("foreign");
     std::fs::create_dir(&foreign).unwrap();
     std::fs::write(foreign.join("notes.txt"), "keep me").unwrap();
-    let r = run(&["audit", "--logs", "fixtures/guide/logs", "--history", "fixtures/guide/history", "--out", foreign.to_str().unwrap()]);
+    let r = run(&[
+        "audit",
+        "--logs",
+        "fixtures/guide/logs",
+        "--history",
+        "fixtures/guide/history",
+        "--out",
+        foreign.to_str().unwrap(),
+    ]);
     assert_eq!(r.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&r.stderr).contains("--force"));
     assert_eq!(read(&foreign.join("notes.txt")), "keep me");

@@ -31,9 +31,21 @@ fn version(body: Value, vid: &str, lu: &str) -> String {
 /// A Client, a Group with one member, the Patient (with a secret name) and an Observation.
 fn good_history() -> String {
     version(json!({"resourceType": "Client", "id": "c", "scope": "system/*.read"}), "1", "2023-01-01T00:00:00Z")
-        + &version(json!({"resourceType": "Group", "id": "g", "member": [{"entity": {"reference": "Patient/p1"}}]}), "2", "2023-01-02T00:00:00Z")
-        + &version(json!({"resourceType": "Patient", "id": "p1", "name": [{"family": "SECRET-NAME"}]}), "3", "2023-01-03T00:00:00Z")
-        + &version(json!({"resourceType": "Observation", "id": "o1", "subject": {"reference": "Patient/p1"}}), "4", "2023-01-04T00:00:00Z")
+        + &version(
+            json!({"resourceType": "Group", "id": "g", "member": [{"entity": {"reference": "Patient/p1"}}]}),
+            "2",
+            "2023-01-02T00:00:00Z",
+        )
+        + &version(
+            json!({"resourceType": "Patient", "id": "p1", "name": [{"family": "SECRET-NAME"}]}),
+            "3",
+            "2023-01-03T00:00:00Z",
+        )
+        + &version(
+            json!({"resourceType": "Observation", "id": "o1", "subject": {"reference": "Patient/p1"}}),
+            "4",
+            "2023-01-04T00:00:00Z",
+        )
 }
 
 struct Case {
@@ -49,8 +61,23 @@ struct Case {
     message: &'static str,
 }
 
-fn case(name: &'static str, logs: impl Into<Vec<u8>>, history: impl Into<Vec<u8>>, status: i32, message: &'static str) -> Case {
-    Case { name, logs: logs.into(), history: history.into(), log_name: "logs.ndjson", history_name: "history.ndjson", args: vec![], status, message }
+fn case(
+    name: &'static str,
+    logs: impl Into<Vec<u8>>,
+    history: impl Into<Vec<u8>>,
+    status: i32,
+    message: &'static str,
+) -> Case {
+    Case {
+        name,
+        logs: logs.into(),
+        history: history.into(),
+        log_name: "logs.ndjson",
+        history_name: "history.ndjson",
+        args: vec![],
+        status,
+        message,
+    }
 }
 
 fn zst(b: &[u8]) -> Vec<u8> {
@@ -70,10 +97,24 @@ fn run_case(c: &Case, dir: &Path) -> (i32, String, String) {
     std::fs::write(logs.join(c.log_name), &c.logs).unwrap();
     std::fs::write(history.join(c.history_name), &c.history).unwrap();
     let out = dir.join("out");
-    let mut args = vec!["audit", "--logs", logs.to_str().unwrap(), "--history", history.to_str().unwrap(), "--format", "csv", "--out", out.to_str().unwrap()];
+    let mut args = vec![
+        "audit",
+        "--logs",
+        logs.to_str().unwrap(),
+        "--history",
+        history.to_str().unwrap(),
+        "--format",
+        "csv",
+        "--out",
+        out.to_str().unwrap(),
+    ];
     args.extend(c.args.iter().copied());
     let r = run(&args);
-    (r.status.code().unwrap_or(-1), String::from_utf8_lossy(&r.stdout).into_owned(), String::from_utf8_lossy(&r.stderr).into_owned())
+    (
+        r.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&r.stdout).into_owned(),
+        String::from_utf8_lossy(&r.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -123,6 +164,16 @@ fn each_broken_input_gets_its_exact_status_and_message() {
         },
         Case { args: vec!["--tz", "Mars/Olympus"], ..case("a wrong --tz", l.clone(), h.clone(), 1, "--tz: unknown time zone \"Mars/Olympus\"") },
         Case { args: vec!["--max-log-gap", "soon"], ..case("a wrong --max-log-gap", l.clone(), h.clone(), 1, "--max-log-gap: unreadable duration") },
+        Case {
+            args: vec!["--skip-invalid"],
+            ..case(
+                "a skipped line holding a patient's name",
+                l.clone(),
+                h.clone() + "{\"resourceType\": \"Patient\", \"id\": \"p2\", \"name\": [{\"family\": \"SECRET-NAME\"}], oops}\n",
+                0,
+                "1 input lines skipped (--skip-invalid)",
+            )
+        },
     ];
     let mut all = cases;
     all.append(&mut more);
@@ -132,9 +183,22 @@ fn each_broken_input_gets_its_exact_status_and_message() {
         let (status, stdout, stderr) = run_case(c, tmp.path());
         let text = if c.status == 0 { &stdout } else { &stderr };
         if status != c.status || !text.contains(c.message) {
-            failures.push(format!("{}: status {status} (expected {}), output {:?} (expected to contain {:?})", c.name, c.status, text, c.message));
+            failures.push(format!(
+                "{}: status {status} (expected {}), output {:?} (expected to contain {:?})",
+                c.name, c.status, text, c.message
+            ));
         }
-        assert!(!stderr.contains("SECRET-NAME") && !stdout.contains("SECRET-NAME"), "{}: a resource body leaked into a message", c.name);
+        assert!(
+            !stderr.contains("SECRET-NAME") && !stdout.contains("SECRET-NAME"),
+            "{}: a resource body leaked into a message",
+            c.name
+        );
+        // Nor into the findings, the manifest or any other file written.
+        for e in std::fs::read_dir(tmp.path().join("out")).into_iter().flatten() {
+            let path = e.unwrap().path();
+            let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+            assert!(!text.contains("SECRET-NAME"), "{}: a resource body leaked into {}", c.name, path.display());
+        }
         if c.status != 0 {
             assert!(!tmp.path().join("out").exists(), "{}: a failed run left output", c.name);
         }
@@ -149,8 +213,15 @@ fn skip_invalid_lists_every_skipped_line_and_the_counts_add_up() {
     std::fs::create_dir_all(&logs).unwrap();
     std::fs::create_dir_all(&history).unwrap();
     std::fs::write(logs.join("a.ndjson"), good_logs() + "not json\n\n{\"w_url\": 5}\n").unwrap();
-    std::fs::write(logs.join("b.csv"), "\"@timestamp\",w_m\n\"Mar 1, 2023 @ 12:00:00.000\",get\n\n\"Mar 1, 2023 @ 12:00:01.000\",get\n").unwrap();
-    let h = good_history() + "{oops\n\n" + &version(json!({"resourceType": "Observation"}), "9", "2023-01-05T00:00:00Z") + "{\"resourceType\": \"Observ";
+    std::fs::write(
+        logs.join("b.csv"),
+        "\"@timestamp\",w_m\n\"Mar 1, 2023 @ 12:00:00.000\",get\n\n\"Mar 1, 2023 @ 12:00:01.000\",get\n",
+    )
+    .unwrap();
+    let h = good_history()
+        + "{oops\n\n"
+        + &version(json!({"resourceType": "Observation"}), "9", "2023-01-05T00:00:00Z")
+        + "{\"resourceType\": \"Observ";
     std::fs::write(history.join("h.ndjson"), &h).unwrap();
     std::fs::write(history.join("z.ndjson.zst"), {
         let many: String = (0..4000).map(|i| version(json!({"resourceType": "Observation", "id": format!("z{i}"), "subject": {"reference": format!("Patient/q{}", i * 7919 % 1000)}}), &(100 + i).to_string(), "2023-01-04T00:00:00Z")).collect();
@@ -159,20 +230,49 @@ fn skip_invalid_lists_every_skipped_line_and_the_counts_add_up() {
     })
     .unwrap();
     let out = tmp.path().join("out");
-    let stdout = run_ok(&["audit", "--logs", logs.to_str().unwrap(), "--history", history.to_str().unwrap(), "--format", "csv", "--out", out.to_str().unwrap(), "--skip-invalid"]);
+    let stdout = run_ok(&[
+        "audit",
+        "--logs",
+        logs.to_str().unwrap(),
+        "--history",
+        history.to_str().unwrap(),
+        "--format",
+        "csv",
+        "--out",
+        out.to_str().unwrap(),
+        "--skip-invalid",
+    ]);
     assert!(stdout.contains("8 input lines skipped (--skip-invalid)"), "{stdout}");
     let m: Value = serde_json::from_str(&read(&out.join("manifest.json"))).unwrap();
-    let z = m["inputs"].as_array().unwrap().iter().find(|i| i["path"].as_str().unwrap().ends_with("z.ndjson.zst")).unwrap();
+    let z =
+        m["inputs"].as_array().unwrap().iter().find(|i| i["path"].as_str().unwrap().ends_with("z.ndjson.zst")).unwrap();
     assert!(z["lines_read"].as_u64().unwrap() > 50, "the whole lines before the cut are read: {z}");
-    let skipped: Vec<String> = csv_rows(&out.join("findings.csv")).into_iter().filter(|f| f["kind"] == "input-skipped").map(|f| f["detail"].clone()).collect();
+    let skipped: Vec<String> = csv_rows(&out.join("findings.csv"))
+        .into_iter()
+        .filter(|f| f["kind"] == "input-skipped")
+        .map(|f| f["detail"].clone())
+        .collect();
     assert_eq!(skipped.len(), 7, "{skipped:#?}");
-    assert!(skipped.iter().any(|d| d.contains("b.csv:1 (byte 0) (3 lines): Kibana CSV header has no w_url column") && d.contains("the whole file is left out")), "{skipped:#?}");
+    assert!(
+        skipped.iter().any(|d| d.contains("b.csv:1 (byte 0) (3 lines): Kibana CSV header has no w_url column")
+            && d.contains("the whole file is left out")),
+        "{skipped:#?}"
+    );
     assert!(skipped.iter().any(|d| d.contains("a.ndjson:3 (byte") && d.contains("invalid JSON")), "{skipped:#?}");
-    assert!(skipped.iter().any(|d| d.contains("a.ndjson:5 (byte") && d.contains("w_url should be a string")), "{skipped:#?}");
+    assert!(
+        skipped.iter().any(|d| d.contains("a.ndjson:5 (byte") && d.contains("w_url should be a string")),
+        "{skipped:#?}"
+    );
     assert!(skipped.iter().any(|d| d.contains("h.ndjson:5 (byte 539): invalid JSON")), "{skipped:#?}");
-    assert!(skipped.iter().any(|d| d.contains("h.ndjson:7 (byte") && d.contains("Observation resource without id")), "{skipped:#?}");
+    assert!(
+        skipped.iter().any(|d| d.contains("h.ndjson:7 (byte") && d.contains("Observation resource without id")),
+        "{skipped:#?}"
+    );
     assert!(skipped.iter().any(|d| d.contains("h.ndjson:8 (byte") && d.contains("JSON cut off")), "{skipped:#?}");
-    assert!(skipped.iter().any(|d| d.contains("z.ndjson.zst") && d.contains("could not be read past byte")), "{skipped:#?}");
+    assert!(
+        skipped.iter().any(|d| d.contains("z.ndjson.zst") && d.contains("could not be read past byte")),
+        "{skipped:#?}"
+    );
     // The rows of the readable lines are all there.
     assert_eq!(csv_rows(&out.join("resources.csv")).len(), 2);
     assert_eq!(m["lines_skipped"], 8);
@@ -180,8 +280,17 @@ fn skip_invalid_lists_every_skipped_line_and_the_counts_add_up() {
         let n = |k: &str| input[k].as_u64().unwrap();
         assert_eq!(n("lines_read") + n("lines_blank") + n("lines_skipped"), n("lines"), "{input}");
     }
-    let h_rec = m["inputs"].as_array().unwrap().iter().find(|i| i["path"].as_str().unwrap().ends_with("h.ndjson")).unwrap();
-    assert_eq!((h_rec["lines"].as_u64(), h_rec["lines_read"].as_u64(), h_rec["lines_blank"].as_u64(), h_rec["lines_skipped"].as_u64()), (Some(8), Some(4), Some(1), Some(3)));
+    let h_rec =
+        m["inputs"].as_array().unwrap().iter().find(|i| i["path"].as_str().unwrap().ends_with("h.ndjson")).unwrap();
+    assert_eq!(
+        (
+            h_rec["lines"].as_u64(),
+            h_rec["lines_read"].as_u64(),
+            h_rec["lines_blank"].as_u64(),
+            h_rec["lines_skipped"].as_u64()
+        ),
+        (Some(8), Some(4), Some(1), Some(3))
+    );
 }
 
 /// Inputs that are readable but doubtful: the run goes on and says so in a finding.
@@ -190,7 +299,12 @@ fn doubtful_inputs_become_findings() {
     let cases: Vec<(&str, String, &str, &str)> = vec![
         (
             "the same version twice with different times",
-            good_history() + &version(json!({"resourceType": "Observation", "id": "o1", "subject": {"reference": "Patient/p1"}}), "4", "2023-01-09T00:00:00Z"),
+            good_history()
+                + &version(
+                    json!({"resourceType": "Observation", "id": "o1", "subject": {"reference": "Patient/p1"}}),
+                    "4",
+                    "2023-01-09T00:00:00Z",
+                ),
             "version-conflict",
             "the same version appears twice with different contents: kept",
         ),
@@ -202,7 +316,10 @@ fn doubtful_inputs_become_findings() {
         ),
         (
             "a Group member without entity",
-            good_history().replace("[{\"entity\":{\"reference\":\"Patient/p1\"}}]", "[{\"entity\":{\"reference\":\"Patient/p1\"}},{\"inactive\":false}]"),
+            good_history().replace(
+                "[{\"entity\":{\"reference\":\"Patient/p1\"}}]",
+                "[{\"entity\":{\"reference\":\"Patient/p1\"}},{\"inactive\":false}]",
+            ),
             "member-unresolvable",
             "Group/g member 1 has no resolvable entity reference",
         ),
@@ -229,7 +346,17 @@ fn a_symlink_loop_is_read_once_and_an_unreadable_path_is_an_error() {
     #[cfg(unix)]
     std::os::unix::fs::symlink(&history, history.join("sub/loop")).unwrap();
     let out = tmp.path().join("out");
-    let stdout = run_ok(&["audit", "--logs", logs.to_str().unwrap(), "--history", history.to_str().unwrap(), "--format", "csv", "--out", out.to_str().unwrap()]);
+    let stdout = run_ok(&[
+        "audit",
+        "--logs",
+        logs.to_str().unwrap(),
+        "--history",
+        history.to_str().unwrap(),
+        "--format",
+        "csv",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert!(stdout.contains("1 exports, 2 resource rows"), "{stdout}");
     // A folder holding an entry that cannot be read (a dangling link): named, status 2.
     #[cfg(unix)]
@@ -238,15 +365,35 @@ fn a_symlink_loop_is_read_once_and_an_unreadable_path_is_an_error() {
         std::fs::create_dir_all(&broken).unwrap();
         std::fs::write(broken.join("a.ndjson"), good_history()).unwrap();
         std::os::unix::fs::symlink(tmp.path().join("gone.ndjson"), broken.join("b.ndjson")).unwrap();
-        let r = run(&["audit", "--logs", logs.to_str().unwrap(), "--history", broken.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        let r = run(&[
+            "audit",
+            "--logs",
+            logs.to_str().unwrap(),
+            "--history",
+            broken.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ]);
         assert_eq!(r.status.code(), Some(2));
         let err = String::from_utf8_lossy(&r.stderr).into_owned();
         assert!(err.contains("broken/b.ndjson: No such file or directory"), "{err}");
     }
     let missing = tmp.path().join("nope");
-    let r = run(&["audit", "--logs", logs.to_str().unwrap(), "--history", missing.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+    let r = run(&[
+        "audit",
+        "--logs",
+        logs.to_str().unwrap(),
+        "--history",
+        missing.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(r.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&r.stderr).contains("nope: No such file or directory"), "{}", String::from_utf8_lossy(&r.stderr));
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("nope: No such file or directory"),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
 }
 
 /// Interrupted at any moment, a run leaves the previous output or none, never a half-written
@@ -260,7 +407,15 @@ fn an_interrupted_run_leaves_no_half_written_output() {
     let mut outcomes = std::collections::BTreeMap::new();
     for i in 0..16u64 {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bulk-audit"))
-            .args(["audit", "--logs", "fixtures/synthea/logs", "--history", "fixtures/synthea/history", "--with-resource", "--out"])
+            .args([
+                "audit",
+                "--logs",
+                "fixtures/synthea/logs",
+                "--history",
+                "fixtures/synthea/history",
+                "--with-resource",
+                "--out",
+            ])
             .arg(&out)
             .arg("--reconstruct")
             .arg(&rec)
@@ -280,7 +435,12 @@ fn an_interrupted_run_leaves_no_half_written_output() {
                 assert!(out.join(f).is_file(), "run {i}: {f} missing from a committed output");
             }
         }
-        let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).unwrap().filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n.contains(".partial-")).collect();
+        let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".partial-"))
+            .collect();
         assert!(leftovers.is_empty(), "run {i}: staging left behind: {leftovers:?}");
     }
     assert!(outcomes.keys().any(|k| *k != Some(0)), "no run was interrupted: {outcomes:?}");

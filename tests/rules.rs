@@ -49,9 +49,18 @@ impl World {
     }
 
     /// A request: `w/req` then `w/resp` 50 ms later (client and status on the response).
-    fn request(&mut self, ctx: &str, ts: &str, method: &str, url: &str, status: Option<u16>, client: &str) -> &mut Self {
+    fn request(
+        &mut self,
+        ctx: &str,
+        ts: &str,
+        method: &str,
+        url: &str,
+        status: Option<u16>,
+        client: &str,
+    ) -> &mut Self {
         self.logs.push(json!({"ev": "w/req", "ts": ts, "ctx": ctx, "w_m": method, "w_url": url}).to_string());
-        let mut resp = json!({"ev": "w/resp", "ts": later(ts, 50), "ctx": ctx, "w_m": method, "w_url": url, "w_cid": client});
+        let mut resp =
+            json!({"ev": "w/resp", "ts": later(ts, 50), "ctx": ctx, "w_m": method, "w_url": url, "w_cid": client});
         if let Some(s) = status {
             resp["w_st"] = json!(s);
         }
@@ -80,7 +89,11 @@ impl World {
     }
 
     fn group(&mut self, id: &str, members: Value) -> &mut Self {
-        self.version(json!({"resourceType": "Group", "id": id, "type": "person", "actual": true, "member": members}), "2", "2023-01-02T00:00:00Z")
+        self.version(
+            json!({"resourceType": "Group", "id": id, "type": "person", "actual": true, "member": members}),
+            "2",
+            "2023-01-02T00:00:00Z",
+        )
     }
 
     fn patient(&mut self, id: &str) -> &mut Self {
@@ -102,12 +115,24 @@ impl World {
     fn audit(&self, extra: &[&str]) -> Audit {
         let (logs, history) = self.write();
         let out = self.dir.path().join("out");
-        let mut args = vec!["audit", "--logs", logs.to_str().unwrap(), "--history", history.to_str().unwrap(), "--format", "csv", "--out", out.to_str().unwrap()];
+        let mut args = vec![
+            "audit",
+            "--logs",
+            logs.to_str().unwrap(),
+            "--history",
+            history.to_str().unwrap(),
+            "--format",
+            "csv",
+            "--out",
+            out.to_str().unwrap(),
+        ];
         args.extend_from_slice(extra);
         run_ok(&args);
         let rows = csv_rows(&out.join("resources.csv"))
             .into_iter()
-            .map(|r| (r["patient_id"].clone(), r["resource_type"].clone(), r["resource_id"].clone(), r["version_id"].clone()))
+            .map(|r| {
+                (r["patient_id"].clone(), r["resource_type"].clone(), r["resource_id"].clone(), r["version_id"].clone())
+            })
             .collect();
         Audit { rows, findings: csv_rows(&out.join("findings.csv")), exports: csv_rows(&out.join("exports.csv")), out }
     }
@@ -146,7 +171,14 @@ fn as_of_takes_the_latest_version_before_t_and_respects_deletions() {
         .obs("o3", pref("p1"), "23", "2023-02-11T00:00:00Z")
         .obs("o4", pref("p1"), "40", "2023-03-05T00:00:00Z");
     let a = w.audit(&[]);
-    assert_eq!(a.rows, vec![row("p1", "Observation", "o1", "20"), row("p1", "Observation", "o3", "23"), row("p1", "Patient", "p1", "3")]);
+    assert_eq!(
+        a.rows,
+        vec![
+            row("p1", "Observation", "o1", "20"),
+            row("p1", "Observation", "o3", "23"),
+            row("p1", "Patient", "p1", "3")
+        ]
+    );
 }
 
 #[test]
@@ -174,7 +206,10 @@ fn boundary_window_runs_to_the_response_or_the_end_of_the_millisecond() {
     assert!(!a.has("boundary-ambiguous", "o2"), "after the response: plainly later");
     // Without a w/resp line the window is T's millisecond.
     let mut w2 = World::new();
-    w2.logs.push(json!({"ev": "w/req", "ts": T, "ctx": "k1", "w_m": "get", "w_url": "/fhir/Group/g/$export", "w_cid": "c"}).to_string());
+    w2.logs.push(
+        json!({"ev": "w/req", "ts": T, "ctx": "k1", "w_m": "get", "w_url": "/fhir/Group/g/$export", "w_cid": "c"})
+            .to_string(),
+    );
     w2.client("c", json!("system/Observation.read")).group("g", json!([{"entity": pref("p1")}]));
     w2.obs("o1", pref("p1"), "6", "2023-03-01T12:00:00.000700Z").obs("o2", pref("p1"), "7", "2023-03-01T12:00:00.001Z");
     let b = w2.audit(&[]);
@@ -188,7 +223,9 @@ fn lines_of_one_request_merge_by_ctx_and_t_is_the_request_line() {
     w.obs("o1", pref("p1"), "5", "2023-03-01T11:59:59.990Z");
     // The response line first in the file, the request line 20 ms later in time order but T.
     w.logs.clear();
-    w.logs.push(json!({"ev": "w/resp", "ts": "2023-03-01T12:00:00.020Z", "ctx": "k9", "w_st": 202, "w_cid": "c"}).to_string());
+    w.logs.push(
+        json!({"ev": "w/resp", "ts": "2023-03-01T12:00:00.020Z", "ctx": "k9", "w_st": 202, "w_cid": "c"}).to_string(),
+    );
     w.logs.push(json!({"ev": "w/req", "ts": "2023-03-01T11:59:59.980Z", "ctx": "k9", "w_m": "get", "w_url": "/fhir/Group/g/$export"}).to_string());
     let a = w.audit(&[]);
     assert_eq!(a.exports.len(), 1);
@@ -212,10 +249,31 @@ fn kickoffs_are_recognised_in_every_url_form_and_others_are_not() {
         .request("g", "2023-03-01T12:06:00Z", "get", "/fhir/Group/g/$export", Some(403), "c")
         .request("h", "2023-03-01T12:07:00Z", "get", "/fhir/Patient/p1", Some(200), "c");
     let a = w.audit(&[]);
-    let got: Vec<(String, String, String, String, String)> =
-        a.exports.iter().map(|e| (e["export_id"].clone(), e["level"].clone(), e["tenant"].clone(), e["accepted"].clone(), e["resolved"].clone())).collect();
-    let e = |id: &str, l: &str, t: &str, acc: &str, res: &str| (id.to_string(), l.to_string(), t.to_string(), acc.to_string(), res.to_string());
-    assert_eq!(got, vec![e("a", "group", "t7", "true", "true"), e("b", "patient", "", "true", "true"), e("c", "system", "", "true", "true"), e("g", "group", "", "false", "false")]);
+    let got: Vec<(String, String, String, String, String)> = a
+        .exports
+        .iter()
+        .map(|e| {
+            (
+                e["export_id"].clone(),
+                e["level"].clone(),
+                e["tenant"].clone(),
+                e["accepted"].clone(),
+                e["resolved"].clone(),
+            )
+        })
+        .collect();
+    let e = |id: &str, l: &str, t: &str, acc: &str, res: &str| {
+        (id.to_string(), l.to_string(), t.to_string(), acc.to_string(), res.to_string())
+    };
+    assert_eq!(
+        got,
+        vec![
+            e("a", "group", "t7", "true", "true"),
+            e("b", "patient", "", "true", "true"),
+            e("c", "system", "", "true", "true"),
+            e("g", "group", "", "false", "false")
+        ]
+    );
     // Rejected kickoffs are never resolved: no rows, no findings.
     assert!(a.findings.iter().all(|f| f["export_id"] != "g"));
 }
@@ -225,12 +283,20 @@ fn scopes_grant_types_by_smart_v1_and_v2_and_the_wildcard_table() {
     let mut w = World::new();
     w.kickoff("/fhir/$export", "c").patient("p1");
     w.version(json!({"resourceType": "Claim", "id": "cl1", "patient": pref("p1")}), "4", "2023-01-04T00:00:00Z");
-    w.version(json!({"resourceType": "Group", "id": "g9", "member": [{"entity": pref("p1")}]}), "5", "2023-01-04T00:00:00Z");
+    w.version(
+        json!({"resourceType": "Group", "id": "g9", "member": [{"entity": pref("p1")}]}),
+        "5",
+        "2023-01-04T00:00:00Z",
+    );
     w.version(json!({"resourceType": "Observation", "id": "o1", "subject": pref("p1")}), "6", "2023-01-04T00:00:00Z");
     w.version(json!({"resourceType": "Condition", "id": "c1", "subject": pref("p1")}), "7", "2023-01-04T00:00:00Z");
     w.client("c", json!("system/*.read openid"));
     let smartbox = w.audit(&[]);
-    assert_eq!(smartbox.ids(), vec!["Condition/c1", "Observation/o1", "Patient/p1"], "Claim and Group are not Smartbox types");
+    assert_eq!(
+        smartbox.ids(),
+        vec!["Condition/c1", "Observation/o1", "Patient/p1"],
+        "Claim and Group are not Smartbox types"
+    );
     let aidbox = w.audit(&["--wildcard", "aidbox"]);
     assert_eq!(aidbox.ids(), vec!["Condition/c1", "Group/g9", "Observation/o1", "Patient/p1"]);
     let all = w.audit(&["--wildcard", "all"]);
@@ -246,7 +312,10 @@ fn scopes_grant_types_by_smart_v1_and_v2_and_the_wildcard_table() {
     v2.obs("o1", pref("p1"), "6", "2023-01-04T00:00:00Z");
     v2.version(json!({"resourceType": "Condition", "id": "c1", "subject": pref("p1")}), "7", "2023-01-04T00:00:00Z");
     v2.version(json!({"resourceType": "Encounter", "id": "e1", "subject": pref("p1")}), "8", "2023-01-04T00:00:00Z");
-    v2.client("c", json!(["system/Observation.rs", "system/Condition.cud", "user/Encounter.write", "patient/Patient.s"]));
+    v2.client(
+        "c",
+        json!(["system/Observation.rs", "system/Condition.cud", "user/Encounter.write", "patient/Patient.s"]),
+    );
     assert_eq!(v2.audit(&[]).ids(), vec!["Observation/o1", "Patient/p1"]);
 }
 
@@ -279,9 +348,13 @@ fn a_missing_client_allows_every_type() {
 fn groups_nest_without_looping_and_members_come_in_both_formats() {
     let mut w = World::new();
     w.kickoff("/fhir/Group/outer/$export", "c").client("c", json!("system/Patient.read"));
-    w.version(json!({"resourceType": "Group", "id": "outer", "member": [
+    w.version(
+        json!({"resourceType": "Group", "id": "outer", "member": [
         {"entity": {"reference": "Group/inner"}}, {"entity": {"resourceType": "Patient", "id": "p1"}},
-        {"entity": {"reference": "Practitioner/dr"}}, {"entity": {"reference": "urn:uuid:123"}}]}), "2", "2023-01-02T00:00:00Z");
+        {"entity": {"reference": "Practitioner/dr"}}, {"entity": {"reference": "urn:uuid:123"}}]}),
+        "2",
+        "2023-01-02T00:00:00Z",
+    );
     w.version(json!({"resourceType": "Group", "id": "inner", "member": [{"entity": {"reference": "Group/outer"}}, {"entity": {"reference": "Patient/p2/_history/1"}}]}), "3", "2023-01-02T00:00:00Z");
     w.patient("p1").patient("p2").patient("p3");
     let a = w.audit(&[]);
@@ -298,7 +371,12 @@ fn inactive_members_stay_in_unless_asked_and_missing_patients_are_still_searched
     w.kickoff("/fhir/Group/g/$export", "c").client("c", json!(["system/Patient.read", "system/Observation.read"]));
     w.group("g", json!([{"entity": pref("p1"), "inactive": true}, {"entity": pref("p2"), "period": {"end": "2023-02-01T00:00:00Z"}}, {"entity": pref("gone")}]));
     w.patient("p1").patient("p2");
-    w.obs("o1", pref("p1"), "4", "2023-01-04T00:00:00Z").obs("o2", pref("p2"), "5", "2023-01-04T00:00:00Z").obs("o3", pref("gone"), "6", "2023-01-04T00:00:00Z");
+    w.obs("o1", pref("p1"), "4", "2023-01-04T00:00:00Z").obs("o2", pref("p2"), "5", "2023-01-04T00:00:00Z").obs(
+        "o3",
+        pref("gone"),
+        "6",
+        "2023-01-04T00:00:00Z",
+    );
     let a = w.audit(&[]);
     assert_eq!(a.ids(), vec!["Observation/o1", "Observation/o2", "Observation/o3", "Patient/p1", "Patient/p2"]);
     assert!(a.has("member-inactive", "p1") && a.has("member-inactive", "p2"));
@@ -310,7 +388,10 @@ fn inactive_members_stay_in_unless_asked_and_missing_patients_are_still_searched
 #[test]
 fn a_group_that_does_not_exist_at_t_exports_nothing() {
     let mut w = World::new();
-    w.kickoff("/fhir/Group/g/$export", "c").client("c", json!("system/Patient.read")).group("g", json!([{"entity": pref("p1")}])).patient("p1");
+    w.kickoff("/fhir/Group/g/$export", "c")
+        .client("c", json!("system/Patient.read"))
+        .group("g", json!([{"entity": pref("p1")}]))
+        .patient("p1");
     w.delete("Group", "g", "9", "2023-02-01T00:00:00Z");
     let a = w.audit(&[]);
     assert!(a.rows.is_empty());
@@ -322,11 +403,22 @@ fn patient_level_takes_the_patient_parameter_or_every_existing_patient() {
     let mut w = World::new();
     w.client("c", json!("system/Patient.read system/Observation.read")).patient("p1").patient("p2").patient("p3");
     w.delete("Patient", "p3", "9", "2023-02-01T00:00:00Z");
-    w.obs("o1", pref("p1"), "4", "2023-01-04T00:00:00Z").obs("o2", pref("p2"), "5", "2023-01-04T00:00:00Z").obs("o3", pref("p3"), "6", "2023-01-04T00:00:00Z");
+    w.obs("o1", pref("p1"), "4", "2023-01-04T00:00:00Z").obs("o2", pref("p2"), "5", "2023-01-04T00:00:00Z").obs(
+        "o3",
+        pref("p3"),
+        "6",
+        "2023-01-04T00:00:00Z",
+    );
     w.request("one", T, "get", "/fhir/Patient/$export?patient=Patient%2Fp2", Some(202), "c");
     w.request("all", "2023-03-01T13:00:00Z", "get", "/fhir/Patient/$export", Some(202), "c");
     let a = w.audit(&[]);
-    let of = |e: &str| -> Vec<String> { csv_rows(&a.out.join("resources.csv")).into_iter().filter(|r| r["export_id"] == e).map(|r| format!("{}/{}", r["resource_type"], r["resource_id"])).collect() };
+    let of = |e: &str| -> Vec<String> {
+        csv_rows(&a.out.join("resources.csv"))
+            .into_iter()
+            .filter(|r| r["export_id"] == e)
+            .map(|r| format!("{}/{}", r["resource_type"], r["resource_id"]))
+            .collect()
+    };
     assert_eq!(of("one"), vec!["Observation/o2", "Patient/p2"]);
     assert_eq!(of("all"), vec!["Observation/o1", "Observation/o2", "Patient/p1", "Patient/p2"]);
 }
@@ -335,13 +427,28 @@ fn patient_level_takes_the_patient_parameter_or_every_existing_patient() {
 fn system_level_lists_everything_with_patients_from_the_compartment() {
     let mut w = World::new();
     w.kickoff("/fhir/$export", "c").client("c", json!("system/*.read")).patient("p1").patient("p2");
-    w.version(json!({"resourceType": "Observation", "id": "o1", "subject": pref("p1"), "performer": [pref("p2")]}), "4", "2023-01-04T00:00:00Z");
-    w.version(json!({"resourceType": "Observation", "id": "o2", "subject": {"reference": "Group/g"}}), "5", "2023-01-04T00:00:00Z");
+    w.version(
+        json!({"resourceType": "Observation", "id": "o1", "subject": pref("p1"), "performer": [pref("p2")]}),
+        "4",
+        "2023-01-04T00:00:00Z",
+    );
+    w.version(
+        json!({"resourceType": "Observation", "id": "o2", "subject": {"reference": "Group/g"}}),
+        "5",
+        "2023-01-04T00:00:00Z",
+    );
     w.version(json!({"resourceType": "Location", "id": "l1"}), "6", "2023-01-04T00:00:00Z");
     let a = w.audit(&["--non-compartment", "none"]);
     assert_eq!(
         a.rows,
-        vec![row("", "Location", "l1", "6"), row("p1", "Observation", "o1", "4"), row("p2", "Observation", "o1", "4"), row("", "Observation", "o2", "5"), row("p1", "Patient", "p1", "3"), row("p2", "Patient", "p2", "3")]
+        vec![
+            row("", "Location", "l1", "6"),
+            row("p1", "Observation", "o1", "4"),
+            row("p2", "Observation", "o1", "4"),
+            row("", "Observation", "o2", "5"),
+            row("p1", "Patient", "p1", "3"),
+            row("p2", "Patient", "p2", "3")
+        ]
     );
 }
 
@@ -350,7 +457,12 @@ fn since_and_until_filter_on_last_updated() {
     let mut w = basic();
     w.logs.clear();
     w.kickoff("/fhir/Group/g/$export?_since=2023-02-01T00:00:00Z&_until=2023-02-20T00%3A00%3A00Z&_elements=id&_typeFilter=Observation%3Fcode%3D1", "c");
-    w.obs("o1", pref("p1"), "4", "2023-02-01T00:00:00Z").obs("o2", pref("p1"), "5", "2023-02-10T00:00:00Z").obs("o3", pref("p1"), "6", "2023-02-20T00:00:00Z");
+    w.obs("o1", pref("p1"), "4", "2023-02-01T00:00:00Z").obs("o2", pref("p1"), "5", "2023-02-10T00:00:00Z").obs(
+        "o3",
+        pref("p1"),
+        "6",
+        "2023-02-20T00:00:00Z",
+    );
     let a = w.audit(&[]);
     assert_eq!(a.ids(), vec!["Observation/o2"]);
     assert_eq!(a.kinds().iter().filter(|k| *k == "param-not-applied").count(), 2);
@@ -360,22 +472,35 @@ fn since_and_until_filter_on_last_updated() {
 #[test]
 fn non_compartment_types_follow_the_policy() {
     let mut w = World::new();
-    w.kickoff("/fhir/Group/g/$export", "c").client("c", json!("system/*.read")).group("g", json!([{"entity": pref("p1")}])).patient("p1").patient("p2");
+    w.kickoff("/fhir/Group/g/$export", "c")
+        .client("c", json!("system/*.read"))
+        .group("g", json!([{"entity": pref("p1")}]))
+        .patient("p1")
+        .patient("p2");
     w.version(json!({"resourceType": "Encounter", "id": "e1", "subject": pref("p1"), "location": [{"location": {"reference": "Location/l1"}}],
                      "serviceProvider": {"resourceType": "Organization", "id": "org1"}}), "4", "2023-01-04T00:00:00Z");
     w.version(json!({"resourceType": "Encounter", "id": "e2", "subject": pref("p2"), "location": [{"location": {"reference": "Location/l2"}}]}), "5", "2023-01-04T00:00:00Z");
     for (t, id) in [("Location", "l1"), ("Location", "l2"), ("Organization", "org1")] {
         w.version(json!({"resourceType": t, "id": id}), "6", "2023-01-04T00:00:00Z");
     }
-    assert_eq!(w.audit(&[]).ids(), vec!["Encounter/e1", "Location/l1", "Location/l2", "Organization/org1", "Patient/p1"]);
-    assert_eq!(w.audit(&["--non-compartment", "referenced"]).ids(), vec!["Encounter/e1", "Location/l1", "Organization/org1", "Patient/p1"]);
+    assert_eq!(
+        w.audit(&[]).ids(),
+        vec!["Encounter/e1", "Location/l1", "Location/l2", "Organization/org1", "Patient/p1"]
+    );
+    assert_eq!(
+        w.audit(&["--non-compartment", "referenced"]).ids(),
+        vec!["Encounter/e1", "Location/l1", "Organization/org1", "Patient/p1"]
+    );
     assert_eq!(w.audit(&["--non-compartment", "none"]).ids(), vec!["Encounter/e1", "Patient/p1"]);
 }
 
 #[test]
 fn compartment_references_in_every_form_and_only_to_patients() {
     let mut w = World::new();
-    w.kickoff("/fhir/Group/g/$export", "c").client("c", json!("system/*.read")).group("g", json!([{"entity": pref("p1")}])).patient("p1");
+    w.kickoff("/fhir/Group/g/$export", "c")
+        .client("c", json!("system/*.read"))
+        .group("g", json!([{"entity": pref("p1")}]))
+        .patient("p1");
     let forms = [
         ("o1", json!({"reference": "Patient/p1/_history/3"})),
         ("o2", json!({"reference": "https://fhir.example.org/fhir/Patient/p1"})),
@@ -389,20 +514,37 @@ fn compartment_references_in_every_form_and_only_to_patients() {
         w.obs(id, r, &(10 + i).to_string(), "2023-01-04T00:00:00Z");
     }
     // A reference outside the compartment paths does not count; one on a deep path does.
-    w.version(json!({"resourceType": "Encounter", "id": "e1", "serviceProvider": pref("p1")}), "20", "2023-01-04T00:00:00Z");
+    w.version(
+        json!({"resourceType": "Encounter", "id": "e1", "serviceProvider": pref("p1")}),
+        "20",
+        "2023-01-04T00:00:00Z",
+    );
     w.version(json!({"resourceType": "CarePlan", "id": "cp1", "activity": [{"detail": {"performer": [{"reference": "Practitioner/x"}, pref("p1")]}}]}), "21", "2023-01-04T00:00:00Z");
     let a = w.audit(&["--non-compartment", "none"]);
-    assert_eq!(a.ids(), vec!["CarePlan/cp1", "Observation/o1", "Observation/o2", "Observation/o3", "Observation/o4", "Patient/p1"]);
+    assert_eq!(
+        a.ids(),
+        vec!["CarePlan/cp1", "Observation/o1", "Observation/o2", "Observation/o3", "Observation/o4", "Patient/p1"]
+    );
 }
 
 #[test]
 fn fhir_version_chooses_the_compartment_table() {
     let mut w = World::new();
-    w.kickoff("/fhir/Group/g/$export", "c").client("c", json!("system/*.read")).group("g", json!([{"entity": pref("p1")}])).patient("p1");
+    w.kickoff("/fhir/Group/g/$export", "c")
+        .client("c", json!("system/*.read"))
+        .group("g", json!([{"entity": pref("p1")}]))
+        .patient("p1");
     // NutritionIntake exists only in R5; there `reported as Reference` is a compartment path.
-    w.version(json!({"resourceType": "NutritionIntake", "id": "n1", "reportedReference": pref("p1")}), "7", "2023-01-04T00:00:00Z");
+    w.version(
+        json!({"resourceType": "NutritionIntake", "id": "n1", "reportedReference": pref("p1")}),
+        "7",
+        "2023-01-04T00:00:00Z",
+    );
     let r4 = w.audit(&["--wildcard", "all"]);
-    assert!(r4.rows.contains(&row("", "NutritionIntake", "n1", "7")), "outside the R4 compartment: listed with no patient");
+    assert!(
+        r4.rows.contains(&row("", "NutritionIntake", "n1", "7")),
+        "outside the R4 compartment: listed with no patient"
+    );
     let r5 = w.audit(&["--wildcard", "all", "--fhir-version", "r5"]);
     assert!(r5.rows.contains(&row("p1", "NutritionIntake", "n1", "7")));
 }
@@ -474,7 +616,19 @@ fn log_forms_kibana_csv_with_tz_elasticsearch_and_compression_by_magic() {
     std::fs::write(&kibana, "\"@timestamp\",\"w_url\",\"w_m\",\"w_cid\",\"w_st\",ctx\n\"Mar 1, 2023 @ 12:15:00.000\",\"/fhir/Group/g/$export\",get,c,202,k\n").unwrap();
     let out = dir.join("o-k");
     let run_with = |logs: &std::path::Path, tz: &str, out: &std::path::Path| {
-        run_ok(&["audit", "--logs", logs.to_str().unwrap(), "--history", history.to_str().unwrap(), "--format", "csv", "--out", out.to_str().unwrap(), "--tz", tz]);
+        run_ok(&[
+            "audit",
+            "--logs",
+            logs.to_str().unwrap(),
+            "--history",
+            history.to_str().unwrap(),
+            "--format",
+            "csv",
+            "--out",
+            out.to_str().unwrap(),
+            "--tz",
+            tz,
+        ]);
         csv_rows(&out.join("resources.csv")).into_iter().map(|r| r["resource_id"].clone()).collect::<Vec<_>>()
     };
     assert_eq!(run_with(&kibana, "UTC", &out), vec!["o1", "p1"]);
@@ -497,7 +651,9 @@ fn log_forms_kibana_csv_with_tz_elasticsearch_and_compression_by_magic() {
 #[test]
 fn history_forms_aidbox_rows_bundles_and_entries_in_one_run() {
     let mut w = World::new();
-    w.kickoff("/fhir/Group/g/$export", "c").client("c", json!("system/Patient.read system/Observation.read")).group("g", json!([{"entity": pref("p1")}]));
+    w.kickoff("/fhir/Group/g/$export", "c")
+        .client("c", json!("system/Patient.read system/Observation.read"))
+        .group("g", json!([{"entity": pref("p1")}]));
     w.history.push(json!({"id": "p1", "resource_type": "Patient", "txid": 30, "ts": "2023-01-03 00:00:00.123456+00", "status": "created", "resource": {"gender": "female"}}).to_string());
     w.history.push(json!({"resourceType": "Bundle", "type": "history", "entry": [
         {"request": {"method": "DELETE", "url": "Observation/o1/_history/42"}, "response": {"lastModified": "2023-02-10T00:00:00Z"}},

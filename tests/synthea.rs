@@ -7,7 +7,7 @@ mod common;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use bulk_audit::world::{self, WorldFormat, WorldSpec};
+use bulk_audit_world::{self as world, WorldFormat, WorldSpec};
 use common::*;
 
 type Key = [String; 6];
@@ -15,12 +15,24 @@ type Key = [String; 6];
 fn keys_of(path: &Path) -> BTreeSet<Key> {
     csv_rows(path)
         .into_iter()
-        .map(|r| ["export_id", "client_id", "patient_id", "resource_type", "resource_id", "version_id"].map(|c| r[c].clone()))
+        .map(|r| {
+            ["export_id", "client_id", "patient_id", "resource_type", "resource_id", "version_id"].map(|c| r[c].clone())
+        })
         .collect()
 }
 
 fn audit(logs: &Path, history: &Path, out: &Path, extra: &[&str]) -> String {
-    let mut args = vec!["audit", "--logs", logs.to_str().unwrap(), "--history", history.to_str().unwrap(), "--format", "csv", "--out", out.to_str().unwrap()];
+    let mut args = vec![
+        "audit",
+        "--logs",
+        logs.to_str().unwrap(),
+        "--history",
+        history.to_str().unwrap(),
+        "--format",
+        "csv",
+        "--out",
+        out.to_str().unwrap(),
+    ];
     args.extend_from_slice(extra);
     run_ok(&args)
 }
@@ -29,7 +41,12 @@ fn assert_rows_equal(actual: &Path, truth: &Path) {
     let (a, t) = (keys_of(actual), keys_of(truth));
     let missing: Vec<_> = t.difference(&a).take(5).collect();
     let extra: Vec<_> = a.difference(&t).take(5).collect();
-    assert!(missing.is_empty() && extra.is_empty(), "{} rows vs {} in the truth; missing {missing:?}; extra {extra:?}", a.len(), t.len());
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "{} rows vs {} in the truth; missing {missing:?}; extra {extra:?}",
+        a.len(),
+        t.len()
+    );
     assert_eq!(csv_rows(actual).len(), t.len(), "no duplicate rows");
 }
 
@@ -69,7 +86,10 @@ fn fixture_findings_tell_the_story() {
     }
     let exports = csv_rows(&root().join("fixtures/synthea/expected/exports.csv"));
     let k9 = exports.iter().find(|e| e["export_id"] == "kick-09").unwrap();
-    assert_eq!((k9["status"].as_str(), k9["accepted"].as_str(), k9["resolved"].as_str(), k9["row_count"].as_str()), ("429", "false", "false", ""));
+    assert_eq!(
+        (k9["status"].as_str(), k9["accepted"].as_str(), k9["resolved"].as_str(), k9["row_count"].as_str()),
+        ("429", "false", "false", "")
+    );
     let k3 = exports.iter().find(|e| e["export_id"] == "kick-03").unwrap();
     assert_eq!((k3["method"].as_str(), k3["tenant"].as_str(), k3["level"].as_str()), ("POST", "t1", "group"));
     assert_eq!(k3["status_resource_id"], "bes-03");
@@ -92,8 +112,16 @@ fn fixture_is_reproducible_from_its_generator_command() {
     for rel in ["truth/expected_resources.csv", "logs/kibana/discover.csv", "history/fhir/Practitioner.ndjson"] {
         assert_eq!(read(&tmp.path().join(rel)), read(&root().join("fixtures/synthea").join(rel)), "{rel}");
     }
-    for rel in ["history/aidbox/observation_history.ndjson.zst", "history/bundles/CarePlan.ndjson.gz", "logs/aidbox/requests.ndjson.zst"] {
-        assert_eq!(std::fs::read(tmp.path().join(rel)).unwrap(), std::fs::read(root().join("fixtures/synthea").join(rel)).unwrap(), "{rel}");
+    for rel in [
+        "history/aidbox/observation_history.ndjson.zst",
+        "history/bundles/CarePlan.ndjson.gz",
+        "logs/aidbox/requests.ndjson.zst",
+    ] {
+        assert_eq!(
+            std::fs::read(tmp.path().join(rel)).unwrap(),
+            std::fs::read(root().join("fixtures/synthea").join(rel)).unwrap(),
+            "{rel}"
+        );
     }
 }
 

@@ -2,15 +2,10 @@
 //! the JSON one, is exercised): cells, quotes, formula escapes and dates.
 #![no_main]
 
-use bulk_audit::inputs::Tally;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let mut text = b"\"@timestamp\",ev,ctx,\"w_m\",\"w_url\",\"w_qs\",\"w_st\",\"w_cid\"\n".to_vec();
     text.extend_from_slice(data);
-    for skip in [false, true] {
-        let mut lines = Vec::new();
-        let mut tally = Tally::new(skip);
-        let _ = bulk_audit::logs::read_one(std::path::Path::new("fuzz.csv"), 0, &text, &chrono_tz::Tz::UTC, &mut lines, &mut tally);
-    }
+    bulk_audit::hooks::read_log_file(&text);
 });

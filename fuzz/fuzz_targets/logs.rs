@@ -3,17 +3,8 @@
 //! on whatever it read.
 #![no_main]
 
-use bulk_audit::inputs::Tally;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let mut lines = Vec::new();
-    for skip in [false, true] {
-        lines.clear();
-        let mut tally = Tally::new(skip);
-        if bulk_audit::logs::read_one(std::path::Path::new("fuzz.log"), 0, data, &chrono_tz::Tz::UTC, &mut lines, &mut tally).is_ok() {
-            let requests = bulk_audit::logs::merge(lines.clone(), &["fuzz.log".to_string()]);
-            let _ = bulk_audit::kickoff::find(&requests, &chrono_tz::Tz::UTC);
-        }
-    }
+    bulk_audit::hooks::read_log_file(data);
 });

@@ -18,18 +18,22 @@ const ROW_GROUP: usize = 64 * 1024;
 /// slightly smaller (18.05 vs 18.15 MB) and writing it took ~8% less time.
 const ZSTD_LEVEL: i32 = 1;
 
-pub fn write(table: &dyn Rows, path: &Path) -> Result<()> {
+pub(crate) fn write(table: &dyn Rows, path: &Path) -> Result<()> {
     let err = |e: PolarsError| Error::output(path, e);
     let f = create_private(path)?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
     {
         let mut group = to_dataframe(table, 0..table.len().min(ROW_GROUP)).map_err(err)?;
-        let mut batched = ParquetWriter::new(&mut w).with_compression(ParquetCompression::Zstd(Some(ZstdLevel::try_new(ZSTD_LEVEL).map_err(err)?))).batched(group.schema()).map_err(err)?;
+        let mut batched = ParquetWriter::new(&mut w)
+            .with_compression(ParquetCompression::Zstd(Some(ZstdLevel::try_new(ZSTD_LEVEL).map_err(err)?)))
+            .batched(group.schema())
+            .map_err(err)?;
         // Each row group is compressed and written while the next one is built.
         let mut start = ROW_GROUP;
         loop {
             let end = (start + ROW_GROUP).min(table.len());
-            let (written, next) = rayon::join(|| batched.write_batch(&group), || (start < end).then(|| to_dataframe(table, start..end)));
+            let (written, next) =
+                rayon::join(|| batched.write_batch(&group), || (start < end).then(|| to_dataframe(table, start..end)));
             written.map_err(err)?;
             match next {
                 Some(next) => group = next.map_err(err)?,
@@ -44,7 +48,7 @@ pub fn write(table: &dyn Rows, path: &Path) -> Result<()> {
 
 /// The table as a polars DataFrame with typed columns, built row by row: a row's version is
 /// reached once for all its columns, and a later row's fetched meanwhile.
-pub fn to_dataframe(table: &dyn Rows, rows: std::ops::Range<usize>) -> PolarsResult<DataFrame> {
+pub(crate) fn to_dataframe(table: &dyn Rows, rows: std::ops::Range<usize>) -> PolarsResult<DataFrame> {
     let n = rows.len();
     let schema = table.schema();
     let mut builders: Vec<Builder> = schema
@@ -120,8 +124,9 @@ mod tests {
         ]);
         let df = to_dataframe(&t, 0..2).unwrap();
         assert_eq!(df.height(), 2);
-        assert!(matches!(df.column("t").unwrap().dtype(), DataType::Datetime(TimeUnit::Nanoseconds, Some(tz)) if *tz == TimeZone::UTC));
+        assert!(
+            matches!(df.column("t").unwrap().dtype(), DataType::Datetime(TimeUnit::Nanoseconds, Some(tz)) if *tz == TimeZone::UTC)
+        );
         assert_eq!(df.column("n").unwrap().dtype(), &DataType::Int64);
     }
-
 }

@@ -18,7 +18,12 @@ pub fn run(args: &[&str]) -> Output {
 /// Runs and asserts success; returns stdout.
 pub fn run_ok(args: &[&str]) -> String {
     let out = run(args);
-    assert!(out.status.success(), "bulk-audit {args:?} failed: {}\n{}", String::from_utf8_lossy(&out.stderr), String::from_utf8_lossy(&out.stdout));
+    assert!(
+        out.status.success(),
+        "bulk-audit {args:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
     String::from_utf8(out.stdout).expect("utf-8 stdout")
 }
 
@@ -30,7 +35,8 @@ pub fn read(path: &Path) -> String {
 pub fn assert_same_file(actual: &Path, expected: &Path) {
     let (a, e) = (read(actual), read(expected));
     if a != e {
-        let first = a.lines().zip(e.lines()).position(|(x, y)| x != y).unwrap_or(a.lines().count().min(e.lines().count()));
+        let first =
+            a.lines().zip(e.lines()).position(|(x, y)| x != y).unwrap_or(a.lines().count().min(e.lines().count()));
         panic!(
             "{} differs from {} at line {}:\n  actual:   {:?}\n  expected: {:?}\n(actual has {} lines, expected {})",
             actual.display(),
@@ -48,5 +54,9 @@ pub fn assert_same_file(actual: &Path, expected: &Path) {
 pub fn csv_rows(path: &Path) -> Vec<std::collections::BTreeMap<String, String>> {
     let mut r = csv::Reader::from_path(path).expect("open csv");
     let headers = r.headers().expect("headers").clone();
-    r.records().map(|rec| headers.iter().zip(rec.expect("record").iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect()).collect()
+    r.records()
+        .map(|rec| {
+            headers.iter().zip(rec.expect("record").iter()).map(|(h, v)| (h.to_string(), v.to_string())).collect()
+        })
+        .collect()
 }

@@ -1,0 +1,56 @@
+//! `manifest.json`: the tool and its version, every option, every input (path, size, SHA-256,
+//! lines read, blank and skipped), row counts, findings per kind, the logs' coverage and the
+//! history's statistics. No run date: it is as reproducible as the tables.
+
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use super::{AuditConfig, AuditResult, Written};
+use crate::rules::findings::Finding;
+
+pub(super) fn manifest(
+    cfg: &AuditConfig,
+    r: &AuditResult,
+    written: &Written,
+    findings: &[Finding],
+) -> serde_json::Value {
+    let mut by_kind: BTreeMap<&str, u64> = BTreeMap::new();
+    for f in findings {
+        *by_kind.entry(f.kind.as_str()).or_insert(0) += 1;
+    }
+    json!({
+        "tool": "bulk-audit",
+        "version": env!("CARGO_PKG_VERSION"),
+        "options": {
+            "logs": cfg.logs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "history": cfg.history.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "client": cfg.clients,
+            "from": cfg.from.map(|t| t.to_rfc3339()),
+            "to": cfg.to.map(|t| t.to_rfc3339()),
+            "tz": cfg.zone.name(),
+            "format": cfg.format,
+            "boundary": cfg.boundary,
+            "wildcard": cfg.wildcard.name(),
+            "non_compartment": cfg.non_compartment,
+            "fhir_version": cfg.fhir_version,
+            "skip_inactive_members": cfg.skip_inactive_members,
+            "with_resource": cfg.with_resource,
+            "reconstruct": cfg.reconstruct.as_ref().map(|p| p.display().to_string()),
+            "max_log_gap": cfg.max_log_gap_text,
+            "skip_invalid": cfg.skip_invalid,
+        },
+        "lines_skipped": r.inputs.iter().map(|i| i.lines_skipped).sum::<u64>(),
+        "inputs": r.inputs,
+        "rows": {"resources": written.resources, "exports": written.exports, "findings": written.findings},
+        "findings_by_kind": by_kind,
+        "log_coverage": r.coverage,
+        "history": {
+            "resources": r.history.resources.len(),
+            "versions": r.history.version_count,
+            "duplicate_copies_ignored": r.history.duplicates,
+            "conflicting_copies": r.history.conflicts.len(),
+            "versions_per_type": r.history.versions_per_type(),
+        },
+    })
+}

@@ -1,0 +1,223 @@
+//! The audit from end to end, as orchestration only: read the logs and find the kickoffs, read
+//! the history into the version index, resolve every selected export in parallel, cross-check
+//! with the server's own evidence, and write the tables, the manifest and the reconstruction.
+
+mod manifest;
+mod reconstruct;
+mod summary;
+mod tables;
+
+use std::path::PathBuf;
+
+use chrono_tz::Tz;
+use rayon::prelude::*;
+
+use crate::bodies;
+use crate::error::Result;
+use crate::history::{self, ParseOptions};
+use crate::index::{self, Boundary, History};
+use crate::logs;
+use crate::output::{self, Format, Staging};
+use crate::rules::compartment::{Compartment, FhirVersion};
+use crate::rules::evidence::{self, StatusMatch};
+use crate::rules::findings::{Finding, FindingKind};
+use crate::rules::kickoff::{self, ExportEvent};
+use crate::rules::resolve::{self, NonCompartment, Resolution, ResolveOptions};
+use crate::rules::scopes::Wildcard;
+use crate::source::{self, InputFile, InputRecord};
+use crate::stopwatch::Stopwatch;
+use crate::timestamp::Instant;
+
+pub(crate) use summary::summary_lines;
+#[cfg(test)]
+pub(crate) use tables::ResourceRows;
+
+/// Everything `bulk-audit audit` was asked, checked: times and zone read, the wildcard file
+/// read, the output folders known to be writable.
+#[derive(Debug, Clone)]
+pub(crate) struct AuditConfig {
+    pub(crate) logs: Vec<PathBuf>,
+    pub(crate) history: Vec<PathBuf>,
+    pub(crate) clients: Vec<String>,
+    pub(crate) from: Option<Instant>,
+    pub(crate) to: Option<Instant>,
+    pub(crate) zone: Tz,
+    pub(crate) out: PathBuf,
+    pub(crate) format: Format,
+    pub(crate) boundary: Boundary,
+    pub(crate) wildcard: Wildcard,
+    pub(crate) non_compartment: NonCompartment,
+    pub(crate) fhir_version: FhirVersion,
+    pub(crate) skip_inactive_members: bool,
+    pub(crate) with_resource: bool,
+    pub(crate) reconstruct: Option<PathBuf>,
+    pub(crate) max_log_gap_nanos: i64,
+    pub(crate) max_log_gap_text: String,
+    pub(crate) force: bool,
+    /// Note unreadable lines as findings and go on, instead of stopping at the first.
+    pub(crate) skip_invalid: bool,
+}
+
+/// What an audit found, before it is written.
+pub(crate) struct AuditResult {
+    pub(crate) events: Vec<ExportEvent>,
+    pub(crate) resolutions: Vec<Resolution>,
+    pub(crate) statuses: Vec<Option<StatusMatch>>,
+    /// Findings not tied to one export (log gaps, version conflicts, orphan statuses).
+    pub(crate) general_findings: Vec<Finding>,
+    pub(crate) history: History,
+    pub(crate) history_files: Vec<InputFile>,
+    pub(crate) inputs: Vec<InputRecord>,
+    pub(crate) coverage: logs::Coverage,
+}
+
+/// The row counts of what was written.
+pub(crate) struct Written {
+    pub(crate) resources: usize,
+    pub(crate) exports: usize,
+    pub(crate) findings: usize,
+}
+
+/// Whether an export is selected by `--client`, `--from` and `--to`.
+pub(crate) fn selected(e: &ExportEvent, clients: &[String], from: Option<Instant>, to: Option<Instant>) -> bool {
+    let client_ok = clients.is_empty() || e.client_id.as_ref().is_some_and(|c| clients.contains(c));
+    let from_ok = from.is_none_or(|f| e.time.is_some_and(|t| t >= f));
+    let to_ok = to.is_none_or(|l| e.time.is_some_and(|t| t <= l));
+    client_ok && from_ok && to_ok
+}
+
+/// Reads the logs and finds the kickoffs (the `exports` command, and the audit's first step).
+pub(crate) fn read_exports(
+    log_paths: &[PathBuf],
+    zone: &Tz,
+    max_gap_nanos: i64,
+    skip_invalid: bool,
+) -> Result<(Vec<ExportEvent>, logs::Logs)> {
+    let files = source::collect(log_paths)?;
+    let l = logs::read(&files, zone, max_gap_nanos, skip_invalid)?;
+    let events = kickoff::find(&l.requests, zone);
+    Ok((events, l))
+}
+
+pub(crate) fn run(cfg: &AuditConfig) -> Result<AuditResult> {
+    let mut sw = Stopwatch::new();
+    let (events, log_data) = read_exports(&cfg.logs, &cfg.zone, cfg.max_log_gap_nanos, cfg.skip_invalid)?;
+    sw.lap("logs");
+    let events: Vec<ExportEvent> = events.into_iter().filter(|e| selected(e, &cfg.clients, cfg.from, cfg.to)).collect();
+
+    let compartment = Compartment::load(cfg.fhir_version);
+    let history_files = source::collect(&cfg.history)?;
+    let mut parse_opts = ParseOptions::new(&compartment, cfg.zone, cfg.non_compartment == NonCompartment::Referenced);
+    parse_opts.skip_invalid = cfg.skip_invalid;
+    let (h, (history_inputs, history_skipped)) =
+        index::build(|to_index| history::read(&history_files, &parse_opts, to_index))?;
+    sw.lap("history: read and index");
+
+    let ropts = ResolveOptions {
+        boundary: cfg.boundary,
+        wildcard_types: cfg.wildcard.expand(&h.present_types()),
+        non_compartment: cfg.non_compartment,
+        skip_inactive_members: cfg.skip_inactive_members,
+        compartment: &compartment,
+    };
+    let mut resolutions: Vec<Resolution> = events.par_iter().map(|e| resolve::resolve(e, &h, &ropts)).collect();
+    let (statuses, orphans) = evidence::match_statuses(&events, &mut resolutions, &h);
+    sw.lap("resolve");
+
+    let mut general = orphans;
+    for s in log_data.skipped.iter().chain(&history_skipped) {
+        let span = match s.lines {
+            0 => " (the rest of the file)".to_string(),
+            1 => String::new(),
+            n => format!(" ({n} lines)"),
+        };
+        general.push(Finding::new(
+            "",
+            FindingKind::InputSkipped,
+            format!("{}:{} (byte {}){span}: {}", s.path.display(), s.line, s.offset, s.reason),
+        ));
+    }
+    for g in &log_data.coverage.gaps {
+        general.push(Finding::new(
+            "",
+            FindingKind::LogGap,
+            format!("no log line between {} and {} ({:.0} s, more than --max-log-gap {}): kickoffs in this span are unknown", g.from, g.to, g.seconds, cfg.max_log_gap_text),
+        ));
+    }
+    let names = tables::SourceNames::new(&history_files);
+    for c in &h.conflicts {
+        general.push(
+            Finding::new(
+                "",
+                FindingKind::VersionConflict,
+                format!(
+                    "the same version appears twice with different contents: kept {}, ignored {}",
+                    names.text(&c.kept),
+                    names.text(&c.dropped)
+                ),
+            )
+            .about(&c.resource_type, &c.id, &c.version_id),
+        );
+    }
+    general.sort();
+    let mut all_inputs = log_data.inputs;
+    all_inputs.extend(history_inputs);
+    Ok(AuditResult {
+        events,
+        resolutions,
+        statuses,
+        general_findings: general,
+        history: h,
+        history_files,
+        inputs: all_inputs,
+        coverage: log_data.coverage,
+    })
+}
+
+/// Writes every output of the audit.
+pub(crate) fn write(cfg: &AuditConfig, r: &AuditResult) -> Result<Written> {
+    let bodies = if cfg.with_resource || cfg.reconstruct.is_some() {
+        let mut wanted: Vec<bodies::VersionKey> =
+            r.resolutions.iter().flat_map(|x| x.rows.iter().map(|row| (row.resource, row.version))).collect();
+        wanted.sort_unstable();
+        wanted.dedup();
+        Some(bodies::read(&r.history_files, &r.history, &wanted)?)
+    } else {
+        None
+    };
+
+    let mut sw = Stopwatch::new();
+    let staging = Staging::begin(&cfg.out, cfg.force)?;
+    let ext = cfg.format.extension();
+    let resources = tables::ResourceRows::new(r, if cfg.with_resource { bodies.as_ref() } else { None });
+    sw.lap("resources table");
+    output::write_table(&resources, &staging.dir.join(format!("resources.{ext}")), cfg.format)?;
+    sw.lap("resources write");
+    let exports = tables::exports_table(r);
+    output::write_table(&exports, &staging.dir.join(format!("exports.{ext}")), cfg.format)?;
+    let findings = tables::all_findings(r);
+    output::write_table(&tables::findings_table(&findings), &staging.dir.join(format!("findings.{ext}")), cfg.format)?;
+    let written = Written {
+        resources: output::Rows::len(&resources),
+        exports: output::Rows::len(&exports),
+        findings: findings.len(),
+    };
+    let manifest = manifest::manifest(cfg, r, &written, &findings);
+    output::write_json(&staging.dir.join(output::MARKER), &manifest)?;
+
+    let recon_staging = match (&cfg.reconstruct, &bodies) {
+        (Some(dir), Some(bodies)) => {
+            let s = Staging::begin(dir, cfg.force)?;
+            reconstruct::write(r, &s.dir, bodies)?;
+            output::write_text(&s.dir.join(".bulk-audit"), "reconstructed exports written by bulk-audit\n")?;
+            Some(s)
+        }
+        _ => None,
+    };
+    staging.commit()?;
+    sw.lap("other outputs");
+    if let Some(s) = recon_staging {
+        s.commit()?;
+    }
+    Ok(written)
+}

@@ -1,0 +1,385 @@
+//! The audit's answer as tables: `resources` (computed cell by cell from the resolutions, never
+//! stored as strings), `exports` and `findings`.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::AuditResult;
+use crate::bodies::VersionKey;
+use crate::output::{self, Cell, ColumnData, Decimal, Kind, Rows, Table, Values};
+use crate::rules::findings::Finding;
+use crate::source::{self, InputFile};
+use crate::timestamp::Instant;
+use crate::version::{Source, VersionId};
+
+/// The history files' names as given, for the `source` column and messages: where a version
+/// was read is `file:line`, with `#entryN` for a Bundle entry.
+pub(crate) struct SourceNames {
+    names: Vec<String>,
+    /// Whether each name is a CSV field as it is (no quotes needed).
+    plain: Vec<bool>,
+}
+
+/// Text a source position is written into: a `String` cell or a CSV buffer.
+trait Text {
+    fn add(&mut self, s: &[u8]);
+}
+
+impl Text for String {
+    fn add(&mut self, s: &[u8]) {
+        // Only file names (UTF-8, from `display`), digits and ASCII are added.
+        self.push_str(std::str::from_utf8(s).expect("UTF-8 text"));
+    }
+}
+
+impl Text for Vec<u8> {
+    fn add(&mut self, s: &[u8]) {
+        self.extend_from_slice(s);
+    }
+}
+
+impl SourceNames {
+    pub(crate) fn new(files: &[InputFile]) -> SourceNames {
+        let names: Vec<String> = files.iter().map(|f| source::display(&f.path)).collect();
+        let plain = names
+            .iter()
+            .map(|n| {
+                let mut field = Vec::new();
+                output::push_csv_field(&mut field, n.as_bytes());
+                field == n.as_bytes()
+            })
+            .collect();
+        SourceNames { names, plain }
+    }
+
+    fn push(&self, s: &Source, out: &mut impl Text) {
+        out.add(self.names[s.file as usize].as_bytes());
+        out.add(b":");
+        out.add(Decimal::of(s.line).as_bytes());
+        if let Some(entry) = s.entry {
+            out.add(b"#entry");
+            out.add(Decimal::of(entry.index().into()).as_bytes());
+        }
+    }
+
+    /// `file:line`, with `#entryN` for a Bundle entry.
+    pub(crate) fn text(&self, s: &Source) -> String {
+        let mut out = String::new();
+        self.push(s, &mut out);
+        out
+    }
+}
+
+fn text(v: impl Into<String>) -> Option<String> {
+    let s = v.into();
+    (!s.is_empty()).then_some(s)
+}
+
+/// The export order of the output: (T, export id).
+pub(super) fn export_order(r: &AuditResult) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..r.events.len()).collect();
+    order.sort_by(|&a, &b| (r.events[a].time, &r.events[a].id).cmp(&(r.events[b].time, &r.events[b].id)));
+    order
+}
+
+/// The `resources` table, computed cell by cell from the resolutions (and the bodies when
+/// asked): nothing is copied into strings.
+pub(crate) struct ResourceRows<'a> {
+    r: &'a AuditResult,
+    sources: SourceNames,
+    /// (export index, row index) in output order.
+    order: Vec<(u32, u32)>,
+    bodies: Option<&'a HashMap<VersionKey, String>>,
+    schema: Vec<(&'static str, Kind)>,
+}
+
+impl<'a> ResourceRows<'a> {
+    pub(crate) fn new(r: &'a AuditResult, bodies: Option<&'a HashMap<VersionKey, String>>) -> ResourceRows<'a> {
+        let sources = SourceNames::new(&r.history_files);
+        let order = export_order(r)
+            .into_iter()
+            .flat_map(|i| (0..r.resolutions[i].rows.len() as u32).map(move |j| (i as u32, j)))
+            .collect();
+        let mut schema = vec![
+            ("export_id", Kind::Text),
+            ("client_id", Kind::Text),
+            ("export_time", Kind::Time),
+            ("level", Kind::Text),
+            ("group_id", Kind::Text),
+            ("patient_id", Kind::Text),
+            ("resource_type", Kind::Text),
+            ("resource_id", Kind::Text),
+            ("version_id", Kind::Text),
+            ("last_updated", Kind::Time),
+            ("source", Kind::Text),
+        ];
+        if bodies.is_some() {
+            schema.push(("resource", Kind::Text));
+        }
+        ResourceRows { r, sources, order, bodies, schema }
+    }
+
+    /// Asks for the row's version and id to be brought into the cache: versions live in one
+    /// allocation per resource and ids in another, so each row read without this is a cache
+    /// miss or two.
+    fn prefetch(&self, row: usize) {
+        let Some(&(i, j)) = self.order.get(row) else { return };
+        let x = &self.r.resolutions[i as usize].rows[j as usize];
+        let res = &self.r.history.resources[x.resource as usize];
+        crate::index::prefetch(res.versions.as_ptr().wrapping_add(x.version as usize));
+        crate::index::prefetch(res.id.as_ptr());
+    }
+}
+
+impl Rows for ResourceRows<'_> {
+    fn schema(&self) -> &[(&'static str, Kind)] {
+        &self.schema
+    }
+
+    fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    fn cell<'s>(&'s self, row: usize, col: usize, scratch: &'s mut String) -> Cell<'s> {
+        let (i, j) = self.order[row];
+        let e = &self.r.events[i as usize];
+        let x = &self.r.resolutions[i as usize].rows[j as usize];
+        let h = &self.r.history;
+        let res = &h.resources[x.resource as usize];
+        let v = &res.versions[x.version as usize];
+        let opt = |s: Option<&'s str>| s.map(Cell::Text).unwrap_or(Cell::Null);
+        match col {
+            0 => Cell::Text(&e.id),
+            1 => opt(e.client_id.as_deref()),
+            2 => e.time.map(|t| Cell::Time(t.0)).unwrap_or(Cell::Null),
+            3 => Cell::Text(e.level.as_str()),
+            4 => opt(e.group_id.as_deref()),
+            5 => opt(x.patient.map(|p| h.patient_name(p))),
+            6 => Cell::Text(h.type_name(res.resource_type)),
+            7 => Cell::Text(&res.id),
+            8 => match &v.version_id {
+                VersionId::Text(t) => Cell::Text(t),
+                VersionId::Number(n) => {
+                    Decimal::of(*n).push_to(scratch);
+                    Cell::Text(scratch)
+                }
+            },
+            9 => Cell::Time(v.last_updated.0),
+            10 => {
+                self.sources.push(&v.source, scratch);
+                Cell::Text(scratch)
+            }
+            _ => opt(self.bodies.and_then(|b| b.get(&(x.resource, x.version))).map(String::as_str)),
+        }
+    }
+
+    fn prefetch_row(&self, row: usize) {
+        self.prefetch(row);
+    }
+
+    /// The same text as cell by cell, faster: the export's five columns and the type are
+    /// formatted once per run of rows that share them, numbers and times on the stack.
+    fn csv_rows(&self, rows: std::ops::Range<usize>, buf: &mut Vec<u8>) {
+        let h = &self.r.history;
+        let mut scratch = String::new();
+        // The export columns (with their trailing comma) of the export `prefix_of`.
+        let (mut prefix, mut prefix_of) = (Vec::new(), u32::MAX);
+        // The resource_type column (with its trailing comma) of the type `type_of`.
+        let (mut type_field, mut type_of) = (Vec::new(), u32::MAX);
+        for row in rows {
+            // A row a few ahead is fetched while this one is written.
+            self.prefetch(row + 8);
+            let (i, j) = self.order[row];
+            if i != prefix_of {
+                prefix.clear();
+                for col in 0..5 {
+                    scratch.clear();
+                    output::push_csv_cell(&mut prefix, self.cell(row, col, &mut scratch));
+                    prefix.push(b',');
+                }
+                prefix_of = i;
+            }
+            let x = &self.r.resolutions[i as usize].rows[j as usize];
+            let res = &h.resources[x.resource as usize];
+            let v = &res.versions[x.version as usize];
+            if res.resource_type != type_of {
+                type_field.clear();
+                output::push_csv_field(&mut type_field, h.type_name(res.resource_type).as_bytes());
+                type_field.push(b',');
+                type_of = res.resource_type;
+            }
+            buf.extend_from_slice(&prefix);
+            if let Some(p) = x.patient {
+                output::push_csv_field(buf, h.patient_name(p).as_bytes());
+            }
+            buf.push(b',');
+            buf.extend_from_slice(&type_field);
+            output::push_csv_field(buf, res.id.as_bytes());
+            buf.push(b',');
+            match &v.version_id {
+                VersionId::Text(t) => output::push_csv_field(buf, t.as_bytes()),
+                VersionId::Number(n) => buf.extend_from_slice(Decimal::of(*n).as_bytes()),
+            }
+            buf.push(b',');
+            crate::timestamp::push_rfc3339(v.last_updated.0, buf);
+            buf.push(b',');
+            if self.sources.plain[v.source.file as usize] {
+                // `name:line#entryN` needs quotes only when the name does.
+                self.sources.push(&v.source, buf);
+            } else {
+                scratch.clear();
+                output::push_csv_cell(buf, self.cell(row, 10, &mut scratch));
+            }
+            if self.bodies.is_some() {
+                buf.push(b',');
+                scratch.clear();
+                output::push_csv_cell(buf, self.cell(row, 11, &mut scratch));
+            }
+            buf.push(b'\n');
+        }
+    }
+}
+
+fn join<'a>(items: impl IntoIterator<Item = &'a String>, sep: &str) -> Option<String> {
+    text(items.into_iter().map(String::as_str).collect::<Vec<_>>().join(sep))
+}
+
+/// The `exports` table: one row per kickoff found (accepted or rejected).
+pub(crate) fn exports_table(r: &AuditResult) -> Table {
+    let mut cols: BTreeMap<&'static str, Values> = BTreeMap::new();
+    let order = export_order(r);
+    let names = [
+        "export_id",
+        "client_id",
+        "user_id",
+        "export_time",
+        "request_end",
+        "method",
+        "url",
+        "status",
+        "accepted",
+        "resolved",
+        "level",
+        "tenant",
+        "group_id",
+        "group_version",
+        "client_version",
+        "scopes",
+        "allowed_types",
+        "requested_types",
+        "exported_types",
+        "since",
+        "until",
+        "type_filter",
+        "elements",
+        "output_format",
+        "patient_param",
+        "patient_count",
+        "resource_count",
+        "row_count",
+        "finding_count",
+        "status_resource_id",
+        "status_resource_status",
+        "status_transaction_time",
+        "source",
+    ];
+    let mut text_cols: BTreeMap<&str, Vec<Option<String>>> = BTreeMap::new();
+    let mut time_cols: BTreeMap<&str, Vec<Option<i64>>> = BTreeMap::new();
+    let mut int_cols: BTreeMap<&str, Vec<Option<i64>>> = BTreeMap::new();
+    let mut bool_cols: BTreeMap<&str, Vec<Option<bool>>> = BTreeMap::new();
+    for i in order {
+        let e = &r.events[i];
+        let x = &r.resolutions[i];
+        let st = r.statuses[i].as_ref();
+        let mut t = |k: &'static str, v: Option<String>| text_cols.entry(k).or_default().push(v);
+        t("export_id", Some(e.id.clone()));
+        t("client_id", e.client_id.clone());
+        t("user_id", e.user_id.clone());
+        t("method", Some(e.method.clone()));
+        t("url", Some(e.url.clone()));
+        t("level", Some(e.level.as_str().into()));
+        t("tenant", e.tenant.clone());
+        t("group_id", e.group_id.clone());
+        t("group_version", x.group_version.clone());
+        t("client_version", x.client_version.clone());
+        t("scopes", join(&x.scopes, " "));
+        t(
+            "allowed_types",
+            match &x.allowed_types {
+                Some(a) => join(a, ","),
+                None if x.resolved => Some("*".into()),
+                None => None,
+            },
+        );
+        t("requested_types", e.params.types.as_ref().and_then(|v| join(v, ",")));
+        t("exported_types", join(&x.exported_types, ","));
+        t("since", e.params.since_text.clone());
+        t("until", e.params.until_text.clone());
+        t("type_filter", join(&e.params.type_filter, " "));
+        t("elements", join(&e.params.elements, ","));
+        t("output_format", e.params.output_format.clone());
+        t("patient_param", join(&e.params.patients, ","));
+        t("status_resource_id", st.map(|s| s.id.clone()));
+        t("status_resource_status", st.and_then(|s| s.status.clone()));
+        t("source", Some(e.source.clone()));
+        let mut tm = |k: &'static str, v: Option<Instant>| time_cols.entry(k).or_default().push(v.map(|t| t.0));
+        tm("export_time", e.time);
+        tm("request_end", e.request_end());
+        tm("status_transaction_time", st.and_then(|s| s.transaction_time));
+        let patient_count = x.resolved.then(|| x.patient_count(e) as i64);
+        let mut n = |k: &'static str, v: Option<i64>| int_cols.entry(k).or_default().push(v);
+        n("status", e.status.map(i64::from));
+        n("patient_count", patient_count);
+        n("resource_count", x.resolved.then(|| x.resource_count() as i64));
+        n("row_count", x.resolved.then_some(x.rows.len() as i64));
+        n("finding_count", Some(x.findings.len() as i64));
+        let mut bl = |k: &'static str, v: bool| bool_cols.entry(k).or_default().push(Some(v));
+        bl("accepted", e.accepted);
+        bl("resolved", x.resolved);
+    }
+    for k in names {
+        let v = if let Some(v) = text_cols.remove(k) {
+            Values::Text(v)
+        } else if let Some(v) = time_cols.remove(k) {
+            Values::Time(v)
+        } else if let Some(v) = int_cols.remove(k) {
+            Values::Int(v)
+        } else if let Some(v) = bool_cols.remove(k) {
+            Values::Bool(v)
+        } else {
+            // No exports: an empty column of the right type.
+            match k {
+                "export_time" | "request_end" | "status_transaction_time" => Values::Time(vec![]),
+                "status" | "patient_count" | "resource_count" | "row_count" | "finding_count" => Values::Int(vec![]),
+                "accepted" | "resolved" => Values::Bool(vec![]),
+                _ => Values::Text(vec![]),
+            }
+        };
+        cols.insert(k, v);
+    }
+    Table::new(
+        names.iter().map(|k| ColumnData { name: k, values: cols.remove(k).expect("every column built") }).collect(),
+    )
+}
+
+/// Every finding, export by export in output order, then the general ones.
+pub(crate) fn all_findings(r: &AuditResult) -> Vec<Finding> {
+    let mut out: Vec<Finding> =
+        export_order(r).into_iter().flat_map(|i| r.resolutions[i].findings.iter().cloned()).collect();
+    out.extend(r.general_findings.iter().cloned());
+    out
+}
+
+pub(crate) fn findings_table(findings: &[Finding]) -> Table {
+    let col = |name: &'static str, f: &dyn Fn(&Finding) -> &str| ColumnData {
+        name,
+        values: Values::Text(findings.iter().map(|x| text(f(x))).collect()),
+    };
+    Table::new(vec![
+        col("export_id", &|x| &x.export_id),
+        col("kind", &|x| x.kind.as_str()),
+        col("resource_type", &|x| &x.resource_type),
+        col("resource_id", &|x| &x.resource_id),
+        col("version_id", &|x| &x.version_id),
+        col("detail", &|x| &x.detail),
+    ])
+}

@@ -1,0 +1,136 @@
+//! From the arguments to one checked configuration: every option is read and checked here,
+//! before any input is opened — times and the zone parsed, the `--wildcard` file read, the
+//! `--out` and `--reconstruct` folders known to be writable and not someone else's, the input
+//! paths known to exist — so a mistake costs a tenth of a second, not a read of the whole dump.
+
+use super::{AuditArgs, BoundaryArg, FhirVersionArg, FormatArg, NonCompartmentArg};
+use crate::audit::AuditConfig;
+use crate::error::{Error, Result};
+use crate::index::Boundary;
+use crate::output::{Format, Staging};
+use crate::rules::compartment::FhirVersion;
+use crate::rules::resolve::NonCompartment;
+use crate::rules::scopes::Wildcard;
+use crate::timestamp;
+
+/// `24h`, `90m`, `30s`, `2d`, `1h30m`, `1500ms` → nanoseconds.
+pub(crate) fn parse_duration(s: &str) -> std::result::Result<i64, String> {
+    let bad = || format!("unreadable duration {s:?} (expected e.g. 24h, 90m, 2d, 1h30m)");
+    let mut total: i64 = 0;
+    let mut num = String::new();
+    let b = s.trim();
+    let mut chars = b.chars().peekable();
+    let mut any = false;
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let mut unit = c.to_string();
+        if c == 'm' && chars.peek() == Some(&'s') {
+            unit.push(chars.next().expect("peeked"));
+        }
+        let n: i64 = num.parse().map_err(|_| bad())?;
+        num.clear();
+        let mult: i64 = match unit.as_str() {
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60 * 1_000_000_000,
+            "h" => 3600 * 1_000_000_000,
+            "d" => 86400 * 1_000_000_000,
+            _ => return Err(bad()),
+        };
+        total = total.checked_add(n.checked_mul(mult).ok_or_else(bad)?).ok_or_else(bad)?;
+        any = true;
+    }
+    if !num.is_empty() {
+        // A bare number is seconds.
+        total = total
+            .checked_add(num.parse::<i64>().map_err(|_| bad())?.checked_mul(1_000_000_000).ok_or_else(bad)?)
+            .ok_or_else(bad)?;
+        any = true;
+    }
+    if !any {
+        return Err(bad());
+    }
+    Ok(total)
+}
+
+/// The audit configuration the command line asks for, checked.
+pub(crate) fn audit_config(a: AuditArgs) -> Result<AuditConfig> {
+    let zone = timestamp::parse_zone(&a.tz).map_err(|e| Error::Usage(format!("--tz: {e}")))?;
+    let time = |opt: &Option<String>, name: &str| -> Result<Option<timestamp::Instant>> {
+        opt.as_deref()
+            .map(|s| timestamp::parse(s, &zone).map_err(|e| Error::Usage(format!("--{name}: {e}"))))
+            .transpose()
+    };
+    let from = time(&a.from, "from")?;
+    let to = time(&a.to, "to")?;
+    let max_log_gap_nanos = parse_duration(&a.max_log_gap).map_err(|e| Error::Usage(format!("--max-log-gap: {e}")))?;
+    let wildcard = Wildcard::parse(&a.wildcard)?;
+    Staging::check(&a.out, a.force, "--out")?;
+    if let Some(dir) = &a.reconstruct {
+        Staging::check(dir, a.force, "--reconstruct")?;
+        if same_place(dir, &a.out) {
+            return Err(Error::Usage(format!("--reconstruct {}: the same folder as --out", dir.display())));
+        }
+    }
+    for p in a.logs.iter().chain(&a.history) {
+        std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
+    }
+    Ok(AuditConfig {
+        logs: a.logs,
+        history: a.history,
+        clients: a.clients,
+        from,
+        to,
+        zone,
+        out: a.out,
+        format: match a.format {
+            FormatArg::Parquet => Format::Parquet,
+            FormatArg::Csv => Format::Csv,
+        },
+        boundary: match a.boundary {
+            BoundaryArg::Strict => Boundary::Strict,
+            BoundaryArg::Inclusive => Boundary::Inclusive,
+        },
+        wildcard,
+        non_compartment: match a.non_compartment {
+            NonCompartmentArg::All => NonCompartment::All,
+            NonCompartmentArg::Referenced => NonCompartment::Referenced,
+            NonCompartmentArg::None => NonCompartment::None,
+        },
+        fhir_version: match a.fhir_version {
+            FhirVersionArg::R4 => FhirVersion::R4,
+            FhirVersionArg::R4b => FhirVersion::R4b,
+            FhirVersionArg::R5 => FhirVersion::R5,
+        },
+        skip_inactive_members: a.skip_inactive_members,
+        with_resource: a.with_resource,
+        reconstruct: a.reconstruct,
+        max_log_gap_nanos,
+        max_log_gap_text: a.max_log_gap,
+        force: a.force,
+        skip_invalid: a.skip_invalid,
+    })
+}
+
+/// Whether two paths name the same folder (as written, or once both exist).
+fn same_place(a: &std::path::Path, b: &std::path::Path) -> bool {
+    a == b || matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("24h").unwrap(), 24 * 3600 * 1_000_000_000);
+        assert_eq!(parse_duration("1h30m").unwrap(), 5400 * 1_000_000_000);
+        assert_eq!(parse_duration("1500ms").unwrap(), 1_500_000_000);
+        assert_eq!(parse_duration("90").unwrap(), 90 * 1_000_000_000);
+        assert!(parse_duration("soon").is_err());
+        assert!(parse_duration("").is_err());
+    }
+}

@@ -1,0 +1,233 @@
+//! The command line: `bulk-audit audit …` and `bulk-audit exports …`, their options, and the
+//! friendly messages and exit statuses at the edge. clap's derives live here only; the rest of
+//! the library sees one checked [`AuditConfig`](crate::audit::AuditConfig).
+
+mod config;
+#[cfg(test)]
+mod tests;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::audit;
+use crate::error::{Error, Result};
+use crate::timestamp;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "bulk-audit",
+    version,
+    about = "Which resource versions did each FHIR bulk-data client receive, for which patients, in which $export?",
+    long_about = "Reconstructs, offline, what every FHIR $export on an Aidbox server sent: from exported request logs \
+                        (Aidbox NDJSON, Elasticsearch, Kibana CSV) and history dumps, one row per exported resource version and patient."
+)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub(crate) enum Command {
+    /// Resolve every export kickoff in the logs against the history and write the audit tables.
+    Audit(AuditArgs),
+    /// List the export kickoffs found in the logs, as CSV on stdout.
+    Exports(ExportsArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct AuditArgs {
+    /// Request logs: files or folders (read recursively); plain, .zst or .gz; Aidbox NDJSON,
+    /// Elasticsearch hits or search responses, or Kibana Discover CSV.
+    #[arg(long, num_args = 1.., required = true, value_name = "PATH")]
+    pub(crate) logs: Vec<PathBuf>,
+    /// History dumps: files or folders; Aidbox history rows, resources with meta, history
+    /// Bundles or Bundle entries, in any mix.
+    #[arg(long, num_args = 1.., required = true, value_name = "PATH")]
+    pub(crate) history: Vec<PathBuf>,
+    /// Only exports of this client (repeatable; none = every client).
+    #[arg(long = "client", value_name = "ID")]
+    pub(crate) clients: Vec<String>,
+    /// Only exports at or after this time (ISO-8601; without an offset read in --tz).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) from: Option<String>,
+    /// Only exports at or before this time.
+    #[arg(long, value_name = "TIME")]
+    pub(crate) to: Option<String>,
+    /// IANA time zone for timestamps without an offset (Kibana CSV dates).
+    #[arg(long, default_value = "UTC", value_name = "IANA")]
+    pub(crate) tz: String,
+    /// Output folder.
+    #[arg(long, default_value = "audit-out", value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// Table format.
+    #[arg(long, value_enum, default_value = "parquet")]
+    pub(crate) format: FormatArg,
+    /// as-of(T): `strict` takes versions with lastUpdated < T (the guide's rule), `inclusive` <= T.
+    #[arg(long, value_enum, default_value = "strict")]
+    pub(crate) boundary: BoundaryArg,
+    /// What `*` in a scope grants: smartbox (18 types), aidbox (+ Group), all (every type in the
+    /// history), or a file listing types.
+    #[arg(long, default_value = "smartbox", value_name = "smartbox|aidbox|all|FILE")]
+    pub(crate) wildcard: String,
+    /// Types outside the patient compartment in group/patient exports: every resource, only
+    /// those the exported rows reference, or none.
+    #[arg(long, value_enum, default_value = "all")]
+    pub(crate) non_compartment: NonCompartmentArg,
+    /// Which patient compartment table to use.
+    #[arg(long, value_enum, default_value = "r4")]
+    pub(crate) fhir_version: FhirVersionArg,
+    /// Leave out Group members marked inactive or whose period excludes T.
+    #[arg(long)]
+    pub(crate) skip_inactive_members: bool,
+    /// Add each version's JSON body to the resources table (column `resource`).
+    #[arg(long)]
+    pub(crate) with_resource: bool,
+    /// Also write, per export, <DIR>/<export_id>/<Type>.ndjson with the exact bodies sent.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) reconstruct: Option<PathBuf>,
+    /// Report holes in the logs longer than this (e.g. 24h, 90m, 2d, 1h30m).
+    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    pub(crate) max_log_gap: String,
+    /// Replace a non-empty --out or --reconstruct folder that holds no previous bulk-audit output.
+    #[arg(long)]
+    pub(crate) force: bool,
+    /// Go on past unreadable input lines: each is listed in findings (input-skipped) and
+    /// counted in the manifest and the summary. Without it the first one stops the run.
+    #[arg(long)]
+    pub(crate) skip_invalid: bool,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct ExportsArgs {
+    /// Request logs: files or folders.
+    #[arg(long, num_args = 1.., required = true, value_name = "PATH")]
+    pub(crate) logs: Vec<PathBuf>,
+    /// Only exports of this client (repeatable).
+    #[arg(long = "client", value_name = "ID")]
+    pub(crate) clients: Vec<String>,
+    /// IANA time zone for timestamps without an offset.
+    #[arg(long, default_value = "UTC", value_name = "IANA")]
+    pub(crate) tz: String,
+}
+
+/// `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FormatArg {
+    Parquet,
+    Csv,
+}
+
+/// `--boundary`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum BoundaryArg {
+    Strict,
+    Inclusive,
+}
+
+/// `--non-compartment`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum NonCompartmentArg {
+    All,
+    Referenced,
+    None,
+}
+
+/// `--fhir-version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum FhirVersionArg {
+    R4,
+    R4b,
+    R5,
+}
+
+fn run_audit(a: AuditArgs) -> Result<()> {
+    let cfg = config::audit_config(a)?;
+    let result = audit::run(&cfg)?;
+    let written = audit::write(&cfg, &result)?;
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut say = |line: &str| writeln!(out, "{line}").map_err(|e| Error::output("standard output", e));
+    for line in audit::summary_lines(&result) {
+        say(&line)?;
+    }
+    if cfg.skip_invalid {
+        let skipped: u64 = result.inputs.iter().map(|i| i.lines_skipped).sum();
+        say(&format!("{skipped} input lines skipped (--skip-invalid): each is an input-skipped finding"))?;
+    }
+    say(&format!(
+        "{} exports, {} resource rows, {} findings -> {}",
+        written.exports,
+        written.resources,
+        written.findings,
+        cfg.out.display()
+    ))?;
+    out.flush().map_err(|e| Error::output("standard output", e))?;
+    // The process ends here: freeing the index (millions of small allocations) one by one would
+    // only delay the exit.
+    std::mem::forget(result);
+    Ok(())
+}
+
+fn run_exports(a: ExportsArgs) -> Result<()> {
+    let zone = timestamp::parse_zone(&a.tz).map_err(|e| Error::Usage(format!("--tz: {e}")))?;
+    let (events, _) = audit::read_exports(&a.logs, &zone, i64::MAX, false)?;
+    let stdout_error = |e: csv::Error| Error::output("standard output", e);
+    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(std::io::stdout().lock());
+    w.write_record([
+        "export_id",
+        "client_id",
+        "export_time",
+        "method",
+        "url",
+        "status",
+        "accepted",
+        "level",
+        "tenant",
+        "group_id",
+        "types",
+        "since",
+        "until",
+        "source",
+    ])
+    .map_err(stdout_error)?;
+    for e in events.iter().filter(|e| audit::selected(e, &a.clients, None, None)) {
+        w.write_record([
+            e.id.as_str(),
+            e.client_id.as_deref().unwrap_or(""),
+            &e.time.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            &e.method,
+            &e.url,
+            &e.status.map(|s| s.to_string()).unwrap_or_default(),
+            if e.accepted { "true" } else { "false" },
+            e.level.as_str(),
+            e.tenant.as_deref().unwrap_or(""),
+            e.group_id.as_deref().unwrap_or(""),
+            &e.params.types.as_ref().map(|t| t.join(",")).unwrap_or_default(),
+            e.params.since_text.as_deref().unwrap_or(""),
+            e.params.until_text.as_deref().unwrap_or(""),
+            &e.source,
+        ])
+        .map_err(stdout_error)?;
+    }
+    w.flush().map_err(|e| Error::output("standard output", e))?;
+    Ok(())
+}
+
+/// Runs the command line; returns the process exit status.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    crate::output::remove_staging_on_interrupt();
+    let result = match cli.command {
+        Command::Audit(a) => run_audit(a),
+        Command::Exports(a) => run_exports(a),
+    };
+    match result {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("bulk-audit: {e}");
+            e.exit_code()
+        }
+    }
+}

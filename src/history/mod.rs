@@ -1,0 +1,250 @@
+//! History dumps: reading every version of every resource from any mix of Aidbox history-table
+//! rows, resources with `meta`, FHIR history Bundles and single Bundle entries, and keeping of each
+//! version only what the audit needs: type, id, version id, lastUpdated, deletion, the patients on
+//! its compartment paths, its source position, and for Group, Client and BulkExportStatus the
+//! few fields the resolver reads. Bodies are not kept; they are re-read by position on demand.
+//!
+//! Reading is a pipeline: per file a reader thread decompresses, hashes and cuts blocks of whole
+//! lines; rayon parses each block into `VersionBatch`es (strings in one buffer per batch); one
+//! indexing thread adds the batches of all files, in input order, to the index.
+
+mod detail;
+mod document;
+mod fast;
+#[cfg(feature = "hooks")]
+pub(crate) mod hooks;
+mod messages;
+#[cfg(test)]
+mod tests;
+
+use std::path::Path;
+
+use chrono_tz::Tz;
+use rayon::prelude::*;
+use serde_json::Value;
+
+use crate::error::{describe_json_error, Error, Result, Skipped};
+use crate::rules::compartment::Compartment;
+use crate::source::{self, count_lines, BufferPool, InputFile, InputRecord, LineBlock, LineBlocks, Tally};
+use crate::version::{Source, VersionBatch};
+
+pub(crate) use detail::DETAIL_FIELDS;
+pub(crate) use document::{read_body, versions_of_document};
+use fast::Interesting;
+
+/// What to extract from each version besides its identity.
+pub(crate) struct ParseOptions<'a> {
+    pub(crate) compartment: &'a Compartment,
+    pub(crate) zone: Tz,
+    /// Keep every reference of compartment versions (`--non-compartment referenced`).
+    pub(crate) keep_references: bool,
+    /// The top-level fields the fast path captures.
+    pub(crate) interesting: Interesting,
+    /// Note unreadable lines and go on (`--skip-invalid`) instead of stopping.
+    pub(crate) skip_invalid: bool,
+}
+
+impl<'a> ParseOptions<'a> {
+    pub(crate) fn new(compartment: &'a Compartment, zone: Tz, keep_references: bool) -> ParseOptions<'a> {
+        ParseOptions {
+            compartment,
+            zone,
+            keep_references,
+            interesting: Interesting::new(compartment.first_steps()),
+            skip_invalid: false,
+        }
+    }
+}
+
+/// Where the versions of a run of lines go: the indexing thread, in input order.
+pub(crate) type ToIndex = std::sync::mpsc::SyncSender<Vec<VersionBatch>>;
+
+/// Reads every history input, sending its versions to the index in input order (file, line,
+/// entry), so the first copy of a repeated version is the one kept. Returns what the manifest
+/// records of each file and the lines skipped.
+pub(crate) fn read(
+    files: &[InputFile],
+    opts: &ParseOptions,
+    to_index: &ToIndex,
+) -> Result<(Vec<InputRecord>, Vec<Skipped>)> {
+    let mut records = Vec::new();
+    let mut skipped = Vec::new();
+    let spares = BufferPool::default();
+    for (i, file) in files.iter().enumerate() {
+        let mut tally = Tally::new(opts.skip_invalid);
+        let (lines, sha) = read_file(file, i as u32, opts, to_index, &spares, &mut tally)?;
+        records.push(tally.record("history", file, sha, lines));
+        skipped.extend(tally.skipped);
+    }
+    Ok((records, skipped))
+}
+
+const BLOCK_SIZE: usize = 4 << 20;
+
+/// Reads one file as a pipeline: a reader thread decompresses, hashes and cuts blocks of whole
+/// lines; rayon parses each block; its versions go to the indexing thread.
+fn read_file(
+    file: &InputFile,
+    index: u32,
+    opts: &ParseOptions,
+    to_index: &ToIndex,
+    spares: &BufferPool,
+    tally: &mut Tally,
+) -> Result<(u64, String)> {
+    let input = source::open(file)?;
+    let path = file.path.as_path();
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<LineBlock>>(2);
+        let reader = scope.spawn(move || {
+            let mut input = input;
+            for block in LineBlocks::new(&mut input.reader, path, BLOCK_SIZE).with_spares(spares) {
+                if tx.send(block).is_err() {
+                    break;
+                }
+            }
+            input.sha256()
+        });
+        let mut lines = 0;
+        let index_failed = || Error::Internal("the indexing thread stopped".into());
+        let mut blocks = rx.iter();
+        let mut first = true;
+        while let Some(block) = blocks.next() {
+            let block = match block {
+                Ok(b) => b,
+                // A truncated or corrupt compressed file: the rest of it cannot be read (and
+                // is not counted among its lines).
+                Err(e) => {
+                    tally.fail_spanning(e, None, 0, None)?;
+                    break;
+                }
+            };
+            if first {
+                first = false;
+                if !starts_with_whole_json_line(&block.bytes) {
+                    // A pretty-printed document (a Bundle per file): read it whole.
+                    let mut all = block.bytes;
+                    for b in blocks.by_ref() {
+                        match b {
+                            Ok(b) => all.extend_from_slice(&b.bytes),
+                            Err(e) => {
+                                tally.fail_spanning(e, None, 0, None)?;
+                                break;
+                            }
+                        }
+                    }
+                    lines = count_lines(&all);
+                    let mut batch = VersionBatch::default();
+                    parse_documents(path, index, &all, opts, &mut batch, tally)?;
+                    to_index.send(vec![batch]).map_err(|_| index_failed())?;
+                    break;
+                }
+            }
+            lines = block.first_line - 1 + block.lines;
+            let (versions, block_tally) = parse_block(path, index, &block, opts)?;
+            to_index.send(versions).map_err(|_| index_failed())?;
+            tally.absorb(block_tally);
+            spares.give(block.bytes);
+        }
+        let sha =
+            reader.join().map_err(|_| Error::Internal(format!("the reader thread of {} failed", path.display())))?;
+        Ok((lines, sha))
+    })
+}
+
+fn starts_with_whole_json_line(bytes: &[u8]) -> bool {
+    let body = source::strip_bom(bytes);
+    let Some(start) = body.iter().position(|b| !b.is_ascii_whitespace()) else { return true };
+    let rest = &body[start..];
+    let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+    serde_json::from_slice::<serde::de::IgnoredAny>(&rest[..end]).is_ok()
+}
+
+/// Parses the lines of one block in parallel; the first error in line order wins (or, with
+/// `--skip-invalid`, every unreadable line is noted and left out).
+fn parse_block(path: &Path, file: u32, block: &LineBlock, opts: &ParseOptions) -> Result<(Vec<VersionBatch>, Tally)> {
+    let lines: Vec<(u64, u64, &[u8])> = source::lines_of(block).collect();
+    let chunks: Vec<Result<(VersionBatch, Tally)>> = lines
+        .par_chunks(256)
+        .map(|chunk| {
+            let mut out = VersionBatch::with_capacity(chunk.len());
+            let mut tally = Tally::new(opts.skip_invalid);
+            for &(line, offset, text) in chunk {
+                let text = if line == 1 { source::strip_bom(text) } else { text };
+                if text.iter().all(|b| b.is_ascii_whitespace()) {
+                    tally.blank += 1;
+                    continue;
+                }
+                let src = Source { file, line, offset, entry: None };
+                let before = out.mark();
+                match fast::scan_line(text, src, opts, &opts.interesting, &mut out) {
+                    Ok(()) => tally.read += 1,
+                    Err(e) => {
+                        out.rollback(before);
+                        tally.fail(match e {
+                            fast::ScanError::Json(e) => Error::input(path, line, offset, describe_json_error(&e)),
+                            fast::ScanError::Shape(what) => Error::input(path, line, offset, what),
+                        })?;
+                    }
+                }
+            }
+            Ok((out, tally))
+        })
+        .collect();
+    let mut out = Vec::with_capacity(chunks.len());
+    let mut tally = Tally::new(opts.skip_invalid);
+    for c in chunks {
+        let (versions, t) = c?;
+        out.push(versions);
+        tally.absorb(t);
+    }
+    Ok((out, tally))
+}
+
+/// Parses a file of JSON documents that span lines.
+fn parse_documents(
+    path: &Path,
+    file: u32,
+    all: &[u8],
+    opts: &ParseOptions,
+    out: &mut VersionBatch,
+    tally: &mut Tally,
+) -> Result<()> {
+    let body = source::strip_bom(all);
+    let bom = (all.len() - body.len()) as u64;
+    let total = count_lines(all);
+    let mut stream = serde_json::Deserializer::from_slice(body).into_iter::<Value>();
+    let mut lines_done = 0u64;
+    loop {
+        let start = stream.byte_offset();
+        let start = start + body[start..].iter().take_while(|b| b.is_ascii_whitespace()).count();
+        let line = source::line_of_offset(body, start);
+        let result = stream.next();
+        let end_line =
+            if stream.byte_offset() >= body.len() { total } else { source::line_of_offset(body, stream.byte_offset()) };
+        let failure = match result {
+            None => {
+                tally.blank += total - lines_done;
+                return Ok(());
+            }
+            Some(Ok(value)) => {
+                let src = Source { file, line, offset: start as u64 + bom, entry: None };
+                match versions_of_document(value, src, opts) {
+                    Ok(vs) => {
+                        vs.into_iter().for_each(|v| out.push(v));
+                        // The document's lines count as read; blank lines before it as blank.
+                        tally.blank += line.saturating_sub(lines_done + 1);
+                        tally.read += end_line + 1 - line;
+                        lines_done = end_line;
+                        continue;
+                    }
+                    Err(what) => Error::input(path, line, start as u64 + bom, what),
+                }
+            }
+            Some(Err(e)) => Error::input(path, e.line() as u64, start as u64 + bom, describe_json_error(&e)),
+        };
+        // After an unreadable document the rest of the file cannot be resynchronised.
+        tally.blank += line.saturating_sub(lines_done + 1);
+        let note = format!("the rest of the file, from line {line}, is left out");
+        return tally.fail_spanning(failure, Some(line), total + 1 - line, Some(&note));
+    }
+}

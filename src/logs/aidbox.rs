@@ -1,0 +1,103 @@
+//! One Aidbox log line (`ev`, `ts`, `ctx`, `w_m`, `w_url`, `w_qs`, `w_st`, `w_cid`, `w_uid`, `tn`)
+//! as a JSON object, reduced to the fields the audit reads.
+
+use std::path::Path;
+
+use chrono_tz::Tz;
+use serde_json::{Map, Value};
+
+use super::LogLine;
+use crate::error::{Error, Result};
+use crate::timestamp;
+
+fn string_field(path: &Path, line: u64, offset: u64, obj: &Map<String, Value>, key: &str) -> Result<Option<String>> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) if key != "w_url" && key != "w_m" => Ok(Some(n.to_string())),
+        Some(other) => {
+            Err(Error::input(path, line, offset, format!("field {key} should be a string, found {}", kind_of(other))))
+        }
+    }
+}
+
+pub(super) fn line_from_object(
+    path: &Path,
+    file: usize,
+    line: u64,
+    offset: u64,
+    obj: &Map<String, Value>,
+    zone: &Tz,
+) -> Result<LogLine> {
+    let s = |k: &str| string_field(path, line, offset, obj, k);
+    let ts = match (obj.get("ts"), obj.get("@timestamp"), obj.get("timeUnix")) {
+        (Some(Value::String(t)), _, _) | (None, Some(Value::String(t)), _) => {
+            Some(timestamp::parse(t, zone).map_err(|e| Error::input(path, line, offset, format!("field ts: {e}")))?)
+        }
+        (Some(Value::Number(n)), _, _) | (None, Some(Value::Number(n)), _) | (None, None, Some(Value::Number(n))) => {
+            Some(
+                n.as_f64()
+                    .and_then(timestamp::from_epoch_millis_f64)
+                    .ok_or_else(|| Error::input(path, line, offset, "field ts: epoch milliseconds out of range"))?,
+            )
+        }
+        (None, None, _) => None,
+        (Some(other), _, _) | (None, Some(other), _) => {
+            return Err(Error::input(
+                path,
+                line,
+                offset,
+                format!("field ts should be a timestamp, found {}", kind_of(other)),
+            ))
+        }
+    };
+    let status = match obj.get("w_st") {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            parse_status(v)
+                .ok_or_else(|| Error::input(path, line, offset, format!("field w_st is not an HTTP status: {v}")))?,
+        ),
+    };
+    Ok(LogLine {
+        ev: s("ev")?,
+        ts,
+        ctx: s("ctx")?,
+        method: s("w_m")?,
+        url: s("w_url")?,
+        query: s("w_qs")?,
+        status,
+        client_id: s("w_cid")?,
+        user_id: s("w_uid")?,
+        tenant: s("tn")?,
+        file,
+        line,
+    })
+}
+
+fn parse_status(v: &Value) -> Option<u16> {
+    match v {
+        Value::Number(n) => n.as_u64().or_else(|| n.as_f64().filter(|f| f.fract() == 0.0).map(|f| f as u64)),
+        Value::String(s) => parse_status_text(s),
+        _ => None,
+    }
+    .and_then(|n| u16::try_from(n).ok())
+    .filter(|n| (100..=599).contains(n))
+}
+
+fn parse_status_text(s: &str) -> Option<u64> {
+    let s = s.trim().replace(',', "");
+    s.parse::<u64>().ok().or_else(|| s.parse::<f64>().ok().filter(|f| f.fract() == 0.0 && *f >= 0.0).map(|f| f as u64))
+}
+
+/// What a JSON value is, for messages.
+pub(super) fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}

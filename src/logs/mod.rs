@@ -1,0 +1,288 @@
+//! Request logs: reading Aidbox log lines from every form they are archived in (Aidbox NDJSON,
+//! Elasticsearch search responses and hit NDJSON, Kibana Discover CSV), merging the lines of one
+//! request by `ctx`, and measuring what time span the logs cover and where they have holes.
+
+mod aidbox;
+mod elasticsearch;
+mod json;
+mod kibana_csv;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono_tz::Tz;
+
+use crate::error::{Result, Skipped};
+use crate::source::{self, InputFile, InputRecord, Tally};
+use crate::timestamp::Instant;
+
+/// One log line, reduced to the fields the audit reads.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct LogLine {
+    pub(crate) ev: Option<String>,
+    pub(crate) ts: Option<Instant>,
+    pub(crate) ctx: Option<String>,
+    pub(crate) method: Option<String>,
+    pub(crate) url: Option<String>,
+    pub(crate) query: Option<String>,
+    pub(crate) status: Option<u16>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) user_id: Option<String>,
+    pub(crate) tenant: Option<String>,
+    /// Where the line came from: file and 1-based line.
+    pub(crate) file: usize,
+    pub(crate) line: u64,
+}
+
+/// One request: the merged lines sharing a `ctx` (or a single line without one).
+#[derive(Debug, Clone)]
+pub(crate) struct Request {
+    /// The `ctx`, or `<file>:<line>` for a line without one.
+    pub(crate) id: String,
+    /// T: the `ts` of its `w/req` line, else the earliest `ts` among its lines.
+    pub(crate) time: Option<Instant>,
+    /// The `ts` of its `w/resp` line, when there is one.
+    pub(crate) response_time: Option<Instant>,
+    pub(crate) method: Option<String>,
+    pub(crate) url: Option<String>,
+    pub(crate) query: Option<String>,
+    pub(crate) status: Option<u16>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) user_id: Option<String>,
+    pub(crate) tenant: Option<String>,
+    /// The first line of the request, as `file:line`.
+    pub(crate) source: String,
+}
+
+/// The span of time the logs cover and the holes in it.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub(crate) struct Coverage {
+    pub(crate) lines_with_time: u64,
+    pub(crate) first: Option<String>,
+    pub(crate) last: Option<String>,
+    pub(crate) gaps: Vec<Gap>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct Gap {
+    pub(crate) from: String,
+    pub(crate) to: String,
+    pub(crate) seconds: f64,
+}
+
+/// Everything read from `--logs`.
+#[derive(Debug, Default)]
+pub(crate) struct Logs {
+    pub(crate) requests: Vec<Request>,
+    pub(crate) coverage: Coverage,
+    pub(crate) inputs: Vec<InputRecord>,
+    /// Lines left out under `--skip-invalid`.
+    pub(crate) skipped: Vec<Skipped>,
+}
+
+/// Reads every log input and merges its lines into requests.
+pub(crate) fn read(files: &[InputFile], zone: &Tz, max_gap_nanos: i64, skip_invalid: bool) -> Result<Logs> {
+    let mut lines = Vec::new();
+    let mut records = Vec::new();
+    let mut skipped = Vec::new();
+    for (i, file) in files.iter().enumerate() {
+        let mut tally = Tally::new(skip_invalid);
+        // A truncated or corrupt compressed file: its whole lines are read, the rest noted.
+        let (bytes, sha, cut) = source::read_whole(file)?;
+        if let Some(e) = cut {
+            tally.fail_spanning(e, None, 0, None)?;
+        }
+        let line_count = read_one(&file.path, i, &bytes, zone, &mut lines, &mut tally)?;
+        records.push(tally.record("logs", file, sha, line_count));
+        skipped.extend(tally.skipped);
+    }
+    let names: Vec<String> = files.iter().map(|f| source::display(&f.path)).collect();
+    let coverage = coverage(&lines, max_gap_nanos);
+    let requests = merge(lines, &names);
+    Ok(Logs { requests, coverage, inputs: records, skipped })
+}
+
+/// Reads one decompressed log file of any supported form; returns its number of lines. Lines
+/// read, blank and skipped are counted in `tally`.
+pub(crate) fn read_one(
+    path: &Path,
+    file: usize,
+    bytes: &[u8],
+    zone: &Tz,
+    out: &mut Vec<LogLine>,
+    tally: &mut Tally,
+) -> Result<u64> {
+    let body = source::strip_bom(bytes);
+    let bom = (bytes.len() - body.len()) as u64;
+    let total_lines = source::count_lines(bytes);
+    let blank = blank_lines(body);
+    tally.blank += blank;
+    let first = body.iter().position(|b| !b.is_ascii_whitespace());
+    if let Some(first) = first {
+        match body[first] {
+            b'{' | b'[' => {
+                if first_line_is_whole_json(&body[first..]) {
+                    json::read_ndjson(path, file, body, bom, zone, out, tally)?;
+                } else {
+                    json::read_json_documents(path, file, body, bom, zone, out, tally)?;
+                }
+            }
+            _ => kibana_csv::read(path, file, body, zone, out, tally)?,
+        }
+    }
+    tally.read = total_lines - blank - tally.skipped_lines();
+    Ok(total_lines)
+}
+
+/// Lines holding nothing but whitespace.
+pub(super) fn blank_lines(bytes: &[u8]) -> u64 {
+    if bytes.is_empty() {
+        return 0;
+    }
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    body.split(|&b| b == b'\n').filter(|l| l.iter().all(|b| b.is_ascii_whitespace())).count() as u64
+}
+
+fn first_line_is_whole_json(body: &[u8]) -> bool {
+    let end = body.iter().position(|&b| b == b'\n').unwrap_or(body.len());
+    serde_json::from_slice::<serde::de::IgnoredAny>(&body[..end]).is_ok()
+}
+
+/// Merges lines into requests by `ctx`. Request fields are taken from the `w/req` line first,
+/// then from the other lines in time order; the status and client id often come from `w/resp`.
+pub(crate) fn merge(lines: Vec<LogLine>, file_names: &[String]) -> Vec<Request> {
+    let mut by_ctx: BTreeMap<String, Vec<LogLine>> = BTreeMap::new();
+    let mut requests = Vec::new();
+    for l in lines {
+        match &l.ctx {
+            Some(c) => by_ctx.entry(c.clone()).or_default().push(l),
+            None => {
+                let id = format!("{}:{}", file_names[l.file], l.line);
+                requests.push(request_of(id, vec![l], file_names));
+            }
+        }
+    }
+    for (ctx, group) in by_ctx {
+        requests.push(request_of(ctx, group, file_names));
+    }
+    requests
+}
+
+fn request_of(id: String, mut lines: Vec<LogLine>, file_names: &[String]) -> Request {
+    // w/req first, then by time (lines without a time last), then by position.
+    lines.sort_by_key(|l| (l.ev.as_deref() != Some("w/req"), l.ts.is_none(), l.ts, l.file, l.line));
+    let time = lines
+        .iter()
+        .find(|l| l.ev.as_deref() == Some("w/req") && l.ts.is_some())
+        .and_then(|l| l.ts)
+        .or_else(|| lines.iter().filter_map(|l| l.ts).min());
+    let response_time = lines.iter().filter(|l| l.ev.as_deref() == Some("w/resp")).filter_map(|l| l.ts).max();
+    fn first<T: Clone>(lines: &[LogLine], f: impl Fn(&LogLine) -> &Option<T>) -> Option<T> {
+        lines.iter().find_map(|l| f(l).clone())
+    }
+    let source = {
+        let l = lines.iter().min_by_key(|l| (l.file, l.line)).expect("a request has a line");
+        format!("{}:{}", file_names[l.file], l.line)
+    };
+    Request {
+        id,
+        time,
+        response_time,
+        method: first(&lines, |l| &l.method),
+        url: first(&lines, |l| &l.url),
+        query: first(&lines, |l| &l.query),
+        status: first(&lines, |l| &l.status),
+        client_id: first(&lines, |l| &l.client_id),
+        user_id: first(&lines, |l| &l.user_id),
+        tenant: first(&lines, |l| &l.tenant),
+        source,
+    }
+}
+
+fn coverage(lines: &[LogLine], max_gap_nanos: i64) -> Coverage {
+    let mut times: Vec<Instant> = lines.iter().filter_map(|l| l.ts).collect();
+    times.sort_unstable();
+    let mut gaps = Vec::new();
+    for w in times.windows(2) {
+        let d = w[1].0 - w[0].0;
+        if d > max_gap_nanos {
+            gaps.push(Gap { from: w[0].to_rfc3339(), to: w[1].to_rfc3339(), seconds: d as f64 / 1e9 });
+        }
+    }
+    Coverage {
+        lines_with_time: times.len() as u64,
+        first: times.first().map(|t| t.to_rfc3339()),
+        last: times.last().map(|t| t.to_rfc3339()),
+        gaps,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines_of(text: &str) -> Vec<LogLine> {
+        let mut out = Vec::new();
+        read_one(Path::new("t"), 0, text.as_bytes(), &Tz::UTC, &mut out, &mut Tally::new(false)).unwrap();
+        out
+    }
+
+    #[test]
+    fn aidbox_ndjson_lines_merge_by_ctx() {
+        let text = "{\"ev\":\"w/req\",\"ts\":\"2022-12-05T16:34:30.417Z\",\"ctx\":\"c1\",\"w_m\":\"get\",\"w_url\":\"/fhir/$export\"}\n\n\
+                    {\"ev\":\"w/resp\",\"ts\":\"2022-12-05T16:34:30.500Z\",\"ctx\":\"c1\",\"w_st\":202,\"w_cid\":\"cl\"}\n";
+        let lines = lines_of(text);
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1].line, 3);
+        let reqs = merge(lines, &["t".into()]);
+        assert_eq!(reqs.len(), 1);
+        let r = &reqs[0];
+        assert_eq!(r.time.unwrap().to_rfc3339(), "2022-12-05T16:34:30.417Z");
+        assert_eq!(r.response_time.unwrap().to_rfc3339(), "2022-12-05T16:34:30.500Z");
+        assert_eq!(r.status, Some(202));
+        assert_eq!(r.client_id.as_deref(), Some("cl"));
+        assert_eq!(r.method.as_deref(), Some("get"));
+    }
+
+    #[test]
+    fn elasticsearch_forms() {
+        let resp = "{\n \"hits\": {\"hits\": [\n  {\"_index\": \"a\", \"_source\": {\"ts\": \"2022-12-05T16:34:30Z\", \"w_url\": \"/x\"}}\n ]}\n}\n\
+                    {\"hits\": {\"hits\": [{\"_source\": {\"ts\": \"2022-12-05T16:35:30Z\", \"w_url\": \"/y\"}}]}}\n";
+        let lines = lines_of(resp);
+        assert_eq!(lines.iter().map(|l| l.url.clone().unwrap()).collect::<Vec<_>>(), vec!["/x", "/y"]);
+        assert_eq!(lines[1].line, 6);
+        let hits = "{\"_index\":\"a\",\"_source\":{\"ts\":\"2022-12-05T16:34:30Z\",\"w_url\":\"/x\"}}\n";
+        assert_eq!(lines_of(hits)[0].url.as_deref(), Some("/x"));
+    }
+
+    #[test]
+    fn kibana_csv_with_escapes_and_zone() {
+        let csv = "\"@timestamp\",\"w_url\",\"w_m\",\"w_cid\",\"w_st\"\n\
+                   \"Dec 5, 2022 @ 17:34:30.417\",\"/tenant/t/bulk-api/Group/g/$export\",get,'-odd-client,\"200\"\n";
+        let mut out = Vec::new();
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        read_one(Path::new("k.csv"), 0, csv.as_bytes(), &berlin, &mut out, &mut Tally::new(false)).unwrap();
+        assert_eq!(out[0].ts.unwrap().to_rfc3339(), "2022-12-05T16:34:30.417Z");
+        assert_eq!(out[0].client_id.as_deref(), Some("-odd-client"));
+        assert_eq!(out[0].status, Some(200));
+        assert_eq!(out[0].line, 2);
+    }
+
+    #[test]
+    fn errors_name_the_line() {
+        let mut out = Vec::new();
+        let e = read_one(
+            Path::new("bad.ndjson"),
+            0,
+            b"{\"ts\":\"2022-12-05T16:34:30Z\"}\n{oops\n",
+            &Tz::UTC,
+            &mut out,
+            &mut Tally::new(false),
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("bad.ndjson:2 (byte 30): invalid JSON"), "{e}");
+        let e = read_one(Path::new("u.ndjson"), 0, b"{\"w_url\": 5}\n", &Tz::UTC, &mut out, &mut Tally::new(false))
+            .unwrap_err();
+        assert!(e.to_string().contains("field w_url should be a string, found a number"), "{e}");
+    }
+}

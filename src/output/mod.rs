@@ -1,0 +1,90 @@
+//! Writing outputs: tables as Parquet (typed columns, UTC timestamps, written with polars) or
+//! CSV, JSON and text files. Everything is written into a staging folder, readable by the owner
+//! only, and renamed into place once complete, so a failed run never leaves a mix of old and new
+//! files. What the tables hold is the audit's business (`crate::audit`).
+
+mod csv;
+#[cfg(feature = "parquet")]
+mod parquet;
+mod staging;
+mod table;
+
+use std::io::{BufWriter, Write};
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+#[cfg(test)]
+pub(crate) use csv::csv_rows_by_cell;
+use csv::{finish_file, write_csv};
+pub(crate) use csv::{push_csv_cell, push_csv_field, Decimal};
+pub(crate) use staging::{create_private, create_private_dir, remove_staging_on_interrupt, Staging, MARKER};
+pub(crate) use table::{Cell, ColumnData, Kind, Rows, Table, Values};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Format {
+    Parquet,
+    Csv,
+}
+
+impl Format {
+    pub(crate) fn extension(self) -> &'static str {
+        match self {
+            Format::Parquet => "parquet",
+            Format::Csv => "csv",
+        }
+    }
+}
+
+pub(crate) fn write_table(table: &dyn Rows, path: &Path, format: Format) -> Result<()> {
+    match format {
+        Format::Csv => write_csv(table, path),
+        Format::Parquet => write_parquet(table, path),
+    }
+}
+
+#[cfg(feature = "parquet")]
+fn write_parquet(table: &dyn Rows, path: &Path) -> Result<()> {
+    parquet::write(table, path)
+}
+
+#[cfg(not(feature = "parquet"))]
+fn write_parquet(_table: &dyn Rows, path: &Path) -> Result<()> {
+    Err(Error::output(path, "this build has no Parquet support (the `parquet` feature is off): use --format csv"))
+}
+
+/// Writes `text` to a new private file.
+pub(crate) fn write_text(path: &Path, text: &str) -> Result<()> {
+    let f = create_private(path)?;
+    let mut w = BufWriter::new(f);
+    w.write_all(text.as_bytes()).map_err(|e| Error::output(path, e))?;
+    finish_file(w, path)
+}
+
+/// Writes a JSON value, pretty-printed, to a new private file.
+pub(crate) fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| Error::Internal(format!("{}: {e}", path.display())))?;
+    write_text(path, &(text + "\n"))
+}
+
+/// A name safe for a folder: letters, digits, `.`, `-`, `_`; anything else becomes `_`.
+pub(crate) fn safe_name(s: &str) -> String {
+    let mut out: String =
+        s.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' }).collect();
+    if out.is_empty() || out.starts_with('.') {
+        out.insert(0, '_');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn safe_names() {
+        assert_eq!(safe_name("a/b:c"), "a_b_c");
+        assert_eq!(safe_name(".."), "_..");
+    }
+}

@@ -1,0 +1,107 @@
+//! Tables as the writers see them: a schema and cells by (row, column), stored (`Table`) or
+//! computed on the fly (the big `resources` table).
+
+use super::csv::csv_rows_by_cell;
+
+/// The type of a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    Text,
+    /// Nanoseconds since the epoch, UTC.
+    Time,
+    Int,
+    Bool,
+}
+
+/// One cell, borrowed from the table or from a scratch buffer.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Cell<'a> {
+    Null,
+    Text(&'a str),
+    Time(i64),
+    Int(i64),
+    Bool(bool),
+}
+
+/// Anything that can be written as a table: a schema and cells by (row, column). The big
+/// `resources` table is computed cell by cell from the audit, never stored as strings.
+pub(crate) trait Rows: Sync {
+    fn schema(&self) -> &[(&'static str, Kind)];
+    fn len(&self) -> usize;
+    /// The cell at (row, col); text built on the fly goes into `scratch`.
+    fn cell<'a>(&'a self, row: usize, col: usize, scratch: &'a mut String) -> Cell<'a>;
+    /// Appends the CSV text of some rows: by default cell by cell; a big table may do the same
+    /// faster, byte for byte.
+    fn csv_rows(&self, rows: std::ops::Range<usize>, buf: &mut Vec<u8>) {
+        csv_rows_by_cell(self, rows, buf)
+    }
+    /// A hint that `row` will be read soon (its cells may be costly to reach); by default nothing.
+    fn prefetch_row(&self, _row: usize) {}
+}
+
+/// A column's values, stored (for the small tables).
+#[derive(Debug, Clone)]
+pub(crate) enum Values {
+    Text(Vec<Option<String>>),
+    Time(Vec<Option<i64>>),
+    Int(Vec<Option<i64>>),
+    Bool(Vec<Option<bool>>),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct ColumnData {
+    pub(crate) name: &'static str,
+    pub(crate) values: Values,
+}
+
+/// A stored table.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Table {
+    pub(crate) columns: Vec<ColumnData>,
+    schema: Vec<(&'static str, Kind)>,
+}
+
+impl Table {
+    pub(crate) fn new(columns: Vec<ColumnData>) -> Table {
+        let schema = columns
+            .iter()
+            .map(|c| {
+                let k = match c.values {
+                    Values::Text(_) => Kind::Text,
+                    Values::Time(_) => Kind::Time,
+                    Values::Int(_) => Kind::Int,
+                    Values::Bool(_) => Kind::Bool,
+                };
+                (c.name, k)
+            })
+            .collect();
+        Table { columns, schema }
+    }
+}
+
+impl Values {
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Values::Text(v) => v.len(),
+            Values::Time(v) | Values::Int(v) => v.len(),
+            Values::Bool(v) => v.len(),
+        }
+    }
+}
+
+impl Rows for Table {
+    fn schema(&self) -> &[(&'static str, Kind)] {
+        &self.schema
+    }
+    fn len(&self) -> usize {
+        self.columns.first().map(|c| c.values.len()).unwrap_or(0)
+    }
+    fn cell<'a>(&'a self, row: usize, col: usize, _scratch: &'a mut String) -> Cell<'a> {
+        match &self.columns[col].values {
+            Values::Text(v) => v[row].as_deref().map(Cell::Text).unwrap_or(Cell::Null),
+            Values::Time(v) => v[row].map(Cell::Time).unwrap_or(Cell::Null),
+            Values::Int(v) => v[row].map(Cell::Int).unwrap_or(Cell::Null),
+            Values::Bool(v) => v[row].map(Cell::Bool).unwrap_or(Cell::Null),
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The catalogue of finding kinds (one enum, with the name written to `findings` and the sentence
+//! the README's table gives for each) and the `Finding` row itself.
+
+use std::cmp::Ordering;
+
+/// Every kind of doubt or anomaly the audit reports. The README's table of finding kinds is this
+/// catalogue, in this order and with these words (a test compares them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum FindingKind {
+    BoundaryAmbiguous,
+    ClientNotFound,
+    ClientScopeUnreadable,
+    ScopeQueryNotApplied,
+    TypeNotPermitted,
+    GroupNotFound,
+    MemberInactive,
+    MemberUnresolvable,
+    MemberNotPatient,
+    PatientMissing,
+    ParamNotApplied,
+    KickoffTimeUnknown,
+    StatusNotFound,
+    ExportNotCompleted,
+    CountMismatch,
+    StatusWithoutKickoff,
+    LogGap,
+    VersionConflict,
+    InputSkipped,
+}
+
+// `ALL` and `when` are the catalogue as people read it: the README's table (tested below).
+#[cfg_attr(not(test), allow(dead_code))]
+impl FindingKind {
+    /// Every kind, in the README's order.
+    pub(crate) const ALL: [FindingKind; 19] = [
+        FindingKind::BoundaryAmbiguous,
+        FindingKind::ClientNotFound,
+        FindingKind::ClientScopeUnreadable,
+        FindingKind::ScopeQueryNotApplied,
+        FindingKind::TypeNotPermitted,
+        FindingKind::GroupNotFound,
+        FindingKind::MemberInactive,
+        FindingKind::MemberUnresolvable,
+        FindingKind::MemberNotPatient,
+        FindingKind::PatientMissing,
+        FindingKind::ParamNotApplied,
+        FindingKind::KickoffTimeUnknown,
+        FindingKind::StatusNotFound,
+        FindingKind::ExportNotCompleted,
+        FindingKind::CountMismatch,
+        FindingKind::StatusWithoutKickoff,
+        FindingKind::LogGap,
+        FindingKind::VersionConflict,
+        FindingKind::InputSkipped,
+    ];
+
+    /// The name in the `kind` column.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            FindingKind::BoundaryAmbiguous => "boundary-ambiguous",
+            FindingKind::ClientNotFound => "client-not-found",
+            FindingKind::ClientScopeUnreadable => "client-scope-unreadable",
+            FindingKind::ScopeQueryNotApplied => "scope-query-not-applied",
+            FindingKind::TypeNotPermitted => "type-not-permitted",
+            FindingKind::GroupNotFound => "group-not-found",
+            FindingKind::MemberInactive => "member-inactive",
+            FindingKind::MemberUnresolvable => "member-unresolvable",
+            FindingKind::MemberNotPatient => "member-not-patient",
+            FindingKind::PatientMissing => "patient-missing",
+            FindingKind::ParamNotApplied => "param-not-applied",
+            FindingKind::KickoffTimeUnknown => "kickoff-time-unknown",
+            FindingKind::StatusNotFound => "status-not-found",
+            FindingKind::ExportNotCompleted => "export-not-completed",
+            FindingKind::CountMismatch => "count-mismatch",
+            FindingKind::StatusWithoutKickoff => "status-without-kickoff",
+            FindingKind::LogGap => "log-gap",
+            FindingKind::VersionConflict => "version-conflict",
+            FindingKind::InputSkipped => "input-skipped",
+        }
+    }
+
+    /// When the audit reports it, as the README's table says.
+    pub(crate) fn when(self) -> &'static str {
+        match self {
+            FindingKind::BoundaryAmbiguous => "a version of a relevant resource (an exported type's candidate, the Client, a Group) has lastUpdated between T and the end of the kickoff request: the server fixed its export instant somewhere in there",
+            FindingKind::ClientNotFound => "the Client has no version at T (or the kickoff names no client): every type is treated as allowed",
+            FindingKind::ClientScopeUnreadable => "the Client's `scope` is neither a string nor an array of strings: every type is treated as allowed",
+            FindingKind::ScopeQueryNotApplied => "a scope with `?query` granted its type; the query is not applied",
+            FindingKind::TypeNotPermitted => "a `_type` the scopes do not grant",
+            FindingKind::GroupNotFound => "the exported Group (or a nested one) has no version at T; nothing is exported for it",
+            FindingKind::MemberInactive => "a member marked `inactive` or whose `period` excludes T; kept unless `--skip-inactive-members`",
+            FindingKind::MemberUnresolvable => "a member whose entity is not a resolvable reference (`urn:`, `#`, missing)",
+            FindingKind::MemberNotPatient => "a member that is neither a Patient nor a Group (a Device, a Practitioner…): no compartment is exported for it",
+            FindingKind::PatientMissing => "a selected patient that does not exist at T; its compartment is still searched",
+            FindingKind::ParamNotApplied => "`_typeFilter`, `_elements`, an unreadable `_since`/`_until` (then not applied: more is listed), or a parameter this tool does not interpret",
+            FindingKind::KickoffTimeUnknown => "a kickoff whose log lines carry no timestamp: it cannot be resolved",
+            FindingKind::StatusNotFound => "the history holds BulkExportStatus resources but none matches this kickoff",
+            FindingKind::ExportNotCompleted => "the matched BulkExportStatus ended in `error`/`cancelled`/`failed`: the client may have received part of the rows",
+            FindingKind::CountMismatch => "the matched status's per-type `output[].count` differs from the number of distinct resources of that type in the reconstruction",
+            FindingKind::StatusWithoutKickoff => "a BulkExportStatus that matches no kickoff: a hole in the logs?",
+            FindingKind::LogGap => "no log line for longer than `--max-log-gap` (also in the manifest)",
+            FindingKind::VersionConflict => "the same (type, id, versionId) appears twice with different lastUpdated, deletion, patients or details (Group members, Client scopes, export status); the first reading (in input order) is kept",
+            FindingKind::InputSkipped => "with `--skip-invalid`: a line (or the rest of a file) that could not be read, with file, line, byte offset and reason",
+        }
+    }
+}
+
+/// Findings sort by their name, as the `kind` column reads.
+impl Ord for FindingKind {
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for FindingKind {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// One doubt or anomaly: a row of `findings`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Finding {
+    pub(crate) export_id: String,
+    pub(crate) kind: FindingKind,
+    pub(crate) resource_type: String,
+    pub(crate) resource_id: String,
+    pub(crate) version_id: String,
+    /// Ids and times only, never a body.
+    pub(crate) detail: String,
+}
+
+impl Finding {
+    pub(crate) fn new(export_id: &str, kind: FindingKind, detail: impl Into<String>) -> Finding {
+        Finding {
+            export_id: export_id.to_string(),
+            kind,
+            resource_type: String::new(),
+            resource_id: String::new(),
+            version_id: String::new(),
+            detail: detail.into(),
+        }
+    }
+
+    /// The finding about one resource (version).
+    pub(crate) fn about(mut self, resource_type: &str, id: &str, version: &str) -> Finding {
+        self.resource_type = resource_type.to_string();
+        self.resource_id = id.to_string();
+        self.version_id = version.to_string();
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's table of finding kinds is this catalogue: same kinds, same order, same words.
+    #[test]
+    fn the_readme_table_is_the_catalogue() {
+        let readme = include_str!("../../README.md");
+        let table: Vec<(String, String)> = readme
+            .lines()
+            .skip_while(|l| !l.starts_with("| kind | when |"))
+            .skip(2)
+            .take_while(|l| l.starts_with("| `"))
+            .map(|l| {
+                let cells: Vec<&str> = l.trim_matches('|').splitn(2, " | ").collect();
+                (cells[0].trim().trim_matches('`').to_string(), cells[1].trim().to_string())
+            })
+            .collect();
+        let catalogue: Vec<(String, String)> =
+            FindingKind::ALL.iter().map(|k| (k.as_str().to_string(), k.when().to_string())).collect();
+        assert_eq!(table, catalogue);
+    }
+
+    #[test]
+    fn kinds_order_by_name() {
+        let mut kinds = FindingKind::ALL.to_vec();
+        kinds.sort();
+        let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted);
+    }
+}

@@ -1,0 +1,271 @@
+//! Export events: which requests are `$export` kickoffs (group, patient or system level, behind
+//! any prefix, `$` possibly written `%24`), whether the server accepted them, and their parameters.
+
+use chrono_tz::Tz;
+
+use crate::logs::Request;
+use crate::timestamp::{self, Instant};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) enum Level {
+    Group,
+    Patient,
+    System,
+}
+
+impl Level {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Level::Group => "group",
+            Level::Patient => "patient",
+            Level::System => "system",
+        }
+    }
+}
+
+/// The `$export` parameters of one kickoff, URL-decoded.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct ExportParams {
+    /// `_type`, merged over repeats; `None` when not given.
+    pub(crate) types: Option<Vec<String>>,
+    pub(crate) since: Option<Instant>,
+    pub(crate) until: Option<Instant>,
+    pub(crate) since_text: Option<String>,
+    pub(crate) until_text: Option<String>,
+    /// `patient` ids (a `Patient/` prefix removed).
+    pub(crate) patients: Vec<String>,
+    pub(crate) type_filter: Vec<String>,
+    pub(crate) elements: Vec<String>,
+    pub(crate) output_format: Option<String>,
+    /// Parameters this tool does not interpret (names only).
+    pub(crate) other: Vec<String>,
+    /// Parameters whose values could not be read (name and reason).
+    pub(crate) invalid: Vec<(String, String)>,
+}
+
+/// A kickoff request found in the logs.
+#[derive(Debug, Clone)]
+pub(crate) struct ExportEvent {
+    pub(crate) id: String,
+    pub(crate) client_id: Option<String>,
+    pub(crate) user_id: Option<String>,
+    /// T. A kickoff without any timestamp cannot be resolved.
+    pub(crate) time: Option<Instant>,
+    pub(crate) response_time: Option<Instant>,
+    pub(crate) method: String,
+    pub(crate) url: String,
+    pub(crate) status: Option<u16>,
+    pub(crate) accepted: bool,
+    pub(crate) level: Level,
+    pub(crate) tenant: Option<String>,
+    pub(crate) group_id: Option<String>,
+    pub(crate) params: ExportParams,
+    pub(crate) source: String,
+}
+
+impl ExportEvent {
+    /// The end of the kickoff request: its response time, else the end of T's millisecond.
+    pub(crate) fn request_end(&self) -> Option<Instant> {
+        let t = self.time?;
+        Some(match self.response_time {
+            Some(r) if r > t => r,
+            _ => t.end_of_millisecond(),
+        })
+    }
+}
+
+/// Classifies a URL path (query string removed): `Some((level, group id))` for a kickoff path.
+pub(crate) fn classify_path(path: &str) -> Option<(Level, Option<String>)> {
+    let decoded = percent_decode(path, false);
+    let trimmed = decoded.trim_end_matches('/');
+    let segments: Vec<&str> = trimmed.split('/').collect();
+    let n = segments.len();
+    if n < 2 || segments[n - 1] != "$export" {
+        return None;
+    }
+    if n >= 3 && segments[n - 3] == "Group" && !segments[n - 2].is_empty() {
+        return Some((Level::Group, Some(segments[n - 2].to_string())));
+    }
+    if segments[n - 2] == "Patient" {
+        return Some((Level::Patient, None));
+    }
+    Some((Level::System, None))
+}
+
+/// The tenant of a `/tenant/{t}/…` path.
+pub(crate) fn tenant_of(path: &str) -> Option<String> {
+    let segs: Vec<&str> = path.split('/').collect();
+    segs.windows(2).find(|w| w[0] == "tenant" && !w[1].is_empty()).map(|w| percent_decode(w[1], false))
+}
+
+/// Finds the kickoffs among the requests.
+pub(crate) fn find(requests: &[Request], zone: &Tz) -> Vec<ExportEvent> {
+    let mut out = Vec::new();
+    for r in requests {
+        let Some(url) = &r.url else { continue };
+        let method = r.method.clone().unwrap_or_default().to_ascii_lowercase();
+        if method != "get" && method != "post" {
+            continue;
+        }
+        let (path, url_query) = match url.split_once('?') {
+            Some((p, q)) => (p, Some(q)),
+            None => (url.as_str(), None),
+        };
+        let Some((level, group_id)) = classify_path(path) else { continue };
+        let mut query = String::new();
+        for q in [url_query, r.query.as_deref()].into_iter().flatten() {
+            let q = q.trim_start_matches('?');
+            if q.is_empty() {
+                continue;
+            }
+            if !query.is_empty() {
+                query.push('&');
+            }
+            query.push_str(q);
+        }
+        let params = parse_params(&query, zone);
+        let accepted = !matches!(r.status, Some(s) if s >= 400);
+        let full_url = match (url_query, r.query.as_deref()) {
+            (None, Some(q)) if !q.is_empty() => format!("{url}?{}", q.trim_start_matches('?')),
+            _ => url.clone(),
+        };
+        out.push(ExportEvent {
+            id: r.id.clone(),
+            client_id: r.client_id.clone(),
+            user_id: r.user_id.clone(),
+            time: r.time,
+            response_time: r.response_time,
+            method: method.to_ascii_uppercase(),
+            url: full_url,
+            status: r.status,
+            accepted,
+            level,
+            tenant: tenant_of(path).or_else(|| r.tenant.clone()),
+            group_id,
+            params,
+            source: r.source.clone(),
+        });
+    }
+    out.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
+    out
+}
+
+/// Parses a query string into export parameters.
+pub(crate) fn parse_params(query: &str, zone: &Tz) -> ExportParams {
+    let mut p = ExportParams::default();
+    for pair in query.split('&').filter(|s| !s.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let k = percent_decode(k, true);
+        let v = percent_decode(v, true);
+        let list = || v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from);
+        match k.as_str() {
+            "_type" => p.types.get_or_insert_with(Vec::new).extend(list()),
+            "patient" => p.patients.extend(list().map(|s| patient_id_of(&s))),
+            "_typeFilter" => p.type_filter.push(v.clone()),
+            "_elements" => p.elements.extend(list()),
+            "_outputFormat" => p.output_format = Some(v.clone()),
+            "_since" | "_until" => match timestamp::parse(&v, zone) {
+                Ok(t) => {
+                    let (slot, text) = if k == "_since" {
+                        (&mut p.since, &mut p.since_text)
+                    } else {
+                        (&mut p.until, &mut p.until_text)
+                    };
+                    *slot = Some(t);
+                    *text = Some(v.clone());
+                }
+                Err(e) => p.invalid.push((k.clone(), e)),
+            },
+            _ => p.other.push(k.clone()),
+        }
+    }
+    if let Some(types) = &mut p.types {
+        let mut seen = std::collections::HashSet::new();
+        types.retain(|t| seen.insert(t.clone()));
+    }
+    p
+}
+
+/// `Patient/p`, `…/Patient/p` or `p` → `p`.
+fn patient_id_of(s: &str) -> String {
+    match s.rsplit_once("Patient/") {
+        Some((_, id)) => id.split('/').next().unwrap_or(id).to_string(),
+        None => s.to_string(),
+    }
+}
+
+/// Decodes `%XX` escapes (and `+` as space in query strings). Invalid escapes stay as written.
+pub(crate) fn percent_decode(s: &str, plus_is_space: bool) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (hex(b[i + 1]), hex(b[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 3;
+                    }
+                    _ => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' if plus_is_space => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kickoff_paths() {
+        assert_eq!(
+            classify_path("/tenant/my-clinic/bulk-api/Group/test-group-1/$export"),
+            Some((Level::Group, Some("test-group-1".into())))
+        );
+        assert_eq!(classify_path("/fhir/Group/g1/%24export"), Some((Level::Group, Some("g1".into()))));
+        assert_eq!(classify_path("/Organization/o/fhir/Patient/$export"), Some((Level::Patient, None)));
+        assert_eq!(classify_path("/fhir/$export"), Some((Level::System, None)));
+        assert_eq!(classify_path("/$export"), Some((Level::System, None)));
+        assert_eq!(classify_path("/fhir/$export-status/123"), None);
+        assert_eq!(classify_path("/fhir/$export-status"), None);
+        assert_eq!(classify_path("/bulkstatus/abc"), None);
+        assert_eq!(classify_path("/fhir/Patient/p1"), None);
+        assert_eq!(tenant_of("/tenant/my-clinic/bulk-api/Group/g/$export").as_deref(), Some("my-clinic"));
+    }
+
+    #[test]
+    fn params_are_decoded_and_merged() {
+        let p = parse_params("_type=Observation,Patient&_type=Condition%2CObservation&_since=2022-01-01T00%3A00%3A00Z&patient=Patient%2Fp1,p2&_typeFilter=Observation%3Fcode%3Dx&_elements=id&foo=1", &Tz::UTC);
+        assert_eq!(p.types.unwrap(), vec!["Observation", "Patient", "Condition"]);
+        assert_eq!(p.since.unwrap().to_rfc3339(), "2022-01-01T00:00:00Z");
+        assert_eq!(p.patients, vec!["p1", "p2"]);
+        assert_eq!(p.type_filter, vec!["Observation?code=x"]);
+        assert_eq!(p.elements, vec!["id"]);
+        assert_eq!(p.other, vec!["foo"]);
+        let bad = parse_params("_since=last+week", &Tz::UTC);
+        assert_eq!(bad.invalid.len(), 1);
+        assert!(bad.since.is_none());
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("a%24b%2", false), "a$b%2");
+        assert_eq!(percent_decode("a+b", true), "a b");
+        assert_eq!(percent_decode("a+b", false), "a+b");
+    }
+}

@@ -1,0 +1,90 @@
+//! Per-file line accounting (read, blank, skipped) and what the manifest records of each input.
+
+use super::{display, Compression, InputFile};
+use crate::error::{Error, Result, Skipped};
+
+/// What the manifest records of each input once it has been read.
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct InputRecord {
+    pub(crate) role: &'static str,
+    pub(crate) path: String,
+    pub(crate) size: u64,
+    pub(crate) compression: Compression,
+    pub(crate) sha256: String,
+    /// Lines in the file (after decompression).
+    pub(crate) lines: u64,
+    /// Lines read, blank lines ignored, lines skipped (`--skip-invalid`):
+    /// `lines_read + lines_blank + lines_skipped == lines`.
+    pub(crate) lines_read: u64,
+    pub(crate) lines_blank: u64,
+    pub(crate) lines_skipped: u64,
+}
+
+/// What reading one file found, line by line: how many lines were read, blank or skipped, and
+/// the skips. With `skip_invalid` off, the first unreadable line is an error.
+#[derive(Debug, Default)]
+pub(crate) struct Tally {
+    pub(crate) skip_invalid: bool,
+    pub(crate) read: u64,
+    pub(crate) blank: u64,
+    pub(crate) skipped: Vec<Skipped>,
+}
+
+impl Tally {
+    pub(crate) fn new(skip_invalid: bool) -> Tally {
+        Tally { skip_invalid, ..Tally::default() }
+    }
+
+    /// An unreadable place: an error, or (with `--skip-invalid`) a noted skip.
+    pub(crate) fn fail(&mut self, e: Error) -> Result<()> {
+        if self.skip_invalid {
+            if let Some(s) = Skipped::of(&e) {
+                self.skipped.push(s);
+                return Ok(());
+            }
+        }
+        Err(e)
+    }
+
+    /// An unreadable place that takes more than its line with it: `lines` lines from `line`
+    /// (0 for a rest of a file that was never read), with a note added to the reason.
+    pub(crate) fn fail_spanning(&mut self, e: Error, line: Option<u64>, lines: u64, note: Option<&str>) -> Result<()> {
+        self.fail(e)?;
+        if let Some(last) = self.skipped.last_mut() {
+            if let Some(l) = line {
+                last.line = l;
+            }
+            last.lines = lines;
+            if let Some(n) = note {
+                last.reason = format!("{} ({n})", last.reason);
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn skipped_lines(&self) -> u64 {
+        self.skipped.iter().map(|s| s.lines).sum()
+    }
+
+    /// Adds another tally (of a later part of the same file).
+    pub(crate) fn absorb(&mut self, other: Tally) {
+        self.read += other.read;
+        self.blank += other.blank;
+        self.skipped.extend(other.skipped);
+    }
+
+    /// The manifest record of a file read with this tally.
+    pub(crate) fn record(&self, role: &'static str, file: &InputFile, sha256: String, lines: u64) -> InputRecord {
+        InputRecord {
+            role,
+            path: display(&file.path),
+            size: file.size,
+            compression: file.compression,
+            sha256,
+            lines,
+            lines_read: self.read,
+            lines_blank: self.blank,
+            lines_skipped: self.skipped_lines(),
+        }
+    }
+}
