@@ -104,3 +104,67 @@ fn body_text(h: &History, k: VersionKey, doc: &Value) -> Option<String> {
     // A Value always serialises.
     serde_json::to_string(&body).ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{self, ParseOptions};
+    use crate::index;
+    use crate::rules::compartment::{Compartment, FhirVersion};
+
+    fn line(id: &str, v: u32) -> String {
+        format!(
+            r#"{{"resourceType":"Observation","id":"{id}","meta":{{"versionId":"{v}","lastUpdated":"2023-01-0{v}T00:00:00Z"}},"status":"final"}}"#
+        ) + "\n"
+    }
+
+    /// Indexes `text` written to a file, then lets `change` rewrite the file before the bodies of
+    /// every version are re-read.
+    fn reread(text: &str, change: impl FnOnce(&std::path::Path)) -> Result<HashMap<VersionKey, String>> {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("h.ndjson");
+        std::fs::write(&path, text).unwrap();
+        let files = source::collect(std::slice::from_ref(&path)).unwrap();
+        let c = Compartment::load(FhirVersion::R4);
+        let opts = ParseOptions::new(&c, chrono_tz::Tz::UTC, false);
+        let (h, _) = index::build(|to| history::read(&files, &opts, to)).unwrap();
+        let wanted: Vec<VersionKey> = (0..h.resources.len() as u32)
+            .flat_map(|r| (0..h.resources[r as usize].versions.len() as u32).map(move |v| (r, v)))
+            .collect();
+        change(&path);
+        read(&files, &h, &wanted)
+    }
+
+    #[test]
+    fn bodies_come_back_completed() {
+        let text = line("a", 1) + &line("b", 2);
+        let bodies = reread(&text, |_| {}).unwrap();
+        assert_eq!(bodies.len(), 2);
+        assert!(bodies.values().all(|b| b.contains(r#""status":"final""#)));
+    }
+
+    /// A body that is no longer where it was indexed is an error naming the version's own line
+    /// (counted from the start of the file), never an empty cell or `{}`.
+    #[test]
+    fn a_body_changed_since_indexing_is_an_error_at_its_line() {
+        let text: String = (1..=5).map(|i| line(&format!("o{i}"), 1)).collect();
+        let broken = reread(&text, |p| {
+            let t = std::fs::read_to_string(p).unwrap();
+            let lines: Vec<&str> = t.lines().collect();
+            let mut out = lines[..3].join("\n") + "\n{\"resourceType\": oops\n";
+            out += &(lines[4].to_string() + "\n");
+            std::fs::write(p, out).unwrap();
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(broken.contains("h.ndjson:4 (byte "), "{broken}");
+        assert!(broken.contains("on re-reading a body") && broken.contains("changed since it was indexed"), "{broken}");
+        let other = reread(&text, |p| std::fs::write(p, line("zz", 1).repeat(5)).unwrap()).unwrap_err().to_string();
+        assert!(
+            other.contains("h.ndjson:1 (byte 0): on re-reading a body: the document there holds no such version"),
+            "{other}"
+        );
+        let cut = reread(&text, |p| std::fs::write(p, line("o1", 1)).unwrap()).unwrap_err().to_string();
+        assert!(cut.contains("h.ndjson:2 (byte ") && cut.contains("the file ends before it"), "{cut}");
+    }
+}

@@ -116,3 +116,20 @@ pub(crate) fn describe_json_error(e: &serde_json::Error) -> String {
     };
     format!("{kind} at column {}", e.column())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each kind of failure has its own exit status, as the README's table gives them.
+    #[test]
+    fn exit_statuses() {
+        assert_eq!(Error::Usage("x".into()).exit_code(), 1);
+        assert_eq!(Error::input("f", 1, 0, "x").exit_code(), 2);
+        assert_eq!(Error::io("f", std::io::Error::other("x")).exit_code(), 2);
+        assert_eq!(Error::output("f", "x").exit_code(), 3);
+        let bug = Error::Internal("the indexing thread stopped".into());
+        assert_eq!(bug.exit_code(), 4);
+        assert!(bug.to_string().starts_with("internal error (a bug in bulk-audit"), "{bug}");
+    }
+}

@@ -197,7 +197,7 @@ fn finish(
 /// Re-reads the body of a version from its source position (for `--with-resource` and
 /// `--reconstruct`). The body is completed with `resourceType`, `id` and `meta` where the dump
 /// form (an Aidbox row) lacks them.
-pub fn read_body(
+pub(crate) fn read_body(
     doc: &Value,
     source: &Source,
     resource_type: &str,
@@ -209,12 +209,25 @@ pub fn read_body(
         Some(i) => doc.get("entry")?.get(i.index() as usize)?,
         None => doc,
     };
+    // The document must still say it is this version: a file rewritten since it was indexed
+    // could hold another resource at the same place.
+    let text = |v: Option<&Value>| v.and_then(version_text);
+    let is_version = |v: Option<&Value>| text(v).is_some_and(|t| VersionId::parse(&t) == *version_id);
     let body = if entry_or_doc.get("resource_type").is_some() {
-        entry_or_doc.get("resource")?
-    } else if entry_or_doc.get("resourceType").is_some() {
-        entry_or_doc
+        let row = entry_or_doc;
+        let same = str_of(row.as_object()?, "resource_type") == Some(resource_type)
+            && text(row.get("id")).as_deref() == Some(id)
+            && is_version(row.get("txid"));
+        same.then_some(())?;
+        row.get("resource")?
     } else {
-        entry_or_doc.get("resource")?
+        let res =
+            if entry_or_doc.get("resourceType").is_some() { entry_or_doc } else { entry_or_doc.get("resource")? };
+        let same = res.get("resourceType").and_then(Value::as_str) == Some(resource_type)
+            && res.get("id").and_then(Value::as_str) == Some(id)
+            && is_version(res.get("meta").and_then(|m| m.get("versionId")));
+        same.then_some(())?;
+        res
     };
     let mut body = body.clone();
     let obj = body.as_object_mut()?;

@@ -109,6 +109,24 @@ fn equal_times_order_by_version_and_conflicts_are_recorded() {
     assert_eq!(h.conflicts.len(), 1);
 }
 
+/// Two copies of one Client version that grant different scopes differ in what the audit reads:
+/// a conflict, though their times and patients agree. Equal copies are no conflict.
+#[test]
+fn copies_with_different_details_conflict() {
+    let client = |scopes: &[&str]| {
+        let mut p = pv("c", 3, 1000, false);
+        p.resource_type = "Client".into();
+        p.detail = Some(Box::new(Detail::Client { scopes: Ok(scopes.iter().map(|s| s.to_string()).collect()) }));
+        p
+    };
+    let h = History::build(vec![client(&["system/Patient.read"]), client(&["system/*.read"])]);
+    assert_eq!(h.conflicts.len(), 1);
+    assert_eq!((h.conflicts[0].resource_type.as_str(), h.conflicts[0].id.as_str()), ("Client", "c"));
+    let h = History::build(vec![client(&["system/Patient.read"]), client(&["system/Patient.read"])]);
+    assert!(h.conflicts.is_empty());
+    assert_eq!(h.duplicates, 1);
+}
+
 #[test]
 fn patients_and_references_of_each_version() {
     let with = |id: &str, vid: u64, patients: &[&str], refs: &[(&str, &str)]| {

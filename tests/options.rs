@@ -1,0 +1,117 @@
+//! The command line's edge, through the real binary: every bad option fails at once, naming the
+//! option, before any input is opened; and output that cannot be written is an error (exit 3),
+//! never a silent success.
+
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// Runs bulk-audit with a FIFO as `--history`: opening it for reading would block until a writer
+/// comes, so a run that reads any input before checking its options hangs (and is killed).
+fn run_with_fifo_history(extra: &[&str]) -> (i32, String, Duration) {
+    let tmp = tempfile::tempdir().unwrap();
+    let fifo = tmp.path().join("history.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let mut args = vec!["audit", "--logs", "fixtures/guide/logs", "--history", fifo.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    let start = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bulk-audit"))
+        .args(&args)
+        .current_dir(root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run bulk-audit");
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            let mut stderr = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+            return (status.code().unwrap_or(-1), stderr, start.elapsed());
+        }
+        if start.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("bulk-audit {extra:?} read its inputs before checking its options (it waited on the FIFO)");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+#[test]
+fn every_bad_option_fails_before_any_input_is_read_and_names_the_option() {
+    let tmp = tempfile::tempdir().unwrap();
+    let foreign = tmp.path().join("someone-elses");
+    std::fs::create_dir(&foreign).unwrap();
+    std::fs::write(foreign.join("notes.txt"), "not ours").unwrap();
+    let a_file = tmp.path().join("a-file");
+    std::fs::write(&a_file, "x").unwrap();
+    let out = tmp.path().join("out");
+    let (foreign, a_file, out) = (foreign.to_str().unwrap(), a_file.to_str().unwrap(), out.to_str().unwrap());
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--tz", "Mars/Olympus", "--out", out], "--tz: unknown time zone"),
+        (vec!["--from", "last week", "--out", out], "--from:"),
+        (vec!["--to", "2022-13-45", "--out", out], "--to:"),
+        (vec!["--max-log-gap", "soon", "--out", out], "--max-log-gap: unreadable duration"),
+        (vec!["--wildcard", "/nonexistent/types.txt", "--out", out], "--wildcard /nonexistent/types.txt: not smartbox"),
+        (vec!["--out", foreign], "--out"),
+        (vec!["--out", a_file], "exists and is not a folder"),
+        (vec!["--out", out, "--reconstruct", foreign], "--reconstruct"),
+        (vec!["--out", out, "--reconstruct", out], "the same folder as --out"),
+    ];
+    for (extra, message) in cases {
+        let (status, stderr, took) = run_with_fifo_history(&extra);
+        assert_eq!(status, 1, "{extra:?}: {stderr}");
+        assert!(stderr.contains(message), "{extra:?}: {stderr:?} should contain {message:?}");
+        assert!(took < Duration::from_secs(5), "{extra:?} took {took:?}");
+    }
+    assert!(
+        std::fs::read_dir(tmp.path()).unwrap().all(|e| !e.unwrap().file_name().to_string_lossy().starts_with("out")),
+        "nothing written"
+    );
+}
+
+#[test]
+fn a_missing_input_path_is_named_before_any_other_input_is_read() {
+    let (status, stderr, _) = run_with_fifo_history(&["--history", "/nonexistent/dump"]);
+    assert_eq!(status, 2, "{stderr}");
+    assert!(stderr.contains("/nonexistent/dump"), "{stderr}");
+}
+
+/// `/dev/full` takes no byte: a run whose stdout is there has not told its user anything.
+#[test]
+fn output_that_cannot_be_written_is_an_error() {
+    if !std::path::Path::new("/dev/full").exists() {
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let runs: [Vec<&str>; 2] = [
+        vec!["exports", "--logs", "fixtures/guide/logs"],
+        vec![
+            "audit",
+            "--logs",
+            "fixtures/guide/logs",
+            "--history",
+            "fixtures/guide/history",
+            "--format",
+            "csv",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ];
+    for args in runs {
+        let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+        let r = Command::new(env!("CARGO_BIN_EXE_bulk-audit"))
+            .args(&args)
+            .current_dir(root())
+            .stdout(full)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&r.stderr);
+        assert_eq!(r.status.code(), Some(3), "{args:?}: {stderr}");
+        assert!(stderr.contains("standard output"), "{args:?}: {stderr}");
+    }
+}
