@@ -172,6 +172,7 @@ impl Rows for ResourceRows<'_> {
         }
     }
 
+    #[cfg(feature = "parquet")]
     fn prefetch_row(&self, row: usize) {
         self.prefetch(row);
     }

@@ -83,7 +83,7 @@ impl HistoryBuilder {
         let versions = &mut self.resources[idx as usize].versions;
         if versions.len() == versions.capacity() && versions.len() < 8 {
             // Most resources have a handful of versions: grow by one (a Vec would jump from
-            // one version to four, ~100 MB of empty room at the reference size), doubling only
+            // one version to four: much empty room, see BENCHMARKS.md), doubling only
             // past eight — at most seven small reallocations per resource.
             versions.reserve_exact(1);
         }
@@ -180,7 +180,7 @@ impl HistoryBuilder {
         // Renumber the id table in place: the hashes depend on (type, id) only.
         by_key.table.iter_mut().for_each(|(v, _)| *v = new_index[*v as usize]);
         // Put the resources in that order in place, one permutation cycle at a time (a second
-        // vector of them would add ~60 MB to the peak at the reference size).
+        // vector of them would add to the peak, see BENCHMARKS.md).
         let mut placed = vec![false; order.len()];
         for start in 0..order.len() {
             let mut at = start;

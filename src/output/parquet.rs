@@ -14,8 +14,8 @@ use crate::error::{Error, Result};
 /// stays bounded whatever the number of rows.
 const ROW_GROUP: usize = 64 * 1024;
 
-/// zstd level 1 rather than polars' default 3: on the reference run the resources file came out
-/// slightly smaller (18.05 vs 18.15 MB) and writing it took ~8% less time.
+/// zstd level 1 rather than polars' default 3: no bigger a file, and less time writing it
+/// (measured in BENCHMARKS.md).
 const ZSTD_LEVEL: i32 = 1;
 
 pub(crate) fn write(table: &dyn Rows, path: &Path) -> Result<()> {

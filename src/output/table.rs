@@ -36,6 +36,8 @@ pub(crate) trait Rows: Sync {
         csv_rows_by_cell(self, rows, buf)
     }
     /// A hint that `row` will be read soon (its cells may be costly to reach); by default nothing.
+    /// The Parquet writer asks it.
+    #[cfg(feature = "parquet")]
     fn prefetch_row(&self, _row: usize) {}
 }
 
