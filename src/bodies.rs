@@ -126,7 +126,7 @@ mod tests {
         std::fs::write(&path, text).unwrap();
         let files = source::collect(std::slice::from_ref(&path)).unwrap();
         let c = Compartment::load(FhirVersion::R4);
-        let opts = ParseOptions::new(&c, chrono_tz::Tz::UTC, false);
+        let opts = ParseOptions::new(&c, crate::timestamp::Zone::UTC, false);
         let (h, _) = index::build(|to| history::read(&files, &opts, to)).unwrap();
         let wanted: Vec<VersionKey> = (0..h.resources.len() as u32)
             .flat_map(|r| (0..h.resources[r as usize].versions.len() as u32).map(move |v| (r, v)))

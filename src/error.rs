@@ -11,6 +11,9 @@ pub(crate) enum Error {
     /// The command line asked for something impossible (bad option value, unreadable --wildcard
     /// file, an existing --out folder without --force …). Exit status 1.
     Usage(String),
+    /// An input holds a timestamp without a UTC offset and `--tz` was not given: the zone is the
+    /// user's to name, never guessed. `place` is `file:line`. Exit status 1.
+    NeedsZone { place: String },
     /// An input could not be opened or read at all. Exit status 2.
     Io { path: PathBuf, source: std::io::Error },
     /// One place in an input is unreadable: the file, the 1-based line, the byte offset of that
@@ -32,6 +35,11 @@ impl Error {
         Error::Io { path: path.into(), source }
     }
 
+    /// The error for a timestamp without an offset read without `--tz`, at `path:line`.
+    pub(crate) fn needs_zone(path: &std::path::Path, line: u64) -> Self {
+        Error::NeedsZone { place: format!("{}:{line}", path.display()) }
+    }
+
     pub(crate) fn output(path: impl Into<PathBuf>, what: impl fmt::Display) -> Self {
         Error::Output { path: path.into(), what: what.to_string() }
     }
@@ -39,7 +47,7 @@ impl Error {
     /// The process exit status for this error.
     pub(crate) fn exit_code(&self) -> i32 {
         match self {
-            Error::Usage(_) => 1,
+            Error::Usage(_) | Error::NeedsZone { .. } => 1,
             Error::Io { .. } | Error::Input { .. } => 2,
             Error::Output { .. } => 3,
             Error::Internal(_) => 4,
@@ -51,6 +59,11 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Error::Usage(m) => write!(f, "{m}"),
+            Error::NeedsZone { place } => write!(
+                f,
+                "{place}: a timestamp without a UTC offset, and no --tz: give --tz with the IANA zone these \
+                 timestamps were written in (e.g. --tz Europe/Berlin, or --tz UTC); bulk-audit does not guess it"
+            ),
             Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::Input { path, line, offset, what } => {
                 write!(f, "{}:{line} (byte {offset}): {what}", path.display())
@@ -125,6 +138,7 @@ mod tests {
     #[test]
     fn exit_statuses() {
         assert_eq!(Error::Usage("x".into()).exit_code(), 1);
+        assert_eq!(Error::needs_zone(std::path::Path::new("k.csv"), 2).exit_code(), 1);
         assert_eq!(Error::input("f", 1, 0, "x").exit_code(), 2);
         assert_eq!(Error::io("f", std::io::Error::other("x")).exit_code(), 2);
         assert_eq!(Error::output("f", "x").exit_code(), 3);

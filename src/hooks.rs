@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::sync_channel;
 
-use chrono_tz::Tz;
+use crate::timestamp::Zone;
 use rayon::prelude::*;
 
 use crate::history::{self, ParseOptions};
@@ -21,7 +21,7 @@ use crate::timestamp::Instant;
 /// reference reading disagree, or the quick reader accepts what serde_json refuses.
 pub fn check_history_line(line: &[u8]) -> Result<(), String> {
     let c = Compartment::load(FhirVersion::R4);
-    let opts = ParseOptions::new(&c, Tz::UTC, true);
+    let opts = ParseOptions::new(&c, Zone::UTC, true);
     history::hooks::check_line(line, &opts)
 }
 
@@ -33,9 +33,9 @@ pub fn read_log_file(bytes: &[u8]) -> usize {
     for skip in [false, true] {
         let mut lines = Vec::new();
         let mut tally = Tally::new(skip);
-        if logs::read_one(Path::new("fuzz.log"), 0, bytes, &Tz::UTC, &mut lines, &mut tally).is_ok() {
+        if logs::read_one(Path::new("fuzz.log"), 0, bytes, &Zone::UTC, &mut lines, &mut tally).is_ok() {
             let requests = logs::merge(lines, &["fuzz.log".to_string()]);
-            found = kickoff::find(&requests, &Tz::UTC).len();
+            found = kickoff::find(&requests, &Zone::UTC).map_or(0, |events| events.len());
         }
     }
     found
@@ -113,8 +113,8 @@ impl Bench {
     pub fn new(dir: &Path) -> Result<Bench, String> {
         let files = source::collect(&[dir.join("history")]).map_err(|e| e.to_string())?;
         let log_files = source::collect(&[dir.join("logs")]).map_err(|e| e.to_string())?;
-        let logs = logs::read(&log_files, &Tz::UTC, i64::MAX, false).map_err(|e| e.to_string())?;
-        let events = kickoff::find(&logs.requests, &Tz::UTC);
+        let logs = logs::read(&log_files, &Zone::UTC, i64::MAX, false).map_err(|e| e.to_string())?;
+        let events = kickoff::find(&logs.requests, &Zone::UTC).map_err(|e| e.to_string())?;
         Ok(Bench { files, compartment: Compartment::load(FhirVersion::R4), history: None, events })
     }
 
@@ -129,7 +129,7 @@ impl Bench {
     }
 
     fn options(&self) -> ParseOptions<'_> {
-        ParseOptions::new(&self.compartment, Tz::UTC, false)
+        ParseOptions::new(&self.compartment, Zone::UTC, false)
     }
 
     /// Reads and indexes the history as the audit does; returns the number of resources.

@@ -104,16 +104,29 @@ pub(crate) struct StatusDetail {
     pub(crate) counts: Vec<(String, u64)>,
 }
 
-/// The fields of Group, Client and BulkExportStatus versions the resolver reads.
+/// What a Client version's `scope` says.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum ClientScopes {
+    /// The scopes, one string each.
+    Granted(Vec<String>),
+    /// No `scope` at all: a Basic-auth Client whose access an AccessPolicy grants.
+    Missing,
+    /// Neither a string nor an array of strings: what was found instead.
+    Unreadable(String),
+}
+
+/// The fields of Group, Client, AccessPolicy and BulkExportStatus versions the rules read.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Detail {
     Group {
         members: Vec<Member>,
     },
-    /// `Ok(scopes)`, or `Err(what was found instead)` when `scope` is neither a string nor an
-    /// array of strings.
     Client {
-        scopes: std::result::Result<Vec<String>, String>,
+        scopes: ClientScopes,
+    },
+    /// The (type, id) of each resource in `link[]`.
+    AccessPolicy {
+        links: Vec<(String, String)>,
     },
     Status(StatusDetail),
 }

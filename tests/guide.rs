@@ -9,8 +9,17 @@ fn audit_guide(extra: &[&str]) -> (tempfile::TempDir, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let out_s = out.to_str().unwrap().to_string();
-    let mut args =
-        vec!["audit", "--logs", "fixtures/guide/logs", "--history", "fixtures/guide/history", "--out", &out_s];
+    let mut args = vec![
+        "audit",
+        "--logs",
+        "fixtures/guide/logs",
+        "--tz",
+        "UTC",
+        "--history",
+        "fixtures/guide/history",
+        "--out",
+        &out_s,
+    ];
     args.extend_from_slice(extra);
     run_ok(&args);
     (tmp, out)
@@ -112,6 +121,8 @@ fn reconstruct_and_with_resource_give_the_bodies_sent() {
         "audit",
         "--logs",
         "fixtures/guide/logs",
+        "--tz",
+        "UTC",
         "--history",
         "fixtures/guide/history",
         "--format",
@@ -144,6 +155,8 @@ fn rerun_replaces_previous_output_but_not_a_foreign_folder() {
         "audit",
         "--logs",
         "fixtures/guide/logs",
+        "--tz",
+        "UTC",
         "--history",
         "fixtures/guide/history",
         "--format",
@@ -158,6 +171,8 @@ fn rerun_replaces_previous_output_but_not_a_foreign_folder() {
         "audit",
         "--logs",
         "fixtures/guide/logs",
+        "--tz",
+        "UTC",
         "--history",
         "fixtures/guide/history",
         "--out",
@@ -170,9 +185,34 @@ fn rerun_replaces_previous_output_but_not_a_foreign_folder() {
 
 #[test]
 fn exports_command_lists_the_kickoffs() {
-    let out = run_ok(&["exports", "--logs", "fixtures/guide/logs"]);
+    let out = run_ok(&["exports", "--logs", "fixtures/guide/logs", "--tz", "UTC"]);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 3, "{out}");
     assert!(lines[1].starts_with("e2b9d4,inferno-my-clinic-bulk-client,2022-12-05T16:34:30.417Z,GET,/tenant/my-clinic/bulk-api/Group/test-group-1/$export,202,true,group,my-clinic,test-group-1,"), "{}", lines[1]);
     assert!(lines[2].contains(",403,false,group,"), "{}", lines[2]);
+}
+
+/// Kibana's dates carry no offset: without --tz the run stops (exit 1) and names the file, never
+/// reading them as UTC. The zone decides the answer, which is why it is the user's to give.
+#[test]
+fn guide_dates_need_a_zone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let args = ["audit", "--logs", "fixtures/guide/logs", "--history", "fixtures/guide/history", "--out"];
+    let r = run(&[&args[..], &[out.to_str().unwrap()]].concat());
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("fixtures/guide/logs/kibana-discover.csv:2: a timestamp without a UTC offset, and no --tz"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+    let rows = |tz: &str| {
+        let out = tmp.path().join(tz.replace('/', "-"));
+        run_ok(&[&args[..], &[out.to_str().unwrap(), "--tz", tz, "--format", "csv"]].concat());
+        csv_rows(&out.join("resources.csv")).len()
+    };
+    assert_eq!(rows("UTC"), 4);
+    // 16:34 in Los Angeles is 00:34 UTC the next day: later versions are in force.
+    assert_ne!(rows("America/Los_Angeles"), 4);
 }

@@ -89,11 +89,13 @@ fn output_that_cannot_be_written_is_an_error() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let runs: [Vec<&str>; 2] = [
-        vec!["exports", "--logs", "fixtures/guide/logs"],
+        vec!["exports", "--logs", "fixtures/guide/logs", "--tz", "UTC"],
         vec![
             "audit",
             "--logs",
             "fixtures/guide/logs",
+            "--tz",
+            "UTC",
             "--history",
             "fixtures/guide/history",
             "--format",

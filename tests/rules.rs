@@ -217,6 +217,46 @@ fn boundary_window_runs_to_the_response_or_the_end_of_the_millisecond() {
     assert!(!b.has("boundary-ambiguous", "o2"));
 }
 
+/// A whole-second log (as in Aidbox's own log examples) means some instant of that second: a
+/// version written later in the same second is never hidden. as-of uses the start of the second,
+/// so it is not listed, and it is named in a boundary-ambiguous finding. Aidbox's `db/q` lines of
+/// the same request and `null` fields are read as what they are.
+#[test]
+fn whole_second_logs_cover_their_second() {
+    let mut w = World::new();
+    let url = "/fhir/Group/g/$export";
+    w.logs.push(json!({"ev": "w/req", "ts": "2023-03-01T12:00:00Z", "ctx": "k1", "w_m": "get", "w_url": url, "w_qs": null, "w_addr": "10.0.0.1"}).to_string());
+    w.logs.push(
+        json!({"ev": "db/q", "ts": "2023-03-01T12:00:00Z", "ctx": "k1", "sql": "SELECT 1", "d": 2, "w_url": null})
+            .to_string(),
+    );
+    w.logs.push(json!({"ev": "w/resp", "ts": "2023-03-01T12:00:00Z", "ctx": "k1", "w_m": "get", "w_url": url, "w_st": 202, "w_cid": "c", "w_qs": null, "ts_extra": null}).to_string());
+    w.client("c", json!("system/Patient.read system/Observation.read"))
+        .group("g", json!([{"entity": pref("p1")}]))
+        .patient("p1");
+    w.obs("o1", pref("p1"), "5", "2023-03-01T11:59:59.900Z");
+    w.obs("o2", pref("p1"), "6", "2023-03-01T12:00:00.400Z");
+    w.obs("o3", pref("p1"), "7", "2023-03-01T12:00:01Z");
+    let a = w.audit(&[]);
+    assert_eq!(a.ids(), vec!["Observation/o1", "Patient/p1"]);
+    assert!(a.has("boundary-ambiguous", "o2"), "{:?}", a.findings);
+    assert!(!a.has("boundary-ambiguous", "o3"));
+    assert_eq!(a.exports[0]["export_time"], "2023-03-01T12:00:00Z");
+    assert_eq!(a.exports[0]["request_end"], "2023-03-01T12:00:00.999999999Z");
+    assert_eq!(a.exports[0]["source"].rsplit(':').next(), Some("1"), "the kickoff's own line");
+}
+
+/// Kibana lists rows newest first: the response comes before its request. An export's `source`
+/// is still its kickoff's (`w/req`) line.
+#[test]
+fn the_source_of_an_export_is_its_kickoff_line_whatever_the_order() {
+    let mut w = basic();
+    w.logs.reverse();
+    let a = w.audit(&[]);
+    assert_eq!(a.exports.len(), 1);
+    assert!(a.exports[0]["source"].ends_with("logs.ndjson:2"), "{}", a.exports[0]["source"]);
+}
+
 #[test]
 fn lines_of_one_request_merge_by_ctx_and_t_is_the_request_line() {
     let mut w = basic();
@@ -559,7 +599,28 @@ fn client_and_time_options_select_the_exports() {
     let ids = |a: Audit| a.exports.iter().map(|e| e["export_id"].clone()).collect::<Vec<_>>();
     assert_eq!(ids(w.audit(&["--client", "a"])), vec!["x1", "x3"]);
     assert_eq!(ids(w.audit(&["--client", "a", "--client", "b", "--from", "2023-03-02T00:00:00Z"])), vec!["x2", "x3"]);
-    assert_eq!(ids(w.audit(&["--to", "2023-03-02"])), vec!["x1"]);
+    // A bare date covers the whole day (in --tz, which a date without an offset needs).
+    assert_eq!(ids(w.audit(&["--to", "2023-03-02", "--tz", "UTC"])), vec!["x1", "x2"]);
+    assert_eq!(ids(w.audit(&["--from", "2023-03-02", "--to", "2023-03-02", "--tz", "UTC"])), vec!["x2"]);
+    // 2023-03-02 in Tokyo ends at 15:00 UTC that day; in Honolulu it starts at 10:00 UTC, so x2 is in.
+    assert_eq!(ids(w.audit(&["--to", "2023-03-02", "--tz", "Asia/Tokyo"])), vec!["x1", "x2"]);
+    assert_eq!(ids(w.audit(&["--to", "2023-03-01", "--tz", "Asia/Tokyo"])), vec!["x1"]);
+    assert_eq!(ids(w.audit(&["--from", "2023-03-02", "--tz", "Pacific/Honolulu"])), vec!["x2", "x3"]);
+    assert_eq!(ids(w.audit(&["--to", "2023-03-02T10:00:00Z"])), vec!["x1", "x2"]);
+}
+
+/// `--from`/`--to` without an offset and without --tz: the run stops at once (exit 1), never
+/// guessing UTC.
+#[test]
+fn a_time_option_without_offset_needs_tz() {
+    let mut w = World::new();
+    w.client("a", json!("system/Patient.read")).patient("p1");
+    w.request("x1", "2023-03-01T10:00:00Z", "get", "/fhir/$export", Some(202), "a");
+    let (logs, history) = w.write();
+    let r =
+        run(&["audit", "--logs", logs.to_str().unwrap(), "--history", history.to_str().unwrap(), "--to", "2023-03-02"]);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("--to 2023-03-02: no UTC offset, and no --tz"));
 }
 
 #[test]

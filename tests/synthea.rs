@@ -32,6 +32,9 @@ fn audit(logs: &Path, history: &Path, out: &Path, extra: &[&str]) -> String {
         "csv",
         "--out",
         out.to_str().unwrap(),
+        // The Kibana CSV's dates were written in UTC.
+        "--tz",
+        "UTC",
     ];
     args.extend_from_slice(extra);
     run_ok(&args)

@@ -9,7 +9,7 @@ mod tables;
 
 use std::path::PathBuf;
 
-use chrono_tz::Tz;
+use crate::timestamp::Zone;
 use rayon::prelude::*;
 
 use crate::bodies;
@@ -41,7 +41,7 @@ pub(crate) struct AuditConfig {
     pub(crate) clients: Vec<String>,
     pub(crate) from: Option<Instant>,
     pub(crate) to: Option<Instant>,
-    pub(crate) zone: Tz,
+    pub(crate) zone: Zone,
     pub(crate) out: PathBuf,
     pub(crate) format: Format,
     pub(crate) boundary: Boundary,
@@ -89,13 +89,13 @@ pub(crate) fn selected(e: &ExportEvent, clients: &[String], from: Option<Instant
 /// Reads the logs and finds the kickoffs (the `exports` command, and the audit's first step).
 pub(crate) fn read_exports(
     log_paths: &[PathBuf],
-    zone: &Tz,
+    zone: &Zone,
     max_gap_nanos: i64,
     skip_invalid: bool,
 ) -> Result<(Vec<ExportEvent>, logs::Logs)> {
     let files = source::collect(log_paths)?;
     let l = logs::read(&files, zone, max_gap_nanos, skip_invalid)?;
-    let events = kickoff::find(&l.requests, zone);
+    let events = kickoff::find(&l.requests, zone)?;
     Ok((events, l))
 }
 

@@ -11,7 +11,7 @@ use crate::output::{Format, Staging};
 use crate::rules::compartment::FhirVersion;
 use crate::rules::resolve::NonCompartment;
 use crate::rules::scopes::Wildcard;
-use crate::timestamp;
+use crate::timestamp::{self, Stamp, TimeError, Zone};
 
 /// `24h`, `90m`, `30s`, `2d`, `1h30m`, `1500ms` → nanoseconds.
 pub(crate) fn parse_duration(s: &str) -> std::result::Result<i64, String> {
@@ -56,16 +56,32 @@ pub(crate) fn parse_duration(s: &str) -> std::result::Result<i64, String> {
     Ok(total)
 }
 
+/// `--tz`: the zone timestamps without an offset were written in; none when not given.
+pub(crate) fn zone(tz: Option<&str>) -> Result<Zone> {
+    match tz {
+        Some(name) => timestamp::parse_zone(name).map(Zone::given).map_err(|e| Error::Usage(format!("--tz: {e}"))),
+        None => Ok(Zone::NONE),
+    }
+}
+
 /// The audit configuration the command line asks for, checked.
 pub(crate) fn audit_config(a: AuditArgs) -> Result<AuditConfig> {
-    let zone = timestamp::parse_zone(&a.tz).map_err(|e| Error::Usage(format!("--tz: {e}")))?;
-    let time = |opt: &Option<String>, name: &str| -> Result<Option<timestamp::Instant>> {
+    let zone = zone(a.tz.as_deref())?;
+    let time = |opt: &Option<String>, name: &str| -> Result<Option<Stamp>> {
         opt.as_deref()
-            .map(|s| timestamp::parse(s, &zone).map_err(|e| Error::Usage(format!("--{name}: {e}"))))
+            .map(|s| {
+                timestamp::parse_stamp(s, &zone).map_err(|e| match e {
+                    TimeError::NoZone => Error::Usage(format!(
+                        "--{name} {s}: no UTC offset, and no --tz: write the offset (e.g. {s}Z) or give --tz"
+                    )),
+                    e => Error::Usage(format!("--{name}: {e}")),
+                })
+            })
             .transpose()
     };
-    let from = time(&a.from, "from")?;
-    let to = time(&a.to, "to")?;
+    // Each covers the unit it is written in: `--to 2022-12-05` takes the whole day.
+    let from = time(&a.from, "from")?.map(|s| s.at);
+    let to = time(&a.to, "to")?.map(Stamp::end);
     let max_log_gap_nanos = parse_duration(&a.max_log_gap).map_err(|e| Error::Usage(format!("--max-log-gap: {e}")))?;
     let wildcard = Wildcard::parse(&a.wildcard)?;
     Staging::check(&a.out, a.force, "--out")?;

@@ -13,7 +13,6 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::audit;
 use crate::error::{Error, Result};
-use crate::timestamp;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -55,9 +54,10 @@ pub(crate) struct AuditArgs {
     /// Only exports at or before this time.
     #[arg(long, value_name = "TIME")]
     pub(crate) to: Option<String>,
-    /// IANA time zone for timestamps without an offset (Kibana CSV dates).
-    #[arg(long, default_value = "UTC", value_name = "IANA")]
-    pub(crate) tz: String,
+    /// IANA time zone the timestamps without an offset were written in (every Kibana CSV date).
+    /// No default: such a timestamp without --tz stops the run, naming a file that holds it.
+    #[arg(long, value_name = "IANA")]
+    pub(crate) tz: Option<String>,
     /// Output folder.
     #[arg(long, default_value = "audit-out", value_name = "DIR")]
     pub(crate) out: PathBuf,
@@ -107,9 +107,9 @@ pub(crate) struct ExportsArgs {
     /// Only exports of this client (repeatable).
     #[arg(long = "client", value_name = "ID")]
     pub(crate) clients: Vec<String>,
-    /// IANA time zone for timestamps without an offset.
-    #[arg(long, default_value = "UTC", value_name = "IANA")]
-    pub(crate) tz: String,
+    /// IANA time zone the timestamps without an offset were written in (no default).
+    #[arg(long, value_name = "IANA")]
+    pub(crate) tz: Option<String>,
 }
 
 /// `--format`.
@@ -171,7 +171,7 @@ fn run_audit(a: AuditArgs) -> Result<()> {
 }
 
 fn run_exports(a: ExportsArgs) -> Result<()> {
-    let zone = timestamp::parse_zone(&a.tz).map_err(|e| Error::Usage(format!("--tz: {e}")))?;
+    let zone = config::zone(a.tz.as_deref())?;
     let (events, _) = audit::read_exports(&a.logs, &zone, i64::MAX, false)?;
     let stdout_error = |e: csv::Error| Error::output("standard output", e);
     let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(std::io::stdout().lock());

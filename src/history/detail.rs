@@ -1,56 +1,68 @@
-//! The fields of Group, Client and BulkExportStatus versions that the rules read (members,
-//! scopes, export status), from a `serde_json::Value` of the body or of its captured fields.
+//! The fields of Group, Client, AccessPolicy and BulkExportStatus versions that the rules read
+//! (members, scopes, links, export status), from a `serde_json::Value` of the body or of its
+//! captured fields.
 
-use chrono_tz::Tz;
 use serde_json::Value;
 
+use super::messages::Unreadable;
 use crate::rules::compartment;
-use crate::timestamp;
-use crate::version::{Detail, Member, StatusDetail};
+use crate::timestamp::{self, Instant, TimeError, Zone};
+use crate::version::{ClientScopes, Detail, Member, StatusDetail};
 
 /// The top-level fields a detail is read from (besides `status`, which every history form has
 /// as a field of its own): captured by the fast path, read here.
-pub(crate) const DETAIL_FIELDS: [&str; 6] = ["member", "scope", "requester", "transactionTime", "params", "output"];
+pub(crate) const DETAIL_FIELDS: [&str; 7] =
+    ["member", "scope", "link", "requester", "transactionTime", "params", "output"];
 
-pub(crate) fn detail_of(resource_type: &str, body: &Value, zone: &Tz) -> Option<Detail> {
-    match resource_type {
-        "Group" => Some(Detail::Group { members: members_of(body, zone) }),
+/// The detail of a version of one of those types. A time the rules read that has no offset and
+/// no `--tz` stops the run; any other unreadable time is left out (the member counts as active,
+/// the status as unmatched), as before.
+pub(crate) fn detail_of(resource_type: &str, body: &Value, zone: &Zone) -> Result<Option<Detail>, Unreadable> {
+    Ok(match resource_type {
+        "Group" => Some(Detail::Group { members: members_of(body, zone)? }),
         "Client" => Some(Detail::Client { scopes: scopes_of(body) }),
-        "BulkExportStatus" => Some(Detail::Status(status_of(body, zone))),
+        "AccessPolicy" => Some(Detail::AccessPolicy { links: links_of(body) }),
+        "BulkExportStatus" => Some(Detail::Status(status_of(body, zone)?)),
         _ => None,
+    })
+}
+
+/// A time the rules read: `None` when absent or unreadable; an error only without `--tz`.
+fn time_of(v: Option<&Value>, zone: &Zone) -> Result<Option<Instant>, Unreadable> {
+    match v.and_then(Value::as_str).map(|s| timestamp::parse(s, zone)) {
+        Some(Ok(t)) => Ok(Some(t)),
+        Some(Err(TimeError::NoZone)) => Err(Unreadable::NoZone),
+        Some(Err(TimeError::Unreadable(_))) | None => Ok(None),
     }
 }
 
-fn members_of(body: &Value, zone: &Tz) -> Vec<Member> {
-    let Some(Value::Array(list)) = body.get("member") else { return Vec::new() };
+fn members_of(body: &Value, zone: &Zone) -> Result<Vec<Member>, Unreadable> {
+    let Some(Value::Array(list)) = body.get("member") else { return Ok(Vec::new()) };
     list.iter()
         .map(|m| {
-            let time = |k: &str| {
-                m.get("period")
-                    .and_then(|p| p.get(k))
-                    .and_then(Value::as_str)
-                    .and_then(|s| timestamp::parse(s, zone).ok())
-            };
-            Member {
+            let period = |k: &str| time_of(m.get("period").and_then(|p| p.get(k)), zone);
+            Ok(Member {
                 entity: m.get("entity").and_then(compartment::reference_of_node),
                 inactive: m.get("inactive").and_then(Value::as_bool).unwrap_or(false),
-                period_start: time("start"),
-                period_end: time("end"),
-            }
+                period_start: period("start")?,
+                period_end: period("end")?,
+            })
         })
         .collect()
 }
 
-fn scopes_of(body: &Value) -> std::result::Result<Vec<String>, String> {
+fn scopes_of(body: &Value) -> ClientScopes {
     match body.get("scope") {
-        None | Some(Value::Null) => Ok(Vec::new()),
-        Some(Value::String(s)) => Ok(s.split_whitespace().map(String::from).collect()),
+        // Basic-auth Clients whose access an AccessPolicy grants have none.
+        None | Some(Value::Null) => ClientScopes::Missing,
+        Some(Value::String(s)) => ClientScopes::Granted(s.split_whitespace().map(String::from).collect()),
         Some(Value::Array(items)) => items
             .iter()
-            .map(|i| i.as_str().map(String::from).ok_or_else(|| "scope array holds a non-string".to_string()))
-            .collect::<std::result::Result<Vec<_>, _>>()
-            .map(|v| v.iter().flat_map(|s| s.split_whitespace().map(String::from)).collect()),
-        Some(other) => Err(format!(
+            .map(|i| i.as_str().ok_or("scope array holds a non-string"))
+            .collect::<Result<Vec<&str>, _>>()
+            .map(|v| ClientScopes::Granted(v.iter().flat_map(|s| s.split_whitespace().map(String::from)).collect()))
+            .unwrap_or_else(|what| ClientScopes::Unreadable(what.to_string())),
+        Some(other) => ClientScopes::Unreadable(format!(
             "scope is {}",
             if other.is_number() {
                 "a number"
@@ -63,7 +75,16 @@ fn scopes_of(body: &Value) -> std::result::Result<Vec<String>, String> {
     }
 }
 
-fn status_of(body: &Value, zone: &Tz) -> StatusDetail {
+/// An AccessPolicy's `link[]`: the resources it applies to (`{"id", "resourceType"}` or
+/// `{"reference": "Client/x"}`).
+fn links_of(body: &Value) -> Vec<(String, String)> {
+    match body.get("link") {
+        Some(Value::Array(list)) => list.iter().filter_map(compartment::reference_of_node).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn status_of(body: &Value, zone: &Zone) -> Result<StatusDetail, Unreadable> {
     let s = |v: Option<&Value>| v.and_then(Value::as_str).map(String::from);
     let requester = body.get("requester").and_then(|r| match r {
         Value::String(s) => {
@@ -101,13 +122,13 @@ fn status_of(body: &Value, zone: &Tz) -> StatusDetail {
         }
     }
     counts.sort();
-    StatusDetail {
+    Ok(StatusDetail {
         requester,
-        transaction_time: s(body.get("transactionTime")).and_then(|t| timestamp::parse(&t, zone).ok()),
+        transaction_time: time_of(body.get("transactionTime"), zone)?,
         status: s(body.get("status")),
         group_id,
         types,
         since: s(params.and_then(|p| p.get("since").or_else(|| p.get("_since")))),
         counts,
-    }
+    })
 }

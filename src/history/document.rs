@@ -3,13 +3,14 @@
 //! path in `fast` gives the same versions; this reading decides where it doubts, and reads
 //! pretty-printed documents.
 
-use chrono_tz::Tz;
+use crate::timestamp::Zone;
 use serde_json::{Map, Value};
 
 use super::detail::detail_of;
-use super::{messages as msg, ParseOptions};
+use super::messages::{self as msg, Unreadable};
+use super::ParseOptions;
 use crate::rules::compartment;
-use crate::timestamp::{self, Instant};
+use crate::timestamp::{self, Instant, TimeError};
 use crate::version::{Entry, ParsedVersion, Source, VersionId};
 
 /// The versions in one JSON document: a history-table row, a resource, a history Bundle or a
@@ -18,7 +19,7 @@ pub(crate) fn versions_of_document(
     value: Value,
     src: Source,
     opts: &ParseOptions,
-) -> std::result::Result<Vec<ParsedVersion>, String> {
+) -> Result<Vec<ParsedVersion>, Unreadable> {
     let Value::Object(obj) = value else {
         return Err("expected a JSON object (history row, resource, Bundle or Bundle entry)".into());
     };
@@ -35,10 +36,10 @@ pub(crate) fn versions_of_document(
             let mut out = Vec::with_capacity(entries.len());
             for (i, e) in entries.iter().enumerate() {
                 let Value::Object(e) = e else {
-                    return Err(format!("history Bundle entry {i} is not an object"));
+                    return Err(format!("history Bundle entry {i} is not an object").into());
                 };
                 let src = Source { entry: Some(Entry::at(i)?), ..src };
-                out.push(bundle_entry(e, src, opts).map_err(|m| msg::in_entry(i, m))?);
+                out.push(bundle_entry(e, src, opts).map_err(|m| m.in_entry(i))?);
             }
             Ok(out)
         }
@@ -63,12 +64,15 @@ fn version_text(v: &Value) -> Option<String> {
 }
 
 /// Parses a timestamp; `what` names it in the error (built only on failure).
-pub(crate) fn parse_time(text: &str, what: impl FnOnce() -> String, zone: &Tz) -> std::result::Result<Instant, String> {
-    timestamp::parse(text, zone).map_err(|e| format!("{}: {e}", what()))
+pub(crate) fn parse_time(text: &str, what: impl FnOnce() -> String, zone: &Zone) -> Result<Instant, Unreadable> {
+    timestamp::parse(text, zone).map_err(|e| match e {
+        TimeError::NoZone => Unreadable::NoZone,
+        TimeError::Unreadable(m) => Unreadable::Shape(format!("{}: {m}", what())),
+    })
 }
 
 /// `{"id", "resource_type", "txid", "ts", "cts", "status", "resource"}`.
-fn aidbox_row(obj: Map<String, Value>, src: Source, opts: &ParseOptions) -> std::result::Result<ParsedVersion, String> {
+fn aidbox_row(obj: Map<String, Value>, src: Source, opts: &ParseOptions) -> Result<ParsedVersion, Unreadable> {
     let rtype = str_of(&obj, "resource_type").ok_or(msg::ROW_TYPE_NOT_STRING)?.to_string();
     let id = match obj.get("id") {
         Some(v) => version_text(v).ok_or(msg::ROW_ID_NOT_STRING)?,
@@ -87,15 +91,11 @@ fn aidbox_row(obj: Map<String, Value>, src: Source, opts: &ParseOptions) -> std:
     if body.is_none() && !deleted {
         return Err(msg::row_without_resource(&rtype, &id));
     }
-    Ok(finish(rtype, id, version_id, last_updated, deleted, src, body, opts))
+    finish(rtype, id, version_id, last_updated, deleted, src, body, opts)
 }
 
 /// A resource with `resourceType`, `id`, `meta.versionId`, `meta.lastUpdated`.
-fn resource_with_meta(
-    obj: &Map<String, Value>,
-    src: Source,
-    opts: &ParseOptions,
-) -> std::result::Result<ParsedVersion, String> {
+fn resource_with_meta(obj: &Map<String, Value>, src: Source, opts: &ParseOptions) -> Result<ParsedVersion, Unreadable> {
     let rtype = str_of(obj, "resourceType").ok_or(msg::RESOURCE_TYPE_NOT_STRING)?.to_string();
     let id = str_of(obj, "id").ok_or_else(|| msg::resource_without_id(&rtype))?.to_string();
     let meta = obj.get("meta").and_then(Value::as_object).ok_or_else(|| msg::resource_without_meta(&rtype, &id))?;
@@ -103,7 +103,7 @@ fn resource_with_meta(
     let lu = str_of(meta, "lastUpdated").ok_or_else(|| msg::meta_without_last_updated(&rtype, &id))?;
     let last_updated = parse_time(lu, || msg::time_field(&rtype, &id, "meta.lastUpdated"), &opts.zone)?;
     let body = Value::Object(obj.clone());
-    Ok(finish(rtype, id, VersionId::parse(&vid), last_updated, false, src, Some(&body), opts))
+    finish(rtype, id, VersionId::parse(&vid), last_updated, false, src, Some(&body), opts)
 }
 
 /// A history Bundle entry: `resource`, `request.method`/`url`, `response.lastModified`/`etag`.
@@ -111,7 +111,7 @@ pub(crate) fn bundle_entry(
     e: &Map<String, Value>,
     src: Source,
     opts: &ParseOptions,
-) -> std::result::Result<ParsedVersion, String> {
+) -> Result<ParsedVersion, Unreadable> {
     let request = e.get("request").and_then(Value::as_object);
     let response = e.get("response").and_then(Value::as_object);
     let method = request.and_then(|r| str_of(r, "method")).unwrap_or("").to_ascii_uppercase();
@@ -152,7 +152,7 @@ pub(crate) fn bundle_entry(
         .or_else(|| meta.and_then(|m| str_of(m, "lastUpdated")))
         .ok_or_else(|| format!("{rtype}/{id}: DELETE entry without response.lastModified"))?;
     let last_updated = parse_time(lu, || msg::time_field(&rtype, &id, "response.lastModified"), &opts.zone)?;
-    Ok(finish(rtype, id, VersionId::parse(&vid), last_updated, true, src, None, opts))
+    finish(rtype, id, VersionId::parse(&vid), last_updated, true, src, None, opts)
 }
 
 /// `[base/]Type/id[/_history/V]` → (type, id, version).
@@ -178,7 +178,7 @@ fn finish(
     source: Source,
     body: Option<&Value>,
     opts: &ParseOptions,
-) -> ParsedVersion {
+) -> Result<ParsedVersion, Unreadable> {
     let (patients, references, detail) = match body {
         Some(b) if !deleted => {
             let patients = opts.compartment.patients_of(&resource_type, &id, b);
@@ -187,11 +187,11 @@ fn finish(
             } else {
                 Vec::new()
             };
-            (patients, references, detail_of(&resource_type, b, &opts.zone).map(Box::new))
+            (patients, references, detail_of(&resource_type, b, &opts.zone)?.map(Box::new))
         }
         _ => (Vec::new(), Vec::new(), None),
     };
-    ParsedVersion { resource_type, id, version_id, last_updated, deleted, source, patients, references, detail }
+    Ok(ParsedVersion { resource_type, id, version_id, last_updated, deleted, source, patients, references, detail })
 }
 
 /// Re-reads the body of a version from its source position (for `--with-resource` and
@@ -245,12 +245,12 @@ pub(crate) fn read_body(
 mod tests {
     use super::*;
     use crate::rules::compartment::{Compartment, FhirVersion};
-    use crate::version::Detail;
+    use crate::version::{ClientScopes, Detail};
     use serde_json::json;
 
-    fn parse(v: Value) -> std::result::Result<Vec<ParsedVersion>, String> {
+    fn parse(v: Value) -> Result<Vec<ParsedVersion>, Unreadable> {
         let c = Compartment::load(FhirVersion::R4);
-        let opts = ParseOptions::new(&c, Tz::UTC, true);
+        let opts = ParseOptions::new(&c, Zone::UTC, true);
         versions_of_document(v, Source { file: 0, line: 1, offset: 0, entry: None }, &opts)
     }
 
@@ -302,12 +302,19 @@ mod tests {
         let c = parse(json!({"resourceType": "Client", "id": "c", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "scope": "system/Patient.read  system/Observation.rs"})).unwrap();
         let Some(Detail::Client { scopes }) = c[0].detail.as_deref() else { panic!() };
         assert_eq!(
-            scopes.as_ref().unwrap(),
-            &vec!["system/Patient.read".to_string(), "system/Observation.rs".to_string()]
+            scopes,
+            &ClientScopes::Granted(vec!["system/Patient.read".to_string(), "system/Observation.rs".to_string()])
         );
         let bad = parse(json!({"resourceType": "Client", "id": "c", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "scope": 5})).unwrap();
         let Some(Detail::Client { scopes }) = bad[0].detail.as_deref() else { panic!() };
-        assert_eq!(scopes.as_ref().unwrap_err(), "scope is a number");
+        assert_eq!(scopes, &ClientScopes::Unreadable("scope is a number".into()));
+        // No scope at all (a Basic-auth Client): missing, never "nothing granted".
+        let none = parse(json!({"resourceType": "Client", "id": "c", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "secret": "s", "grant_types": ["basic"]})).unwrap();
+        let Some(Detail::Client { scopes }) = none[0].detail.as_deref() else { panic!() };
+        assert_eq!(scopes, &ClientScopes::Missing);
+        let ap = parse(json!({"resourceType": "AccessPolicy", "id": "ap", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "engine": "allow", "link": [{"id": "c", "resourceType": "Client"}, {"reference": "Client/d"}]})).unwrap();
+        let Some(Detail::AccessPolicy { links }) = ap[0].detail.as_deref() else { panic!() };
+        assert_eq!(links, &vec![("Client".to_string(), "c".to_string()), ("Client".to_string(), "d".to_string())]);
     }
 
     #[test]

@@ -19,7 +19,7 @@ mod tests;
 
 use std::path::Path;
 
-use chrono_tz::Tz;
+use crate::timestamp::Zone;
 use rayon::prelude::*;
 use serde_json::Value;
 
@@ -31,11 +31,12 @@ use crate::version::{Source, VersionBatch};
 pub(crate) use detail::DETAIL_FIELDS;
 pub(crate) use document::{read_body, versions_of_document};
 use fast::Interesting;
+use messages::Unreadable;
 
 /// What to extract from each version besides its identity.
 pub(crate) struct ParseOptions<'a> {
     pub(crate) compartment: &'a Compartment,
-    pub(crate) zone: Tz,
+    pub(crate) zone: Zone,
     /// Keep every reference of compartment versions (`--non-compartment referenced`).
     pub(crate) keep_references: bool,
     /// The top-level fields the fast path captures.
@@ -45,7 +46,7 @@ pub(crate) struct ParseOptions<'a> {
 }
 
 impl<'a> ParseOptions<'a> {
-    pub(crate) fn new(compartment: &'a Compartment, zone: Tz, keep_references: bool) -> ParseOptions<'a> {
+    pub(crate) fn new(compartment: &'a Compartment, zone: Zone, keep_references: bool) -> ParseOptions<'a> {
         ParseOptions {
             compartment,
             zone,
@@ -183,6 +184,8 @@ fn parse_block(path: &Path, file: u32, block: &LineBlock, opts: &ParseOptions) -
                         tally.fail(match e {
                             fast::ScanError::Json(e) => Error::input(path, line, offset, describe_json_error(&e)),
                             fast::ScanError::Shape(what) => Error::input(path, line, offset, what),
+                            // Never skipped: the user has to name the zone.
+                            fast::ScanError::NoZone => return Err(Error::needs_zone(path, line)),
                         })?;
                     }
                 }
@@ -237,7 +240,8 @@ fn parse_documents(
                         lines_done = end_line;
                         continue;
                     }
-                    Err(what) => Error::input(path, line, start as u64 + bom, what),
+                    Err(Unreadable::Shape(what)) => Error::input(path, line, start as u64 + bom, what),
+                    Err(Unreadable::NoZone) => return Err(Error::needs_zone(path, line)),
                 }
             }
             Some(Err(e)) => Error::input(path, e.line() as u64, start as u64 + bom, describe_json_error(&e)),

@@ -1,9 +1,10 @@
 //! The fast path against the reference reading, on lines built to make them differ.
 
-use chrono_tz::Tz;
+use crate::timestamp::Zone;
 use serde_json::{json, Value};
 
 use super::fast as scan;
+use super::messages::Unreadable;
 use super::{versions_of_document, ParseOptions};
 use crate::rules::compartment::{Compartment, FhirVersion};
 use crate::version::{Source, VersionBatch};
@@ -74,7 +75,7 @@ fn fast_path_matches_the_value_path() {
             format!(r#"{{"resourceType":"Appointment","id":"a",{meta},"participant":[{{"actor":{{"reference":"Patient/p","reference":"Patient/q"}}}}]}}"#),
         ]);
     for keep_references in [false, true] {
-        let opts = ParseOptions::new(&c, Tz::UTC, keep_references);
+        let opts = ParseOptions::new(&c, Zone::UTC, keep_references);
         for (i, line) in lines.iter().enumerate() {
             let src = Source { file: 0, line: i as u64 + 1, offset: 0, entry: None };
             let slow = versions_of_document(serde_json::from_str(line).unwrap(), src, &opts);
@@ -82,8 +83,9 @@ fn fast_path_matches_the_value_path() {
             let fast = scan::scan_line(line.as_bytes(), src, &opts, &opts.interesting, &mut fast)
                 .map(|()| fast.into_parsed())
                 .map_err(|e| match e {
-                    scan::ScanError::Json(e) => e.to_string(),
-                    scan::ScanError::Shape(s) => s,
+                    scan::ScanError::Json(e) => Unreadable::Shape(e.to_string()),
+                    scan::ScanError::Shape(s) => Unreadable::Shape(s),
+                    scan::ScanError::NoZone => Unreadable::NoZone,
                 });
             assert_eq!(format!("{fast:?}"), format!("{slow:?}"), "line {i}: {line}");
         }
@@ -97,7 +99,7 @@ fn fast_path_matches_the_value_path() {
 #[test]
 fn repeated_choice_keys_count_once() {
     let c = Compartment::load(FhirVersion::R5);
-    let opts = ParseOptions::new(&c, Tz::UTC, false);
+    let opts = ParseOptions::new(&c, Zone::UTC, false);
     let meta = r#""meta":{"versionId":"1","lastUpdated":"2020-01-01T00:00:00Z"}"#;
     let lines = [
         format!(
@@ -132,7 +134,7 @@ fn repeated_choice_keys_count_once() {
 #[test]
 fn values_on_compartment_paths_are_read_strictly() {
     let c = Compartment::load(FhirVersion::R4);
-    let opts = ParseOptions::new(&c, Tz::UTC, false);
+    let opts = ParseOptions::new(&c, Zone::UTC, false);
     let head = r#"{"resourceType":"Observation","id":"o","meta":{"versionId":"1","lastUpdated":"2020-01-01T00:00:00Z"},"subject":"#;
     for x in [
         "1e400",

@@ -1,7 +1,7 @@
 //! The index: order, as-of, conflicts, patients and references.
 
 use super::*;
-use crate::version::ParsedVersion;
+use crate::version::{ClientScopes, ParsedVersion};
 
 fn pv(id: &str, vid: u64, ms: i64, deleted: bool) -> ParsedVersion {
     ParsedVersion {
@@ -116,7 +116,9 @@ fn copies_with_different_details_conflict() {
     let client = |scopes: &[&str]| {
         let mut p = pv("c", 3, 1000, false);
         p.resource_type = "Client".into();
-        p.detail = Some(Box::new(Detail::Client { scopes: Ok(scopes.iter().map(|s| s.to_string()).collect()) }));
+        p.detail = Some(Box::new(Detail::Client {
+            scopes: ClientScopes::Granted(scopes.iter().map(|s| s.to_string()).collect()),
+        }));
         p
     };
     let h = History::build(vec![client(&["system/Patient.read"]), client(&["system/*.read"])]);

@@ -3,12 +3,12 @@
 
 use std::path::Path;
 
-use chrono_tz::Tz;
+use crate::timestamp::Zone;
 use serde_json::{Map, Value};
 
 use super::LogLine;
 use crate::error::{Error, Result};
-use crate::timestamp;
+use crate::timestamp::{self, TimeError};
 
 fn string_field(path: &Path, line: u64, offset: u64, obj: &Map<String, Value>, key: &str) -> Result<Option<String>> {
     match obj.get(key) {
@@ -28,12 +28,18 @@ pub(super) fn line_from_object(
     line: u64,
     offset: u64,
     obj: &Map<String, Value>,
-    zone: &Tz,
+    zone: &Zone,
 ) -> Result<LogLine> {
     let s = |k: &str| string_field(path, line, offset, obj, k);
-    let ts = match (obj.get("ts"), obj.get("@timestamp"), obj.get("timeUnix")) {
+    // `null` is absent.
+    let get = |k: &str| obj.get(k).filter(|v| !v.is_null());
+    let ts = match (get("ts"), get("@timestamp"), get("timeUnix")) {
         (Some(Value::String(t)), _, _) | (None, Some(Value::String(t)), _) => {
-            Some(timestamp::parse(t, zone).map_err(|e| Error::input(path, line, offset, format!("field ts: {e}")))?)
+            Some(match timestamp::parse_stamp(t, zone) {
+                Ok(stamp) => stamp,
+                Err(TimeError::NoZone) => return Err(Error::needs_zone(path, line)),
+                Err(e) => return Err(Error::input(path, line, offset, format!("field ts: {e}"))),
+            })
         }
         (Some(Value::Number(n)), _, _) | (None, Some(Value::Number(n)), _) | (None, None, Some(Value::Number(n))) => {
             Some(

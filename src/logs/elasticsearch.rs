@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use chrono_tz::Tz;
+use crate::timestamp::Zone;
 use serde_json::Value;
 
 use super::aidbox::{kind_of, line_from_object};
@@ -18,7 +18,7 @@ pub(super) fn documents_to_lines(
     line: u64,
     offset: u64,
     doc: Value,
-    zone: &Tz,
+    zone: &Zone,
     out: &mut Vec<LogLine>,
 ) -> Result<()> {
     let Value::Object(mut obj) = doc else {

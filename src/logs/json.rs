@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use chrono_tz::Tz;
+use crate::timestamp::Zone;
 use ndjson_stream::config::{EmptyLineHandling, NdjsonConfig};
 use serde_json::Value;
 
@@ -18,7 +18,7 @@ pub(super) fn read_ndjson(
     file: usize,
     body: &[u8],
     bom: u64,
-    zone: &Tz,
+    zone: &Zone,
     out: &mut Vec<LogLine>,
     tally: &mut Tally,
 ) -> Result<()> {
@@ -61,7 +61,7 @@ pub(super) fn read_json_documents(
     file: usize,
     body: &[u8],
     bom: u64,
-    zone: &Tz,
+    zone: &Zone,
     out: &mut Vec<LogLine>,
     tally: &mut Tally,
 ) -> Result<()> {

@@ -2,7 +2,7 @@
 
 use std::path::Path;
 
-use chrono_tz::Tz;
+use crate::timestamp::Zone;
 use serde_json::{Map, Value};
 
 use super::aidbox::line_from_object;
@@ -15,7 +15,7 @@ pub(super) fn read(
     path: &Path,
     file: usize,
     body: &[u8],
-    zone: &Tz,
+    zone: &Zone,
     out: &mut Vec<LogLine>,
     tally: &mut Tally,
 ) -> Result<()> {

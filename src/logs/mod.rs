@@ -10,17 +10,18 @@ mod kibana_csv;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use chrono_tz::Tz;
+use crate::timestamp::Zone;
 
 use crate::error::{Result, Skipped};
 use crate::source::{self, InputFile, InputRecord, Tally};
-use crate::timestamp::Instant;
+use crate::timestamp::{Instant, Stamp};
 
 /// One log line, reduced to the fields the audit reads.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct LogLine {
     pub(crate) ev: Option<String>,
-    pub(crate) ts: Option<Instant>,
+    /// Its time, with the unit it was written in.
+    pub(crate) ts: Option<Stamp>,
     pub(crate) ctx: Option<String>,
     pub(crate) method: Option<String>,
     pub(crate) url: Option<String>,
@@ -40,9 +41,9 @@ pub(crate) struct Request {
     /// The `ctx`, or `<file>:<line>` for a line without one.
     pub(crate) id: String,
     /// T: the `ts` of its `w/req` line, else the earliest `ts` among its lines.
-    pub(crate) time: Option<Instant>,
+    pub(crate) time: Option<Stamp>,
     /// The `ts` of its `w/resp` line, when there is one.
-    pub(crate) response_time: Option<Instant>,
+    pub(crate) response: Option<Stamp>,
     pub(crate) method: Option<String>,
     pub(crate) url: Option<String>,
     pub(crate) query: Option<String>,
@@ -50,7 +51,8 @@ pub(crate) struct Request {
     pub(crate) client_id: Option<String>,
     pub(crate) user_id: Option<String>,
     pub(crate) tenant: Option<String>,
-    /// The first line of the request, as `file:line`.
+    /// Its `w/req` line (else its first line), as `file:line`: where the request is in the logs,
+    /// whatever order their rows come in.
     pub(crate) source: String,
 }
 
@@ -81,7 +83,7 @@ pub(crate) struct Logs {
 }
 
 /// Reads every log input and merges its lines into requests.
-pub(crate) fn read(files: &[InputFile], zone: &Tz, max_gap_nanos: i64, skip_invalid: bool) -> Result<Logs> {
+pub(crate) fn read(files: &[InputFile], zone: &Zone, max_gap_nanos: i64, skip_invalid: bool) -> Result<Logs> {
     let mut lines = Vec::new();
     let mut records = Vec::new();
     let mut skipped = Vec::new();
@@ -108,7 +110,7 @@ pub(crate) fn read_one(
     path: &Path,
     file: usize,
     bytes: &[u8],
-    zone: &Tz,
+    zone: &Zone,
     out: &mut Vec<LogLine>,
     tally: &mut Tally,
 ) -> Result<u64> {
@@ -170,24 +172,25 @@ pub(crate) fn merge(lines: Vec<LogLine>, file_names: &[String]) -> Vec<Request> 
 
 fn request_of(id: String, mut lines: Vec<LogLine>, file_names: &[String]) -> Request {
     // w/req first, then by time (lines without a time last), then by position.
-    lines.sort_by_key(|l| (l.ev.as_deref() != Some("w/req"), l.ts.is_none(), l.ts, l.file, l.line));
+    lines.sort_by_key(|l| (l.ev.as_deref() != Some("w/req"), l.ts.is_none(), l.ts.map(|s| s.at), l.file, l.line));
     let time = lines
         .iter()
         .find(|l| l.ev.as_deref() == Some("w/req") && l.ts.is_some())
         .and_then(|l| l.ts)
-        .or_else(|| lines.iter().filter_map(|l| l.ts).min());
-    let response_time = lines.iter().filter(|l| l.ev.as_deref() == Some("w/resp")).filter_map(|l| l.ts).max();
+        .or_else(|| lines.iter().filter_map(|l| l.ts).min_by_key(|s| s.at));
+    let response = lines.iter().filter(|l| l.ev.as_deref() == Some("w/resp")).filter_map(|l| l.ts).max_by_key(|s| s.at);
     fn first<T: Clone>(lines: &[LogLine], f: impl Fn(&LogLine) -> &Option<T>) -> Option<T> {
         lines.iter().find_map(|l| f(l).clone())
     }
     let source = {
-        let l = lines.iter().min_by_key(|l| (l.file, l.line)).expect("a request has a line");
+        let kickoff = lines.iter().filter(|l| l.ev.as_deref() == Some("w/req")).min_by_key(|l| (l.file, l.line));
+        let l = kickoff.or_else(|| lines.iter().min_by_key(|l| (l.file, l.line))).expect("a request has a line");
         format!("{}:{}", file_names[l.file], l.line)
     };
     Request {
         id,
         time,
-        response_time,
+        response,
         method: first(&lines, |l| &l.method),
         url: first(&lines, |l| &l.url),
         query: first(&lines, |l| &l.query),
@@ -200,7 +203,7 @@ fn request_of(id: String, mut lines: Vec<LogLine>, file_names: &[String]) -> Req
 }
 
 fn coverage(lines: &[LogLine], max_gap_nanos: i64) -> Coverage {
-    let mut times: Vec<Instant> = lines.iter().filter_map(|l| l.ts).collect();
+    let mut times: Vec<Instant> = lines.iter().filter_map(|l| l.ts.map(|s| s.at)).collect();
     times.sort_unstable();
     let mut gaps = Vec::new();
     for w in times.windows(2) {
@@ -223,7 +226,7 @@ mod tests {
 
     fn lines_of(text: &str) -> Vec<LogLine> {
         let mut out = Vec::new();
-        read_one(Path::new("t"), 0, text.as_bytes(), &Tz::UTC, &mut out, &mut Tally::new(false)).unwrap();
+        read_one(Path::new("t"), 0, text.as_bytes(), &Zone::UTC, &mut out, &mut Tally::new(false)).unwrap();
         out
     }
 
@@ -237,8 +240,8 @@ mod tests {
         let reqs = merge(lines, &["t".into()]);
         assert_eq!(reqs.len(), 1);
         let r = &reqs[0];
-        assert_eq!(r.time.unwrap().to_rfc3339(), "2022-12-05T16:34:30.417Z");
-        assert_eq!(r.response_time.unwrap().to_rfc3339(), "2022-12-05T16:34:30.500Z");
+        assert_eq!(r.time.unwrap().at.to_rfc3339(), "2022-12-05T16:34:30.417Z");
+        assert_eq!(r.response.unwrap().at.to_rfc3339(), "2022-12-05T16:34:30.500Z");
         assert_eq!(r.status, Some(202));
         assert_eq!(r.client_id.as_deref(), Some("cl"));
         assert_eq!(r.method.as_deref(), Some("get"));
@@ -260,9 +263,9 @@ mod tests {
         let csv = "\"@timestamp\",\"w_url\",\"w_m\",\"w_cid\",\"w_st\"\n\
                    \"Dec 5, 2022 @ 17:34:30.417\",\"/tenant/t/bulk-api/Group/g/$export\",get,'-odd-client,\"200\"\n";
         let mut out = Vec::new();
-        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        let berlin = Zone::given("Europe/Berlin".parse().unwrap());
         read_one(Path::new("k.csv"), 0, csv.as_bytes(), &berlin, &mut out, &mut Tally::new(false)).unwrap();
-        assert_eq!(out[0].ts.unwrap().to_rfc3339(), "2022-12-05T16:34:30.417Z");
+        assert_eq!(out[0].ts.unwrap().at.to_rfc3339(), "2022-12-05T16:34:30.417Z");
         assert_eq!(out[0].client_id.as_deref(), Some("-odd-client"));
         assert_eq!(out[0].status, Some(200));
         assert_eq!(out[0].line, 2);
@@ -275,13 +278,13 @@ mod tests {
             Path::new("bad.ndjson"),
             0,
             b"{\"ts\":\"2022-12-05T16:34:30Z\"}\n{oops\n",
-            &Tz::UTC,
+            &Zone::UTC,
             &mut out,
             &mut Tally::new(false),
         )
         .unwrap_err();
         assert!(e.to_string().starts_with("bad.ndjson:2 (byte 30): invalid JSON"), "{e}");
-        let e = read_one(Path::new("u.ndjson"), 0, b"{\"w_url\": 5}\n", &Tz::UTC, &mut out, &mut Tally::new(false))
+        let e = read_one(Path::new("u.ndjson"), 0, b"{\"w_url\": 5}\n", &Zone::UTC, &mut out, &mut Tally::new(false))
             .unwrap_err();
         assert!(e.to_string().contains("field w_url should be a string, found a number"), "{e}");
     }

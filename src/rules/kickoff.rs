@@ -1,10 +1,9 @@
 //! Export events: which requests are `$export` kickoffs (group, patient or system level, behind
 //! any prefix, `$` possibly written `%24`), whether the server accepted them, and their parameters.
 
-use chrono_tz::Tz;
-
+use crate::error::{Error, Result};
 use crate::logs::Request;
-use crate::timestamp::{self, Instant};
+use crate::timestamp::{self, Instant, Stamp, TimeError, Zone};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Level {
@@ -51,7 +50,10 @@ pub(crate) struct ExportEvent {
     pub(crate) user_id: Option<String>,
     /// T. A kickoff without any timestamp cannot be resolved.
     pub(crate) time: Option<Instant>,
-    pub(crate) response_time: Option<Instant>,
+    /// T as written: its unit (a whole-second log means some instant of that second).
+    pub(crate) stamp: Option<Stamp>,
+    /// The `w/resp` line's time, as written.
+    pub(crate) response: Option<Stamp>,
     pub(crate) method: String,
     pub(crate) url: String,
     pub(crate) status: Option<u16>,
@@ -64,12 +66,13 @@ pub(crate) struct ExportEvent {
 }
 
 impl ExportEvent {
-    /// The end of the kickoff request: its response time, else the end of T's millisecond.
+    /// The end of the kickoff request: the end of the unit its response time was written in,
+    /// else of T's own unit.
     pub(crate) fn request_end(&self) -> Option<Instant> {
-        let t = self.time?;
-        Some(match self.response_time {
-            Some(r) if r > t => r,
-            _ => t.end_of_millisecond(),
+        let t = self.stamp?;
+        Some(match self.response {
+            Some(r) if r.at >= t.at => r.end(),
+            _ => t.end(),
         })
     }
 }
@@ -98,8 +101,9 @@ pub(crate) fn tenant_of(path: &str) -> Option<String> {
     segs.windows(2).find(|w| w[0] == "tenant" && !w[1].is_empty()).map(|w| percent_decode(w[1], false))
 }
 
-/// Finds the kickoffs among the requests.
-pub(crate) fn find(requests: &[Request], zone: &Tz) -> Vec<ExportEvent> {
+/// Finds the kickoffs among the requests. A `_since`/`_until` without an offset, read without
+/// `--tz`, stops the run naming the kickoff's line.
+pub(crate) fn find(requests: &[Request], zone: &Zone) -> Result<Vec<ExportEvent>> {
     let mut out = Vec::new();
     for r in requests {
         let Some(url) = &r.url else { continue };
@@ -123,7 +127,7 @@ pub(crate) fn find(requests: &[Request], zone: &Tz) -> Vec<ExportEvent> {
             }
             query.push_str(q);
         }
-        let params = parse_params(&query, zone);
+        let params = parse_params(&query, zone).map_err(|_| Error::NeedsZone { place: r.source.clone() })?;
         let accepted = !matches!(r.status, Some(s) if s >= 400);
         let full_url = match (url_query, r.query.as_deref()) {
             (None, Some(q)) if !q.is_empty() => format!("{url}?{}", q.trim_start_matches('?')),
@@ -133,8 +137,9 @@ pub(crate) fn find(requests: &[Request], zone: &Tz) -> Vec<ExportEvent> {
             id: r.id.clone(),
             client_id: r.client_id.clone(),
             user_id: r.user_id.clone(),
-            time: r.time,
-            response_time: r.response_time,
+            time: r.time.map(|s| s.at),
+            stamp: r.time,
+            response: r.response,
             method: method.to_ascii_uppercase(),
             url: full_url,
             status: r.status,
@@ -147,11 +152,12 @@ pub(crate) fn find(requests: &[Request], zone: &Tz) -> Vec<ExportEvent> {
         });
     }
     out.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
-    out
+    Ok(out)
 }
 
-/// Parses a query string into export parameters.
-pub(crate) fn parse_params(query: &str, zone: &Tz) -> ExportParams {
+/// Parses a query string into export parameters; `Err` for a time without an offset read
+/// without `--tz`.
+pub(crate) fn parse_params(query: &str, zone: &Zone) -> std::result::Result<ExportParams, TimeError> {
     let mut p = ExportParams::default();
     for pair in query.split('&').filter(|s| !s.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
@@ -174,7 +180,8 @@ pub(crate) fn parse_params(query: &str, zone: &Tz) -> ExportParams {
                     *slot = Some(t);
                     *text = Some(v.clone());
                 }
-                Err(e) => p.invalid.push((k.clone(), e)),
+                Err(TimeError::NoZone) => return Err(TimeError::NoZone),
+                Err(e) => p.invalid.push((k.clone(), e.to_string())),
             },
             _ => p.other.push(k.clone()),
         }
@@ -183,7 +190,7 @@ pub(crate) fn parse_params(query: &str, zone: &Tz) -> ExportParams {
         let mut seen = std::collections::HashSet::new();
         types.retain(|t| seen.insert(t.clone()));
     }
-    p
+    Ok(p)
 }
 
 /// `Patient/p`, `…/Patient/p` or `p` → `p`.
@@ -250,14 +257,15 @@ mod tests {
 
     #[test]
     fn params_are_decoded_and_merged() {
-        let p = parse_params("_type=Observation,Patient&_type=Condition%2CObservation&_since=2022-01-01T00%3A00%3A00Z&patient=Patient%2Fp1,p2&_typeFilter=Observation%3Fcode%3Dx&_elements=id&foo=1", &Tz::UTC);
+        let p = parse_params("_type=Observation,Patient&_type=Condition%2CObservation&_since=2022-01-01T00%3A00%3A00Z&patient=Patient%2Fp1,p2&_typeFilter=Observation%3Fcode%3Dx&_elements=id&foo=1", &Zone::UTC).unwrap();
         assert_eq!(p.types.unwrap(), vec!["Observation", "Patient", "Condition"]);
         assert_eq!(p.since.unwrap().to_rfc3339(), "2022-01-01T00:00:00Z");
         assert_eq!(p.patients, vec!["p1", "p2"]);
         assert_eq!(p.type_filter, vec!["Observation?code=x"]);
         assert_eq!(p.elements, vec!["id"]);
         assert_eq!(p.other, vec!["foo"]);
-        let bad = parse_params("_since=last+week", &Tz::UTC);
+        let bad = parse_params("_since=last+week", &Zone::UTC).unwrap();
+        assert_eq!(parse_params("_since=2022-01-01T00:00:00", &Zone::NONE).unwrap_err(), TimeError::NoZone);
         assert_eq!(bad.invalid.len(), 1);
         assert!(bad.since.is_none());
     }

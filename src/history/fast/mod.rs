@@ -19,7 +19,8 @@ use serde_json::{Map, Value};
 
 use super::detail::{detail_of, DETAIL_FIELDS};
 use super::document::{bundle_entry, parse_time};
-use super::{messages as msg, ParseOptions};
+use super::messages::{self as msg, Unreadable};
+use super::ParseOptions;
 use crate::error::describe_json_error;
 use crate::rules::compartment::{self, Step};
 use crate::timestamp::Instant;
@@ -29,10 +30,21 @@ use fields::{serde_fields, Fields, Raw, Str};
 #[cfg(feature = "hooks")]
 pub(super) use {fields::serde_fields as serde_fields_for_hooks, skim::fields as skim_fields};
 
-/// Why a line could not be read: a JSON error (with its position) or a description.
+/// Why a line could not be read: a JSON error (with its position), a description, or a
+/// timestamp without an offset read without `--tz`.
 pub(crate) enum ScanError {
     Json(serde_json::Error),
     Shape(String),
+    NoZone,
+}
+
+impl From<Unreadable> for ScanError {
+    fn from(u: Unreadable) -> Self {
+        match u {
+            Unreadable::Shape(s) => ScanError::Shape(s),
+            Unreadable::NoZone => ScanError::NoZone,
+        }
+    }
 }
 
 impl From<String> for ScanError {
@@ -106,9 +118,9 @@ pub(crate) fn scan_line(
             let list: Vec<&RawValue> =
                 serde_json::from_str(entries.get()).map_err(|_| ScanError::Shape(msg::ENTRY_NOT_ARRAY.into()))?;
             for (i, e) in list.iter().enumerate() {
-                let ef = raw_fields(Raw(e.get()), interesting).map_err(|m| msg::in_entry(i, m))?;
+                let ef = raw_fields(Raw(e.get()), interesting).map_err(|m| Unreadable::from(m).in_entry(i))?;
                 let src = Source { entry: Some(Entry::at(i)?), ..src };
-                entry(&ef, Raw(e.get()), src, opts, interesting, out).map_err(|m| msg::in_entry(i, m))?;
+                entry(&ef, Raw(e.get()), src, opts, interesting, out).map_err(|m| m.in_entry(i))?;
             }
             Ok(())
         }
@@ -135,10 +147,10 @@ fn resource(
     src: Source,
     opts: &ParseOptions,
     out: &mut VersionBatch,
-) -> Result<(), String> {
+) -> Result<(), Unreadable> {
     let id = match f.id {
         Some(r) if r.get().starts_with('"') => string(Some(r)).ok_or("id is not a string")?,
-        Some(_) => return Err(format!("{rtype} resource whose id is not a string")),
+        Some(_) => return Err(format!("{rtype} resource whose id is not a string").into()),
         None => return Err(msg::resource_without_id(rtype)),
     };
     let no_meta = || msg::resource_without_meta(rtype, &id);
@@ -189,7 +201,7 @@ fn row(
     opts: &ParseOptions,
     interesting: &Interesting,
     out: &mut VersionBatch,
-) -> Result<(), String> {
+) -> Result<(), Unreadable> {
     let rtype = string(f.row_type).ok_or(msg::ROW_TYPE_NOT_STRING)?.into_owned();
     let id = match f.id {
         None => return Err(msg::row_without_id(&rtype)),
@@ -224,7 +236,7 @@ fn entry(
     opts: &ParseOptions,
     interesting: &Interesting,
     out: &mut VersionBatch,
-) -> Result<(), String> {
+) -> Result<(), Unreadable> {
     #[derive(Deserialize)]
     struct Request<'a> {
         #[serde(borrow)]
@@ -262,7 +274,7 @@ fn finish(
     body: Body,
     opts: &ParseOptions,
     out: &mut VersionBatch,
-) -> Result<(), String> {
+) -> Result<(), Unreadable> {
     // Borrowed from the line where the quick walk reads them.
     let mut patients: Vec<Cow<str>> = Vec::new();
     let mut references: Vec<(Cow<str>, Cow<str>)> = Vec::new();
@@ -308,7 +320,7 @@ fn finish(
                     detail_fields.insert("status".into(), serde_json::from_str(s.get()).unwrap_or(Value::Null));
                 }
             }
-            detail = detail_of(rtype, &Value::Object(detail_fields), &opts.zone).map(Box::new);
+            detail = detail_of(rtype, &Value::Object(detail_fields), &opts.zone)?.map(Box::new);
         }
         if opts.keep_references && paths.is_some() {
             let text = match body {
@@ -347,7 +359,7 @@ fn patients_in_raw<'a>(
     key: &str,
     raw: Raw<'a>,
     out: &mut Vec<Cow<'a, str>>,
-) -> Result<(), String> {
+) -> Result<(), Unreadable> {
     for path in paths {
         let (first, rest) = path.split_first().expect("paths have a step");
         let Some(choice) = first.follows(key) else { continue };

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use super::{Ask, Resolution};
 use crate::rules::findings::{Finding, FindingKind};
 use crate::rules::scopes;
-use crate::version::Detail;
+use crate::version::{ClientScopes, Detail};
 
 /// 1. The Client as of T and the types its scopes grant (`None`: every type, with a finding).
 pub(super) fn allowed_types(ask: &Ask, r: &mut Resolution) {
@@ -26,7 +26,7 @@ pub(super) fn allowed_types(ask: &Ask, r: &mut Resolution) {
     };
     r.client_version = Some(v.version_id.to_string());
     match h.detail_of(v) {
-        Some(Detail::Client { scopes: Ok(s) }) => {
+        Some(Detail::Client { scopes: ClientScopes::Granted(s) }) => {
             r.scopes = s.clone();
             let g = scopes::grant_of(s, &ask.o.wildcard_types);
             for q in &g.query_scopes {
@@ -38,7 +38,7 @@ pub(super) fn allowed_types(ask: &Ask, r: &mut Resolution) {
             }
             r.allowed_types = Some(g.allowed_types);
         }
-        Some(Detail::Client { scopes: Err(what) }) => {
+        Some(Detail::Client { scopes: ClientScopes::Unreadable(what) }) => {
             r.findings.push(
                 Finding::new(
                     id,
