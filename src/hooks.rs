@@ -172,7 +172,9 @@ impl Bench {
         let h = self.history();
         let o = ResolveOptions {
             boundary: Boundary::Strict,
-            wildcard_types: Wildcard::Smartbox.expand(&h.present_types()),
+            wildcard_types: Wildcard::Smartbox.expand(&[]),
+            fhir_types: crate::rules::fhir_types::fhir_types(FhirVersion::R4),
+            fhir_version_name: FhirVersion::R4.name(),
             non_compartment: NonCompartment::All,
             skip_inactive_members: false,
             compartment: &self.compartment,

@@ -316,7 +316,7 @@ fn doubtful_inputs_become_findings() {
             "a Client whose scope is a number",
             good_history().replace("\"scope\":\"system/*.read\"", "\"scope\":5"),
             "client-scope-unreadable",
-            "scope is a number: every type is treated as allowed",
+            "scope is a number: every FHIR type is treated as allowed",
         ),
         (
             "a Group member without entity",

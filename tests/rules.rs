@@ -339,8 +339,9 @@ fn scopes_grant_types_by_smart_v1_and_v2_and_the_wildcard_table() {
     );
     let aidbox = w.audit(&["--wildcard", "aidbox"]);
     assert_eq!(aidbox.ids(), vec!["Condition/c1", "Group/g9", "Observation/o1", "Patient/p1"]);
+    // Every FHIR type, and never Aidbox's own (the Client itself is in the history).
     let all = w.audit(&["--wildcard", "all"]);
-    assert_eq!(all.ids(), vec!["Claim/cl1", "Client/c", "Condition/c1", "Group/g9", "Observation/o1", "Patient/p1"]);
+    assert_eq!(all.ids(), vec!["Claim/cl1", "Condition/c1", "Group/g9", "Observation/o1", "Patient/p1"]);
     let file = w.dir.path().join("types.txt");
     std::fs::write(&file, "# our table\nClaim, Patient\n").unwrap();
     let listed = w.audit(&["--wildcard", file.to_str().unwrap()]);
@@ -382,6 +383,52 @@ fn a_missing_client_allows_every_type() {
     assert!(a.has("client-not-found", "ghost"));
     assert_eq!(a.ids(), vec!["Claim/cl1", "Group/g", "Patient/p1"]);
     assert_eq!(a.exports[0]["allowed_types"], "*");
+}
+
+/// A Basic-auth Client without `scope` (Aidbox's tutorials; its access comes from AccessPolicies)
+/// is not a client that may read nothing: every FHIR type is allowed, with a finding, and the
+/// exports table names the AccessPolicies that link it at T. Aidbox's own resources are never
+/// sent, though the history holds them.
+#[test]
+fn a_client_without_scope_allows_every_fhir_type_and_names_its_access_policies() {
+    let mut w = World::new();
+    w.kickoff("/fhir/Group/g/$export", "c").group("g", json!([{"entity": pref("p1")}])).patient("p1");
+    w.version(
+        json!({"resourceType": "Client", "id": "c", "secret": "s", "grant_types": ["basic"]}),
+        "1",
+        "2023-01-01T00:00:00Z",
+    );
+    let policy =
+        |id: &str, link: Value| json!({"resourceType": "AccessPolicy", "id": id, "engine": "allow", "link": link});
+    w.version(policy("ap-a", json!([{"id": "c", "resourceType": "Client"}])), "10", "2023-01-01T00:00:00Z");
+    w.version(policy("ap-b", json!([{"reference": "Client/c"}])), "11", "2023-01-01T00:00:00Z");
+    w.version(policy("ap-other", json!([{"id": "d", "resourceType": "Client"}])), "12", "2023-01-01T00:00:00Z");
+    w.version(
+        json!({"resourceType": "AccessPolicy", "id": "ap-global", "engine": "allow"}),
+        "13",
+        "2023-01-01T00:00:00Z",
+    );
+    w.version(policy("ap-late", json!([{"id": "c", "resourceType": "Client"}])), "14", "2023-03-02T00:00:00Z");
+    w.obs("o1", pref("p1"), "4", "2023-01-04T00:00:00Z");
+    w.version(json!({"resourceType": "Condition", "id": "c1", "subject": pref("p1")}), "5", "2023-01-04T00:00:00Z");
+    let a = w.audit(&[]);
+    // Group is a FHIR type outside the compartment: listed, as --non-compartment all says.
+    assert_eq!(a.ids(), vec!["Condition/c1", "Group/g", "Observation/o1", "Patient/p1"], "not an empty export");
+    assert_eq!(a.exports[0]["access_policies"], "ap-a ap-b");
+    assert_eq!(a.exports[0]["allowed_types"], "*");
+    assert!(a.exports[0]["exported_types"].split(',').all(|t| !["Client", "AccessPolicy"].contains(&t)));
+    let f: Vec<_> = a.findings.iter().filter(|f| f["kind"] == "client-without-scope").collect();
+    assert_eq!(f.len(), 1, "{:?}", a.findings);
+    assert!(
+        f[0]["detail"].contains("linking it at T: ap-a, ap-b; without links (they apply to every client): ap-global"),
+        "{}",
+        f[0]["detail"]
+    );
+    // An empty scope is a scope: it grants nothing, and says so by listing nothing.
+    let mut empty = World::new();
+    empty.kickoff("/fhir/Group/g/$export", "c").group("g", json!([{"entity": pref("p1")}])).patient("p1");
+    empty.client("c", json!(""));
+    assert!(empty.audit(&[]).ids().is_empty());
 }
 
 #[test]
@@ -581,10 +628,7 @@ fn fhir_version_chooses_the_compartment_table() {
         "2023-01-04T00:00:00Z",
     );
     let r4 = w.audit(&["--wildcard", "all"]);
-    assert!(
-        r4.rows.contains(&row("", "NutritionIntake", "n1", "7")),
-        "outside the R4 compartment: listed with no patient"
-    );
+    assert!(!r4.ids().contains(&"NutritionIntake/n1".to_string()), "not an R4 resource type: never sent");
     let r5 = w.audit(&["--wildcard", "all", "--fhir-version", "r5"]);
     assert!(r5.rows.contains(&row("p1", "NutritionIntake", "n1", "7")));
 }

@@ -20,6 +20,7 @@ use crate::logs;
 use crate::output::{self, Format, Staging};
 use crate::rules::compartment::{Compartment, FhirVersion};
 use crate::rules::evidence::{self, StatusMatch};
+use crate::rules::fhir_types;
 use crate::rules::findings::{Finding, FindingKind};
 use crate::rules::kickoff::{self, ExportEvent};
 use crate::rules::resolve::{self, NonCompartment, Resolution, ResolveOptions};
@@ -113,9 +114,12 @@ pub(crate) fn run(cfg: &AuditConfig) -> Result<AuditResult> {
         index::build(|to_index| history::read(&history_files, &parse_opts, to_index))?;
     sw.lap("history: read and index");
 
+    let fhir_types = fhir_types::fhir_types(cfg.fhir_version);
     let ropts = ResolveOptions {
         boundary: cfg.boundary,
-        wildcard_types: cfg.wildcard.expand(&h.present_types()),
+        wildcard_types: cfg.wildcard.expand(&fhir_types.iter().cloned().collect::<Vec<_>>()),
+        fhir_types,
+        fhir_version_name: cfg.fhir_version.name(),
         non_compartment: cfg.non_compartment,
         skip_inactive_members: cfg.skip_inactive_members,
         compartment: &compartment,

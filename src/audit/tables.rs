@@ -265,6 +265,7 @@ pub(crate) fn exports_table(r: &AuditResult) -> Table {
         "group_version",
         "client_version",
         "scopes",
+        "access_policies",
         "allowed_types",
         "requested_types",
         "exported_types",
@@ -303,6 +304,7 @@ pub(crate) fn exports_table(r: &AuditResult) -> Table {
         t("group_version", x.group_version.clone());
         t("client_version", x.client_version.clone());
         t("scopes", join(&x.scopes, " "));
+        t("access_policies", join(&x.access_policies, " "));
         t(
             "allowed_types",
             match &x.allowed_types {

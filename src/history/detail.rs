@@ -14,6 +14,9 @@ use crate::version::{ClientScopes, Detail, Member, StatusDetail};
 pub(crate) const DETAIL_FIELDS: [&str; 7] =
     ["member", "scope", "link", "requester", "transactionTime", "params", "output"];
 
+/// The types whose versions carry a detail.
+pub(crate) const DETAIL_TYPES: [&str; 4] = ["Group", "Client", "AccessPolicy", "BulkExportStatus"];
+
 /// The detail of a version of one of those types. A time the rules read that has no offset and
 /// no `--tz` stops the run; any other unreadable time is left out (the member counts as active,
 /// the status as unmatched), as before.

@@ -36,6 +36,13 @@ fn fast_path_matches_the_value_path() {
                 json!({"id": "n", "resource_type": "Observation", "txid": "12", "ts": "2022-01-01T00:00:00Z", "status": "created", "resource": {"subject": {"id": "z", "resourceType": "Patient"}, "performer": [{"uri": "https://a/b/Patient/y/_history/2"}]}}),
                 json!({"resourceType": "Group", "id": "g", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "member": [{"entity": {"reference": "Patient/m"}, "inactive": true}]}),
                 json!({"resourceType": "Patient", "id": "p", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "link": [{"other": {"reference": "Patient/q"}}]}),
+                // A Client without scope, one with an empty one, and AccessPolicies in both
+                // link forms and without links: details both readings must agree on.
+                json!({"resourceType": "Client", "id": "c", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "secret": "s", "grant_types": ["basic"]}),
+                json!({"resourceType": "Client", "id": "c", "meta": {"versionId": "2", "lastUpdated": "2022-01-01T00:00:00Z"}, "scope": ""}),
+                json!({"resourceType": "AccessPolicy", "id": "ap", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "engine": "allow", "link": [{"id": "c", "resourceType": "Client"}, {"reference": "Client/d"}]}),
+                json!({"resourceType": "AccessPolicy", "id": "ap2", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "engine": "allow"}),
+                json!({"id": "ap3", "resource_type": "AccessPolicy", "txid": 7, "ts": "2022-01-01T00:00:00Z", "status": "created", "resource": {"engine": "allow", "link": [{"id": "c", "resourceType": "Client"}]}}),
                 // Found by the history fuzz target: an Aidbox-form id that is no FHIR id.
                 json!({"resourceType": "Observation", "id": "o", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "subject": {"id": "6c5d9ca9-54d?-42f5", "resourceType": "Patient"}}),
             ]

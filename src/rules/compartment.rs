@@ -16,6 +16,17 @@ pub(crate) enum FhirVersion {
     R5,
 }
 
+impl FhirVersion {
+    /// As FHIR writes it.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            FhirVersion::R4 => "R4",
+            FhirVersion::R4b => "R4B",
+            FhirVersion::R5 => "R5",
+        }
+    }
+}
+
 /// One step of an element path: the element name, and for a choice element read `as Reference`
 /// the type suffix (`reportedReference` in FHIR JSON, `reported.Reference` in Aidbox JSON).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,6 +10,7 @@ pub(crate) enum FindingKind {
     BoundaryAmbiguous,
     ClientNotFound,
     ClientScopeUnreadable,
+    ClientWithoutScope,
     ScopeQueryNotApplied,
     TypeNotPermitted,
     GroupNotFound,
@@ -32,10 +33,11 @@ pub(crate) enum FindingKind {
 #[cfg_attr(not(test), allow(dead_code))]
 impl FindingKind {
     /// Every kind, in the README's order.
-    pub(crate) const ALL: [FindingKind; 19] = [
+    pub(crate) const ALL: [FindingKind; 20] = [
         FindingKind::BoundaryAmbiguous,
         FindingKind::ClientNotFound,
         FindingKind::ClientScopeUnreadable,
+        FindingKind::ClientWithoutScope,
         FindingKind::ScopeQueryNotApplied,
         FindingKind::TypeNotPermitted,
         FindingKind::GroupNotFound,
@@ -60,6 +62,7 @@ impl FindingKind {
             FindingKind::BoundaryAmbiguous => "boundary-ambiguous",
             FindingKind::ClientNotFound => "client-not-found",
             FindingKind::ClientScopeUnreadable => "client-scope-unreadable",
+            FindingKind::ClientWithoutScope => "client-without-scope",
             FindingKind::ScopeQueryNotApplied => "scope-query-not-applied",
             FindingKind::TypeNotPermitted => "type-not-permitted",
             FindingKind::GroupNotFound => "group-not-found",
@@ -83,10 +86,11 @@ impl FindingKind {
     pub(crate) fn when(self) -> &'static str {
         match self {
             FindingKind::BoundaryAmbiguous => "a version of a relevant resource (an exported type's candidate, the Client, a Group) has lastUpdated between T and the end of the kickoff request: the server fixed its export instant somewhere in there",
-            FindingKind::ClientNotFound => "the Client has no version at T (or the kickoff names no client): every type is treated as allowed",
-            FindingKind::ClientScopeUnreadable => "the Client's `scope` is neither a string nor an array of strings: every type is treated as allowed",
+            FindingKind::ClientNotFound => "the Client has no version at T (or the kickoff names no client): every FHIR type is treated as allowed",
+            FindingKind::ClientScopeUnreadable => "the Client's `scope` is neither a string nor an array of strings: every FHIR type is treated as allowed",
+            FindingKind::ClientWithoutScope => "the Client has no `scope` (a Basic-auth client whose access AccessPolicies grant, which bulk-audit does not evaluate): every FHIR type is treated as allowed; `exports.access_policies` lists the AccessPolicies that link it at T",
             FindingKind::ScopeQueryNotApplied => "a scope with `?query` granted its type; the query is not applied",
-            FindingKind::TypeNotPermitted => "a `_type` the scopes do not grant",
+            FindingKind::TypeNotPermitted => "a `_type` the scopes do not grant, or that is no FHIR resource type (`$export` sends none of Aidbox's own)",
             FindingKind::GroupNotFound => "the exported Group (or a nested one) has no version at T; nothing is exported for it",
             FindingKind::MemberInactive => "a member marked `inactive` or whose `period` excludes T; kept unless `--skip-inactive-members`",
             FindingKind::MemberUnresolvable => "a member whose entity is not a resolvable reference (`urn:`, `#`, missing)",

@@ -4,6 +4,7 @@
 
 pub(crate) mod compartment;
 pub(crate) mod evidence;
+pub(crate) mod fhir_types;
 pub(crate) mod findings;
 pub(crate) mod kickoff;
 pub(crate) mod resolve;

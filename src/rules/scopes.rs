@@ -34,7 +34,7 @@ pub(crate) enum Wildcard {
     Smartbox,
     /// Smartbox's types plus Group.
     Aidbox,
-    /// Every type present in the history.
+    /// Every FHIR resource type of `--fhir-version`.
     All,
     /// Types listed in a file, read when the command line is checked.
     File {
@@ -85,12 +85,12 @@ impl Wildcard {
         }
     }
 
-    /// The types `*` stands for.
-    pub(crate) fn expand(&self, present_types: &[String]) -> Vec<String> {
+    /// The types `*` stands for; `fhir_types` are those of `--fhir-version`.
+    pub(crate) fn expand(&self, fhir_types: &[String]) -> Vec<String> {
         match self {
             Wildcard::Smartbox => SMARTBOX_TYPES.iter().map(|s| s.to_string()).collect(),
             Wildcard::Aidbox => SMARTBOX_TYPES.iter().map(|s| s.to_string()).chain(["Group".to_string()]).collect(),
-            Wildcard::All => present_types.to_vec(),
+            Wildcard::All => fhir_types.to_vec(),
             Wildcard::File { types, .. } => types.clone(),
         }
     }

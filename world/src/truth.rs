@@ -11,6 +11,9 @@ use crate::compartment::Compartment;
 use crate::{GenKickoff, GenResource};
 
 /// The types `*` in a scope grants on Smartbox.
+/// Every FHIR R4 resource type (the table the audit also embeds, read here on its own).
+const FHIR_R4_TYPES: &str = include_str!("../../data/resource-types-r4.txt");
+
 const SMARTBOX_TYPES: [&str; 18] = [
     "Patient",
     "AllergyIntolerance",
@@ -44,13 +47,19 @@ pub(crate) fn compute_truth(
     let body = |r: &GenResource, i: usize| -> Value {
         serde_json::from_str(r.versions[i].body.as_deref().unwrap_or("{}")).unwrap_or(Value::Null)
     };
-    let present: BTreeSet<&str> = resources.iter().map(|r| r.rtype.as_str()).collect();
+    // "Every type" is every FHIR R4 resource type, never Aidbox's own (Client, BulkExportStatus…).
+    let fhir: BTreeSet<&str> = FHIR_R4_TYPES.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+    let present: BTreeSet<&str> = resources.iter().map(|r| r.rtype.as_str()).filter(|t| fhir.contains(t)).collect();
     let mut rows = Vec::new();
     for k in kickoffs.iter().filter(|k| k.status < 400) {
         let t = k.time;
         // Scopes.
-        let allowed: Option<BTreeSet<String>> =
-            by_key.get(&("Client", k.client.as_str())).and_then(|c| live(c, t).map(|i| body(c, i))).map(|c| {
+        // A Client without `scope` allows every type, as a missing one does.
+        let allowed: Option<BTreeSet<String>> = by_key
+            .get(&("Client", k.client.as_str()))
+            .and_then(|c| live(c, t).map(|i| body(c, i)))
+            .filter(|c| c.get("scope").is_some())
+            .map(|c| {
                 let scopes: Vec<String> = match &c["scope"] {
                     Value::String(s) => s.split_whitespace().map(String::from).collect(),
                     Value::Array(a) => a.iter().filter_map(|x| x.as_str().map(String::from)).collect(),
@@ -78,6 +87,7 @@ pub(crate) fn compute_truth(
             (None, Some(a)) => a.clone(),
             (None, None) => present.iter().map(|s| s.to_string()).collect(),
         };
+        let types: BTreeSet<String> = types.into_iter().filter(|t| fhir.contains(t.as_str())).collect();
         // Patients.
         let selected: Option<BTreeSet<String>> = match k.level {
             "group" => {

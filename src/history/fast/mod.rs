@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use super::detail::{detail_of, DETAIL_FIELDS};
+use super::detail::{detail_of, DETAIL_FIELDS, DETAIL_TYPES};
 use super::document::{bundle_entry, parse_time};
 use super::messages::{self as msg, Unreadable};
 use super::ParseOptions;
@@ -283,7 +283,7 @@ fn finish(
         if rtype == "Patient" {
             patients.push(Cow::Borrowed(id));
         }
-        let detail_type = matches!(rtype, "Group" | "Client" | "BulkExportStatus");
+        let detail_type = DETAIL_TYPES.contains(&rtype);
         let mut detail_fields = Map::new();
         // The type's compartment paths, looked up once per version.
         let paths = opts.compartment.paths.get(rtype).map(Vec::as_slice);

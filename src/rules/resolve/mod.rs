@@ -31,6 +31,10 @@ pub(crate) enum NonCompartment {
 pub(crate) struct ResolveOptions<'a> {
     pub(crate) boundary: Boundary,
     pub(crate) wildcard_types: Vec<String>,
+    /// The FHIR resource types of `--fhir-version`: "every type", and all an export can send.
+    pub(crate) fhir_types: BTreeSet<String>,
+    /// `R4`, `R4B` or `R5`, for messages.
+    pub(crate) fhir_version_name: &'static str,
     pub(crate) non_compartment: NonCompartment,
     pub(crate) skip_inactive_members: bool,
     pub(crate) compartment: &'a Compartment,
@@ -51,7 +55,9 @@ pub(crate) struct Resolution {
     pub(crate) resolved: bool,
     pub(crate) client_version: Option<String>,
     pub(crate) scopes: Vec<String>,
-    /// `None` when every type is allowed (no Client at T, unreadable scopes).
+    /// For a Client without `scope`: the AccessPolicies that link it as of T.
+    pub(crate) access_policies: Vec<String>,
+    /// `None` when every type is allowed (no Client at T, no or unreadable scopes).
     pub(crate) allowed_types: Option<BTreeSet<String>>,
     pub(crate) group_version: Option<String>,
     pub(crate) exported_types: BTreeSet<String>,

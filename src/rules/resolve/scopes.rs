@@ -1,4 +1,6 @@
-//! Steps 1 and 2: what the Client's scopes as of T allow, and which types the export sends.
+//! Steps 1 and 2: what the Client's scopes as of T allow, and which types the export sends. A
+//! Client without `scope` (its access granted by AccessPolicies) and a missing Client allow every
+//! FHIR type, with a finding; no type outside FHIR (Client, AccessPolicy, …) is ever sent.
 
 use std::collections::BTreeSet;
 
@@ -10,21 +12,22 @@ use crate::version::{ClientScopes, Detail};
 /// 1. The Client as of T and the types its scopes grant (`None`: every type, with a finding).
 pub(super) fn allowed_types(ask: &Ask, r: &mut Resolution) {
     let (e, h, id) = (ask.e, ask.h, ask.id);
+    let who = e.client_id.as_deref().unwrap_or("");
     let client = e.client_id.as_deref().and_then(|c| h.resource("Client", c));
     if let Some(c) = client {
         ask.ambiguous(c, &mut r.findings);
     }
     let Some(v) = client.and_then(|c| ask.live(c)) else {
-        let who = e.client_id.as_deref().unwrap_or("");
         let detail = if who.is_empty() {
-            "the kickoff names no client (w_cid): every type is treated as allowed".to_string()
+            "the kickoff names no client (w_cid): every FHIR type is treated as allowed".to_string()
         } else {
-            format!("Client/{who} has no version at T: every type is treated as allowed")
+            format!("Client/{who} has no version at T: every FHIR type is treated as allowed")
         };
         r.findings.push(Finding::new(id, FindingKind::ClientNotFound, detail).about("Client", who, ""));
         return;
     };
-    r.client_version = Some(v.version_id.to_string());
+    let version = v.version_id.to_string();
+    r.client_version = Some(version.clone());
     match h.detail_of(v) {
         Some(Detail::Client { scopes: ClientScopes::Granted(s) }) => {
             r.scopes = s.clone();
@@ -43,38 +46,84 @@ pub(super) fn allowed_types(ask: &Ask, r: &mut Resolution) {
                 Finding::new(
                     id,
                     FindingKind::ClientScopeUnreadable,
-                    format!("{what}: every type is treated as allowed"),
+                    format!("{what}: every FHIR type is treated as allowed"),
                 )
-                .about("Client", e.client_id.as_deref().unwrap_or(""), &v.version_id.to_string()),
+                .about("Client", who, &version),
             );
         }
-        _ => r.allowed_types = Some(BTreeSet::new()),
+        // No `scope`: a Basic-auth Client whose access AccessPolicies grant.
+        _ => {
+            let (linked, global) = access_policies(ask, who);
+            let list = |ids: &[String]| if ids.is_empty() { "none".to_string() } else { ids.join(", ") };
+            r.findings.push(
+                Finding::new(
+                    id,
+                    FindingKind::ClientWithoutScope,
+                    format!(
+                        "Client/{who} has no scope: its access comes from AccessPolicies, which bulk-audit does not \
+                         evaluate, so every FHIR type is treated as allowed. AccessPolicies linking it at T: {}; \
+                         without links (they apply to every client): {}",
+                        list(&linked),
+                        list(&global)
+                    ),
+                )
+                .about("Client", who, &version),
+            );
+            r.access_policies = linked;
+        }
     }
 }
 
-/// 2. exported types = allowed ∩ (`_type` if given, else every type present in the history).
+/// The AccessPolicies in force at T that link the Client (`link[]`), and those without any link.
+fn access_policies(ask: &Ask, client: &str) -> (Vec<String>, Vec<String>) {
+    let h = ask.h;
+    let (mut linked, mut global) = (Vec::new(), Vec::new());
+    let Some(t) = h.type_id("AccessPolicy") else { return (linked, global) };
+    for ri in h.of_type(t) {
+        let res = &h.resources[ri as usize];
+        let Some(Detail::AccessPolicy { links }) = ask.live(res).and_then(|v| h.detail_of(v)) else { continue };
+        if links.is_empty() {
+            global.push(res.id.to_string());
+        } else if links.iter().any(|(ty, lid)| ty == "Client" && lid == client) {
+            linked.push(res.id.to_string());
+        }
+    }
+    (linked, global)
+}
+
+/// 2. exported types = allowed ∩ (`_type` if given, else every type), FHIR types only.
 pub(super) fn exported_types(ask: &Ask, r: &mut Resolution) {
+    let fhir = &ask.o.fhir_types;
     match &ask.e.params.types {
         Some(requested) => {
             for ty in requested {
-                match &r.allowed_types {
-                    Some(a) if !a.contains(ty) => r.findings.push(
-                        Finding::new(
-                            ask.id,
-                            FindingKind::TypeNotPermitted,
-                            format!("_type {ty} is not granted by the client's scopes"),
-                        )
-                        .about(ty, "", ""),
-                    ),
-                    _ => {
+                let not = if !fhir.contains(ty) {
+                    Some(format!(
+                        "_type {ty} is not a FHIR resource type ({}): $export does not send it",
+                        ask.o.fhir_version_name
+                    ))
+                } else {
+                    match &r.allowed_types {
+                        Some(a) if !a.contains(ty) => Some(format!("_type {ty} is not granted by the client's scopes")),
+                        _ => None,
+                    }
+                };
+                match not {
+                    Some(why) => {
+                        r.findings.push(Finding::new(ask.id, FindingKind::TypeNotPermitted, why).about(ty, "", ""))
+                    }
+                    None => {
                         r.exported_types.insert(ty.clone());
                     }
                 }
             }
         }
-        None => match &r.allowed_types {
-            Some(a) => r.exported_types = a.clone(),
-            None => r.exported_types = ask.h.present_types().into_iter().collect(),
-        },
+        None => {
+            r.exported_types = match &r.allowed_types {
+                Some(a) => a.intersection(fhir).cloned().collect(),
+                // Every type: the FHIR types the history holds.
+                None => ask.h.present_types().into_iter().filter(|t| fhir.contains(t)).collect::<BTreeSet<_>>(),
+            }
+        }
     }
 }
