@@ -75,7 +75,7 @@ pub fn parse_floor(paths: &[PathBuf], hash: bool) -> Result<Floor, String> {
                 }
             }
             if let Some(h) = hashed {
-                let _ = h.sha256();
+                let _ = h.digest();
                 hashed_files += 1;
             }
         }
@@ -120,7 +120,7 @@ impl Bench {
 
     /// Bytes of history.
     pub fn history_bytes(&self) -> u64 {
-        self.files.iter().map(|f| f.size).sum()
+        self.files.iter().filter_map(|f| f.size).sum()
     }
 
     /// The history files' text, decompressed, one after another.

@@ -11,6 +11,7 @@ use crate::output::{Format, Staging};
 use crate::rules::compartment::FhirVersion;
 use crate::rules::resolve::NonCompartment;
 use crate::rules::scopes::Wildcard;
+use crate::source;
 use crate::timestamp::{self, Stamp, TimeError, Zone};
 
 /// `24h`, `90m`, `30s`, `2d`, `1h30m`, `1500ms` → nanoseconds.
@@ -91,8 +92,22 @@ pub(crate) fn audit_config(a: AuditArgs) -> Result<AuditConfig> {
             return Err(Error::Usage(format!("--reconstruct {}: the same folder as --out", dir.display())));
         }
     }
-    for p in a.logs.iter().chain(&a.history) {
-        std::fs::metadata(p).map_err(|e| Error::io(p, e))?;
+    // The inputs exist, and streams are where they can be read (nothing is opened here).
+    let logs = source::collect(&a.logs)?;
+    let history = source::collect(&a.history)?;
+    let stdin = |files: &[source::InputFile]| files.iter().any(|f| f.path.as_os_str() == source::STDIN);
+    if stdin(&logs) && stdin(&history) {
+        return Err(Error::Usage("standard input (-) can be read only once: give it to --logs or --history".into()));
+    }
+    if a.with_resource || a.reconstruct.is_some() {
+        if let Some(stream) = history.iter().find(|f| f.is_stream()) {
+            let option = if a.with_resource { "--with-resource" } else { "--reconstruct" };
+            return Err(Error::Usage(format!(
+                "{option} re-reads the bodies from the history files, and {} is a stream (standard input, a pipe or a FIFO) \
+                 that can be read only once: save it to a file and give that instead",
+                stream.path.display()
+            )));
+        }
     }
     Ok(AuditConfig {
         logs: a.logs,

@@ -25,7 +25,7 @@ use serde_json::Value;
 
 use crate::error::{describe_json_error, Error, Result, Skipped};
 use crate::rules::compartment::Compartment;
-use crate::source::{self, count_lines, BufferPool, InputFile, InputRecord, LineBlock, LineBlocks, Tally};
+use crate::source::{self, count_lines, BufferPool, Digest, InputFile, InputRecord, LineBlock, LineBlocks, Tally};
 use crate::version::{Source, VersionBatch};
 
 pub(crate) use detail::DETAIL_FIELDS;
@@ -73,8 +73,8 @@ pub(crate) fn read(
     let spares = BufferPool::default();
     for (i, file) in files.iter().enumerate() {
         let mut tally = Tally::new(opts.skip_invalid);
-        let (lines, sha) = read_file(file, i as u32, opts, to_index, &spares, &mut tally)?;
-        records.push(tally.record("history", file, sha, lines));
+        let (lines, read) = read_file(file, i as u32, opts, to_index, &spares, &mut tally)?;
+        records.push(tally.record("history", file, read, lines));
         skipped.extend(tally.skipped);
     }
     Ok((records, skipped))
@@ -91,7 +91,7 @@ fn read_file(
     to_index: &ToIndex,
     spares: &BufferPool,
     tally: &mut Tally,
-) -> Result<(u64, String)> {
+) -> Result<(u64, Digest)> {
     let input = source::open(file)?;
     let path = file.path.as_path();
     std::thread::scope(|scope| {
@@ -103,7 +103,7 @@ fn read_file(
                     break;
                 }
             }
-            input.sha256()
+            input.digest()
         });
         let mut lines = 0;
         let index_failed = || Error::Internal("the indexing thread stopped".into());

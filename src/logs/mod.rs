@@ -90,12 +90,12 @@ pub(crate) fn read(files: &[InputFile], zone: &Zone, max_gap_nanos: i64, skip_in
     for (i, file) in files.iter().enumerate() {
         let mut tally = Tally::new(skip_invalid);
         // A truncated or corrupt compressed file: its whole lines are read, the rest noted.
-        let (bytes, sha, cut) = source::read_whole(file)?;
+        let (bytes, read, cut) = source::read_whole(file)?;
         if let Some(e) = cut {
             tally.fail_spanning(e, None, 0, None)?;
         }
         let line_count = read_one(&file.path, i, &bytes, zone, &mut lines, &mut tally)?;
-        records.push(tally.record("logs", file, sha, line_count));
+        records.push(tally.record("logs", file, read, line_count));
         skipped.extend(tally.skipped);
     }
     let names: Vec<String> = files.iter().map(|f| source::display(&f.path)).collect();

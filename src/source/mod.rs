@@ -15,7 +15,7 @@ use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
 
@@ -27,31 +27,53 @@ pub(crate) enum Compression {
     Gzip,
 }
 
-/// One file to read, as found under a path given on the command line.
+/// One input to read, as found under a path given on the command line: a regular file (its size
+/// known), or a stream (`-` for standard input, a pipe, a FIFO) that can be read once.
 #[derive(Debug, Clone)]
 pub(crate) struct InputFile {
     pub(crate) path: PathBuf,
-    pub(crate) size: u64,
-    pub(crate) compression: Compression,
+    /// The size of a regular file; `None` for a stream.
+    pub(crate) size: Option<u64>,
 }
+
+impl InputFile {
+    /// Whether it can be read only once.
+    pub(crate) fn is_stream(&self) -> bool {
+        self.size.is_none()
+    }
+}
+
+/// The name standing for standard input.
+pub(crate) const STDIN: &str = "-";
 
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 const GZIP_MAGIC: [u8; 2] = [0x1F, 0x8B];
 
 /// Expands files and folders (recursively; entries sorted by name; hidden files skipped; symlink
-/// loops detected) into the list of files to read.
+/// loops detected) into the list of inputs to read. Regular files and FIFOs are read, inside
+/// folders too; a socket or device inside a folder is an error naming it; a path given itself
+/// may also be `-` (standard input, at most once) or a device such as `/dev/stdin`. Nothing is
+/// opened here.
 pub(crate) fn collect(paths: &[PathBuf]) -> Result<Vec<InputFile>> {
     let mut out = Vec::new();
     let mut seen_dirs = HashSet::new();
     for p in paths {
         walk(p, &mut out, &mut seen_dirs, true)?;
     }
+    if out.iter().filter(|f| f.path.as_os_str() == STDIN).count() > 1 {
+        return Err(Error::Usage("standard input (-) can be read only once: give it as one input".into()));
+    }
     Ok(out)
 }
 
 fn walk(path: &Path, out: &mut Vec<InputFile>, seen_dirs: &mut HashSet<PathBuf>, given: bool) -> Result<()> {
+    if given && path.as_os_str() == STDIN {
+        out.push(InputFile { path: path.to_path_buf(), size: None });
+        return Ok(());
+    }
     let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-    if meta.is_dir() {
+    let kind = meta.file_type();
+    if kind.is_dir() {
         let canonical = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
         if !seen_dirs.insert(canonical) {
             // A symlink loop or the same folder given twice: read it once.
@@ -68,95 +90,141 @@ fn walk(path: &Path, out: &mut Vec<InputFile>, seen_dirs: &mut HashSet<PathBuf>,
                 walk(&e, out, seen_dirs, false)?;
             }
         }
-    } else if meta.is_file() || given {
-        let compression = sniff(path)?;
-        out.push(InputFile { path: path.to_path_buf(), size: meta.len(), compression });
+    } else if kind.is_file() {
+        out.push(InputFile { path: path.to_path_buf(), size: Some(meta.len()) });
+    } else if is_fifo(&meta) || given {
+        // A pipe or FIFO, or a device named on the command line (`/dev/stdin`): read once, as a
+        // stream.
+        out.push(InputFile { path: path.to_path_buf(), size: None });
+    } else {
+        return Err(Error::input(
+            path,
+            0,
+            0,
+            "neither a file, a folder nor a FIFO (a socket or a device inside an input folder): \
+             name it on the command line if it is to be read, or move it out",
+        ));
     }
     Ok(())
 }
 
-/// Detects compression from the first bytes, whatever the file is called.
-pub(crate) fn sniff(path: &Path) -> Result<Compression> {
-    let mut f = File::open(path).map_err(|e| Error::io(path, e))?;
+#[cfg(unix)]
+fn is_fifo(meta: &std::fs::Metadata) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    meta.file_type().is_fifo()
+}
+
+#[cfg(not(unix))]
+fn is_fifo(_meta: &std::fs::Metadata) -> bool {
+    false
+}
+
+/// Counts and hashes every raw byte read, so hashing costs no second read.
+struct HashingReader<R> {
+    inner: R,
+    state: Arc<Mutex<(Sha256, u64)>>,
+}
+
+impl<R: Read> Read for HashingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        let mut state = self.state.lock().expect("hasher lock");
+        state.0.update(&buf[..n]);
+        state.1 += n as u64;
+        Ok(n)
+    }
+}
+
+/// What was read of an input: the SHA-256 and count of its raw bytes, and its compression.
+#[derive(Debug, Clone)]
+pub(crate) struct Digest {
+    pub(crate) sha256: String,
+    pub(crate) bytes: u64,
+    pub(crate) compression: Compression,
+}
+
+/// An open input: the decompressed byte stream plus the running hash of the raw bytes.
+pub(crate) struct OpenInput {
+    pub(crate) reader: Box<dyn Read + Send>,
+    state: Arc<Mutex<(Sha256, u64)>>,
+    compression: Compression,
+}
+
+impl OpenInput {
+    /// The hash and count of the raw bytes read so far (call after reading to the end).
+    pub(crate) fn digest(&self) -> Digest {
+        let state = self.state.lock().expect("hasher lock");
+        let sha256 = state.0.clone().finalize().iter().map(|b| format!("{b:02x}")).collect();
+        Digest { sha256, bytes: state.1, compression: self.compression }
+    }
+}
+
+fn open_raw(file: &InputFile) -> Result<Box<dyn Read + Send>> {
+    if file.path.as_os_str() == STDIN {
+        return Ok(Box::new(io::stdin()));
+    }
+    Ok(Box::new(File::open(&file.path).map_err(|e| Error::io(&file.path, e))?))
+}
+
+/// Reads the first bytes of a stream (as many as a magic number needs, fewer at its end), and
+/// tells its compression from them, whatever the input is called. The bytes are handed back to
+/// be read again: a stream is never opened twice.
+fn sniff(raw: &mut dyn Read, path: &Path) -> Result<(Compression, Vec<u8>)> {
     let mut head = [0u8; 4];
     let mut n = 0;
-    while n < 4 {
-        match f.read(&mut head[n..]) {
+    while n < head.len() {
+        match raw.read(&mut head[n..]) {
             Ok(0) => break,
             Ok(k) => n += k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(Error::io(path, e)),
         }
     }
-    Ok(if n >= 4 && head == ZSTD_MAGIC {
+    let compression = if n >= 4 && head == ZSTD_MAGIC {
         Compression::Zstd
     } else if n >= 2 && head[..2] == GZIP_MAGIC {
         Compression::Gzip
     } else {
         Compression::Plain
+    };
+    Ok((compression, head[..n].to_vec()))
+}
+
+fn decompressed(
+    raw: impl io::BufRead + Send + 'static,
+    compression: Compression,
+    path: &Path,
+) -> Result<Box<dyn Read + Send>> {
+    Ok(match compression {
+        Compression::Plain => Box::new(raw),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(raw).map_err(|e| Error::io(path, e))?),
+        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
     })
-}
-
-/// Feeds every raw byte read from the file into a SHA-256, so hashing costs no second read.
-struct HashingReader<R> {
-    inner: R,
-    hasher: Arc<Mutex<Sha256>>,
-}
-
-impl<R: Read> Read for HashingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.lock().expect("hasher lock").update(&buf[..n]);
-        Ok(n)
-    }
-}
-
-/// An open input: the decompressed byte stream plus the running hash of the raw bytes.
-pub(crate) struct OpenInput {
-    pub(crate) reader: Box<dyn Read + Send>,
-    hasher: Arc<Mutex<Sha256>>,
-}
-
-impl OpenInput {
-    /// The SHA-256 of the raw bytes read so far (call after reading to the end).
-    pub(crate) fn sha256(&self) -> String {
-        let h = self.hasher.lock().expect("hasher lock").clone().finalize();
-        h.iter().map(|b| format!("{b:02x}")).collect()
-    }
 }
 
 /// Opens an input, decompressed, without hashing (for benchmarks and re-reading bodies).
 pub(crate) fn open_unhashed(file: &InputFile) -> Result<Box<dyn Read + Send>> {
-    let f = File::open(&file.path).map_err(|e| Error::io(&file.path, e))?;
-    let raw = BufReader::with_capacity(1 << 20, f);
-    Ok(match file.compression {
-        Compression::Plain => Box::new(raw),
-        Compression::Zstd => {
-            Box::new(zstd::stream::read::Decoder::with_buffer(raw).map_err(|e| Error::io(&file.path, e))?)
-        }
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
-    })
+    let mut raw = open_raw(file)?;
+    let (compression, head) = sniff(&mut raw, &file.path)?;
+    decompressed(BufReader::with_capacity(1 << 20, io::Cursor::new(head).chain(raw)), compression, &file.path)
 }
 
+/// Opens an input, decompressed, hashing and counting every raw byte.
 pub(crate) fn open(file: &InputFile) -> Result<OpenInput> {
-    let f = File::open(&file.path).map_err(|e| Error::io(&file.path, e))?;
-    let hasher = Arc::new(Mutex::new(Sha256::new()));
-    let raw = HashingReader { inner: BufReader::with_capacity(1 << 20, f), hasher: hasher.clone() };
-    let reader: Box<dyn Read + Send> = match file.compression {
-        Compression::Plain => Box::new(raw),
-        Compression::Zstd => Box::new(zstd::stream::read::Decoder::new(raw).map_err(|e| Error::io(&file.path, e))?),
-        Compression::Gzip => Box::new(flate2::read::MultiGzDecoder::new(raw)),
-    };
-    Ok(OpenInput { reader, hasher })
+    let state = Arc::new(Mutex::new((Sha256::new(), 0u64)));
+    let mut raw = HashingReader { inner: open_raw(file)?, state: state.clone() };
+    let (compression, head) = sniff(&mut raw, &file.path)?;
+    let raw = BufReader::with_capacity(1 << 20, io::Cursor::new(head).chain(raw));
+    Ok(OpenInput { reader: decompressed(raw, compression, &file.path)?, state, compression })
 }
 
-/// Reads a whole input, decompressed: its bytes, the SHA-256 of the raw file, and the error
-/// that cut it short, if any (the bytes then end at the last whole line before the cut).
-pub(crate) fn read_whole(file: &InputFile) -> Result<(Vec<u8>, String, Option<Error>)> {
+/// Reads a whole input, decompressed: its bytes, what was read of it, and the error that cut it
+/// short, if any (the bytes then end at the last whole line before the cut).
+pub(crate) fn read_whole(file: &InputFile) -> Result<(Vec<u8>, Digest, Option<Error>)> {
     let mut input = open(file)?;
-    let mut buf = Vec::with_capacity(file.size as usize);
+    let mut buf = Vec::with_capacity(file.size.unwrap_or(0) as usize);
     let cut = input.reader.read_to_end(&mut buf).err().map(|e| cut_at_read_error(&file.path, 1, 0, &mut buf, e));
-    Ok((buf, input.sha256(), cut))
+    Ok((buf, input.digest(), cut))
 }
 
 /// The file's name as given, for messages and the `source` column.

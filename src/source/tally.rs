@@ -1,6 +1,6 @@
 //! Per-file line accounting (read, blank, skipped) and what the manifest records of each input.
 
-use super::{display, Compression, InputFile};
+use super::{display, Compression, Digest, InputFile};
 use crate::error::{Error, Result, Skipped};
 
 /// What the manifest records of each input once it has been read.
@@ -73,14 +73,14 @@ impl Tally {
         self.skipped.extend(other.skipped);
     }
 
-    /// The manifest record of a file read with this tally.
-    pub(crate) fn record(&self, role: &'static str, file: &InputFile, sha256: String, lines: u64) -> InputRecord {
+    /// The manifest record of a file read with this tally. A stream's size is the bytes read.
+    pub(crate) fn record(&self, role: &'static str, file: &InputFile, read: Digest, lines: u64) -> InputRecord {
         InputRecord {
             role,
             path: display(&file.path),
-            size: file.size,
-            compression: file.compression,
-            sha256,
+            size: file.size.unwrap_or(read.bytes),
+            compression: read.compression,
+            sha256: read.sha256,
             lines,
             lines_read: self.read,
             lines_blank: self.blank,
