@@ -160,7 +160,7 @@ fn each_broken_input_gets_its_exact_status_and_message() {
     let mut more = vec![
         Case { log_name: "logs.zst", ..case("a .zst name on a plain file", l.clone(), h.clone(), 0, "1 exports, 2 resource rows") },
         Case { history_name: "history.ndjson", ..case("a plain name on a .zst file", l.clone(), zst(h.as_bytes()), 0, "1 exports, 2 resource rows") },
-        Case { log_name: "k.csv", ..case("Kibana CSV without w_url", "\"@timestamp\",w_m\n\"Mar 1, 2023 @ 12:00:00.000\",get\n", h.clone(), 2, "logs/k.csv:1 (byte 0): Kibana CSV header has no w_url column; found: @timestamp, w_m") },
+        Case { log_name: "k.csv", ..case("Kibana CSV without w_url", "\"@timestamp\",w_m\n\"Mar 1, 2023 @ 12:00:00.000\",get\n", h.clone(), 2, "logs/k.csv:1 (byte 0): Kibana CSV header has no w_url column (nor _source); found: @timestamp, w_m") },
         Case { log_name: "k.csv", ..case("Kibana CSV row with an extra cell", "\"@timestamp\",w_url\n\"Mar 1, 2023 @ 12:00:00.000\",/x,extra\n", h.clone(), 2, "logs/k.csv:2 (byte 19): Kibana CSV row has 3 fields where the header has 2") },
         Case {
             log_name: "k.csv",
