@@ -257,6 +257,57 @@ fn the_source_of_an_export_is_its_kickoff_line_whatever_the_order() {
     assert!(a.exports[0]["source"].ends_with("logs.ndjson:2"), "{}", a.exports[0]["source"]);
 }
 
+/// A POST kickoff's parameters may be in its logged body (`w_b`): a FHIR Parameters resource, or
+/// a form Aidbox logged as a flat JSON object. Without a logged body it is resolved from its
+/// query alone, with a finding (the client may have asked for less).
+#[test]
+fn post_kickoffs_read_their_logged_body_or_say_it_is_missing() {
+    let mut w = World::new();
+    w.client("c", json!("system/*.read")).group("g", json!([{"entity": pref("p1")}])).patient("p1");
+    w.obs("o1", pref("p1"), "4", "2023-01-04T00:00:00Z");
+    w.version(json!({"resourceType": "Condition", "id": "c1", "subject": pref("p1")}), "5", "2023-01-04T00:00:00Z");
+    let post = |ctx: &str, ts: &str, body: Option<Value>| {
+        let mut req = json!({"ev": "w/req", "ts": ts, "ctx": ctx, "w_m": "post", "w_url": "/fhir/Group/g/$export"});
+        if let Some(b) = body {
+            req["w_b"] = b;
+        }
+        let resp = json!({"ev": "w/resp", "ts": later(ts, 20), "ctx": ctx, "w_m": "post", "w_url": "/fhir/Group/g/$export", "w_st": 202, "w_cid": "c"});
+        [req.to_string(), resp.to_string()]
+    };
+    let parameters = json!({"resourceType": "Parameters", "parameter": [
+        {"name": "_type", "valueString": "Observation,Patient"},
+        {"name": "_since", "valueInstant": "2023-01-01T00:00:00Z"}]});
+    w.logs.extend(post("k-params", "2023-03-01T12:00:00.000Z", Some(json!(parameters.to_string()))));
+    w.logs.extend(post("k-form", "2023-03-01T13:00:00.000Z", Some(json!({"_type": "Condition"}))));
+    w.logs.extend(post("k-none", "2023-03-01T14:00:00.000Z", None));
+    let a = w.audit(&[]);
+    let types = |id: &str| a.exports.iter().find(|e| e["export_id"] == id).unwrap()["exported_types"].clone();
+    assert_eq!(types("k-params"), "Observation,Patient");
+    assert_eq!(types("k-form"), "Condition");
+    assert_eq!(a.exports.iter().find(|e| e["export_id"] == "k-params").unwrap()["since"], "2023-01-01T00:00:00Z");
+    let missing: Vec<_> =
+        a.findings.iter().filter(|f| f["kind"] == "request-body-not-logged").map(|f| f["export_id"].clone()).collect();
+    assert_eq!(missing, vec!["k-none"]);
+    assert!(
+        types("k-none").contains("Condition") && types("k-none").contains("Observation"),
+        "the query alone: every granted type"
+    );
+}
+
+/// An `/Organization/{org}/fhir/…` kickoff (organization-based access control) is resolved
+/// without an organization filter, and says so.
+#[test]
+fn organization_kickoffs_say_the_organization_is_not_applied() {
+    let mut w = basic();
+    w.logs.clear();
+    w.kickoff("/Organization/org-1/fhir/Group/g/$export", "c");
+    let a = w.audit(&[]);
+    assert_eq!(a.exports[0]["level"], "group");
+    assert!(a.has("organization-scope-not-applied", ""), "{:?}", a.findings);
+    assert!(a.findings.iter().any(|f| f["detail"].contains("Organization/org-1")));
+    assert!(!basic().audit(&[]).has("organization-scope-not-applied", ""));
+}
+
 #[test]
 fn lines_of_one_request_merge_by_ctx_and_t_is_the_request_line() {
     let mut w = basic();

@@ -30,6 +30,9 @@ pub(crate) struct LogLine {
     pub(crate) client_id: Option<String>,
     pub(crate) user_id: Option<String>,
     pub(crate) tenant: Option<String>,
+    /// The request body, when Aidbox logged it (`w_b`, with `X-Audit-Req-Body: true`): as written,
+    /// or an object's JSON text.
+    pub(crate) body: Option<String>,
     /// Where the line came from: file and 1-based line.
     pub(crate) file: usize,
     pub(crate) line: u64,
@@ -51,6 +54,8 @@ pub(crate) struct Request {
     pub(crate) client_id: Option<String>,
     pub(crate) user_id: Option<String>,
     pub(crate) tenant: Option<String>,
+    /// The logged request body (`w_b`).
+    pub(crate) body: Option<String>,
     /// Its `w/req` line (else its first line), as `file:line`: where the request is in the logs,
     /// whatever order their rows come in.
     pub(crate) source: String,
@@ -198,6 +203,7 @@ fn request_of(id: String, mut lines: Vec<LogLine>, file_names: &[String]) -> Req
         client_id: first(&lines, |l| &l.client_id),
         user_id: first(&lines, |l| &l.user_id),
         tenant: first(&lines, |l| &l.tenant),
+        body: first(&lines, |l| &l.body),
         source,
     }
 }

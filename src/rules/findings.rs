@@ -19,6 +19,8 @@ pub(crate) enum FindingKind {
     MemberNotPatient,
     PatientMissing,
     ParamNotApplied,
+    RequestBodyNotLogged,
+    OrganizationScopeNotApplied,
     KickoffTimeUnknown,
     StatusNotFound,
     ExportNotCompleted,
@@ -33,7 +35,7 @@ pub(crate) enum FindingKind {
 #[cfg_attr(not(test), allow(dead_code))]
 impl FindingKind {
     /// Every kind, in the README's order.
-    pub(crate) const ALL: [FindingKind; 20] = [
+    pub(crate) const ALL: [FindingKind; 22] = [
         FindingKind::BoundaryAmbiguous,
         FindingKind::ClientNotFound,
         FindingKind::ClientScopeUnreadable,
@@ -46,6 +48,8 @@ impl FindingKind {
         FindingKind::MemberNotPatient,
         FindingKind::PatientMissing,
         FindingKind::ParamNotApplied,
+        FindingKind::RequestBodyNotLogged,
+        FindingKind::OrganizationScopeNotApplied,
         FindingKind::KickoffTimeUnknown,
         FindingKind::StatusNotFound,
         FindingKind::ExportNotCompleted,
@@ -71,6 +75,8 @@ impl FindingKind {
             FindingKind::MemberNotPatient => "member-not-patient",
             FindingKind::PatientMissing => "patient-missing",
             FindingKind::ParamNotApplied => "param-not-applied",
+            FindingKind::RequestBodyNotLogged => "request-body-not-logged",
+            FindingKind::OrganizationScopeNotApplied => "organization-scope-not-applied",
             FindingKind::KickoffTimeUnknown => "kickoff-time-unknown",
             FindingKind::StatusNotFound => "status-not-found",
             FindingKind::ExportNotCompleted => "export-not-completed",
@@ -97,6 +103,8 @@ impl FindingKind {
             FindingKind::MemberNotPatient => "a member that is neither a Patient nor a Group (a Device, a Practitioner…): no compartment is exported for it",
             FindingKind::PatientMissing => "a selected patient that does not exist at T; its compartment is still searched",
             FindingKind::ParamNotApplied => "`_typeFilter`, `_elements`, an unreadable `_since`/`_until` (then not applied: more is listed), or a parameter this tool does not interpret",
+            FindingKind::RequestBodyNotLogged => "a POST kickoff whose body the logs do not hold (Aidbox logs it as `w_b` only with `X-Audit-Req-Body: true`): resolved from its query alone, so the client may have asked for less than is listed",
+            FindingKind::OrganizationScopeNotApplied => "a kickoff under `/Organization/{org}/fhir/…` (organization-based access control): resolved without an organization filter, so more may be listed than was sent",
             FindingKind::KickoffTimeUnknown => "a kickoff whose log lines carry no timestamp: it cannot be resolved",
             FindingKind::StatusNotFound => "the history holds BulkExportStatus resources but none matches this kickoff",
             FindingKind::ExportNotCompleted => "the matched BulkExportStatus ended in `error`/`cancelled`/`failed`: the client may have received part of the rows",

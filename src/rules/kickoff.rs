@@ -40,6 +40,8 @@ pub(crate) struct ExportParams {
     pub(crate) other: Vec<String>,
     /// Parameters whose values could not be read (name and reason).
     pub(crate) invalid: Vec<(String, String)>,
+    /// A POST kickoff whose body Aidbox did not log: its parameters are the query's alone.
+    pub(crate) body_not_logged: bool,
 }
 
 /// A kickoff request found in the logs.
@@ -60,6 +62,9 @@ pub(crate) struct ExportEvent {
     pub(crate) accepted: bool,
     pub(crate) level: Level,
     pub(crate) tenant: Option<String>,
+    /// The organization of an `/Organization/{org}/fhir/…` kickoff (organization-based access
+    /// control, not applied).
+    pub(crate) organization: Option<String>,
     pub(crate) group_id: Option<String>,
     pub(crate) params: ExportParams,
     pub(crate) source: String,
@@ -97,8 +102,18 @@ pub(crate) fn classify_path(path: &str) -> Option<(Level, Option<String>)> {
 
 /// The tenant of a `/tenant/{t}/…` path.
 pub(crate) fn tenant_of(path: &str) -> Option<String> {
+    segment_after(path, "tenant")
+}
+
+/// The organization of an `/Organization/{org}/fhir/…` path (a Group or system kickoff behind it).
+fn organization_of(path: &str) -> Option<String> {
+    segment_after(path, "Organization").filter(|_| path.contains("/fhir/"))
+}
+
+/// The path segment after the first `name` segment.
+fn segment_after(path: &str, name: &str) -> Option<String> {
     let segs: Vec<&str> = path.split('/').collect();
-    segs.windows(2).find(|w| w[0] == "tenant" && !w[1].is_empty()).map(|w| percent_decode(w[1], false))
+    segs.windows(2).find(|w| w[0] == name && !w[1].is_empty()).map(|w| percent_decode(w[1], false))
 }
 
 /// Finds the kickoffs among the requests. A `_since`/`_until` without an offset, read without
@@ -127,7 +142,15 @@ pub(crate) fn find(requests: &[Request], zone: &Zone) -> Result<Vec<ExportEvent>
             }
             query.push_str(q);
         }
-        let params = parse_params(&query, zone).map_err(|_| Error::NeedsZone { place: r.source.clone() })?;
+        let mut pairs = query_pairs(&query);
+        let posted = method == "post";
+        if posted {
+            if let Some(body) = &r.body {
+                pairs.extend(body_pairs(body));
+            }
+        }
+        let mut params = params_of(pairs, zone).map_err(|_| Error::NeedsZone { place: r.source.clone() })?;
+        params.body_not_logged = posted && r.body.is_none();
         let accepted = !matches!(r.status, Some(s) if s >= 400);
         let full_url = match (url_query, r.query.as_deref()) {
             (None, Some(q)) if !q.is_empty() => format!("{url}?{}", q.trim_start_matches('?')),
@@ -146,6 +169,7 @@ pub(crate) fn find(requests: &[Request], zone: &Zone) -> Result<Vec<ExportEvent>
             accepted,
             level,
             tenant: tenant_of(path).or_else(|| r.tenant.clone()),
+            organization: organization_of(path),
             group_id,
             params,
             source: r.source.clone(),
@@ -155,14 +179,67 @@ pub(crate) fn find(requests: &[Request], zone: &Zone) -> Result<Vec<ExportEvent>
     Ok(out)
 }
 
+/// A query string's parameters, URL-decoded.
+fn query_pairs(query: &str) -> Vec<(String, String)> {
+    query
+        .split('&')
+        .filter(|s| !s.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            (percent_decode(k, true), percent_decode(v, true))
+        })
+        .collect()
+}
+
+/// The parameters of a logged POST body: a FHIR `Parameters` resource (`parameter[]` with a
+/// `name` and a `valueString`, `valueInstant`, `valueDateTime`, `valueCode`, `valueReference`, …),
+/// a flat JSON object (a form Aidbox logged as JSON), or a form-encoded string.
+fn body_pairs(body: &str) -> Vec<(String, String)> {
+    let text = |v: &serde_json::Value| match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        serde_json::Value::Object(o) => o.get("reference").and_then(|r| r.as_str()).map(String::from),
+        _ => None,
+    };
+    match serde_json::from_str::<serde_json::Value>(body) {
+        Ok(serde_json::Value::Object(obj))
+            if obj.get("resourceType").and_then(|t| t.as_str()) == Some("Parameters") =>
+        {
+            obj.get("parameter")
+                .and_then(|p| p.as_array())
+                .into_iter()
+                .flatten()
+                .filter_map(|p| {
+                    let name = p.get("name")?.as_str()?.to_string();
+                    let value =
+                        p.as_object()?.iter().find(|(k, _)| k.starts_with("value")).and_then(|(_, v)| text(v))?;
+                    Some((name, value))
+                })
+                .collect()
+        }
+        Ok(serde_json::Value::Object(obj)) => obj
+            .iter()
+            .flat_map(|(k, v)| match v {
+                serde_json::Value::Array(items) => items.iter().filter_map(text).map(|t| (k.clone(), t)).collect(),
+                other => text(other).map(|t| vec![(k.clone(), t)]).unwrap_or_default(),
+            })
+            .collect(),
+        _ => query_pairs(body.trim()),
+    }
+}
+
 /// Parses a query string into export parameters; `Err` for a time without an offset read
 /// without `--tz`.
+#[cfg(test)]
 pub(crate) fn parse_params(query: &str, zone: &Zone) -> std::result::Result<ExportParams, TimeError> {
+    params_of(query_pairs(query), zone)
+}
+
+/// The export parameters of decoded (name, value) pairs.
+fn params_of(pairs: Vec<(String, String)>, zone: &Zone) -> std::result::Result<ExportParams, TimeError> {
     let mut p = ExportParams::default();
-    for pair in query.split('&').filter(|s| !s.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let k = percent_decode(k, true);
-        let v = percent_decode(v, true);
+    for (k, v) in pairs {
         let list = || v.split(',').map(str::trim).filter(|s| !s.is_empty()).map(String::from);
         match k.as_str() {
             "_type" => p.types.get_or_insert_with(Vec::new).extend(list()),

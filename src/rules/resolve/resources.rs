@@ -34,6 +34,21 @@ pub(super) fn params_not_applied(ask: &Ask, out: &mut Vec<Finding>) {
             format!("{name} is unreadable ({why}): not applied, so more may be listed"),
         ));
     }
+    if p.body_not_logged {
+        out.push(Finding::new(
+            id,
+            FindingKind::RequestBodyNotLogged,
+            "a POST kickoff whose body was not logged (w_b): its parameters are the query's alone, so the client may \
+             have asked for less than is listed",
+        ));
+    }
+    if let Some(org) = &ask.e.organization {
+        out.push(Finding::new(
+            id,
+            FindingKind::OrganizationScopeNotApplied,
+            format!("kickoff under Organization/{org}: resolved without an organization filter, so more may be listed than was sent"),
+        ));
+    }
 }
 
 /// 4–6. The rows of the exported types; `selected` is `None` for a system export.
