@@ -704,6 +704,48 @@ fn client_and_time_options_select_the_exports() {
     assert_eq!(ids(w.audit(&["--to", "2023-03-02T10:00:00Z"])), vec!["x1", "x2"]);
 }
 
+/// A run that resolves no export says so on stderr, with what the logs did hold, so that the
+/// user can mend the selection; and input text never reaches the terminal raw.
+#[test]
+fn a_run_that_resolves_nothing_says_what_it_saw() {
+    let mut w = World::new();
+    w.client("a", json!("system/Patient.read")).patient("p1");
+    w.request("x1", "2023-03-01T10:00:00Z", "get", "/fhir/$export", Some(202), "a").request(
+        "x\u{1b}[2J",
+        "2023-03-02T10:00:00Z",
+        "get",
+        "/fhir/$export",
+        Some(202),
+        "b\u{1b}[31m",
+    );
+    let (logs, history) = w.write();
+    let out = w.dir.path().join("out");
+    let args = [
+        "audit",
+        "--logs",
+        logs.to_str().unwrap(),
+        "--history",
+        history.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let r = run(&[&args[..], &["--client", "nobody"]].concat());
+    assert_eq!(r.status.code(), Some(0));
+    let stderr = String::from_utf8(r.stderr).unwrap();
+    assert!(
+        stderr
+            .contains("no export was resolved: none of the 2 kickoffs in the logs is selected by --client/--from/--to"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("covering from 2023-03-01T10:00:00Z to 2023-03-02T10:00:00.050Z"), "{stderr}");
+    assert!(stderr.contains("clients of kickoffs: a, b\\u001b[31m"), "{stderr}");
+    assert!(!stderr.contains('\u{1b}'), "no raw escape reaches the terminal");
+    let r = run(&args);
+    let stdout = String::from_utf8(r.stdout).unwrap();
+    assert!(stdout.contains("x\\u001b[2J") && !stdout.contains('\u{1b}'), "{stdout}");
+    assert!(String::from_utf8(r.stderr).unwrap().is_empty(), "exports were resolved: nothing to say");
+}
+
 /// `--from`/`--to` without an offset and without --tz: the run stops at once (exit 1), never
 /// guessing UTC.
 #[test]

@@ -29,7 +29,7 @@ use crate::source::{self, InputFile, InputRecord};
 use crate::stopwatch::Stopwatch;
 use crate::timestamp::Instant;
 
-pub(crate) use summary::summary_lines;
+pub(crate) use summary::{nothing_resolved, summary_lines};
 #[cfg(test)]
 pub(crate) use tables::ResourceRows;
 
@@ -70,6 +70,29 @@ pub(crate) struct AuditResult {
     pub(crate) history_files: Vec<InputFile>,
     pub(crate) inputs: Vec<InputRecord>,
     pub(crate) coverage: logs::Coverage,
+    /// What the logs hold before `--client`/`--from`/`--to` chose among the kickoffs.
+    pub(crate) seen: Seen,
+}
+
+/// What the logs hold, for telling a user whose selection resolved nothing what there was.
+#[derive(Debug, Default)]
+pub(crate) struct Seen {
+    /// Requests in the logs, and the kickoffs among them.
+    pub(crate) requests: usize,
+    pub(crate) kickoffs: usize,
+    /// The clients of the kickoffs (or, with none, of every request), each once.
+    pub(crate) clients: std::collections::BTreeSet<String>,
+}
+
+impl Seen {
+    fn of(events: &[ExportEvent], logs: &logs::Logs) -> Seen {
+        let mut clients: std::collections::BTreeSet<String> =
+            events.iter().filter_map(|e| e.client_id.clone()).collect();
+        if events.is_empty() {
+            clients = logs.requests.iter().filter_map(|r| r.client_id.clone()).collect();
+        }
+        Seen { requests: logs.requests.len(), kickoffs: events.len(), clients }
+    }
 }
 
 /// The row counts of what was written.
@@ -104,6 +127,7 @@ pub(crate) fn run(cfg: &AuditConfig) -> Result<AuditResult> {
     let mut sw = Stopwatch::new();
     let (events, log_data) = read_exports(&cfg.logs, &cfg.zone, cfg.max_log_gap_nanos, cfg.skip_invalid)?;
     sw.lap("logs");
+    let seen = Seen::of(&events, &log_data);
     let events: Vec<ExportEvent> = events.into_iter().filter(|e| selected(e, &cfg.clients, cfg.from, cfg.to)).collect();
 
     let compartment = Compartment::load(cfg.fhir_version);
@@ -175,6 +199,7 @@ pub(crate) fn run(cfg: &AuditConfig) -> Result<AuditResult> {
         history_files,
         inputs: all_inputs,
         coverage: log_data.coverage,
+        seen,
     })
 }
 

@@ -1,4 +1,5 @@
-//! What a run prints on stdout: one line per export.
+//! What a run prints: one line per export on stdout, and on stderr what the logs held when no
+//! export was resolved.
 
 use super::tables::export_order;
 use super::AuditResult;
@@ -26,4 +27,39 @@ pub(crate) fn summary_lines(r: &AuditResult) -> Vec<String> {
             format!("{}  {}  {}  {}  {}  {} findings", e.id, when, who, target, state, x.findings.len())
         })
         .collect()
+}
+
+/// When no export was resolved: what the logs did hold (kickoffs, clients, the time they cover),
+/// so that the user can mend the selection or the inputs. `None` when some export was resolved.
+pub(crate) fn nothing_resolved(r: &AuditResult) -> Option<String> {
+    if r.resolutions.iter().any(|x| x.resolved) {
+        return None;
+    }
+    let seen = &r.seen;
+    let span = match (&r.coverage.first, &r.coverage.last) {
+        (Some(first), Some(last)) => format!("from {first} to {last}"),
+        _ => "no time at all".to_string(),
+    };
+    let clients = if seen.clients.is_empty() {
+        "none named".to_string()
+    } else {
+        let mut names: Vec<&str> = seen.clients.iter().map(String::as_str).take(10).collect();
+        if seen.clients.len() > 10 {
+            names.push("…");
+        }
+        names.join(", ")
+    };
+    let listed = r.events.len();
+    let why = if seen.kickoffs == 0 {
+        "the logs hold no $export kickoff".to_string()
+    } else if listed == 0 {
+        format!("none of the {} kickoffs in the logs is selected by --client/--from/--to", seen.kickoffs)
+    } else {
+        format!("the {listed} selected kickoffs were rejected by the server or carry no time")
+    };
+    Some(format!(
+        "no export was resolved: {why}. The logs hold {} requests covering {span}; clients {} {clients}",
+        seen.requests,
+        if seen.kickoffs == 0 { "of any request:" } else { "of kickoffs:" },
+    ))
 }

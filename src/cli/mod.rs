@@ -146,11 +146,14 @@ fn run_audit(a: AuditArgs) -> Result<()> {
     let cfg = config::audit_config(a)?;
     let result = audit::run(&cfg)?;
     let written = audit::write(&cfg, &result)?;
+    if let Some(what) = audit::nothing_resolved(&result) {
+        eprintln!("bulk-audit: {}", printable(&what));
+    }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut say = |line: &str| writeln!(out, "{line}").map_err(|e| Error::output("standard output", e));
     for line in audit::summary_lines(&result) {
-        say(&line)?;
+        say(&printable(&line))?;
     }
     if cfg.skip_invalid {
         let skipped: u64 = result.inputs.iter().map(|i| i.lines_skipped).sum();
@@ -215,6 +218,20 @@ fn run_exports(a: ExportsArgs) -> Result<()> {
     Ok(())
 }
 
+/// Text from the inputs (a client id, a request id) made safe for a terminal: control characters
+/// (an escape sequence could rewrite the auditor's screen) are written as `\u{…}` escapes.
+fn printable(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_control() && c != '\n' {
+            out.push_str(&format!("\\u{:04x}", c as u32));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Runs the command line; returns the process exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
@@ -226,7 +243,7 @@ pub fn main() -> i32 {
     match result {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("bulk-audit: {e}");
+            eprintln!("bulk-audit: {}", printable(&e.to_string()));
             e.exit_code()
         }
     }
