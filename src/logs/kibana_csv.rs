@@ -55,6 +55,9 @@ pub(super) fn read(
     for record in reader.records() {
         let record = match record {
             Ok(r) => r,
+            // A line of whitespace is blank (and counted so), even where the csv reader takes it
+            // for a record of one field.
+            Err(e) if e.position().is_some_and(|p| is_blank_at(body, p.byte() as usize)) => continue,
             Err(e) => {
                 tally.fail(csv_error(path, e))?;
                 continue;
@@ -112,6 +115,13 @@ pub(super) fn read(
         }
     }
     Ok(())
+}
+
+/// Whether the line starting at byte `at` holds nothing but whitespace.
+fn is_blank_at(body: &[u8], at: usize) -> bool {
+    let rest = body.get(at..).unwrap_or(&[]);
+    let line = rest.split(|&b| b == b'\n').next().unwrap_or(&[]);
+    line.iter().all(|b| b.is_ascii_whitespace())
 }
 
 /// The separator of a Kibana CSV: the one of `,`, `;` and tab that the header line holds most
