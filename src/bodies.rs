@@ -8,7 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::Value;
 
 use crate::error::{describe_json_error, Error, Result};
-use crate::history;
+use crate::history::forms::Layout;
+use crate::history::{self, pg_text};
 use crate::index::History;
 use crate::source::{self, InputFile, LineBlocks};
 
@@ -22,7 +23,12 @@ struct At {
 }
 
 /// Reads the bodies of the wanted versions; returns them as compact JSON text.
-pub(crate) fn read(files: &[InputFile], h: &History, wanted: &[VersionKey]) -> Result<HashMap<VersionKey, String>> {
+pub(crate) fn read(
+    files: &[InputFile],
+    layouts: &[Layout],
+    h: &History,
+    wanted: &[VersionKey],
+) -> Result<HashMap<VersionKey, String>> {
     // file → offset → the versions whose document starts there.
     let mut by_file: BTreeMap<u32, BTreeMap<u64, At>> = BTreeMap::new();
     for &k in wanted {
@@ -39,6 +45,10 @@ pub(crate) fn read(files: &[InputFile], h: &History, wanted: &[VersionKey]) -> R
     for (file, offsets) in by_file {
         let f = &files[file as usize];
         let path = f.path.as_path();
+        if let Some(layout) = layouts.get(file as usize).filter(|l| !l.runs.is_empty()) {
+            read_rows(f, layout, h, offsets, &mut out)?;
+            continue;
+        }
         let mut reader = source::open_unhashed(f)?;
         let mut blocks = LineBlocks::new(&mut reader, path, 8 << 20);
         let mut pending = offsets.into_iter().peekable();
@@ -91,6 +101,47 @@ pub(crate) fn read(files: &[InputFile], h: &History, wanted: &[VersionKey]) -> R
     Ok(out)
 }
 
+/// The bodies of table rows (a `$dump-sql` TSV, a `pg_dump`'s COPY blocks): each wanted line
+/// turned into its JSON history row again.
+fn read_rows(
+    f: &InputFile,
+    layout: &Layout,
+    h: &History,
+    offsets: BTreeMap<u64, At>,
+    out: &mut HashMap<VersionKey, String>,
+) -> Result<()> {
+    let path = f.path.as_path();
+    let mut reader = source::open_unhashed(f)?;
+    let mut pending = offsets.into_iter().peekable();
+    for block in LineBlocks::new(&mut reader, path, 8 << 20) {
+        let block = block?;
+        for (line, offset, text) in source::lines_of(&block) {
+            let Some(&(want, _)) = pending.peek() else { return Ok(()) };
+            if offset != want {
+                continue;
+            }
+            let (_, at) = pending.next().expect("peeked");
+            let columns = layout
+                .columns_at(line)
+                .ok_or_else(|| changed(path, at.line, offset, "the line there is no table row"))?;
+            let json = pg_text::fields(text)
+                .and_then(|f| pg_text::row_json(columns, &f))
+                .map_err(|what| changed(path, at.line, offset, &what))?;
+            let doc: Value =
+                serde_json::from_str(&json).map_err(|e| changed(path, at.line, offset, &describe_json_error(&e)))?;
+            for k in at.keys {
+                let text = body_text(h, k, &doc)
+                    .ok_or_else(|| changed(path, at.line, offset, "the row there holds no such version"))?;
+                out.insert(k, text);
+            }
+        }
+    }
+    match pending.peek() {
+        Some(&(offset, ref at)) => Err(changed(path, at.line, offset, "the file ends before it")),
+        None => Ok(()),
+    }
+}
+
 fn changed(path: &std::path::Path, line: u64, offset: u64, what: &str) -> Error {
     Error::input(path, line, offset, format!("on re-reading a body: {what} (the file changed since it was indexed)"))
 }
@@ -127,12 +178,12 @@ mod tests {
         let files = source::collect(std::slice::from_ref(&path)).unwrap();
         let c = Compartment::load(FhirVersion::R4);
         let opts = ParseOptions::new(&c, crate::timestamp::Zone::UTC, false);
-        let (h, _) = index::build(|to| history::read(&files, &opts, to)).unwrap();
+        let (h, reading) = index::build(|to| history::read(&files, &opts, to)).unwrap();
         let wanted: Vec<VersionKey> = (0..h.resources.len() as u32)
             .flat_map(|r| (0..h.resources[r as usize].versions.len() as u32).map(move |v| (r, v)))
             .collect();
         change(&path);
-        read(&files, &h, &wanted)
+        read(&files, &reading.layouts, &h, &wanted)
     }
 
     #[test]

@@ -14,6 +14,8 @@ use rayon::prelude::*;
 
 use crate::bodies;
 use crate::error::Result;
+use crate::history::forms::Layout;
+use crate::history::pg_text::Columns;
 use crate::history::{self, ParseOptions};
 use crate::index::{self, Boundary, History};
 use crate::logs;
@@ -57,6 +59,8 @@ pub(crate) struct AuditConfig {
     pub(crate) force: bool,
     /// Note unreadable lines as findings and go on, instead of stopping at the first.
     pub(crate) skip_invalid: bool,
+    /// The columns of `$dump-sql` TSV files without a header (`--tsv-columns`).
+    pub(crate) tsv_columns: Option<Columns>,
 }
 
 /// What an audit found, before it is written.
@@ -68,6 +72,8 @@ pub(crate) struct AuditResult {
     pub(crate) general_findings: Vec<Finding>,
     pub(crate) history: History,
     pub(crate) history_files: Vec<InputFile>,
+    /// Where each history file's table rows are, for re-reading their bodies.
+    pub(crate) layouts: Vec<Layout>,
     pub(crate) inputs: Vec<InputRecord>,
     pub(crate) coverage: logs::Coverage,
     /// What the logs hold before `--client`/`--from`/`--to` chose among the kickoffs.
@@ -134,8 +140,9 @@ pub(crate) fn run(cfg: &AuditConfig) -> Result<AuditResult> {
     let history_files = source::collect(&cfg.history)?;
     let mut parse_opts = ParseOptions::new(&compartment, cfg.zone, cfg.non_compartment == NonCompartment::Referenced);
     parse_opts.skip_invalid = cfg.skip_invalid;
-    let (h, (history_inputs, history_skipped)) =
-        index::build(|to_index| history::read(&history_files, &parse_opts, to_index))?;
+    parse_opts.tsv_columns = cfg.tsv_columns.clone();
+    let (h, reading) = index::build(|to_index| history::read(&history_files, &parse_opts, to_index))?;
+    let history::Reading { records: history_inputs, skipped: history_skipped, layouts } = reading;
     sw.lap("history: read and index");
 
     let fhir_types = fhir_types::fhir_types(cfg.fhir_version);
@@ -197,6 +204,7 @@ pub(crate) fn run(cfg: &AuditConfig) -> Result<AuditResult> {
         general_findings: general,
         history: h,
         history_files,
+        layouts,
         inputs: all_inputs,
         coverage: log_data.coverage,
         seen,
@@ -210,7 +218,7 @@ pub(crate) fn write(cfg: &AuditConfig, r: &AuditResult) -> Result<Written> {
             r.resolutions.iter().flat_map(|x| x.rows.iter().map(|row| (row.resource, row.version))).collect();
         wanted.sort_unstable();
         wanted.dedup();
-        Some(bodies::read(&r.history_files, &r.history, &wanted)?)
+        Some(bodies::read(&r.history_files, &r.layouts, &r.history, &wanted)?)
     } else {
         None
     };

@@ -6,6 +6,7 @@
 use super::{AuditArgs, BoundaryArg, FhirVersionArg, FormatArg, NonCompartmentArg};
 use crate::audit::AuditConfig;
 use crate::error::{Error, Result};
+use crate::history::pg_text::Columns;
 use crate::index::Boundary;
 use crate::output::{Format, Staging};
 use crate::rules::compartment::FhirVersion;
@@ -85,6 +86,17 @@ pub(crate) fn audit_config(a: AuditArgs) -> Result<AuditConfig> {
     let to = time(&a.to, "to")?.map(Stamp::end);
     let max_log_gap_nanos = parse_duration(&a.max_log_gap).map_err(|e| Error::Usage(format!("--max-log-gap: {e}")))?;
     let wildcard = Wildcard::parse(&a.wildcard)?;
+    let tsv_columns = a
+        .tsv_columns
+        .as_deref()
+        .map(|list| {
+            Columns::of_names(list.split(',')).ok_or_else(|| {
+                Error::Usage(format!(
+                    "--tsv-columns {list}: the columns must hold id, txid, ts, resource_type and resource, each once"
+                ))
+            })
+        })
+        .transpose()?;
     Staging::check(&a.out, a.force, "--out")?;
     if let Some(dir) = &a.reconstruct {
         Staging::check(dir, a.force, "--reconstruct")?;
@@ -143,6 +155,7 @@ pub(crate) fn audit_config(a: AuditArgs) -> Result<AuditConfig> {
         max_log_gap_text: a.max_log_gap,
         force: a.force,
         skip_invalid: a.skip_invalid,
+        tsv_columns,
     })
 }
 

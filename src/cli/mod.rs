@@ -90,6 +90,11 @@ pub(crate) struct AuditArgs {
     /// Report holes in the logs longer than this (e.g. 24h, 90m, 2d, 1h30m).
     #[arg(long, default_value = "24h", value_name = "DURATION")]
     pub(crate) max_log_gap: String,
+    /// The columns of `$dump-sql` TSV files that have no header row, comma separated (any order,
+    /// any subset holding id, txid, ts, resource_type and resource; unknown names skip a column).
+    /// Without it they are inferred from the first rows and checked on every row.
+    #[arg(long, value_name = "COLUMNS")]
+    pub(crate) tsv_columns: Option<String>,
     /// Replace a non-empty --out or --reconstruct folder that holds no previous bulk-audit output.
     #[arg(long)]
     pub(crate) force: bool,

@@ -11,9 +11,11 @@
 mod detail;
 mod document;
 mod fast;
+pub(crate) mod forms;
 #[cfg(feature = "hooks")]
 pub(crate) mod hooks;
 mod messages;
+pub(crate) mod pg_text;
 #[cfg(test)]
 mod tests;
 
@@ -31,7 +33,9 @@ use crate::version::{Source, VersionBatch};
 pub(crate) use detail::DETAIL_FIELDS;
 pub(crate) use document::{read_body, versions_of_document};
 use fast::Interesting;
+use forms::{Form, Layout, LineKind, LineReader};
 use messages::Unreadable;
+use pg_text::Columns;
 
 /// What to extract from each version besides its identity.
 pub(crate) struct ParseOptions<'a> {
@@ -43,6 +47,8 @@ pub(crate) struct ParseOptions<'a> {
     pub(crate) interesting: Interesting,
     /// Note unreadable lines and go on (`--skip-invalid`) instead of stopping.
     pub(crate) skip_invalid: bool,
+    /// The columns of a `$dump-sql` TSV without a header (`--tsv-columns`).
+    pub(crate) tsv_columns: Option<Columns>,
 }
 
 impl<'a> ParseOptions<'a> {
@@ -53,6 +59,7 @@ impl<'a> ParseOptions<'a> {
             keep_references,
             interesting: Interesting::new(compartment.first_steps()),
             skip_invalid: false,
+            tsv_columns: None,
         }
     }
 }
@@ -60,30 +67,36 @@ impl<'a> ParseOptions<'a> {
 /// Where the versions of a run of lines go: the indexing thread, in input order.
 pub(crate) type ToIndex = std::sync::mpsc::SyncSender<Vec<VersionBatch>>;
 
+/// What reading the history gave besides its versions.
+pub(crate) struct Reading {
+    /// What the manifest records of each file.
+    pub(crate) records: Vec<InputRecord>,
+    /// Lines left out under `--skip-invalid`.
+    pub(crate) skipped: Vec<Skipped>,
+    /// Where each file's table rows are (for re-reading their bodies).
+    pub(crate) layouts: Vec<Layout>,
+}
+
 /// Reads every history input, sending its versions to the index in input order (file, line,
-/// entry), so the first copy of a repeated version is the one kept. Returns what the manifest
-/// records of each file and the lines skipped.
-pub(crate) fn read(
-    files: &[InputFile],
-    opts: &ParseOptions,
-    to_index: &ToIndex,
-) -> Result<(Vec<InputRecord>, Vec<Skipped>)> {
-    let mut records = Vec::new();
-    let mut skipped = Vec::new();
+/// entry), so the first copy of a repeated version is the one kept.
+pub(crate) fn read(files: &[InputFile], opts: &ParseOptions, to_index: &ToIndex) -> Result<Reading> {
+    let mut reading = Reading { records: Vec::new(), skipped: Vec::new(), layouts: Vec::new() };
     let spares = BufferPool::default();
     for (i, file) in files.iter().enumerate() {
         let mut tally = Tally::new(opts.skip_invalid);
-        let (lines, read) = read_file(file, i as u32, opts, to_index, &spares, &mut tally)?;
-        records.push(tally.record("history", file, read, lines));
-        skipped.extend(tally.skipped);
+        let (lines, read, layout) = read_file(file, i as u32, opts, to_index, &spares, &mut tally)?;
+        reading.records.push(tally.record("history", file, read, lines));
+        reading.skipped.extend(tally.skipped);
+        reading.layouts.push(layout);
     }
-    Ok((records, skipped))
+    Ok(reading)
 }
 
 const BLOCK_SIZE: usize = 4 << 20;
 
 /// Reads one file as a pipeline: a reader thread decompresses, hashes and cuts blocks of whole
-/// lines; rayon parses each block; its versions go to the indexing thread.
+/// lines; rayon parses each block (after telling, in order, what each line is); its versions go
+/// to the indexing thread. Documents that span lines are read whole.
 fn read_file(
     file: &InputFile,
     index: u32,
@@ -91,7 +104,7 @@ fn read_file(
     to_index: &ToIndex,
     spares: &BufferPool,
     tally: &mut Tally,
-) -> Result<(u64, Digest)> {
+) -> Result<(u64, Digest, Layout)> {
     let input = source::open(file)?;
     let path = file.path.as_path();
     std::thread::scope(|scope| {
@@ -108,7 +121,7 @@ fn read_file(
         let mut lines = 0;
         let index_failed = || Error::Internal("the indexing thread stopped".into());
         let mut blocks = rx.iter();
-        let mut first = true;
+        let mut line_reader: Option<LineReader> = None;
         while let Some(block) = blocks.next() {
             let block = match block {
                 Ok(b) => b,
@@ -119,57 +132,65 @@ fn read_file(
                     break;
                 }
             };
-            if first {
-                first = false;
-                if !starts_with_whole_json_line(&block.bytes) {
-                    // A pretty-printed document (a Bundle per file): read it whole.
-                    let mut all = block.bytes;
-                    for b in blocks.by_ref() {
-                        match b {
-                            Ok(b) => all.extend_from_slice(&b.bytes),
-                            Err(e) => {
-                                tally.fail_spanning(e, None, 0, None)?;
-                                break;
+            let line_reader = match &mut line_reader {
+                Some(r) => r,
+                None => match forms::detect(&block.bytes) {
+                    Form::Documents => {
+                        // A pretty-printed document (a Bundle per file): read it whole.
+                        let mut all = block.bytes;
+                        for b in blocks.by_ref() {
+                            match b {
+                                Ok(b) => all.extend_from_slice(&b.bytes),
+                                Err(e) => {
+                                    tally.fail_spanning(e, None, 0, None)?;
+                                    break;
+                                }
                             }
                         }
+                        lines = count_lines(&all);
+                        let mut batch = VersionBatch::default();
+                        parse_documents(path, index, &all, opts, &mut batch, tally)?;
+                        to_index.send(vec![batch]).map_err(|_| index_failed())?;
+                        break;
                     }
-                    lines = count_lines(&all);
-                    let mut batch = VersionBatch::default();
-                    parse_documents(path, index, &all, opts, &mut batch, tally)?;
-                    to_index.send(vec![batch]).map_err(|_| index_failed())?;
-                    break;
-                }
-            }
+                    form => line_reader.insert(LineReader::new(form)),
+                },
+            };
             lines = block.first_line - 1 + block.lines;
-            let (versions, block_tally) = parse_block(path, index, &block, opts)?;
+            let (versions, block_tally) = parse_block(path, index, &block, line_reader, opts)?;
             to_index.send(versions).map_err(|_| index_failed())?;
             tally.absorb(block_tally);
             spares.give(block.bytes);
         }
-        let sha =
+        let digest =
             reader.join().map_err(|_| Error::Internal(format!("the reader thread of {} failed", path.display())))?;
-        Ok((lines, sha))
+        Ok((lines, digest, line_reader.map(|r| r.layout).unwrap_or_default()))
     })
 }
 
-fn starts_with_whole_json_line(bytes: &[u8]) -> bool {
-    let body = source::strip_bom(bytes);
-    let Some(start) = body.iter().position(|b| !b.is_ascii_whitespace()) else { return true };
-    let rest = &body[start..];
-    let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
-    serde_json::from_slice::<serde::de::IgnoredAny>(&rest[..end]).is_ok()
-}
-
-/// Parses the lines of one block in parallel; the first error in line order wins (or, with
-/// `--skip-invalid`, every unreadable line is noted and left out).
-fn parse_block(path: &Path, file: u32, block: &LineBlock, opts: &ParseOptions) -> Result<(Vec<VersionBatch>, Tally)> {
+/// Parses the lines of one block in parallel, once `line_reader` has told in order what each
+/// is; the first error in line order wins (or, with `--skip-invalid`, every unreadable line is
+/// noted and left out).
+fn parse_block(
+    path: &Path,
+    file: u32,
+    block: &LineBlock,
+    line_reader: &mut LineReader,
+    opts: &ParseOptions,
+) -> Result<(Vec<VersionBatch>, Tally)> {
     let lines: Vec<(u64, u64, &[u8])> = source::lines_of(block).collect();
+    let numbered: Vec<(u64, &[u8])> = lines.iter().map(|&(n, _, t)| (n, t)).collect();
+    let kinds = line_reader
+        .kinds(&numbered, opts.tsv_columns.as_ref(), &opts.zone)
+        .map_err(|(line, what)| Error::input(path, line, 0, what))?;
+    let layout = &line_reader.layout;
     let chunks: Vec<Result<(VersionBatch, Tally)>> = lines
         .par_chunks(256)
-        .map(|chunk| {
+        .zip(kinds.par_chunks(256))
+        .map(|(chunk, kinds)| {
             let mut out = VersionBatch::with_capacity(chunk.len());
             let mut tally = Tally::new(opts.skip_invalid);
-            for &(line, offset, text) in chunk {
+            for (&(line, offset, text), kind) in chunk.iter().zip(kinds) {
                 let text = if line == 1 { source::strip_bom(text) } else { text };
                 if text.iter().all(|b| b.is_ascii_whitespace()) {
                     tally.blank += 1;
@@ -177,7 +198,17 @@ fn parse_block(path: &Path, file: u32, block: &LineBlock, opts: &ParseOptions) -
                 }
                 let src = Source { file, line, offset, entry: None };
                 let before = out.mark();
-                match fast::scan_line(text, src, opts, &opts.interesting, &mut out) {
+                let scanned = match kind {
+                    LineKind::Json => fast::scan_line(text, src, opts, &opts.interesting, &mut out),
+                    LineKind::Pass => Ok(()),
+                    LineKind::Row(i) => {
+                        match pg_text::fields(text).and_then(|f| pg_text::row_json(&layout.columns[*i as usize], &f)) {
+                            Ok(json) => fast::scan_line(json.as_bytes(), src, opts, &opts.interesting, &mut out),
+                            Err(what) => Err(fast::ScanError::Shape(what)),
+                        }
+                    }
+                };
+                match scanned {
                     Ok(()) => tally.read += 1,
                     Err(e) => {
                         out.rollback(before);
