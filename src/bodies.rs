@@ -49,6 +49,10 @@ pub(crate) fn read(
             read_rows(f, layout, h, offsets, &mut out)?;
             continue;
         }
+        if layouts.get(file as usize).is_some_and(|l| l.yaml) {
+            read_yaml(f, h, offsets, &mut out)?;
+            continue;
+        }
         let mut reader = source::open_unhashed(f)?;
         let mut blocks = LineBlocks::new(&mut reader, path, 8 << 20);
         let mut pending = offsets.into_iter().peekable();
@@ -140,6 +144,35 @@ fn read_rows(
         Some(&(offset, ref at)) => Err(changed(path, at.line, offset, "the file ends before it")),
         None => Ok(()),
     }
+}
+
+/// The bodies of YAML documents: the file read again and split the same way.
+fn read_yaml(
+    f: &InputFile,
+    h: &History,
+    offsets: BTreeMap<u64, At>,
+    out: &mut HashMap<VersionKey, String>,
+) -> Result<()> {
+    let path = f.path.as_path();
+    let mut all = Vec::new();
+    std::io::Read::read_to_end(&mut source::open_unhashed(f)?, &mut all).map_err(|e| Error::io(path, e))?;
+    let body = source::strip_bom(&all);
+    let bom = (all.len() - body.len()) as u64;
+    let text = std::str::from_utf8(body).unwrap_or("");
+    let docs = history::yaml::documents(text);
+    for (offset, at) in offsets {
+        let doc = docs
+            .iter()
+            .find(|d| d.offset as u64 + bom == offset)
+            .ok_or_else(|| changed(path, at.line, offset, "no YAML document starts there"))?;
+        let value = history::yaml::to_json(doc.text).map_err(|(_, what)| changed(path, at.line, offset, &what))?;
+        for k in at.keys {
+            let text = body_text(h, k, &value)
+                .ok_or_else(|| changed(path, at.line, offset, "the document there holds no such version"))?;
+            out.insert(k, text);
+        }
+    }
+    Ok(())
 }
 
 fn changed(path: &std::path::Path, line: u64, offset: u64, what: &str) -> Error {

@@ -63,6 +63,8 @@ pub(crate) struct Layout {
     pub(crate) columns: Vec<Columns>,
     /// Each run of rows: its first and last line (inclusive) and its columns.
     pub(crate) runs: Vec<(u64, u64, u32)>,
+    /// A file of YAML documents.
+    pub(crate) yaml: bool,
 }
 
 impl Layout {

@@ -18,6 +18,7 @@ mod messages;
 pub(crate) mod pg_text;
 #[cfg(test)]
 mod tests;
+pub(crate) mod yaml;
 
 use std::path::Path;
 
@@ -122,6 +123,7 @@ fn read_file(
         let index_failed = || Error::Internal("the indexing thread stopped".into());
         let mut blocks = rx.iter();
         let mut line_reader: Option<LineReader> = None;
+        let mut yaml_file = false;
         while let Some(block) = blocks.next() {
             let block = match block {
                 Ok(b) => b,
@@ -149,7 +151,7 @@ fn read_file(
                         }
                         lines = count_lines(&all);
                         let mut batch = VersionBatch::default();
-                        parse_documents(path, index, &all, opts, &mut batch, tally)?;
+                        yaml_file = parse_documents(path, index, &all, opts, &mut batch, tally)?;
                         to_index.send(vec![batch]).map_err(|_| index_failed())?;
                         break;
                     }
@@ -164,7 +166,8 @@ fn read_file(
         }
         let digest =
             reader.join().map_err(|_| Error::Internal(format!("the reader thread of {} failed", path.display())))?;
-        Ok((lines, digest, line_reader.map(|r| r.layout).unwrap_or_default()))
+        let layout = line_reader.map(|r| r.layout).unwrap_or(Layout { yaml: yaml_file, ..Layout::default() });
+        Ok((lines, digest, layout))
     })
 }
 
@@ -234,7 +237,8 @@ fn parse_block(
     Ok((out, tally))
 }
 
-/// Parses a file of JSON documents that span lines.
+/// Parses a file of documents that span lines: JSON, or YAML when it does not open as JSON does.
+/// Returns whether it was YAML.
 fn parse_documents(
     path: &Path,
     file: u32,
@@ -242,10 +246,15 @@ fn parse_documents(
     opts: &ParseOptions,
     out: &mut VersionBatch,
     tally: &mut Tally,
-) -> Result<()> {
+) -> Result<bool> {
     let body = source::strip_bom(all);
     let bom = (all.len() - body.len()) as u64;
     let total = count_lines(all);
+    let opening = body.trim_ascii_start().first();
+    if opening.is_some_and(|&b| b != b'{' && b != b'[') {
+        parse_yaml(path, file, body, bom, opts, out, tally)?;
+        return Ok(true);
+    }
     let mut stream = serde_json::Deserializer::from_slice(body).into_iter::<Value>();
     let mut lines_done = 0u64;
     loop {
@@ -258,7 +267,7 @@ fn parse_documents(
         let failure = match result {
             None => {
                 tally.blank += total - lines_done;
-                return Ok(());
+                return Ok(false);
             }
             Some(Ok(value)) => {
                 let src = Source { file, line, offset: start as u64 + bom, entry: None };
@@ -280,6 +289,45 @@ fn parse_documents(
         // After an unreadable document the rest of the file cannot be resynchronised.
         tally.blank += line.saturating_sub(lines_done + 1);
         let note = format!("the rest of the file, from line {line}, is left out");
-        return tally.fail_spanning(failure, Some(line), total + 1 - line, Some(&note));
+        return tally.fail_spanning(failure, Some(line), total + 1 - line, Some(&note)).map(|()| false);
     }
+}
+
+/// Parses the YAML documents of a file, each as the same JSON would be. An unreadable document
+/// is an input error at its line (with `--skip-invalid`, its lines are skipped and the next
+/// document read).
+fn parse_yaml(
+    path: &Path,
+    file: u32,
+    body: &[u8],
+    bom: u64,
+    opts: &ParseOptions,
+    out: &mut VersionBatch,
+    tally: &mut Tally,
+) -> Result<()> {
+    let total = count_lines(body);
+    let blank = source::blank_lines(body);
+    let text = std::str::from_utf8(body).map_err(|e| {
+        let line = source::line_of_offset(body, e.valid_up_to());
+        Error::input(path, line, bom, "bytes that are not valid UTF-8 in a YAML document")
+    })?;
+    for doc in yaml::documents(text) {
+        let src = Source { file, line: doc.line, offset: doc.offset as u64 + bom, entry: None };
+        let failure = match yaml::to_json(doc.text) {
+            Ok(value) => match versions_of_document(value, src, opts) {
+                Ok(vs) => {
+                    vs.into_iter().for_each(|v| out.push(v));
+                    continue;
+                }
+                Err(Unreadable::Shape(what)) => Error::input(path, doc.line, src.offset, what),
+                Err(Unreadable::NoZone) => return Err(Error::needs_zone(path, doc.line)),
+            },
+            Err((line, what)) => Error::input(path, doc.line + line.saturating_sub(1), src.offset, what),
+        };
+        let lines = doc.text.lines().filter(|l| !l.trim().is_empty()).count() as u64;
+        tally.fail_spanning(failure, Some(doc.line), lines, Some("the document is left out"))?;
+    }
+    tally.blank += blank;
+    tally.read += total - blank - tally.skipped_lines();
+    Ok(())
 }

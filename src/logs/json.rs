@@ -8,7 +8,7 @@ use ndjson_stream::config::{EmptyLineHandling, NdjsonConfig};
 use serde_json::Value;
 
 use super::elasticsearch::documents_to_lines;
-use super::{blank_lines, LogLine};
+use super::LogLine;
 use crate::error::{describe_json_error, Error, Result};
 use crate::source::{self, Tally};
 
@@ -87,6 +87,11 @@ pub(super) fn read_json_documents(
         // After an unreadable document the rest of the file cannot be resynchronised.
         let rest = &body[start..];
         let note = format!("the rest of the file, from line {line}, is left out");
-        return tally.fail_spanning(failure, Some(line), source::count_lines(rest) - blank_lines(rest), Some(&note));
+        return tally.fail_spanning(
+            failure,
+            Some(line),
+            source::count_lines(rest) - source::blank_lines(rest),
+            Some(&note),
+        );
     }
 }

@@ -10,7 +10,7 @@ use std::path::Path;
 use serde_json::{Map, Value};
 
 use super::aidbox::line_from_object;
-use super::{blank_lines, LogLine};
+use super::LogLine;
 use crate::error::{Error, Result};
 use crate::source::{self, Tally};
 use crate::timestamp::Zone;
@@ -33,7 +33,12 @@ pub(super) fn read(
         .from_reader(body);
     // A header the audit cannot use makes the whole file unreadable (skipped whole).
     let skip_file = |tally: &mut Tally, e: Error| {
-        tally.fail_spanning(e, None, source::count_lines(body) - blank_lines(body), Some("the whole file is left out"))
+        tally.fail_spanning(
+            e,
+            None,
+            source::count_lines(body) - source::blank_lines(body),
+            Some("the whole file is left out"),
+        )
     };
     let headers: Vec<String> = match reader.headers() {
         Ok(h) => h.iter().map(field_of_header).collect(),

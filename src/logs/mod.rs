@@ -122,7 +122,7 @@ pub(crate) fn read_one(
     let body = source::strip_bom(bytes);
     let bom = (bytes.len() - body.len()) as u64;
     let total_lines = source::count_lines(bytes);
-    let blank = blank_lines(body);
+    let blank = source::blank_lines(body);
     tally.blank += blank;
     let first = body.iter().position(|b| !b.is_ascii_whitespace());
     if let Some(first) = first {
@@ -139,15 +139,6 @@ pub(crate) fn read_one(
     }
     tally.read = total_lines - blank - tally.skipped_lines();
     Ok(total_lines)
-}
-
-/// Lines holding nothing but whitespace.
-pub(super) fn blank_lines(bytes: &[u8]) -> u64 {
-    if bytes.is_empty() {
-        return 0;
-    }
-    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
-    body.split(|&b| b == b'\n').filter(|l| l.iter().all(|b| b.is_ascii_whitespace())).count() as u64
 }
 
 fn first_line_is_whole_json(body: &[u8]) -> bool {

@@ -185,6 +185,15 @@ pub(crate) fn count_lines(b: &[u8]) -> u64 {
     bytecount(b'\n', b) as u64 + u64::from(b.last() != Some(&b'\n'))
 }
 
+/// Lines holding nothing but whitespace.
+pub(crate) fn blank_lines(bytes: &[u8]) -> u64 {
+    if bytes.is_empty() {
+        return 0;
+    }
+    let body = bytes.strip_suffix(b"\n").unwrap_or(bytes);
+    body.split(|&b| b == b'\n').filter(|l| l.iter().all(|b| b.is_ascii_whitespace())).count() as u64
+}
+
 /// The lines of a block with their 1-based numbers and stream offsets; `\r\n` ends are trimmed.
 pub(crate) fn lines_of(block: &LineBlock) -> impl Iterator<Item = (u64, u64, &[u8])> {
     let bytes = &block.bytes;

@@ -6,7 +6,9 @@ mod blocks;
 mod tally;
 
 use blocks::cut_at_read_error;
-pub(crate) use blocks::{count_lines, line_of_offset, lines_of, strip_bom, BufferPool, LineBlock, LineBlocks};
+pub(crate) use blocks::{
+    blank_lines, count_lines, line_of_offset, lines_of, strip_bom, BufferPool, LineBlock, LineBlocks,
+};
 pub(crate) use tally::{InputRecord, Tally};
 
 use std::collections::HashSet;
