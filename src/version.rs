@@ -136,6 +136,8 @@ pub(crate) enum Detail {
 pub(crate) struct ParsedVersion {
     pub(crate) resource_type: String,
     pub(crate) id: String,
+    /// The tenant its `meta` marks it with (Smartbox: `meta.tenant`, `meta._tenant`).
+    pub(crate) tenant: Option<String>,
     pub(crate) version_id: VersionId,
     pub(crate) last_updated: Instant,
     pub(crate) deleted: bool,
@@ -177,6 +179,8 @@ pub(crate) struct VersionFacts {
 struct BatchVersion {
     resource_type: TextRange,
     id: TextRange,
+    /// The tenant its `meta` marks it with (Smartbox), when it does.
+    tenant: Option<TextRange>,
     /// A range of the batch's `patients`.
     patients: (usize, usize),
     /// A range of the batch's `references`.
@@ -188,6 +192,7 @@ struct BatchVersion {
 pub(crate) struct VersionView<'b> {
     pub(crate) resource_type: &'b str,
     pub(crate) id: &'b str,
+    pub(crate) tenant: Option<&'b str>,
     text: &'b str,
     patient_spans: &'b [TextRange],
     reference_spans: &'b [(TextRange, TextRange)],
@@ -238,16 +243,19 @@ impl VersionBatch {
     }
 
     /// Adds a version; `patients` sorted, each once; `references` as (type, id).
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn push_parts<S: AsRef<str>, T: AsRef<str>, I: AsRef<str>>(
         &mut self,
         resource_type: &str,
         id: &str,
+        tenant: Option<&str>,
         patients: &[S],
         references: &[(T, I)],
         facts: VersionFacts,
     ) {
         let resource_type = self.keep(resource_type);
         let id = self.keep(id);
+        let tenant = tenant.map(|t| self.keep(t));
         let first = self.patients.len();
         for p in patients {
             let span = self.keep(p.as_ref());
@@ -260,13 +268,14 @@ impl VersionBatch {
             self.references.push(span);
         }
         let references = (first, self.references.len());
-        self.versions.push(BatchVersion { resource_type, id, patients, references, facts });
+        self.versions.push(BatchVersion { resource_type, id, tenant, patients, references, facts });
     }
 
     pub(crate) fn push(&mut self, p: ParsedVersion) {
         let ParsedVersion {
             resource_type,
             id,
+            tenant,
             version_id,
             last_updated,
             deleted,
@@ -278,6 +287,7 @@ impl VersionBatch {
         self.push_parts(
             &resource_type,
             &id,
+            tenant.as_deref(),
             &patients,
             &references,
             VersionFacts { version_id, last_updated, deleted, source, detail },
@@ -309,6 +319,7 @@ impl VersionBatch {
             f(VersionView {
                 resource_type: at(v.resource_type),
                 id: at(v.id),
+                tenant: v.tenant.map(at),
                 text: &text,
                 patient_spans: &patients[v.patients.0..v.patients.1],
                 reference_spans: &references[v.references.0..v.references.1],
@@ -328,6 +339,7 @@ impl VersionBatch {
             out.push(ParsedVersion {
                 resource_type: v.resource_type.to_string(),
                 id: v.id.to_string(),
+                tenant: v.tenant.map(str::to_string),
                 version_id,
                 last_updated,
                 deleted,
@@ -363,17 +375,24 @@ mod tests {
             detail: None,
         };
         let mut batch = VersionBatch::default();
-        batch.push_parts("Observation", "o1", &["p1"], &[("Patient", "p1"), ("Encounter", "e1")], facts(1));
-        batch.push_parts("Observation", "o2", &["p2"], &[("Practitioner", "d1")], facts(2));
+        batch.push_parts("Observation", "o1", None, &["p1"], &[("Patient", "p1"), ("Encounter", "e1")], facts(1));
+        batch.push_parts("Observation", "o2", None, &["p2"], &[("Practitioner", "d1")], facts(2));
         let mark = batch.mark();
-        batch.push_parts("Claim", "c1", &["p3", "p4"], &[("Organization", "x"), ("Patient", "p3")], facts(3));
+        batch.push_parts(
+            "Claim",
+            "c1",
+            Some("t1"),
+            &["p3", "p4"],
+            &[("Organization", "x"), ("Patient", "p3")],
+            facts(3),
+        );
         batch.rollback(mark);
         assert_eq!(
             (batch.mark().patients, batch.mark().references),
             (2, 3),
             "the rolled-back version's lists are gone"
         );
-        batch.push_parts("Patient", "p9", &["p9"], &[("Organization", "o9")], facts(4));
+        batch.push_parts("Patient", "p9", Some("t2"), &["p9"], &[("Organization", "o9")], facts(4));
         let v = batch.into_parsed();
         type Got<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, &'a str)>);
         let got: Vec<Got> = v

@@ -482,6 +482,86 @@ fn a_client_without_scope_allows_every_fhir_type_and_names_its_access_policies()
     assert!(empty.audit(&[]).ids().is_empty());
 }
 
+/// Smartbox keeps every tenant in one database and marks each resource with its tenant. Here two
+/// tenants share ids and types (a Client `c`, a Group `g`, Patient `p1`, Observation `o1`): a
+/// kickoff under `/tenant/{t}/…` reads only that tenant's (and unmarked resources, counted in a
+/// finding), never the other's.
+#[test]
+fn tenants_sharing_ids_see_only_their_own() {
+    let mut w = World::new();
+    let marked = |w: &mut World, body: Value, tenant: &str, old_form: bool, vid: &str, lu: &str| {
+        let mut b = body;
+        b["meta"] = if old_form {
+            json!({"versionId": vid, "lastUpdated": lu, "_tenant": tenant})
+        } else {
+            json!({"versionId": vid, "lastUpdated": lu, "tenant": {"id": tenant, "resourceType": "Tenant"}})
+        };
+        w.history.push(b.to_string());
+    };
+    for (t, old, v) in [("a", false, 10), ("b", true, 20)] {
+        let vid = |n: u32| (v + n).to_string();
+        marked(
+            &mut w,
+            json!({"resourceType": "Client", "id": "c", "scope": "system/*.read"}),
+            t,
+            old,
+            &vid(1),
+            "2023-01-01T00:00:00Z",
+        );
+        marked(
+            &mut w,
+            json!({"resourceType": "Group", "id": "g", "member": [{"entity": pref("p1")}]}),
+            t,
+            old,
+            &vid(2),
+            "2023-01-02T00:00:00Z",
+        );
+        marked(&mut w, json!({"resourceType": "Patient", "id": "p1"}), t, old, &vid(3), "2023-01-03T00:00:00Z");
+        marked(
+            &mut w,
+            json!({"resourceType": "Observation", "id": "o1", "subject": pref("p1")}),
+            t,
+            old,
+            &vid(4),
+            "2023-01-04T00:00:00Z",
+        );
+    }
+    // Tenant b's o2 is deleted by an entry without a body (no marker): it is b's deletion.
+    marked(
+        &mut w,
+        json!({"resourceType": "Observation", "id": "o2", "subject": pref("p1")}),
+        "b",
+        true,
+        "25",
+        "2023-01-04T00:00:00Z",
+    );
+    w.delete("Observation", "o2", "26", "2023-01-05T00:00:00Z");
+    w.version(json!({"resourceType": "Location", "id": "loc"}), "30", "2023-01-01T00:00:00Z");
+    w.request("ka", T, "get", "/tenant/a/fhir/Group/g/$export", Some(202), "c");
+    w.request("kb", &later(T, 1000), "get", "/tenant/b/fhir/Group/g/$export", Some(202), "c");
+    let a = w.audit(&[]);
+    let rows = |id: &str| -> Vec<String> {
+        let csv = csv_rows(&a.out.join("resources.csv"));
+        csv.iter()
+            .filter(|r| r["export_id"] == id)
+            .map(|r| format!("{}/{}/{}", r["resource_type"], r["resource_id"], r["version_id"]))
+            .collect()
+    };
+    assert_eq!(rows("ka"), vec!["Location/loc/30", "Observation/o1/14", "Patient/p1/13"]);
+    assert_eq!(rows("kb"), vec!["Location/loc/30", "Observation/o1/24", "Patient/p1/23"], "o2 was deleted in b");
+    let export = |id: &str| a.exports.iter().find(|e| e["export_id"] == id).unwrap().clone();
+    assert_eq!((export("ka")["client_version"].as_str(), export("ka")["group_version"].as_str()), ("11", "12"));
+    assert_eq!((export("kb")["client_version"].as_str(), export("kb")["group_version"].as_str()), ("21", "22"));
+    let unmarked: Vec<_> = a
+        .findings
+        .iter()
+        .filter(|f| f["kind"] == "tenant-unmarked")
+        .map(|f| (f["export_id"].clone(), f["detail"].clone()))
+        .collect();
+    assert_eq!(unmarked.len(), 2);
+    assert!(unmarked[0].1.starts_with("1 rows are of resources with no tenant marker"), "{unmarked:?}");
+}
+
 #[test]
 fn groups_nest_without_looping_and_members_come_in_both_formats() {
     let mut w = World::new();

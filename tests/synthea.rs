@@ -58,7 +58,7 @@ fn fixture_in_every_input_form_matches_the_truth_and_the_expected_files() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let stdout = audit(Path::new("fixtures/synthea/logs"), Path::new("fixtures/synthea/history"), &out, &[]);
-    assert!(stdout.contains("12 exports, 538 resource rows, 19 findings"), "{stdout}");
+    assert!(stdout.contains("12 exports, 538 resource rows, 20 findings"), "{stdout}");
     assert_rows_equal(&out.join("resources.csv"), &root().join("fixtures/synthea/truth/expected_resources.csv"));
     for t in ["resources", "exports", "findings"] {
         assert_same_file(&out.join(format!("{t}.csv")), &root().join(format!("fixtures/synthea/expected/{t}.csv")));

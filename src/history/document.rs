@@ -152,7 +152,16 @@ pub(crate) fn bundle_entry(
         .or_else(|| meta.and_then(|m| str_of(m, "lastUpdated")))
         .ok_or_else(|| format!("{rtype}/{id}: DELETE entry without response.lastModified"))?;
     let last_updated = parse_time(lu, || msg::time_field(&rtype, &id, "response.lastModified"), &opts.zone)?;
-    finish(rtype, id, VersionId::parse(&vid), last_updated, true, src, None, opts)
+    finish(
+        rtype,
+        id,
+        VersionId::parse(&vid),
+        last_updated,
+        true,
+        src,
+        e.get("resource").filter(|r| r.is_object()),
+        opts,
+    )
 }
 
 /// `[base/]Type/id[/_history/V]` → (type, id, version).
@@ -191,7 +200,32 @@ fn finish(
         }
         _ => (Vec::new(), Vec::new(), None),
     };
-    Ok(ParsedVersion { resource_type, id, version_id, last_updated, deleted, source, patients, references, detail })
+    // A deletion that carries the body (Aidbox's DELETE entries and deletion rows do) is marked too.
+    let tenant = body.and_then(|b| b.get("meta")).and_then(tenant_in_meta);
+    Ok(ParsedVersion {
+        resource_type,
+        id,
+        tenant,
+        version_id,
+        last_updated,
+        deleted,
+        source,
+        patients,
+        references,
+        detail,
+    })
+}
+
+/// The tenant a body's `meta` marks it with (Smartbox): `meta.tenant` (`{"id": t, "resourceType":
+/// "Tenant"}`, or the plain string a client may send), else `meta._tenant`.
+pub(crate) fn tenant_in_meta(meta: &Value) -> Option<String> {
+    let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(String::from);
+    match meta.get("tenant") {
+        Some(Value::Object(t)) => t.get("id").and_then(text),
+        Some(other) => text(other),
+        None => None,
+    }
+    .or_else(|| meta.get("_tenant").and_then(text))
 }
 
 /// Re-reads the body of a version from its source position (for `--with-resource` and

@@ -43,6 +43,11 @@ fn fast_path_matches_the_value_path() {
                 json!({"resourceType": "AccessPolicy", "id": "ap", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "engine": "allow", "link": [{"id": "c", "resourceType": "Client"}, {"reference": "Client/d"}]}),
                 json!({"resourceType": "AccessPolicy", "id": "ap2", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "engine": "allow"}),
                 json!({"id": "ap3", "resource_type": "AccessPolicy", "txid": 7, "ts": "2022-01-01T00:00:00Z", "status": "created", "resource": {"engine": "allow", "link": [{"id": "c", "resourceType": "Client"}]}}),
+                // Tenant markers (Smartbox), in both forms, in a resource, a row and a deletion row.
+                json!({"resourceType": "Patient", "id": "p", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z", "tenant": {"id": "t1", "resourceType": "Tenant"}}}),
+                json!({"resourceType": "Patient", "id": "p", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z", "_tenant": "t2"}}),
+                json!({"id": "o", "resource_type": "Observation", "txid": 8, "ts": "2022-01-01T00:00:00Z", "status": "updated", "resource": {"meta": {"tenant": {"id": "t1", "resourceType": "Tenant"}}, "subject": {"id": "p", "resourceType": "Patient"}}}),
+                json!({"id": "o", "resource_type": "Observation", "txid": 9, "ts": "2022-01-01T00:00:00Z", "status": "deleted", "resource": {"meta": {"_tenant": "t1"}}}),
                 // Found by the history fuzz target: an Aidbox-form id that is no FHIR id.
                 json!({"resourceType": "Observation", "id": "o", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "subject": {"id": "6c5d9ca9-54d?-42f5", "resourceType": "Patient"}}),
             ]

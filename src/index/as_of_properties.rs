@@ -18,6 +18,7 @@ fn parsed(id: &str, v: &[(i64, u64, bool)]) -> Vec<ParsedVersion> {
         .map(|(i, &(ms, vid, deleted))| ParsedVersion {
             resource_type: "Observation".into(),
             id: id.into(),
+            tenant: None,
             version_id: VersionId::Number(vid),
             last_updated: Instant::from_millis(ms),
             deleted,

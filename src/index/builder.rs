@@ -8,7 +8,7 @@ use rayon::prelude::*;
 
 use super::ids::{IdIndex, Interner};
 use super::lists::Lists;
-use super::{prefetch, Conflict, History, Resource, Version};
+use super::{prefetch, Conflict, History, Resource, Version, NO_TENANT};
 use crate::error::Result;
 #[cfg(test)]
 use crate::version::ParsedVersion;
@@ -48,6 +48,7 @@ pub(crate) struct HistoryBuilder {
     resources: Vec<Resource>,
     patients: Interner,
     refs: Interner,
+    tenants: Interner,
     lists: Lists,
 }
 
@@ -66,11 +67,17 @@ impl HistoryBuilder {
 
     fn add_view(&mut self, v: VersionView) {
         let t = self.types.intern(v.resource_type);
-        let idx = match self.ids.find(&self.resources, t, v.id) {
+        let tenant = v.tenant.map_or(NO_TENANT, |name| self.tenants.intern(name));
+        let idx = match self.ids.find(&self.resources, t, v.id, tenant) {
             Some(i) => i,
             None => {
                 let i = self.resources.len() as u32;
-                self.resources.push(Resource { resource_type: t, id: v.id.into(), versions: Vec::with_capacity(1) });
+                self.resources.push(Resource {
+                    resource_type: t,
+                    id: v.id.into(),
+                    tenant,
+                    versions: Vec::with_capacity(1),
+                });
                 self.ids.insert(&self.resources, i);
                 i
             }
@@ -100,7 +107,23 @@ impl HistoryBuilder {
     /// Sorts every resource's versions by (lastUpdated, versionId), drops repeated copies of a
     /// version (recording conflicts), and numbers resources in (type name, id) order.
     pub(crate) fn finish(self) -> History {
-        let HistoryBuilder { types, ids: mut by_key, mut resources, patients, refs, mut lists } = self;
+        let HistoryBuilder { types, ids: mut by_key, mut resources, patients, refs, tenants, mut lists } = self;
+        // An unmarked version (a deletion entry without a body, a version from before the marker)
+        // of an id that exactly one tenant has belongs to that tenant's resource.
+        if !tenants.names.is_empty() {
+            for i in 0..resources.len() {
+                if resources[i].tenant != NO_TENANT {
+                    continue;
+                }
+                let (t, id) = (resources[i].resource_type, resources[i].id.clone());
+                let marked: Vec<u32> =
+                    (0..tenants.names.len() as u32).filter_map(|x| by_key.find(&resources, t, &id, x)).collect();
+                if let [j] = marked[..] {
+                    let moved = std::mem::take(&mut resources[i].versions);
+                    resources[j as usize].versions.extend(moved);
+                }
+            }
+        }
         // The lists grew by doubling; the finished index keeps them without spare room.
         lists.patients.shrink_to_fit();
         lists.references.shrink_to_fit();
@@ -243,6 +266,7 @@ impl HistoryBuilder {
             by_type,
             patients,
             refs,
+            tenants,
             lists,
             by_patient,
             conflicts,

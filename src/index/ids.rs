@@ -28,7 +28,8 @@ impl Interner {
     }
 }
 
-/// Resource numbers by (type, id): the table stores each number with 32 bits of its hash, the
+/// Resource numbers by (type, id, tenant) — the hash is of (type, id), so the tenants' copies of
+/// one id share a chain: the table stores each number with 32 bits of its hash, the
 /// ids stay in the resources. Growing the table rehashes from the stored bits, without
 /// reading any id again (each read was a cache miss), and a lookup compares ids only when
 /// those bits match.
@@ -61,13 +62,13 @@ fn spread(bits: u32) -> u64 {
 }
 
 impl IdIndex {
-    pub(super) fn find(&self, resources: &[Resource], resource_type: u32, id: &str) -> Option<u32> {
+    pub(super) fn find(&self, resources: &[Resource], resource_type: u32, id: &str, tenant: u32) -> Option<u32> {
         let bits = id_hash(resource_type, id);
         self.table
             .find(spread(bits), |&(i, b)| {
                 b == bits && {
                     let r = &resources[i as usize];
-                    r.resource_type == resource_type && &*r.id == id
+                    r.resource_type == resource_type && r.tenant == tenant && &*r.id == id
                 }
             })
             .map(|&(i, _)| i)

@@ -55,8 +55,13 @@ const _: () = assert!(std::mem::size_of::<Version>() <= 64);
 pub(crate) struct Resource {
     pub(crate) resource_type: u32,
     pub(crate) id: Box<str>,
+    /// The tenant its versions are marked with (Smartbox), or [`NO_TENANT`].
+    pub(crate) tenant: u32,
     pub(crate) versions: Vec<Version>,
 }
+
+/// The tenant of a resource whose versions carry no tenant marker.
+pub(crate) const NO_TENANT: u32 = u32::MAX;
 
 /// Two versions with the same (type, id, versionId) but different contents.
 #[derive(Debug, Clone)]
@@ -79,6 +84,8 @@ pub(crate) struct History {
     by_type: Vec<(u32, u32)>,
     patients: Interner,
     refs: Interner,
+    /// The tenant markers (Smartbox) of the resources.
+    tenants: Interner,
     lists: Lists,
     /// For each interned patient: the resources any of whose versions is in its compartment.
     by_patient: Vec<Vec<u32>>,
@@ -142,13 +149,30 @@ impl History {
         self.refs.get(id)
     }
 
+    /// The resource (type, id), its tenant markers ignored: the unmarked one, else the first
+    /// tenant's.
     pub(crate) fn resource(&self, resource_type: &str, id: &str) -> Option<&Resource> {
         let t = self.type_id(resource_type)?;
-        self.resource_index(t, id).map(|i| &self.resources[i as usize])
+        std::iter::once(NO_TENANT)
+            .chain(0..self.tenants.names.len() as u32)
+            .find_map(|tenant| self.by_key.find(&self.resources, t, id, tenant))
+            .map(|i| &self.resources[i as usize])
     }
 
-    pub(crate) fn resource_index(&self, resource_type: u32, id: &str) -> Option<u32> {
-        self.by_key.find(&self.resources, resource_type, id)
+    /// The resource (type, id) as a kickoff under `tenant` reads it: that tenant's, else an
+    /// unmarked one, never another tenant's. Without a tenant, markers are ignored.
+    pub(crate) fn resource_in(&self, resource_type: &str, id: &str, tenant: Option<u32>) -> Option<&Resource> {
+        let Some(tenant) = tenant else { return self.resource(resource_type, id) };
+        let t = self.type_id(resource_type)?;
+        [tenant, NO_TENANT]
+            .into_iter()
+            .find_map(|x| self.by_key.find(&self.resources, t, id, x))
+            .map(|i| &self.resources[i as usize])
+    }
+
+    /// The interned number of a tenant marker, if any version carries it.
+    pub(crate) fn tenant_id(&self, name: &str) -> Option<u32> {
+        self.tenants.get(name)
     }
 
     /// Resources of a type, in id order.

@@ -7,6 +7,7 @@ fn pv(id: &str, vid: u64, ms: i64, deleted: bool) -> ParsedVersion {
     ParsedVersion {
         resource_type: "Observation".into(),
         id: id.into(),
+        tenant: None,
         version_id: VersionId::Number(vid),
         last_updated: Instant::from_millis(ms),
         deleted,

@@ -1,4 +1,4 @@
-//! One Aidbox log line (`ev`, `ts`, `ctx`, `w_m`, `w_url`, `w_qs`, `w_st`, `w_cid`, `w_uid`, `tn`, `w_b`)
+//! One Aidbox log line (`ev`, `ts`, `ctx`, `w_m`, `w_url`, `w_qs`, `w_st`, `w_cid`, `w_uid`, `w_b`)
 //! as a JSON object, reduced to the fields the audit reads.
 
 use std::path::Path;
@@ -75,7 +75,6 @@ pub(super) fn line_from_object(
         status,
         client_id: s("w_cid")?,
         user_id: s("w_uid")?,
-        tenant: s("tn")?,
         body: match get("w_b") {
             None => None,
             Some(Value::String(b)) => Some(b.clone()),

@@ -29,7 +29,6 @@ pub(crate) struct LogLine {
     pub(crate) status: Option<u16>,
     pub(crate) client_id: Option<String>,
     pub(crate) user_id: Option<String>,
-    pub(crate) tenant: Option<String>,
     /// The request body, when Aidbox logged it (`w_b`, with `X-Audit-Req-Body: true`): as written,
     /// or an object's JSON text.
     pub(crate) body: Option<String>,
@@ -53,7 +52,6 @@ pub(crate) struct Request {
     pub(crate) status: Option<u16>,
     pub(crate) client_id: Option<String>,
     pub(crate) user_id: Option<String>,
-    pub(crate) tenant: Option<String>,
     /// The logged request body (`w_b`).
     pub(crate) body: Option<String>,
     /// Its `w/req` line (else its first line), as `file:line`: where the request is in the logs,
@@ -193,7 +191,6 @@ fn request_of(id: String, mut lines: Vec<LogLine>, file_names: &[String]) -> Req
         status: first(&lines, |l| &l.status),
         client_id: first(&lines, |l| &l.client_id),
         user_id: first(&lines, |l| &l.user_id),
-        tenant: first(&lines, |l| &l.tenant),
         body: first(&lines, |l| &l.body),
         source,
     }

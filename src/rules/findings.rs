@@ -21,6 +21,7 @@ pub(crate) enum FindingKind {
     ParamNotApplied,
     RequestBodyNotLogged,
     OrganizationScopeNotApplied,
+    TenantUnmarked,
     KickoffTimeUnknown,
     StatusNotFound,
     ExportNotCompleted,
@@ -35,7 +36,7 @@ pub(crate) enum FindingKind {
 #[cfg_attr(not(test), allow(dead_code))]
 impl FindingKind {
     /// Every kind, in the README's order.
-    pub(crate) const ALL: [FindingKind; 22] = [
+    pub(crate) const ALL: [FindingKind; 23] = [
         FindingKind::BoundaryAmbiguous,
         FindingKind::ClientNotFound,
         FindingKind::ClientScopeUnreadable,
@@ -50,6 +51,7 @@ impl FindingKind {
         FindingKind::ParamNotApplied,
         FindingKind::RequestBodyNotLogged,
         FindingKind::OrganizationScopeNotApplied,
+        FindingKind::TenantUnmarked,
         FindingKind::KickoffTimeUnknown,
         FindingKind::StatusNotFound,
         FindingKind::ExportNotCompleted,
@@ -77,6 +79,7 @@ impl FindingKind {
             FindingKind::ParamNotApplied => "param-not-applied",
             FindingKind::RequestBodyNotLogged => "request-body-not-logged",
             FindingKind::OrganizationScopeNotApplied => "organization-scope-not-applied",
+            FindingKind::TenantUnmarked => "tenant-unmarked",
             FindingKind::KickoffTimeUnknown => "kickoff-time-unknown",
             FindingKind::StatusNotFound => "status-not-found",
             FindingKind::ExportNotCompleted => "export-not-completed",
@@ -105,6 +108,7 @@ impl FindingKind {
             FindingKind::ParamNotApplied => "`_typeFilter`, `_elements`, an unreadable `_since`/`_until` (then not applied: more is listed), or a parameter this tool does not interpret",
             FindingKind::RequestBodyNotLogged => "a POST kickoff whose body the logs do not hold (Aidbox logs it as `w_b` only with `X-Audit-Req-Body: true`): resolved from its query alone, so the client may have asked for less than is listed",
             FindingKind::OrganizationScopeNotApplied => "a kickoff under `/Organization/{org}/fhir/…` (organization-based access control): resolved without an organization filter, so more may be listed than was sent",
+            FindingKind::TenantUnmarked => "a `/tenant/{t}/…` kickoff lists resources with no tenant marker (`meta.tenant`/`meta._tenant`): listed, as an audit errs towards more; one finding per export, with the count of such rows",
             FindingKind::KickoffTimeUnknown => "a kickoff whose log lines carry no timestamp: it cannot be resolved",
             FindingKind::StatusNotFound => "the history holds BulkExportStatus resources but none matches this kickoff",
             FindingKind::ExportNotCompleted => "the matched BulkExportStatus ended in `error`/`cancelled`/`failed`: the client may have received part of the rows",

@@ -168,7 +168,8 @@ pub(crate) fn find(requests: &[Request], zone: &Zone) -> Result<Vec<ExportEvent>
             status: r.status,
             accepted,
             level,
-            tenant: tenant_of(path).or_else(|| r.tenant.clone()),
+            // Only the path names a Smartbox tenant: a log line's `tn` is Aidbox's box id.
+            tenant: tenant_of(path),
             organization: organization_of(path),
             group_id,
             params,

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rayon::slice::ParallelSliceMut;
 
-use crate::index::{Boundary, History, Resource, Version};
+use crate::index::{Boundary, History, Resource, Version, NO_TENANT};
 use crate::rules::compartment::Compartment;
 use crate::rules::findings::{Finding, FindingKind};
 use crate::rules::kickoff::ExportEvent;
@@ -92,9 +92,15 @@ struct Ask<'a> {
     end: Instant,
     h: &'a History,
     o: &'a ResolveOptions<'a>,
+    /// The tenant of a `/tenant/{t}/…` kickoff, as the index numbers it (`UNSEEN_TENANT` when
+    /// no resource is marked with it); `None`: a kickoff without a tenant, markers ignored.
+    tenant: Option<u32>,
 }
 
-impl Ask<'_> {
+/// The number of a kickoff's tenant that no resource is marked with.
+const UNSEEN_TENANT: u32 = NO_TENANT - 1;
+
+impl<'a> Ask<'a> {
     /// A `boundary-ambiguous` finding for every version of the resource whose lastUpdated lies
     /// between T and the end of the kickoff request.
     fn ambiguous(&self, res: &Resource, out: &mut Vec<Finding>) {
@@ -110,6 +116,16 @@ impl Ask<'_> {
     /// The resource's version in force at T, unless it is a deletion.
     fn live<'r>(&self, res: &'r Resource) -> Option<&'r Version> {
         res.live_at(self.t, self.o.boundary)
+    }
+
+    /// The resource (type, id) as this kickoff reads it: its tenant's, else an unmarked one.
+    fn find(&self, resource_type: &str, id: &str) -> Option<&'a Resource> {
+        self.h.resource_in(resource_type, id, self.tenant)
+    }
+
+    /// Whether a resource is another tenant's than this kickoff's (never listed).
+    fn foreign(&self, res: &Resource) -> bool {
+        self.tenant.is_some_and(|t| res.tenant != NO_TENANT && res.tenant != t)
     }
 }
 
@@ -127,7 +143,8 @@ pub(crate) fn resolve(e: &ExportEvent, h: &History, o: &ResolveOptions) -> Resol
         return r;
     }
     r.resolved = true;
-    let ask = Ask { e, id: &e.id, t, end: e.request_end().unwrap_or(t), h, o };
+    let tenant = e.tenant.as_deref().map(|name| h.tenant_id(name).unwrap_or(UNSEEN_TENANT));
+    let ask = Ask { e, id: &e.id, t, end: e.request_end().unwrap_or(t), h, o, tenant };
     // 1. Scopes.
     scopes::allowed_types(&ask, &mut r);
     // 2. Types.
@@ -141,6 +158,7 @@ pub(crate) fn resolve(e: &ExportEvent, h: &History, o: &ResolveOptions) -> Resol
         patients::Selection::Every => resources::rows(&ask, None, &mut r),
         patients::Selection::These(p) => resources::rows(&ask, Some(&p), &mut r),
     }
+    resources::unmarked(&ask, &mut r);
     finish(r, h)
 }
 

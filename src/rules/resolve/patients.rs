@@ -30,7 +30,7 @@ pub(super) fn selected(ask: &Ask, r: &mut Resolution) -> Selection {
             Some(pt) => h
                 .of_type(pt)
                 .map(|ri| &h.resources[ri as usize])
-                .filter(|res| ask.live(res).is_some())
+                .filter(|res| !ask.foreign(res) && ask.live(res).is_some())
                 .map(|res| res.id.to_string())
                 .collect(),
             None => Vec::new(),
@@ -38,7 +38,7 @@ pub(super) fn selected(ask: &Ask, r: &mut Resolution) -> Selection {
         Level::System => return Selection::Every,
     };
     for p in &selected {
-        if h.resource("Patient", p).and_then(|res| ask.live(res)).is_none() {
+        if ask.find("Patient", p).and_then(|res| ask.live(res)).is_none() {
             r.findings.push(
                 Finding::new(
                     ask.id,
@@ -57,7 +57,7 @@ pub(super) fn selected(ask: &Ask, r: &mut Resolution) -> Selection {
 /// Group does not exist at T.
 fn group_members(ask: &Ask, gid: &str, r: &mut Resolution) -> Option<Vec<String>> {
     let (id, h, t, o) = (ask.id, ask.h, ask.t, ask.o);
-    let root = h.resource("Group", gid);
+    let root = ask.find("Group", gid);
     if let Some(g) = root {
         ask.ambiguous(g, &mut r.findings);
     }
@@ -121,7 +121,7 @@ fn group_members(ask: &Ask, gid: &str, r: &mut Resolution) -> Option<Vec<String>
                     if !visited.insert(mid.clone()) {
                         continue;
                     }
-                    let nested = h.resource("Group", mid);
+                    let nested = ask.find("Group", mid);
                     if let Some(n) = nested {
                         ask.ambiguous(n, &mut r.findings);
                     }

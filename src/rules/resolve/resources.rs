@@ -3,7 +3,7 @@
 //! what `--non-compartment` lists), one row per (resource, patient).
 
 use super::{Ask, NonCompartment, Resolution, Row};
-use crate::index::{History, Resource, Version};
+use crate::index::{History, Resource, Version, NO_TENANT};
 use crate::rules::findings::{Finding, FindingKind};
 use crate::rules::kickoff::Level;
 
@@ -98,6 +98,9 @@ pub(super) fn rows(ask: &Ask, selected: Option<&[String]>, r: &mut Resolution) {
                 crate::index::prefetch(h.resources[ahead as usize].versions.as_ptr());
             }
             let res = &h.resources[ri as usize];
+            if ask.foreign(res) {
+                continue;
+            }
             ask.ambiguous(res, &mut r.findings);
             let Some((vi, v)) = live_index(ask, res) else { continue };
             if !in_time(v) {
@@ -127,7 +130,7 @@ pub(super) fn rows(ask: &Ask, selected: Option<&[String]>, r: &mut Resolution) {
         }
         for ri in h.of_type(tid) {
             let res = &h.resources[ri as usize];
-            if policy == NonCompartment::Referenced && !is_referenced(h, &referenced, res) {
+            if ask.foreign(res) || (policy == NonCompartment::Referenced && !is_referenced(h, &referenced, res)) {
                 continue;
             }
             ask.ambiguous(res, &mut r.findings);
@@ -136,6 +139,24 @@ pub(super) fn rows(ask: &Ask, selected: Option<&[String]>, r: &mut Resolution) {
                 r.rows.push(Row { resource: ri, version: vi, patient: None });
             }
         }
+    }
+}
+
+/// A tenant's export lists resources with no tenant marker (an audit errs towards more): one
+/// finding with how many of its rows are such.
+pub(super) fn unmarked(ask: &Ask, r: &mut Resolution) {
+    if ask.tenant.is_none() {
+        return;
+    }
+    let h = ask.h;
+    let n = r.rows.iter().filter(|row| h.resources[row.resource as usize].tenant == NO_TENANT).count();
+    if n > 0 {
+        let tenant = ask.e.tenant.as_deref().unwrap_or("");
+        r.findings.push(Finding::new(
+            ask.id,
+            FindingKind::TenantUnmarked,
+            format!("{n} rows are of resources with no tenant marker: listed for tenant {tenant}, though they may be another tenant's"),
+        ));
     }
 }
 

@@ -13,7 +13,7 @@ use crate::version::{ClientScopes, Detail};
 pub(super) fn allowed_types(ask: &Ask, r: &mut Resolution) {
     let (e, h, id) = (ask.e, ask.h, ask.id);
     let who = e.client_id.as_deref().unwrap_or("");
-    let client = e.client_id.as_deref().and_then(|c| h.resource("Client", c));
+    let client = e.client_id.as_deref().and_then(|c| ask.find("Client", c));
     if let Some(c) = client {
         ask.ambiguous(c, &mut r.findings);
     }
@@ -81,6 +81,9 @@ fn access_policies(ask: &Ask, client: &str) -> (Vec<String>, Vec<String>) {
     let Some(t) = h.type_id("AccessPolicy") else { return (linked, global) };
     for ri in h.of_type(t) {
         let res = &h.resources[ri as usize];
+        if ask.foreign(res) {
+            continue;
+        }
         let Some(Detail::AccessPolicy { links }) = ask.live(res).and_then(|v| h.detail_of(v)) else { continue };
         if links.is_empty() {
             global.push(res.id.to_string());
