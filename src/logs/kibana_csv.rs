@@ -79,14 +79,18 @@ pub(super) fn read(
             if let Some(s) = source_col {
                 // The `_source` form: the log line itself, as JSON.
                 match serde_json::from_str::<Value>(unescape_cell(cells[s])) {
-                    Ok(Value::Object(line)) => obj = line,
+                    // A log line has its event, request or context; Kibana 7.12 and before
+                    // wrote only the time there.
+                    Ok(Value::Object(line)) if ["ev", "w_url", "ctx"].iter().any(|k| line.contains_key(*k)) => {
+                        obj = line
+                    }
                     _ => {
                         return Err(Error::input(
                             path,
                             line,
                             offset,
-                            "the _source cell holds no log line as a JSON object (Kibana before 7.13 put only the \
-                             time there, later ones `-`): export the log fields as columns instead",
+                            "the _source cell holds no log line (Kibana before 7.13 put only the time there, later \
+                             ones `-`): export the log fields as columns instead",
                         ))
                     }
                 }
@@ -221,8 +225,11 @@ mod tests {
         let lines = read_csv(text).unwrap();
         assert_eq!(lines[0].ctx.as_deref(), Some("k"));
         assert_eq!(lines[0].url.as_deref(), Some("/fhir/$export"));
-        let only_time = "\"@timestamp\",\"_source\"\n\"Dec 5, 2022 @ 16:34:30.417\",\"-\"\n";
-        let e = read_csv(only_time).unwrap_err().to_string();
+        let dash = "\"@timestamp\",\"_source\"\n\"Dec 5, 2022 @ 16:34:30.417\",\"-\"\n";
+        let e = read_csv(dash).unwrap_err().to_string();
         assert!(e.contains("k.csv:2") && e.contains("the _source cell holds no log line"), "{e}");
+        let only_time = "\"@timestamp\",\"_source\"\n\"Dec 5, 2022 @ 16:34:30.417\",\"{\"\"@timestamp\"\":\"\"2022-12-05T16:34:30.417Z\"\"}\"\n";
+        let e = read_csv(only_time).unwrap_err().to_string();
+        assert!(e.contains("the _source cell holds no log line"), "{e}");
     }
 }

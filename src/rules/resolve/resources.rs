@@ -34,6 +34,18 @@ pub(super) fn params_not_applied(ask: &Ask, out: &mut Vec<Finding>) {
             format!("{name} is unreadable ({why}): not applied, so more may be listed"),
         ));
     }
+    if ask.e.level != Level::Patient && !p.patients.is_empty() {
+        // Aidbox documents `patient` on group-level POST; the SPEC applies it at patient level.
+        out.push(Finding::new(
+            id,
+            FindingKind::ParamNotApplied,
+            format!(
+                "patient={} is not applied at {} level: every patient the export selects is listed",
+                p.patients.join(","),
+                ask.e.level.as_str()
+            ),
+        ));
+    }
     if p.body_not_logged {
         out.push(Finding::new(
             id,
