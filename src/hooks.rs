@@ -25,6 +25,14 @@ pub fn check_history_line(line: &[u8]) -> Result<(), String> {
     history::hooks::check_line(line, &opts)
 }
 
+/// Fuzz target `history_file`: any bytes as a whole history file ($dump-sql TSV, a pg_dump,
+/// YAML or JSON documents). `Err` when the fast path and the reference reading disagree on a row.
+pub fn check_history_file(bytes: &[u8]) -> Result<(), String> {
+    let c = Compartment::load(FhirVersion::R4);
+    let opts = ParseOptions::new(&c, Zone::UTC, true);
+    history::hooks::check_file(bytes, &opts)
+}
+
 /// Fuzz targets `logs` and `kibana_csv`: any bytes as a log file, read strictly and with
 /// `--skip-invalid`; what is read is merged into requests and searched for kickoffs. Returns
 /// the kickoffs found by the lenient reading.

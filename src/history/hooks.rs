@@ -2,7 +2,9 @@
 //! one line beside the reference reading, and the quick reader alone.
 
 use super::fast::{self, scan_line, serde_fields_for_hooks, skim_fields};
-use super::{versions_of_document, ParseOptions};
+use super::forms::{self, Form, LineKind, LineReader};
+use super::{pg_text, versions_of_document, yaml, ParseOptions};
+use crate::source;
 use crate::version::{Source, VersionBatch};
 
 /// One line through the fast path and through the `serde_json::Value` reading: they must agree
@@ -54,4 +56,45 @@ pub(crate) fn versions_read(lines: &[&[u8]], opts: &ParseOptions) -> usize {
             out.len()
         })
         .sum()
+}
+
+/// Any bytes as a whole history file: its form told, its lines classified in order, each table
+/// row turned into a JSON row and checked as a line is (fast path against the reference
+/// reading), YAML documents read as JSON. `Err` says where the two readings disagree.
+pub(crate) fn check_file(bytes: &[u8], opts: &ParseOptions) -> Result<(), String> {
+    match forms::detect(bytes) {
+        Form::Documents => {
+            if let Ok(text) = std::str::from_utf8(source::strip_bom(bytes)) {
+                for doc in yaml::documents(text) {
+                    if let Ok(value) = yaml::to_json(doc.text) {
+                        let _ = versions_of_document(
+                            value,
+                            Source { file: 0, line: doc.line, offset: 0, entry: None },
+                            opts,
+                        );
+                    }
+                }
+            }
+            Ok(())
+        }
+        form => {
+            let lines: Vec<(u64, &[u8])> =
+                bytes.split(|&b| b == b'\n').enumerate().map(|(i, l)| (i as u64 + 1, l)).collect();
+            let mut reader = LineReader::new(form);
+            let Ok(kinds) = reader.kinds(&lines, None, &opts.zone) else { return Ok(()) };
+            for (&(_, text), kind) in lines.iter().zip(&kinds) {
+                match kind {
+                    LineKind::Json => check_line(text, opts)?,
+                    LineKind::Pass => {}
+                    LineKind::Row(i) => {
+                        let columns = &reader.layout.columns[*i as usize];
+                        if let Ok(json) = pg_text::fields(text).and_then(|f| pg_text::row_json(columns, &f)) {
+                            check_line(json.as_bytes(), opts)?;
+                        }
+                    }
+                }
+            }
+            Ok(())
+        }
+    }
 }

@@ -46,10 +46,16 @@ pub(crate) fn to_json(doc: &str) -> Result<Value, (u64, String)> {
         0 => return Err((1, "an empty YAML document".into())),
         _ => return Err((1, "more than one YAML document where one was expected".into())),
     };
-    value(yaml).map_err(|what| (1, what))
+    value(yaml, 0).map_err(|what| (1, what))
 }
 
-fn value(y: Yaml) -> Result<Value, String> {
+/// Nesting deeper than this is refused, as serde_json refuses JSON nested deeper than 128.
+const MAX_DEPTH: usize = 128;
+
+fn value(y: Yaml, depth: usize) -> Result<Value, String> {
+    if depth > MAX_DEPTH {
+        return Err(format!("YAML nested deeper than {MAX_DEPTH} levels"));
+    }
     Ok(match y {
         Yaml::Null => Value::Null,
         Yaml::Boolean(b) => Value::Bool(b),
@@ -59,7 +65,7 @@ fn value(y: Yaml) -> Result<Value, String> {
             None => Value::String(text),
         },
         Yaml::String(s) => Value::String(s),
-        Yaml::Array(items) => Value::Array(items.into_iter().map(value).collect::<Result<_, _>>()?),
+        Yaml::Array(items) => Value::Array(items.into_iter().map(|i| value(i, depth + 1)).collect::<Result<_, _>>()?),
         Yaml::Hash(entries) => {
             let mut obj = Map::new();
             for (k, v) in entries {
@@ -69,7 +75,7 @@ fn value(y: Yaml) -> Result<Value, String> {
                     Yaml::Boolean(b) => b.to_string(),
                     _ => return Err("a YAML mapping key that is not a plain value".into()),
                 };
-                obj.insert(key, value(v)?);
+                obj.insert(key, value(v, depth + 1)?);
             }
             Value::Object(obj)
         }
@@ -91,6 +97,9 @@ mod tests {
             json!({"resourceType": "Observation", "id": "o1", "meta": {"versionId": "130", "lastUpdated": "2022-12-06T08:00:01.654321Z", "tenant": {"id": "my-clinic", "resourceType": "Tenant"}}, "value": {"Quantity": {"value": 16.5, "unit": "/min"}}, "flag": true, "count": 3})
         );
         assert!(to_json("a: [1, 2").is_err());
+        // Nesting that would exhaust the stack is refused, as serde_json refuses deep JSON.
+        let deep: String = (1..2000).map(|i| format!("{}- \n", "  ".repeat(i))).collect();
+        assert!(to_json(&format!("a:\n{deep}")).unwrap_err().1.contains("nested deeper than 128"));
     }
 
     #[test]
