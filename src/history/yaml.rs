@@ -39,6 +39,15 @@ pub(crate) fn documents(text: &str) -> Vec<Document<'_>> {
 
 /// A YAML document as JSON. `Err` says what is wrong, with the line inside the document.
 pub(crate) fn to_json(doc: &str) -> Result<Value, (u64, String)> {
+    // Nesting is refused before the YAML reader recurses into it (it would exhaust the stack):
+    // blocks by their indentation, flow collections by their brackets.
+    for (i, line) in doc.lines().enumerate() {
+        let indent = line.len() - line.trim_start_matches(' ').len();
+        let open = line.bytes().filter(|b| matches!(b, b'[' | b'{')).count();
+        if indent > 2 * MAX_DEPTH || open > MAX_DEPTH {
+            return Err((i as u64 + 1, format!("YAML nested deeper than {MAX_DEPTH} levels")));
+        }
+    }
     let mut loaded = YamlLoader::load_from_str(doc)
         .map_err(|e| (e.marker().line() as u64, format!("unreadable YAML at column {}", e.marker().col() + 1)))?;
     let yaml = match loaded.len() {
@@ -100,6 +109,10 @@ mod tests {
         // Nesting that would exhaust the stack is refused, as serde_json refuses deep JSON.
         let deep: String = (1..2000).map(|i| format!("{}- \n", "  ".repeat(i))).collect();
         assert!(to_json(&format!("a:\n{deep}")).unwrap_err().1.contains("nested deeper than 128"));
+        let flow = format!("a: {}", "[".repeat(200_000));
+        assert!(to_json(&flow).unwrap_err().1.contains("nested deeper than 128"));
+        let within: String = (1..130).map(|i| format!("{}- \n", "  ".repeat(i))).collect();
+        assert!(to_json(&format!("a:\n{within}")).unwrap_err().1.contains("nested deeper than 128"));
     }
 
     #[test]
