@@ -385,6 +385,13 @@ fn parse_iso(s: &str, zone: &Zone) -> Result<Stamp, TimeError> {
     let naive = NaiveDateTime::new(date, time);
     c.skip_spaces();
     let at = match c.peek() {
+        // A date alone in a zone: its day runs to the next local midnight (23 or 25 hours on
+        // the days the clocks change).
+        None if unit == NANOS_PER_DAY => {
+            let at = localize(naive, zone)?;
+            let next = localize(naive + chrono::Duration::days(1), zone)?;
+            return Ok(Stamp { at, unit: next.0 - at.0 });
+        }
         None => localize(naive, zone)?,
         Some(b'Z') | Some(b'z') => {
             c.i += 1;

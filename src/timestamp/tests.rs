@@ -164,3 +164,14 @@ fn end_of_a_millisecond() {
     let t = parse_stamp("2022-12-05T16:34:30.417Z", &Zone::UTC).unwrap();
     assert_eq!(t.end().to_rfc3339(), "2022-12-05T16:34:30.417999999Z");
 }
+
+/// A date alone covers its whole local day, also when the clocks change that day.
+#[test]
+fn a_local_day_runs_to_the_next_local_midnight() {
+    let berlin = Zone::given("Europe/Berlin".parse().unwrap());
+    let autumn = parse_stamp("2022-10-30", &berlin).unwrap();
+    assert_eq!(autumn.unit, 25 * 3600 * 1_000_000_000);
+    assert_eq!(autumn.end().to_rfc3339(), "2022-10-30T22:59:59.999999999Z");
+    let spring = parse_stamp("2023-03-26", &berlin).unwrap();
+    assert_eq!(spring.unit, 23 * 3600 * 1_000_000_000);
+}
