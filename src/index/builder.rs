@@ -5,6 +5,7 @@
 use std::sync::mpsc::{sync_channel, SyncSender};
 
 use rayon::prelude::*;
+use rustc_hash::FxHashMap as HashMap;
 
 use super::ids::{IdIndex, Interner};
 use super::lists::Lists;
@@ -111,16 +112,18 @@ impl HistoryBuilder {
         // An unmarked version (a deletion entry without a body, a version from before the marker)
         // of an id that exactly one tenant has belongs to that tenant's resource.
         if !tenants.names.is_empty() {
+            // (type, id) → the one marked resource with it (`None`: several tenants have it).
+            let mut marked: HashMap<(u32, Box<str>), Option<usize>> = HashMap::default();
+            for (j, r) in resources.iter().enumerate().filter(|(_, r)| r.tenant != NO_TENANT) {
+                marked.entry((r.resource_type, r.id.clone())).and_modify(|m| *m = None).or_insert(Some(j));
+            }
             for i in 0..resources.len() {
                 if resources[i].tenant != NO_TENANT {
                     continue;
                 }
-                let (t, id) = (resources[i].resource_type, resources[i].id.clone());
-                let marked: Vec<u32> =
-                    (0..tenants.names.len() as u32).filter_map(|x| by_key.find(&resources, t, &id, x)).collect();
-                if let [j] = marked[..] {
+                if let Some(Some(j)) = marked.get(&(resources[i].resource_type, resources[i].id.clone())) {
                     let moved = std::mem::take(&mut resources[i].versions);
-                    resources[j as usize].versions.extend(moved);
+                    resources[*j].versions.extend(moved);
                 }
             }
         }
