@@ -105,7 +105,7 @@ fn guide_manifest_lists_inputs_with_hashes_and_counts() {
 fn outputs_are_readable_by_the_owner_only() {
     use std::os::unix::fs::PermissionsExt;
     let (_tmp, out) = audit_guide(&["--format", "csv"]);
-    for t in ["resources.csv", "exports.csv", "findings.csv", "manifest.json"] {
+    for t in ["resources.csv", "exports.csv", "findings.csv", "manifest.json", "SHA256SUMS"] {
         let mode = std::fs::metadata(out.join(t)).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{t}");
     }
@@ -145,6 +145,42 @@ fn reconstruct_and_with_resource_give_the_bodies_sent() {
     let pt = rows.iter().find(|r| r["resource_id"] == "test-pt-1").unwrap();
     let body: serde_json::Value = serde_json::from_str(&pt["resource"]).unwrap();
     assert_eq!(body["name"][0]["family"], "Test-Smith");
+}
+
+/// The chain of custody: `SHA256SUMS` in each output folder covers every file written there, in
+/// the form `sha256sum -c` checks; a changed file fails the check.
+#[test]
+fn sha256sums_cover_every_file_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (out, rec) = (tmp.path().join("out"), tmp.path().join("rec"));
+    let args = ["audit", "--logs", "fixtures/guide/logs", "--tz", "UTC", "--history", "fixtures/guide/history"];
+    let more =
+        ["--format", "csv", "--with-resource", "--out", out.to_str().unwrap(), "--reconstruct", rec.to_str().unwrap()];
+    run_ok(&[&args[..], &more[..]].concat());
+    let check = |dir: &std::path::Path| {
+        std::process::Command::new("sha256sum").args(["--check", "--strict", "SHA256SUMS"]).current_dir(dir).output()
+    };
+    for (dir, expected) in [
+        (&out, vec!["exports.csv", "findings.csv", "manifest.json", "resources.csv"]),
+        (&rec, vec![".bulk-audit", "e2b9d4/Location.ndjson", "e2b9d4/Observation.ndjson", "e2b9d4/Patient.ndjson"]),
+    ] {
+        let sums = read(&dir.join("SHA256SUMS"));
+        let names: Vec<&str> = sums.lines().map(|l| l.split_once("  ").unwrap().1).collect();
+        assert_eq!(names, expected, "{sums}");
+        for line in sums.lines() {
+            let (sum, name) = line.split_once("  ").unwrap();
+            use sha2::Digest as _;
+            let bytes = std::fs::read(dir.join(name)).unwrap();
+            let actual: String = sha2::Sha256::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
+            assert_eq!(sum, actual, "{name}");
+        }
+        // GNU coreutils, where installed, agrees; and notices a change.
+        if let Ok(ok) = check(dir) {
+            assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stdout));
+            std::fs::write(dir.join(expected[1]), "changed\n").unwrap();
+            assert!(!check(dir).unwrap().status.success());
+        }
+    }
 }
 
 #[test]

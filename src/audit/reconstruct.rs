@@ -13,7 +13,8 @@ use crate::output;
 /// `<dir>/<export_id>/<Type>.ndjson`: each exported version's body, one line per resource.
 pub(super) fn write(r: &AuditResult, dir: &Path, bodies: &HashMap<VersionKey, String>) -> Result<()> {
     let h = &r.history;
-    let mut used_names = BTreeSet::new();
+    // `SHA256SUMS` is the checksum file's: an export of that name takes another.
+    let mut used_names = BTreeSet::from([output::SUMS.to_string()]);
     for i in export_order(r) {
         let x = &r.resolutions[i];
         if !x.resolved {

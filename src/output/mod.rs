@@ -3,6 +3,7 @@
 //! only, and renamed into place once complete, so a failed run never leaves a mix of old and new
 //! files. What the tables hold is the audit's business (`crate::audit`).
 
+mod checksums;
 mod csv;
 #[cfg(feature = "parquet")]
 mod parquet;
@@ -14,6 +15,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 
+pub(crate) use checksums::SUMS;
 #[cfg(test)]
 pub(crate) use csv::csv_rows_by_cell;
 use csv::{finish_file, write_csv};

@@ -122,8 +122,10 @@ impl Staging {
         Ok(Staging { dir, dest: dest.to_path_buf(), committed: false })
     }
 
-    /// Moves the finished folder into place, replacing what was there.
+    /// Writes `SHA256SUMS` over the finished folder, then moves it into place, replacing what
+    /// was there.
     pub(crate) fn commit(mut self) -> Result<()> {
+        super::checksums::write_sums(&self.dir)?;
         let old = self.dir.with_file_name(format!(
             ".{}.old-{}",
             self.dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),

@@ -1,0 +1,98 @@
+//! `SHA256SUMS`: the SHA-256 of every file written into an output folder, in the form
+//! `sha256sum -c` checks, so the outputs can be tied to the run that wrote them.
+
+use std::fs::{self, File};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
+use sha2::{Digest, Sha256};
+
+use super::write_text;
+use crate::error::{Error, Result};
+
+/// The checksum file's name; no other output may take it.
+pub(crate) const SUMS: &str = "SHA256SUMS";
+
+/// Writes `dir/SHA256SUMS` over every file under `dir` (subfolders included), sorted by path.
+pub(crate) fn write_sums(dir: &Path) -> Result<()> {
+    let mut files = Vec::new();
+    list_files(dir, Path::new(""), &mut files)?;
+    files.retain(|p| p != Path::new(SUMS));
+    files.sort();
+    let sums: Vec<String> = files.par_iter().map(|rel| hash_file(&dir.join(rel))).collect::<Result<_>>()?;
+    let mut text = String::new();
+    for (rel, sum) in files.iter().zip(sums) {
+        text.push_str(&sum_line(&sum, &rel.to_string_lossy()));
+    }
+    write_text(&dir.join(SUMS), &text)
+}
+
+/// One line as GNU `sha256sum` writes it: a name holding `\` or a line break is escaped and the
+/// line starts with `\`.
+fn sum_line(sum: &str, name: &str) -> String {
+    if name.contains(['\\', '\n', '\r']) {
+        let escaped = name.replace('\\', "\\\\").replace('\n', "\\n").replace('\r', "\\r");
+        format!("\\{sum}  {escaped}\n")
+    } else {
+        format!("{sum}  {name}\n")
+    }
+}
+
+fn list_files(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
+    let here = root.join(rel);
+    for entry in fs::read_dir(&here).map_err(|e| Error::output(&here, e))? {
+        let entry = entry.map_err(|e| Error::output(&here, e))?;
+        let kind = entry.file_type().map_err(|e| Error::output(entry.path(), e))?;
+        let rel = rel.join(entry.file_name());
+        if kind.is_dir() {
+            list_files(root, &rel, out)?;
+        } else {
+            out.push(rel);
+        }
+    }
+    Ok(())
+}
+
+fn hash_file(path: &Path) -> Result<String> {
+    let mut f = File::open(path).map_err(|e| Error::output(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| Error::output(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lines_as_sha256sum_writes_them() {
+        assert_eq!(sum_line("ab", "exports.csv"), "ab  exports.csv\n");
+        assert_eq!(sum_line("ab", "a\\b\nc"), "\\ab  a\\\\b\\nc\n");
+    }
+
+    #[test]
+    fn every_file_but_itself_sorted() {
+        let d = std::env::temp_dir().join(format!("bulk-audit-sums-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&d);
+        fs::create_dir_all(d.join("x")).unwrap();
+        fs::write(d.join("b.csv"), "abc").unwrap();
+        fs::write(d.join("x").join("a.ndjson"), "").unwrap();
+        write_sums(&d).unwrap();
+        write_sums(&d).unwrap(); // a second run does not hash the first one's file
+        let text = fs::read_to_string(d.join(SUMS)).unwrap();
+        fs::remove_dir_all(&d).unwrap();
+        assert_eq!(
+            text,
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad  b.csv\n\
+             e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855  x/a.ndjson\n"
+        );
+    }
+}
