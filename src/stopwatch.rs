@@ -1,7 +1,17 @@
-//! Stage timings on stderr (wall and CPU seconds, resident memory) when `BULK_AUDIT_TIMINGS` is
-//! set: how the measurements in BENCHMARKS.md are taken.
+//! Stage timings on stderr (wall and CPU seconds, resident memory) with `-v` (or
+//! `BULK_AUDIT_TIMINGS` set): how the measurements in BENCHMARKS.md are taken.
 
-/// Prints how long each stage took to stderr when `BULK_AUDIT_TIMINGS` is set.
+use std::sync::atomic::{AtomicBool, Ordering};
+
+/// Whether `-v` was given.
+static VERBOSE: AtomicBool = AtomicBool::new(false);
+
+/// Turns stage timings on for the rest of the run (`-v`).
+pub(crate) fn set_verbose(on: bool) {
+    VERBOSE.store(on, Ordering::Relaxed);
+}
+
+/// Prints how long each stage took to stderr with `-v` or when `BULK_AUDIT_TIMINGS` is set.
 pub(crate) struct Stopwatch {
     start: std::time::Instant,
     last: std::time::Instant,
@@ -24,7 +34,7 @@ fn cpu_seconds() -> f64 {
 impl Stopwatch {
     pub(crate) fn new() -> Stopwatch {
         let now = std::time::Instant::now();
-        let on = std::env::var_os("BULK_AUDIT_TIMINGS").is_some();
+        let on = VERBOSE.load(Ordering::Relaxed) || std::env::var_os("BULK_AUDIT_TIMINGS").is_some();
         Stopwatch { start: now, last: now, cpu: if on { cpu_seconds() } else { 0.0 }, on }
     }
 

@@ -117,3 +117,41 @@ fn output_that_cannot_be_written_is_an_error() {
         assert!(stderr.contains("standard output"), "{args:?}: {stderr}");
     }
 }
+
+/// `-q` prints nothing but errors; `-v` adds each stage's timings on stderr. Neither changes
+/// what is written.
+#[test]
+fn quiet_prints_errors_only_and_verbose_prints_stage_timings() {
+    let tmp = tempfile::tempdir().unwrap();
+    let audit = |flag: &str, name: &str| {
+        let out = tmp.path().join(name);
+        let mut args = vec!["audit", "--logs", "fixtures/guide/logs", "--tz", "UTC"];
+        args.extend(["--history", "fixtures/guide/history", "--format", "csv", "--out", out.to_str().unwrap()]);
+        if !flag.is_empty() {
+            args.insert(0, flag);
+        }
+        let r = run(&args);
+        assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (text(&r.stdout), text(&r.stderr), read(&out.join("resources.csv")))
+    };
+    let (plain_out, plain_err, plain_rows) = audit("", "plain");
+    assert!(plain_out.contains("2 exports, 4 resource rows"), "{plain_out}");
+    assert!(!plain_err.contains("cpu"), "{plain_err}");
+
+    let (quiet_out, quiet_err, quiet_rows) = audit("--quiet", "quiet");
+    assert_eq!((quiet_out.as_str(), quiet_err.as_str()), ("", ""));
+    assert_eq!(quiet_rows, plain_rows);
+
+    let (verbose_out, verbose_err, verbose_rows) = audit("-v", "verbose");
+    assert_eq!(verbose_out.replace("/verbose", "/plain"), plain_out);
+    assert_eq!(verbose_rows, plain_rows);
+    for stage in ["logs", "resources write"] {
+        assert!(verbose_err.lines().any(|l| l.trim_start().starts_with(stage) && l.contains("cpu")), "{verbose_err}");
+    }
+
+    // Errors still reach stderr under --quiet.
+    let r = run(&["-q", "audit", "--logs", "fixtures/guide/logs", "--history", "no/such/path", "--tz", "UTC"]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("no/such/path"));
+}

@@ -25,6 +25,12 @@ use crate::error::{Error, Result};
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Command,
+    /// Print errors only: no summary on stdout, no notes on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub(crate) quiet: bool,
+    /// Also print each stage's wall and CPU time and memory on stderr.
+    #[arg(short, long, global = true)]
+    pub(crate) verbose: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -147,10 +153,14 @@ pub(crate) enum FhirVersionArg {
     R5,
 }
 
-fn run_audit(a: AuditArgs) -> Result<()> {
+fn run_audit(a: AuditArgs, quiet: bool) -> Result<()> {
     let cfg = config::audit_config(a)?;
     let result = audit::run(&cfg)?;
     let written = audit::write(&cfg, &result)?;
+    if quiet {
+        std::mem::forget(result);
+        return Ok(());
+    }
     if let Some(what) = audit::nothing_resolved(&result) {
         eprintln!("bulk-audit: {}", printable(&what));
     }
@@ -240,9 +250,10 @@ fn printable(text: &str) -> String {
 /// Runs the command line; returns the process exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    crate::stopwatch::set_verbose(cli.verbose);
     crate::output::remove_staging_on_interrupt();
     let result = match cli.command {
-        Command::Audit(a) => run_audit(a),
+        Command::Audit(a) => run_audit(a, cli.quiet),
         Command::Exports(a) => run_exports(a),
     };
     match result {
