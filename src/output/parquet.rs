@@ -1,5 +1,6 @@
-//! Parquet output through polars (the default `parquet` feature): typed columns, timestamps as
-//! `Datetime(ns, UTC)`, written a row group at a time.
+//! Parquet output through polars (the default `parquet` feature): typed columns, timestamps in
+//! microseconds UTC, an Arrow schema without types older readers refuse, written a row group at
+//! a time.
 
 use std::io::BufWriter;
 use std::path::Path;
@@ -26,6 +27,7 @@ pub(crate) fn write(table: &dyn Rows, path: &Path) -> Result<()> {
         let mut group = to_dataframe(table, 0..table.len().min(ROW_GROUP)).map_err(err)?;
         let mut batched = ParquetWriter::new(&mut w)
             .with_compression(ParquetCompression::Zstd(Some(ZstdLevel::try_new(ZSTD_LEVEL).map_err(err)?)))
+            .with_key_value_metadata(Some(oldest_arrow_schema(group.schema())))
             .batched(group.schema())
             .map_err(err)?;
         // Each row group is compressed and written while the next one is built.
@@ -44,6 +46,14 @@ pub(crate) fn write(table: &dyn Rows, path: &Path) -> Result<()> {
         batched.finish().map_err(err)?;
     }
     finish_file(w, path)
+}
+
+/// The Arrow schema polars keeps in the Parquet footer (`ARROW:schema`), at the oldest Arrow
+/// compatibility level: text as `LargeUtf8`, not the string views (Arrow type 24) that pyarrow
+/// before 15 and other older readers fail on. The Parquet columns themselves are the same.
+fn oldest_arrow_schema(schema: &Schema) -> KeyValueMetadata {
+    let key = polars_parquet::arrow::write::schema_to_metadata_key(&schema.to_arrow(CompatLevel::oldest()));
+    KeyValueMetadata::from_static(vec![(key.key, key.value.unwrap_or_default())])
 }
 
 /// The table as a polars DataFrame with typed columns, built row by row: a row's version is
@@ -90,7 +100,10 @@ pub(crate) fn to_dataframe(table: &dyn Rows, rows: std::ops::Range<usize>) -> Po
                 Builder::Number(v) => {
                     let c = Int64Chunked::from_iter_options(name.into(), v.into_iter());
                     if kind == Kind::Time {
-                        c.into_datetime(TimeUnit::Nanoseconds, Some(TimeZone::UTC)).into_series()
+                        // Microseconds: Spark refuses nanosecond timestamps. The CSV keeps every
+                        // digit; FHIR and Aidbox give microseconds at most.
+                        let micros = c.apply_values(|ns| ns.div_euclid(1000));
+                        micros.into_datetime(TimeUnit::Microseconds, Some(TimeZone::UTC)).into_series()
                     } else {
                         c.into_series()
                     }
@@ -125,8 +138,10 @@ mod tests {
         let df = to_dataframe(&t, 0..2).unwrap();
         assert_eq!(df.height(), 2);
         assert!(
-            matches!(df.column("t").unwrap().dtype(), DataType::Datetime(TimeUnit::Nanoseconds, Some(tz)) if *tz == TimeZone::UTC)
+            matches!(df.column("t").unwrap().dtype(), DataType::Datetime(TimeUnit::Microseconds, Some(tz)) if *tz == TimeZone::UTC)
         );
+        let t = df.column("t").unwrap().as_materialized_series().to_physical_repr().i64().unwrap().get(0);
+        assert_eq!(t, Some(1_670_258_070_417_000));
         assert_eq!(df.column("n").unwrap().dtype(), &DataType::Int64);
     }
 }
