@@ -1,0 +1,13 @@
+//! Release builds only: the linker compresses the debug sections (zlib), so the shipped binary
+//! stays small while panics still print backtraces with file and line (Rust's backtrace reader
+//! decompresses them). Measured in BENCHMARKS.md.
+
+fn main() {
+    println!("cargo:rerun-if-changed=build.rs");
+    println!("cargo:rerun-if-env-changed=PROFILE");
+    if std::env::var("PROFILE").as_deref() == Ok("release")
+        && std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux")
+    {
+        println!("cargo:rustc-link-arg-bins=-Wl,--compress-debug-sections=zlib");
+    }
+}
