@@ -68,6 +68,15 @@ fn guide_parquet_has_typed_columns_and_the_same_rows() {
         df.column("last_updated").unwrap().as_materialized_series().to_physical_repr().i64().unwrap().get(3).unwrap();
     // 2022-12-04T14:22:10.123456Z: microseconds of the history survive.
     assert_eq!(lu, 1_670_163_730_123_456);
+    // List columns are lists, not delimited text.
+    let f = std::fs::File::open(out.join("exports.parquet")).unwrap();
+    let df = ParquetReader::new(f).finish().unwrap();
+    let exported = df.column("exported_types").unwrap();
+    assert_eq!(exported.dtype(), &DataType::List(Box::new(DataType::String)));
+    let first = exported.list().unwrap().get_as_series(0).unwrap();
+    let types: Vec<&str> = first.str().unwrap().iter().map(|s| s.unwrap()).collect();
+    assert_eq!(types, ["Location", "Observation", "Patient"]);
+    assert_eq!(df.column("scopes").unwrap().dtype(), &DataType::List(Box::new(DataType::String)));
 }
 
 #[test]

@@ -282,7 +282,7 @@ fn post_kickoffs_read_their_logged_body_or_say_it_is_missing() {
     w.logs.extend(post("k-none", "2023-03-01T14:00:00.000Z", None));
     let a = w.audit(&[]);
     let types = |id: &str| a.exports.iter().find(|e| e["export_id"] == id).unwrap()["exported_types"].clone();
-    assert_eq!(types("k-params"), "Observation,Patient");
+    assert_eq!(types("k-params"), "Observation Patient");
     assert_eq!(types("k-form"), "Condition");
     assert_eq!(a.exports.iter().find(|e| e["export_id"] == "k-params").unwrap()["since"], "2023-01-01T00:00:00Z");
     let missing: Vec<_> =
@@ -421,7 +421,7 @@ fn requested_types_are_intersected_with_the_granted_ones() {
     let a = w.audit(&[]);
     assert_eq!(a.ids(), vec!["Observation/o1"]);
     assert!(a.has("type-not-permitted", ""));
-    assert_eq!(a.exports[0]["requested_types"], "Observation,Condition");
+    assert_eq!(a.exports[0]["requested_types"], "Observation Condition");
     assert_eq!(a.exports[0]["exported_types"], "Observation");
 }
 
@@ -467,7 +467,7 @@ fn a_client_without_scope_allows_every_fhir_type_and_names_its_access_policies()
     assert_eq!(a.ids(), vec!["Condition/c1", "Group/g", "Observation/o1", "Patient/p1"], "not an empty export");
     assert_eq!(a.exports[0]["access_policies"], "ap-a ap-b");
     assert_eq!(a.exports[0]["allowed_types"], "*");
-    assert!(a.exports[0]["exported_types"].split(',').all(|t| !["Client", "AccessPolicy"].contains(&t)));
+    assert!(a.exports[0]["exported_types"].split(' ').all(|t| !["Client", "AccessPolicy"].contains(&t)));
     let f: Vec<_> = a.findings.iter().filter(|f| f["kind"] == "client-without-scope").collect();
     assert_eq!(f.len(), 1, "{:?}", a.findings);
     assert!(

@@ -288,6 +288,7 @@ pub(crate) fn exports_table(r: &AuditResult) -> Table {
     let mut time_cols: BTreeMap<&str, Vec<Option<i64>>> = BTreeMap::new();
     let mut int_cols: BTreeMap<&str, Vec<Option<i64>>> = BTreeMap::new();
     let mut bool_cols: BTreeMap<&str, Vec<Option<bool>>> = BTreeMap::new();
+    let mut list_cols: BTreeMap<&str, Vec<Option<Vec<String>>>> = BTreeMap::new();
     for i in order {
         let e = &r.events[i];
         let x = &r.resolutions[i];
@@ -303,18 +304,20 @@ pub(crate) fn exports_table(r: &AuditResult) -> Table {
         t("group_id", e.group_id.clone());
         t("group_version", x.group_version.clone());
         t("client_version", x.client_version.clone());
-        t("scopes", join(&x.scopes, " "));
-        t("access_policies", join(&x.access_policies, " "));
-        t(
+        let mut l =
+            |k: &'static str, v: Option<Vec<String>>| list_cols.entry(k).or_default().push(v.filter(|v| !v.is_empty()));
+        l("scopes", Some(x.scopes.to_vec()));
+        l("access_policies", Some(x.access_policies.to_vec()));
+        l(
             "allowed_types",
             match &x.allowed_types {
-                Some(a) => join(a, ","),
-                None if x.resolved => Some("*".into()),
+                Some(a) => Some(a.iter().cloned().collect()),
+                None if x.resolved => Some(vec!["*".into()]),
                 None => None,
             },
         );
-        t("requested_types", e.params.types.as_ref().and_then(|v| join(v, ",")));
-        t("exported_types", join(&x.exported_types, ","));
+        l("requested_types", e.params.types.clone());
+        l("exported_types", Some(x.exported_types.iter().cloned().collect()));
         t("since", e.params.since_text.clone());
         t("until", e.params.until_text.clone());
         t("type_filter", join(&e.params.type_filter, " "));
@@ -348,12 +351,17 @@ pub(crate) fn exports_table(r: &AuditResult) -> Table {
             Values::Int(v)
         } else if let Some(v) = bool_cols.remove(k) {
             Values::Bool(v)
+        } else if let Some(v) = list_cols.remove(k) {
+            Values::List(v)
         } else {
             // No exports: an empty column of the right type.
             match k {
                 "export_time" | "request_end" | "status_transaction_time" => Values::Time(vec![]),
                 "status" | "patient_count" | "resource_count" | "row_count" | "finding_count" => Values::Int(vec![]),
                 "accepted" | "resolved" => Values::Bool(vec![]),
+                "scopes" | "access_policies" | "allowed_types" | "requested_types" | "exported_types" => {
+                    Values::List(vec![])
+                }
                 _ => Values::Text(vec![]),
             }
         };

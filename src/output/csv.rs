@@ -84,6 +84,10 @@ pub(crate) fn push_csv_cell(buf: &mut Vec<u8>, cell: Cell) {
         Cell::Time(t) => crate::timestamp::push_rfc3339(t, buf),
         Cell::Int(n) => push_decimal(buf, n),
         Cell::Bool(b) => buf.extend_from_slice(if b { b"true" } else { b"false" }),
+        Cell::List(items) => {
+            let mut sep = [0u8; 4];
+            push_csv_field(buf, items.join(super::LIST_SEPARATOR.encode_utf8(&mut sep)).as_bytes())
+        }
     }
 }
 

@@ -67,6 +67,7 @@ pub(crate) fn to_dataframe(table: &dyn Rows, rows: std::ops::Range<usize>) -> Po
             Kind::Text => Builder::Text(StringChunkedBuilder::new(name.into(), n)),
             Kind::Time | Kind::Int => Builder::Number(Vec::with_capacity(n)),
             Kind::Bool => Builder::Bool(Vec::with_capacity(n)),
+            Kind::List => Builder::List(ListStringChunkedBuilder::new(name.into(), n, n * 4)),
         })
         .collect();
     let mut scratch = String::new();
@@ -88,6 +89,10 @@ pub(crate) fn to_dataframe(table: &dyn Rows, rows: std::ops::Range<usize>) -> Po
                     Cell::Bool(b) => Some(b),
                     _ => None,
                 }),
+                Builder::List(b) => match cell {
+                    Cell::List(items) => b.append_values_iter(items.iter().map(String::as_str)),
+                    _ => b.append_null(),
+                },
             }
         }
     }
@@ -109,6 +114,7 @@ pub(crate) fn to_dataframe(table: &dyn Rows, rows: std::ops::Range<usize>) -> Po
                     }
                 }
                 Builder::Bool(v) => BooleanChunked::from_iter_options(name.into(), v.into_iter()).into_series(),
+                Builder::List(mut b) => b.finish().into_series(),
             }
             .into_column()
         })
@@ -121,6 +127,7 @@ enum Builder {
     Text(StringChunkedBuilder),
     Number(Vec<Option<i64>>),
     Bool(Vec<Option<bool>>),
+    List(ListStringChunkedBuilder),
 }
 
 #[cfg(test)]

@@ -11,7 +11,13 @@ pub(crate) enum Kind {
     Time,
     Int,
     Bool,
+    /// A list of texts: a Parquet list, space-separated in CSV ([`LIST_SEPARATOR`]).
+    List,
 }
+
+/// What separates the items of a list cell in CSV: none of the listed things (types, scopes,
+/// policy ids) holds a space; OAuth itself separates scopes so.
+pub(crate) const LIST_SEPARATOR: char = ' ';
 
 /// One cell, borrowed from the table or from a scratch buffer.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -21,6 +27,7 @@ pub(crate) enum Cell<'a> {
     Time(i64),
     Int(i64),
     Bool(bool),
+    List(&'a [String]),
 }
 
 /// Anything that can be written as a table: a schema and cells by (row, column). The big
@@ -48,6 +55,8 @@ pub(crate) enum Values {
     Time(Vec<Option<i64>>),
     Int(Vec<Option<i64>>),
     Bool(Vec<Option<bool>>),
+    /// An empty list is stored as `None`: CSV cannot tell the two apart.
+    List(Vec<Option<Vec<String>>>),
 }
 
 #[derive(Debug, Clone)]
@@ -73,6 +82,7 @@ impl Table {
                     Values::Time(_) => Kind::Time,
                     Values::Int(_) => Kind::Int,
                     Values::Bool(_) => Kind::Bool,
+                    Values::List(_) => Kind::List,
                 };
                 (c.name, k)
             })
@@ -87,6 +97,7 @@ impl Values {
             Values::Text(v) => v.len(),
             Values::Time(v) | Values::Int(v) => v.len(),
             Values::Bool(v) => v.len(),
+            Values::List(v) => v.len(),
         }
     }
 }
@@ -104,6 +115,7 @@ impl Rows for Table {
             Values::Time(v) => v[row].map(Cell::Time).unwrap_or(Cell::Null),
             Values::Int(v) => v[row].map(Cell::Int).unwrap_or(Cell::Null),
             Values::Bool(v) => v[row].map(Cell::Bool).unwrap_or(Cell::Null),
+            Values::List(v) => v[row].as_deref().map(Cell::List).unwrap_or(Cell::Null),
         }
     }
 }
