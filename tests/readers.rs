@@ -1,8 +1,7 @@
-//! The Parquet tables through the readers people use: pyarrow 14 (the oldest line the issue
-//! names), pandas and DuckDB, installed from PyPI by `scripts/install-readers`. Each table must
-//! read with the same cells as the CSV of the same audit, timestamps as microseconds UTC.
-
-#![cfg(feature = "parquet")]
+//! The outputs through independent readers, installed from PyPI by `scripts/install-readers`:
+//! the Parquet tables in pyarrow 14 (the oldest line the issue names), pandas and DuckDB, each
+//! with the same cells as the CSV of the same audit; and the AuditEvents in an independent FHIR
+//! R4 model (fhir.resources 6.4.0) and against IHE BALP's profile rules.
 
 mod common;
 
@@ -10,15 +9,21 @@ use std::process::Command;
 
 use common::*;
 
-#[test]
-fn parquet_tables_read_alike_in_pyarrow_pandas_and_duckdb() {
+/// The virtual environment's python, installed once.
+fn python() -> String {
     let install = Command::new(root().join("scripts/install-readers")).output().expect("run scripts/install-readers");
     assert!(
         install.status.success(),
         "scripts/install-readers failed (it needs PyPI):\n{}",
         String::from_utf8_lossy(&install.stderr)
     );
-    let python = String::from_utf8(install.stdout).unwrap().trim().to_string();
+    String::from_utf8(install.stdout).unwrap().trim().to_string()
+}
+
+#[cfg(feature = "parquet")]
+#[test]
+fn parquet_tables_read_alike_in_pyarrow_pandas_and_duckdb() {
+    let python = python();
     let tmp = tempfile::tempdir().unwrap();
     for (name, logs, history) in [
         ("guide", "fixtures/guide/logs", "fixtures/guide/history"),
@@ -37,5 +42,40 @@ fn parquet_tables_read_alike_in_pyarrow_pandas_and_duckdb() {
         let said = String::from_utf8_lossy(&check.stdout);
         assert!(check.status.success(), "{name}: {said}{}", String::from_utf8_lossy(&check.stderr));
         assert_eq!(said.lines().count(), 3, "{said}");
+    }
+}
+
+/// One AuditEvent per (export, patient) with rows, valid R4 and BALP, naming exactly the rows'
+/// versions; the guide's are checked in byte for byte, and a second run gives the same ids.
+#[test]
+fn audit_events_are_valid_r4_balp_and_match_the_rows() {
+    let python = python();
+    let tmp = tempfile::tempdir().unwrap();
+    for (name, logs, history, tz) in [
+        ("guide", "fixtures/guide/logs", "fixtures/guide/history", "UTC"),
+        ("aidbox", "fixtures/field/aidbox/logs", "fixtures/field/aidbox/history", "UTC"),
+        (
+            "kibana-es-pg",
+            "fixtures/field/kibana-es-pg/logs/kibana-semicolon.csv",
+            "fixtures/field/kibana-es-pg/history",
+            "Europe/Berlin",
+        ),
+    ] {
+        let out = tmp.path().join(name);
+        let args = ["audit", "--logs", logs, "--history", history, "--tz", tz, "--format", "csv", "--audit-events"];
+        run_ok(&[&args[..], &["--out", out.to_str().unwrap()]].concat());
+        let check = Command::new(&python)
+            .arg(root().join("tests/readers/validate_audit_events.py"))
+            .arg(&out)
+            .output()
+            .expect("run tests/readers/validate_audit_events.py");
+        let said = String::from_utf8_lossy(&check.stdout);
+        assert!(check.status.success(), "{name}: {said}{}", String::from_utf8_lossy(&check.stderr));
+        assert!(said.contains("AuditEvents valid"), "{said}");
+        if name == "guide" {
+            for f in ["auditevents.ndjson", "auditevents-bundle.json"] {
+                assert_same_file(&out.join(f), &root().join("fixtures/guide/expected").join(f));
+            }
+        }
     }
 }

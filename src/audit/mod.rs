@@ -2,6 +2,7 @@
 //! the history into the version index, resolve every selected export in parallel, cross-check
 //! with the server's own evidence, and write the tables, the manifest and the reconstruction.
 
+mod audit_events;
 mod manifest;
 mod reconstruct;
 mod summary;
@@ -54,6 +55,8 @@ pub(crate) struct AuditConfig {
     pub(crate) skip_inactive_members: bool,
     pub(crate) with_resource: bool,
     pub(crate) reconstruct: Option<PathBuf>,
+    /// Also write the FHIR AuditEvents (`--audit-events`).
+    pub(crate) audit_events: bool,
     pub(crate) max_log_gap_nanos: i64,
     pub(crate) max_log_gap_text: String,
     pub(crate) force: bool,
@@ -241,6 +244,9 @@ pub(crate) fn write(cfg: &AuditConfig, r: &AuditResult) -> Result<Written> {
     };
     let manifest = manifest::manifest(cfg, r, &written, &findings);
     output::write_json(&staging.dir.join(output::MARKER), &manifest)?;
+    if cfg.audit_events {
+        audit_events::write(r, &staging.dir)?;
+    }
 
     let recon_staging = match (&cfg.reconstruct, &bodies) {
         (Some(dir), Some(bodies)) => {

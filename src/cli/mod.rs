@@ -36,7 +36,7 @@ pub(crate) struct Cli {
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
     /// Resolve every export kickoff in the logs against the history and write the audit tables.
-    Audit(AuditArgs),
+    Audit(Box<AuditArgs>),
     /// List the export kickoffs found in the logs, as CSV on stdout.
     Exports(ExportsArgs),
 }
@@ -93,6 +93,10 @@ pub(crate) struct AuditArgs {
     /// Also write, per export, <DIR>/<export_id>/<Type>.ndjson with the exact bodies sent.
     #[arg(long, value_name = "DIR")]
     pub(crate) reconstruct: Option<PathBuf>,
+    /// Also write auditevents.ndjson and auditevents-bundle.json: one FHIR R4 AuditEvent (IHE
+    /// BALP Privacy Disclosure at Source) per export and patient.
+    #[arg(long)]
+    pub(crate) audit_events: bool,
     /// Report holes in the logs longer than this (e.g. 24h, 90m, 2d, 1h30m).
     #[arg(long, default_value = "24h", value_name = "DURATION")]
     pub(crate) max_log_gap: String,
@@ -253,7 +257,7 @@ pub fn main() -> i32 {
     crate::stopwatch::set_verbose(cli.verbose);
     crate::output::remove_staging_on_interrupt();
     let result = match cli.command {
-        Command::Audit(a) => run_audit(a, cli.quiet),
+        Command::Audit(a) => run_audit(*a, cli.quiet),
         Command::Exports(a) => run_exports(a),
     };
     match result {

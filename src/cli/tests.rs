@@ -23,7 +23,7 @@ fn fast_csv_rows_equal_rows_by_cell() {
     let [logs, aidbox, fhir, odd, out] = paths.each_ref().map(|p| p.to_str().unwrap());
     let args = ["bulk-audit", "audit", "--logs", logs, "--history", aidbox, fhir, odd, "--tz", "UTC", "--out", out];
     let Command::Audit(a) = Cli::try_parse_from(args).unwrap().command else { panic!("not an audit command") };
-    let cfg = super::config::audit_config(a).unwrap();
+    let cfg = super::config::audit_config(*a).unwrap();
     let result = audit::run(&cfg).unwrap();
     let rows = ResourceRows::new(&result, None);
     assert!(rows.len() > 300, "the fixture has hundreds of rows ({})", rows.len());

@@ -1,4 +1,5 @@
-//! One Aidbox log line (`ev`, `ts`, `ctx`, `w_m`, `w_url`, `w_qs`, `w_st`, `w_cid`, `w_uid`, `w_b`)
+//! One Aidbox log line (`ev`, `ts`, `ctx`, `w_m`, `w_url`, `w_qs`, `w_st`, `w_cid`, `w_uid`, `w_b`,
+//! and `w_addr`, `tn` for AuditEvents)
 //! as a JSON object, reduced to the fields the audit reads.
 
 use std::path::Path;
@@ -75,6 +76,10 @@ pub(super) fn line_from_object(
         status,
         client_id: s("w_cid")?,
         user_id: s("w_uid")?,
+        // Informational only (they name the parties in AuditEvents): any other JSON is kept as
+        // its text rather than stopping the audit.
+        address: informational(get("w_addr")),
+        box_id: informational(get("tn")),
         body: match get("w_b") {
             None => None,
             Some(Value::String(b)) => Some(b.clone()),
@@ -83,6 +88,15 @@ pub(super) fn line_from_object(
         file,
         line,
     })
+}
+
+fn informational(v: Option<&Value>) -> Option<String> {
+    match v? {
+        Value::Null => None,
+        Value::String(s) if s.is_empty() => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
 }
 
 fn parse_status(v: &Value) -> Option<u16> {

@@ -29,6 +29,10 @@ pub(crate) struct LogLine {
     pub(crate) status: Option<u16>,
     pub(crate) client_id: Option<String>,
     pub(crate) user_id: Option<String>,
+    /// The client's address as the server saw it (`w_addr`, may list proxies).
+    pub(crate) address: Option<String>,
+    /// Aidbox's box id (`tn`).
+    pub(crate) box_id: Option<String>,
     /// The request body, when Aidbox logged it (`w_b`, with `X-Audit-Req-Body: true`): as written,
     /// or an object's JSON text.
     pub(crate) body: Option<String>,
@@ -52,6 +56,8 @@ pub(crate) struct Request {
     pub(crate) status: Option<u16>,
     pub(crate) client_id: Option<String>,
     pub(crate) user_id: Option<String>,
+    pub(crate) address: Option<String>,
+    pub(crate) box_id: Option<String>,
     /// The logged request body (`w_b`).
     pub(crate) body: Option<String>,
     /// Its `w/req` line (else its first line), as `file:line`: where the request is in the logs,
@@ -191,6 +197,8 @@ fn request_of(id: String, mut lines: Vec<LogLine>, file_names: &[String]) -> Req
         status: first(&lines, |l| &l.status),
         client_id: first(&lines, |l| &l.client_id),
         user_id: first(&lines, |l| &l.user_id),
+        address: first(&lines, |l| &l.address),
+        box_id: first(&lines, |l| &l.box_id),
         body: first(&lines, |l| &l.body),
         source,
     }

@@ -50,6 +50,9 @@ pub(crate) struct ExportEvent {
     pub(crate) id: String,
     pub(crate) client_id: Option<String>,
     pub(crate) user_id: Option<String>,
+    /// The client's address (`w_addr`) and the server's box id (`tn`), where logged.
+    pub(crate) address: Option<String>,
+    pub(crate) box_id: Option<String>,
     /// T. A kickoff without any timestamp cannot be resolved.
     pub(crate) time: Option<Instant>,
     /// T as written: its unit (a whole-second log means some instant of that second).
@@ -160,6 +163,8 @@ pub(crate) fn find(requests: &[Request], zone: &Zone) -> Result<Vec<ExportEvent>
             id: r.id.clone(),
             client_id: r.client_id.clone(),
             user_id: r.user_id.clone(),
+            address: r.address.clone(),
+            box_id: r.box_id.clone(),
             time: r.time.map(|s| s.at),
             stamp: r.time,
             response: r.response,
