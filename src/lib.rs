@@ -3,7 +3,8 @@
 //! stage of the flow, each depending only on the stages before it:
 //!
 //! cli → audit → (source → logs, history → version → index) → rules (kickoff, scopes,
-//! compartment, resolve, evidence, findings) → bodies → output.
+//! compartment, resolve, evidence, findings) → bodies → output; and `disclosures`, which reads a
+//! finished audit's output → output.
 //!
 //! Only [`cli::main`] is the library's API; the `hooks` feature opens a few entry points for the
 //! fuzz targets, the benches and the parse-floor example.
@@ -11,6 +12,7 @@
 mod audit;
 mod bodies;
 pub mod cli;
+mod disclosures;
 mod error;
 mod history;
 mod index;

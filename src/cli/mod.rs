@@ -39,6 +39,25 @@ pub(crate) enum Command {
     Audit(Box<AuditArgs>),
     /// List the export kickoffs found in the logs, as CSV on stdout.
     Exports(ExportsArgs),
+    /// Each patient's accounting of disclosures (HIPAA §164.528), from a finished audit's
+    /// output folder: one row per patient and export.
+    Disclosures(DisclosuresArgs),
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct DisclosuresArgs {
+    /// A finished audit's output folder (its --out).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) audit: PathBuf,
+    /// Only this patient (repeatable; none = every patient).
+    #[arg(long = "patient", value_name = "ID")]
+    pub(crate) patients: Vec<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "csv")]
+    pub(crate) format: FormatArg,
+    /// Output file (written whole, then renamed into place); CSV goes to stdout without it.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -237,6 +256,18 @@ fn run_exports(a: ExportsArgs) -> Result<()> {
     Ok(())
 }
 
+fn run_disclosures(a: DisclosuresArgs, quiet: bool) -> Result<()> {
+    let format = match a.format {
+        FormatArg::Csv => crate::output::Format::Csv,
+        FormatArg::Parquet => crate::output::Format::Parquet,
+    };
+    let n = crate::disclosures::run(&a.audit, &a.patients, format, a.out.as_ref())?;
+    if let (Some(out), false) = (&a.out, quiet) {
+        eprintln!("bulk-audit: {n} disclosures -> {}", printable(&out.display().to_string()));
+    }
+    Ok(())
+}
+
 /// Text from the inputs (a client id, a request id) made safe for a terminal: control characters
 /// (an escape sequence could rewrite the auditor's screen) are written as `\u{…}` escapes.
 fn printable(text: &str) -> String {
@@ -259,6 +290,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Audit(a) => run_audit(*a, cli.quiet),
         Command::Exports(a) => run_exports(a),
+        Command::Disclosures(a) => run_disclosures(a, cli.quiet),
     };
     match result {
         Ok(()) => 0,

@@ -11,6 +11,22 @@ use crate::error::{Error, Result};
 /// Rows formatted per task when writing CSV; a few tasks run at once, so memory stays bounded.
 const CSV_CHUNK: usize = 4 * 1024;
 
+/// A whole (small) table as CSV text, header first: what [`write_csv`] writes to a file.
+pub(crate) fn csv_text(table: &dyn Rows, buf: &mut Vec<u8>) {
+    push_header(table, buf);
+    table.csv_rows(0..table.len(), buf);
+}
+
+fn push_header(table: &dyn Rows, buf: &mut Vec<u8>) {
+    for (i, (name, _)) in table.schema().iter().enumerate() {
+        if i > 0 {
+            buf.push(b',');
+        }
+        push_csv_field(buf, name.as_bytes());
+    }
+    buf.push(b'\n');
+}
+
 /// Writes a table as CSV (RFC 4180 quoting where needed, `\n` line ends — what the csv crate
 /// writes). Batches of rows are formatted in parallel while the previous batch is written.
 pub(super) fn write_csv(table: &dyn Rows, path: &Path) -> Result<()> {
@@ -18,13 +34,7 @@ pub(super) fn write_csv(table: &dyn Rows, path: &Path) -> Result<()> {
     let f = create_private(path)?;
     let mut out = BufWriter::with_capacity(1 << 20, f);
     let mut header = Vec::new();
-    for (i, (name, _)) in table.schema().iter().enumerate() {
-        if i > 0 {
-            header.push(b',');
-        }
-        push_csv_field(&mut header, name.as_bytes());
-    }
-    header.push(b'\n');
+    push_header(table, &mut header);
     out.write_all(&header).map_err(|e| Error::output(path, e))?;
     let batch = CSV_CHUNK * 2 * rayon::current_num_threads().max(1);
     let format_batch = |start: usize| -> Vec<Vec<u8>> {

@@ -1,0 +1,156 @@
+//! `bulk-audit disclosures`: an accounting of disclosures per patient (HIPAA §164.528(b)(2): date,
+//! recipient, what was sent), read from a finished audit's `resources` table alone, without
+//! re-reading any dump.
+
+mod read;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::output::{self, ColumnData, Format, Table, Values};
+
+pub(crate) use read::ResourceRow;
+
+/// One patient's disclosure in one export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Disclosure {
+    pub(crate) patient_id: String,
+    pub(crate) export_time: Option<i64>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) level: String,
+    pub(crate) types: Vec<String>,
+    pub(crate) resource_count: i64,
+    pub(crate) version_count: i64,
+    pub(crate) export_id: String,
+}
+
+/// Reads `audit_dir`'s resources table (Parquet or CSV, whichever is there) and writes the
+/// disclosures of `patients` (all when empty) to `out` (standard output for CSV without it).
+pub(crate) fn run(audit_dir: &Path, patients: &[String], format: Format, out: Option<&PathBuf>) -> Result<usize> {
+    let rows = read::resources(audit_dir)?;
+    let list = accounting(&rows, patients);
+    let table = table(&list);
+    match out {
+        Some(path) => write_atomically(&table, path, format)?,
+        None if format == Format::Csv => {
+            let mut buf = Vec::new();
+            output::csv_text(&table, &mut buf);
+            use std::io::Write;
+            let mut stdout = std::io::stdout().lock();
+            stdout.write_all(&buf).and_then(|_| stdout.flush()).map_err(|e| Error::output("standard output", e))?;
+        }
+        None => return Err(Error::Usage("--format parquet needs --out FILE".into())),
+    }
+    Ok(list.len())
+}
+
+/// One disclosure per (patient, export) among the rows with a patient, sorted by patient, then
+/// export time and id. Rows without a patient (resources outside every compartment) disclose no
+/// patient's record and are left out.
+pub(crate) fn accounting(rows: &[ResourceRow], patients: &[String]) -> Vec<Disclosure> {
+    let wanted: BTreeSet<&str> = patients.iter().map(String::as_str).collect();
+    type Key<'a> = (&'a str, Option<i64>, &'a str);
+    let mut groups: BTreeMap<Key, Vec<&ResourceRow>> = BTreeMap::new();
+    for r in rows {
+        let Some(p) = r.patient_id.as_deref() else { continue };
+        if wanted.is_empty() || wanted.contains(p) {
+            groups.entry((p, r.export_time, &r.export_id)).or_default().push(r);
+        }
+    }
+    groups
+        .into_iter()
+        .map(|((patient, time, export), rows)| {
+            let types: BTreeSet<&str> = rows.iter().map(|r| r.resource_type.as_str()).collect();
+            let resources: BTreeSet<(&str, &str)> =
+                rows.iter().map(|r| (r.resource_type.as_str(), r.resource_id.as_str())).collect();
+            let versions: BTreeSet<(&str, &str, &str)> = rows
+                .iter()
+                .map(|r| (r.resource_type.as_str(), r.resource_id.as_str(), r.version_id.as_str()))
+                .collect();
+            Disclosure {
+                patient_id: patient.to_string(),
+                export_time: time,
+                client_id: rows[0].client_id.clone(),
+                level: rows[0].level.clone(),
+                types: types.into_iter().map(str::to_string).collect(),
+                resource_count: resources.len() as i64,
+                version_count: versions.len() as i64,
+                export_id: export.to_string(),
+            }
+        })
+        .collect()
+}
+
+fn table(list: &[Disclosure]) -> Table {
+    let text = |f: &dyn Fn(&Disclosure) -> Option<String>| Values::Text(list.iter().map(f).collect());
+    let int = |f: &dyn Fn(&Disclosure) -> i64| Values::Int(list.iter().map(|d| Some(f(d))).collect());
+    Table::new(vec![
+        ColumnData { name: "patient_id", values: text(&|d| Some(d.patient_id.clone())) },
+        ColumnData { name: "export_time", values: Values::Time(list.iter().map(|d| d.export_time).collect()) },
+        ColumnData { name: "client_id", values: text(&|d| d.client_id.clone()) },
+        ColumnData { name: "level", values: text(&|d| Some(d.level.clone())) },
+        ColumnData { name: "types", values: Values::List(list.iter().map(|d| Some(d.types.clone())).collect()) },
+        ColumnData { name: "resource_count", values: int(&|d| d.resource_count) },
+        ColumnData { name: "version_count", values: int(&|d| d.version_count) },
+        ColumnData { name: "export_id", values: text(&|d| Some(d.export_id.clone())) },
+    ])
+}
+
+/// Writes to a hidden name beside `path`, then renames it into place: never a half-written file.
+fn write_atomically(table: &Table, path: &Path, format: Format) -> Result<()> {
+    let name = path.file_name().ok_or_else(|| Error::Usage(format!("--out {}: not a file name", path.display())))?;
+    let tmp = path.with_file_name(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
+    let written = output::write_table(table, &tmp, format)
+        .and_then(|_| std::fs::rename(&tmp, path).map_err(|e| Error::output(path, e)));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(patient: Option<&str>, export: &str, t: i64, ty: &str, id: &str, v: &str) -> ResourceRow {
+        ResourceRow {
+            export_id: export.into(),
+            client_id: Some("c".into()),
+            export_time: Some(t),
+            level: "group".into(),
+            patient_id: patient.map(str::to_string),
+            resource_type: ty.into(),
+            resource_id: id.into(),
+            version_id: v.into(),
+        }
+    }
+
+    #[test]
+    fn one_line_per_patient_and_export_counting_resources_and_versions() {
+        let rows = vec![
+            row(Some("p1"), "e1", 2, "Observation", "o1", "1"),
+            row(Some("p1"), "e1", 2, "Observation", "o1", "2"),
+            row(Some("p1"), "e1", 2, "Patient", "p1", "7"),
+            row(None, "e1", 2, "Location", "l1", "1"),
+            row(Some("p2"), "e1", 2, "Patient", "p2", "3"),
+            row(Some("p1"), "e0", 1, "Patient", "p1", "6"),
+        ];
+        let all = accounting(&rows, &[]);
+        let got: Vec<(&str, &str, Vec<String>, i64, i64)> = all
+            .iter()
+            .map(|d| (d.patient_id.as_str(), d.export_id.as_str(), d.types.clone(), d.resource_count, d.version_count))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                ("p1", "e0", vec!["Patient".to_string()], 1, 1),
+                ("p1", "e1", vec!["Observation".to_string(), "Patient".to_string()], 2, 3),
+                ("p2", "e1", vec!["Patient".to_string()], 1, 1),
+            ]
+        );
+        let only = accounting(&rows, &["p2".to_string()]);
+        assert_eq!(only.len(), 1);
+        assert_eq!(only[0].patient_id, "p2");
+    }
+}

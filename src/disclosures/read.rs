@@ -1,0 +1,130 @@
+//! Reading the `resources` table a finished audit wrote: `resources.parquet` or
+//! `resources.csv`, the columns the accounting needs, every row or an error naming the file.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::timestamp::{self, Zone};
+
+/// The columns of one `resources` row that an accounting of disclosures needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ResourceRow {
+    pub(crate) export_id: String,
+    pub(crate) client_id: Option<String>,
+    /// Nanoseconds since the epoch, UTC.
+    pub(crate) export_time: Option<i64>,
+    pub(crate) level: String,
+    pub(crate) patient_id: Option<String>,
+    pub(crate) resource_type: String,
+    pub(crate) resource_id: String,
+    pub(crate) version_id: String,
+}
+
+const COLUMNS: [&str; 8] =
+    ["export_id", "client_id", "export_time", "level", "patient_id", "resource_type", "resource_id", "version_id"];
+
+/// The rows of `dir/resources.parquet` or `dir/resources.csv`; a folder with both or neither is an
+/// error (which one is the audit's would be a guess).
+pub(crate) fn resources(dir: &Path) -> Result<Vec<ResourceRow>> {
+    let (parquet, csv) = (dir.join("resources.parquet"), dir.join("resources.csv"));
+    if !dir.join(crate::output::MARKER).is_file() {
+        return Err(Error::Usage(format!(
+            "--audit {}: not a bulk-audit output folder (it has no {})",
+            dir.display(),
+            crate::output::MARKER
+        )));
+    }
+    match (parquet.is_file(), csv.is_file()) {
+        (true, true) => Err(Error::Usage(format!(
+            "--audit {}: holds both resources.parquet and resources.csv; which is this audit's is unclear",
+            dir.display()
+        ))),
+        (false, true) => read_csv(&csv),
+        (true, false) => read_parquet(&parquet),
+        (false, false) => {
+            Err(Error::Usage(format!("--audit {}: holds no resources.parquet or resources.csv", dir.display())))
+        }
+    }
+}
+
+fn read_csv(path: &Path) -> Result<Vec<ResourceRow>> {
+    let mut r = csv::Reader::from_path(path).map_err(|e| Error::input(path, 0, 0, e.to_string()))?;
+    let headers = r.headers().map_err(|e| Error::input(path, 1, 0, e.to_string()))?.clone();
+    let mut index = [0usize; 8];
+    for (slot, name) in index.iter_mut().zip(COLUMNS) {
+        *slot = headers
+            .iter()
+            .position(|h| h == name)
+            .ok_or_else(|| Error::input(path, 1, 0, format!("no column {name} in the header")))?;
+    }
+    let mut rows = Vec::new();
+    for (n, record) in r.records().enumerate() {
+        let line = n as u64 + 2;
+        let record = record.map_err(|e| Error::input(path, line, 0, e.to_string()))?;
+        let cell = |i: usize| record.get(index[i]).unwrap_or("").to_string();
+        let optional = |i: usize| Some(cell(i)).filter(|s| !s.is_empty());
+        let export_time = match optional(2) {
+            None => None,
+            Some(t) => Some(
+                timestamp::parse(&t, &Zone::NONE)
+                    .map_err(|e| Error::input(path, line, 0, format!("column export_time: {e}")))?
+                    .0,
+            ),
+        };
+        rows.push(ResourceRow {
+            export_id: cell(0),
+            client_id: optional(1),
+            export_time,
+            level: cell(3),
+            patient_id: optional(4),
+            resource_type: cell(5),
+            resource_id: cell(6),
+            version_id: cell(7),
+        });
+    }
+    Ok(rows)
+}
+
+#[cfg(feature = "parquet")]
+fn read_parquet(path: &Path) -> Result<Vec<ResourceRow>> {
+    use polars::prelude::*;
+    let err = |e: PolarsError| Error::input(path, 0, 0, e.to_string());
+    let f = std::fs::File::open(path).map_err(|e| Error::input(path, 0, 0, e.to_string()))?;
+    let df = ParquetReader::new(f).finish().map_err(err)?;
+    let text = |name: &str| -> Result<Vec<Option<String>>> {
+        let c = df.column(name).map_err(err)?;
+        let s = c.str().map_err(err)?;
+        Ok(s.iter().map(|v| v.map(str::to_string)).collect())
+    };
+    let times: Vec<Option<i64>> = {
+        let c = df.column("export_time").map_err(err)?;
+        let unit = match c.dtype() {
+            DataType::Datetime(TimeUnit::Nanoseconds, _) => 1,
+            DataType::Datetime(TimeUnit::Microseconds, _) => 1_000,
+            DataType::Datetime(TimeUnit::Milliseconds, _) => 1_000_000,
+            other => return Err(Error::input(path, 0, 0, format!("column export_time is {other}, not a timestamp"))),
+        };
+        let physical = c.as_materialized_series().to_physical_repr();
+        physical.i64().map_err(err)?.iter().map(|v| v.map(|t| t * unit)).collect()
+    };
+    let cols: Vec<Vec<Option<String>>> =
+        COLUMNS.iter().filter(|c| **c != "export_time").map(|c| text(c)).collect::<Result<_>>()?;
+    let required = |v: &Option<String>| v.clone().unwrap_or_default();
+    Ok((0..df.height())
+        .map(|i| ResourceRow {
+            export_id: required(&cols[0][i]),
+            client_id: cols[1][i].clone(),
+            export_time: times[i],
+            level: required(&cols[2][i]),
+            patient_id: cols[3][i].clone(),
+            resource_type: required(&cols[4][i]),
+            resource_id: required(&cols[5][i]),
+            version_id: required(&cols[6][i]),
+        })
+        .collect())
+}
+
+#[cfg(not(feature = "parquet"))]
+fn read_parquet(path: &Path) -> Result<Vec<ResourceRow>> {
+    Err(Error::input(path, 0, 0, "this build has no Parquet support (the `parquet` feature is off)"))
+}

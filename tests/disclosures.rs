@@ -1,0 +1,88 @@
+//! `bulk-audit disclosures` through the real binary: each patient's accounting of disclosures
+//! from a finished audit's folder, the same from its CSV and its Parquet tables, filtered by
+//! patient, written whole, and refused on a folder that is no audit.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+fn audit(logs: &str, history: &str, format: &str, out: &Path) {
+    let args = ["audit", "--logs", logs, "--history", history, "--tz", "UTC", "--format", format, "--out"];
+    run_ok(&[&args[..], &[out.to_str().unwrap()]].concat());
+}
+
+fn field_audits(tmp: &Path) -> (PathBuf, PathBuf) {
+    let (csv, parquet) = (tmp.join("csv"), tmp.join("parquet"));
+    audit("fixtures/field/aidbox/logs", "fixtures/field/aidbox/history", "csv", &csv);
+    audit("fixtures/field/aidbox/logs", "fixtures/field/aidbox/history", "parquet", &parquet);
+    (csv, parquet)
+}
+
+#[test]
+fn guide_disclosures_are_the_expected_accounting() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    audit("fixtures/guide/logs", "fixtures/guide/history", "csv", &out);
+    let said = run_ok(&["disclosures", "--audit", out.to_str().unwrap()]);
+    assert_eq!(said, read(&root().join("fixtures/guide/expected/disclosures.csv")));
+}
+
+/// One row per (patient, export): the types, distinct resources and versions of that patient's
+/// rows; rows of no patient (a Location) count for none.
+#[test]
+fn one_row_per_patient_and_export_from_either_table_format() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (csv, parquet) = field_audits(tmp.path());
+    let from_csv = run_ok(&["disclosures", "--audit", csv.to_str().unwrap()]);
+    let from_parquet = run_ok(&["disclosures", "--audit", parquet.to_str().unwrap()]);
+    assert_eq!(from_csv, from_parquet);
+    // Recount from the resources table itself.
+    let rows = csv_rows(&csv.join("resources.csv"));
+    let mut expected = std::collections::BTreeMap::new();
+    for r in rows.iter().filter(|r| !r["patient_id"].is_empty()) {
+        let e = expected.entry((r["patient_id"].clone(), r["export_id"].clone())).or_insert_with(|| {
+            (std::collections::BTreeSet::new(), std::collections::BTreeSet::new(), std::collections::BTreeSet::new())
+        });
+        e.0.insert(r["resource_type"].clone());
+        e.1.insert((r["resource_type"].clone(), r["resource_id"].clone()));
+        e.2.insert((r["resource_type"].clone(), r["resource_id"].clone(), r["version_id"].clone()));
+    }
+    let path = tmp.path().join("d.csv");
+    std::fs::write(&path, &from_csv).unwrap();
+    let got = csv_rows(&path);
+    assert_eq!(got.len(), expected.len());
+    for d in &got {
+        let (types, resources, versions) = &expected[&(d["patient_id"].clone(), d["export_id"].clone())];
+        assert_eq!(d["types"], types.iter().cloned().collect::<Vec<_>>().join(" "));
+        assert_eq!(d["resource_count"], resources.len().to_string());
+        assert_eq!(d["version_count"], versions.len().to_string());
+    }
+}
+
+#[test]
+fn patient_filter_and_a_file_written_whole() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (csv, _) = field_audits(tmp.path());
+    let out = tmp.path().join("pt2.csv");
+    let args = ["disclosures", "--audit", csv.to_str().unwrap(), "--patient", "test-pt-2", "--format", "csv"];
+    run_ok(&[&args[..], &["--out", out.to_str().unwrap()]].concat());
+    let rows = csv_rows(&out);
+    assert_eq!(rows.len(), 4);
+    assert!(rows.iter().all(|r| r["patient_id"] == "test-pt-2"));
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_string_lossy().contains("partial"))
+        .collect();
+    assert!(leftovers.is_empty());
+}
+
+#[test]
+fn a_folder_that_is_no_audit_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let r = run(&["disclosures", "--audit", tmp.path().to_str().unwrap()]);
+    assert_eq!(r.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("not a bulk-audit output folder"));
+}
