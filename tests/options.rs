@@ -155,3 +155,22 @@ fn quiet_prints_errors_only_and_verbose_prints_stage_timings() {
     assert_eq!(r.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&r.stderr).contains("no/such/path"));
 }
+
+/// Completions for the usual shells and the man page come from the same definition: they name
+/// every subcommand and a recent option.
+#[test]
+fn completions_and_man_page_name_every_command() {
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let script = run_ok(&["completions", shell]);
+        for word in ["audit", "disclosures", "audit-events"] {
+            assert!(script.contains(word), "{shell} completions lack {word}");
+        }
+    }
+    let man = run_ok(&["man"]);
+    assert!(man.contains(".TH bulk-audit 1"), "{}", &man[..man.len().min(300)]);
+    for word in ["audit", "exports", "disclosures", "completions"] {
+        assert!(man.contains(word), "the man page lacks {word}");
+    }
+    let r = run(&["completions", "tcsh"]);
+    assert_eq!(r.status.code(), Some(2), "an unknown shell is a usage error");
+}

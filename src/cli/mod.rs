@@ -3,6 +3,7 @@
 //! the library sees one checked [`AuditConfig`](crate::audit::AuditConfig).
 
 mod config;
+mod generate;
 #[cfg(test)]
 mod tests;
 
@@ -36,13 +37,46 @@ pub(crate) struct Cli {
 #[derive(Subcommand, Debug)]
 pub(crate) enum Command {
     /// Resolve every export kickoff in the logs against the history and write the audit tables.
+    #[command(after_help = AUDIT_EXAMPLES)]
     Audit(Box<AuditArgs>),
     /// List the export kickoffs found in the logs, as CSV on stdout.
     Exports(ExportsArgs),
     /// Each patient's accounting of disclosures (HIPAA §164.528), from a finished audit's
     /// output folder: one row per patient and export.
+    #[command(after_help = DISCLOSURES_EXAMPLES)]
     Disclosures(DisclosuresArgs),
+    /// Print a shell completion script: `bulk-audit completions bash > ~/.local/share/bash-completion/completions/bulk-audit`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff): `bulk-audit man > ~/.local/share/man/man1/bulk-audit.1`.
+    Man,
 }
+
+const AUDIT_EXAMPLES: &str = "\
+Examples:
+  # Kibana CSV exports (dates without an offset, written in Berlin) and a $dump-sql dump:
+  bulk-audit audit --logs kibana/ --history dump/ --tz Europe/Berlin --out audit-2024
+
+  # One client's exports in March, as CSV, with the FHIR AuditEvents the server never wrote:
+  bulk-audit audit --logs logs/ --history history/ --tz UTC --client inferno \\
+      --from 2024-03-01 --to 2024-03-31 --format csv --audit-events --out march
+
+  # The exact bodies each export sent, one folder per export:
+  bulk-audit audit --logs logs/ --history history/ --tz UTC --reconstruct sent/ --out audit
+
+  # Which kickoffs are in these logs (no history read):
+  bulk-audit exports --logs logs/ --tz UTC";
+
+const DISCLOSURES_EXAMPLES: &str = "\
+Examples:
+  # One patient's accounting of disclosures from an audit written earlier:
+  bulk-audit disclosures --audit audit-2024 --patient 5f2c9a
+
+  # Every patient's, as Parquet:
+  bulk-audit disclosures --audit audit-2024 --format parquet --out disclosures.parquet";
 
 #[derive(Args, Debug)]
 pub(crate) struct DisclosuresArgs {
@@ -64,72 +98,72 @@ pub(crate) struct DisclosuresArgs {
 pub(crate) struct AuditArgs {
     /// Request logs: files or folders (read recursively); plain, .zst or .gz; Aidbox NDJSON,
     /// Elasticsearch hits or search responses, or Kibana Discover CSV.
-    #[arg(long, num_args = 1.., required = true, value_name = "PATH")]
+    #[arg(help_heading = "Inputs", long, num_args = 1.., required = true, value_name = "PATH")]
     pub(crate) logs: Vec<PathBuf>,
     /// History dumps: files or folders; Aidbox history rows, resources with meta, history
     /// Bundles or Bundle entries, in any mix.
-    #[arg(long, num_args = 1.., required = true, value_name = "PATH")]
+    #[arg(help_heading = "Inputs", long, num_args = 1.., required = true, value_name = "PATH")]
     pub(crate) history: Vec<PathBuf>,
     /// Only exports of this client (repeatable; none = every client).
-    #[arg(long = "client", value_name = "ID")]
+    #[arg(help_heading = "Which exports", long = "client", value_name = "ID")]
     pub(crate) clients: Vec<String>,
     /// Only exports at or after this time (ISO-8601; without an offset read in --tz).
-    #[arg(long, value_name = "TIME")]
+    #[arg(help_heading = "Which exports", long, value_name = "TIME")]
     pub(crate) from: Option<String>,
     /// Only exports at or before this time.
-    #[arg(long, value_name = "TIME")]
+    #[arg(help_heading = "Which exports", long, value_name = "TIME")]
     pub(crate) to: Option<String>,
     /// IANA time zone the timestamps without an offset were written in (every Kibana CSV date).
     /// No default: such a timestamp without --tz stops the run, naming a file that holds it.
-    #[arg(long, value_name = "IANA")]
+    #[arg(help_heading = "Inputs", long, value_name = "IANA")]
     pub(crate) tz: Option<String>,
     /// Output folder.
-    #[arg(long, default_value = "audit-out", value_name = "DIR")]
+    #[arg(help_heading = "Outputs", long, default_value = "audit-out", value_name = "DIR")]
     pub(crate) out: PathBuf,
     /// Table format.
-    #[arg(long, value_enum, default_value = "parquet")]
+    #[arg(help_heading = "Outputs", long, value_enum, default_value = "parquet")]
     pub(crate) format: FormatArg,
     /// as-of(T): `strict` takes versions with lastUpdated < T (the guide's rule), `inclusive` <= T.
-    #[arg(long, value_enum, default_value = "strict")]
+    #[arg(help_heading = "Rules", long, value_enum, default_value = "strict")]
     pub(crate) boundary: BoundaryArg,
-    /// What `*` in a scope grants: smartbox (18 types), aidbox (+ Group), all (every type in the
-    /// history), or a file listing types.
-    #[arg(long, default_value = "smartbox", value_name = "smartbox|aidbox|all|FILE")]
+    /// What `*` in a scope grants: smartbox (18 types), aidbox (+ Group), all (every FHIR type of
+    /// --fhir-version), or a file listing types.
+    #[arg(help_heading = "Rules", long, default_value = "smartbox", value_name = "smartbox|aidbox|all|FILE")]
     pub(crate) wildcard: String,
     /// Types outside the patient compartment in group/patient exports: every resource, only
     /// those the exported rows reference, or none.
-    #[arg(long, value_enum, default_value = "all")]
+    #[arg(help_heading = "Rules", long, value_enum, default_value = "all")]
     pub(crate) non_compartment: NonCompartmentArg,
     /// Which patient compartment table to use.
-    #[arg(long, value_enum, default_value = "r4")]
+    #[arg(help_heading = "Rules", long, value_enum, default_value = "r4")]
     pub(crate) fhir_version: FhirVersionArg,
     /// Leave out Group members marked inactive or whose period excludes T.
-    #[arg(long)]
+    #[arg(help_heading = "Rules", long)]
     pub(crate) skip_inactive_members: bool,
     /// Add each version's JSON body to the resources table (column `resource`).
-    #[arg(long)]
+    #[arg(help_heading = "Outputs", long)]
     pub(crate) with_resource: bool,
     /// Also write, per export, <DIR>/<export_id>/<Type>.ndjson with the exact bodies sent.
-    #[arg(long, value_name = "DIR")]
+    #[arg(help_heading = "Outputs", long, value_name = "DIR")]
     pub(crate) reconstruct: Option<PathBuf>,
     /// Also write auditevents.ndjson and auditevents-bundle.json: one FHIR R4 AuditEvent (IHE
     /// BALP Privacy Disclosure at Source) per export and patient.
-    #[arg(long)]
+    #[arg(help_heading = "Outputs", long)]
     pub(crate) audit_events: bool,
     /// Report holes in the logs longer than this (e.g. 24h, 90m, 2d, 1h30m).
-    #[arg(long, default_value = "24h", value_name = "DURATION")]
+    #[arg(help_heading = "Rules", long, default_value = "24h", value_name = "DURATION")]
     pub(crate) max_log_gap: String,
     /// The columns of `$dump-sql` TSV files that have no header row, comma separated (any order,
     /// any subset holding id, txid, ts, resource_type and resource; unknown names skip a column).
     /// Without it they are inferred from the first rows and checked on every row.
-    #[arg(long, value_name = "COLUMNS")]
+    #[arg(help_heading = "Inputs", long, value_name = "COLUMNS")]
     pub(crate) tsv_columns: Option<String>,
     /// Replace a non-empty --out or --reconstruct folder that holds no previous bulk-audit output.
-    #[arg(long)]
+    #[arg(help_heading = "Outputs", long)]
     pub(crate) force: bool,
     /// Go on past unreadable input lines: each is listed in findings (input-skipped) and
     /// counted in the manifest and the summary. Without it the first one stops the run.
-    #[arg(long)]
+    #[arg(help_heading = "Inputs", long)]
     pub(crate) skip_invalid: bool,
 }
 
@@ -291,6 +325,8 @@ pub fn main() -> i32 {
         Command::Audit(a) => run_audit(*a, cli.quiet),
         Command::Exports(a) => run_exports(a),
         Command::Disclosures(a) => run_disclosures(a, cli.quiet),
+        Command::Completions { shell } => generate::completions(shell),
+        Command::Man => generate::man(),
     };
     match result {
         Ok(()) => 0,

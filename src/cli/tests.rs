@@ -40,3 +40,24 @@ fn fast_csv_rows_equal_rows_by_cell() {
     assert!(text.contains("bundles, \"\"quoted\"\"/CarePlan.ndjson.gz:"), "some sources need quotes");
     assert!(text.contains("#entry"), "some sources are Bundle entries");
 }
+
+/// Every worked example in `--help` is a command line clap accepts, and the help shows its
+/// option groups.
+#[test]
+fn help_examples_parse_and_options_are_grouped() {
+    use clap::CommandFactory;
+    for text in [super::AUDIT_EXAMPLES, super::DISCLOSURES_EXAMPLES] {
+        let joined = text.replace("\\\n", " ");
+        let commands: Vec<&str> = joined.lines().map(str::trim).filter(|l| l.starts_with("bulk-audit ")).collect();
+        assert!(commands.len() >= 2, "{text}");
+        for line in commands {
+            if let Err(e) = Cli::try_parse_from(line.split_whitespace()) {
+                panic!("the help example `{line}` does not parse: {e}");
+            }
+        }
+    }
+    let help = Cli::command().find_subcommand_mut("audit").unwrap().render_help().to_string();
+    for heading in ["Inputs:", "Which exports:", "Rules:", "Outputs:", "Examples:"] {
+        assert!(help.contains(heading), "{heading} missing from\n{help}");
+    }
+}
