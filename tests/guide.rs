@@ -170,7 +170,7 @@ fn sha256sums_cover_every_file_written() {
         std::process::Command::new("sha256sum").args(["--check", "--strict", "SHA256SUMS"]).current_dir(dir).output()
     };
     for (dir, expected) in [
-        (&out, vec!["exports.csv", "findings.csv", "manifest.json", "resources.csv"]),
+        (&out, vec!["exports.csv", "findings.csv", "manifest.json", "report.html", "resources.csv"]),
         (&rec, vec![".bulk-audit", "e2b9d4/Location.ndjson", "e2b9d4/Observation.ndjson", "e2b9d4/Patient.ndjson"]),
     ] {
         let sums = read(&dir.join("SHA256SUMS"));

@@ -37,6 +37,8 @@ pub(super) fn manifest(
             "skip_inactive_members": cfg.skip_inactive_members,
             "with_resource": cfg.with_resource,
             "reconstruct": cfg.reconstruct.as_ref().map(|p| p.display().to_string()),
+            "audit_events": cfg.audit_events,
+            "report": cfg.report,
             "max_log_gap": cfg.max_log_gap_text,
             "skip_invalid": cfg.skip_invalid,
         },

@@ -5,6 +5,7 @@
 mod audit_events;
 mod manifest;
 mod reconstruct;
+mod report;
 mod summary;
 mod tables;
 
@@ -57,6 +58,8 @@ pub(crate) struct AuditConfig {
     pub(crate) reconstruct: Option<PathBuf>,
     /// Also write the FHIR AuditEvents (`--audit-events`).
     pub(crate) audit_events: bool,
+    /// Write `report.html` (off with `--no-report`).
+    pub(crate) report: bool,
     pub(crate) max_log_gap_nanos: i64,
     pub(crate) max_log_gap_text: String,
     pub(crate) force: bool,
@@ -246,6 +249,9 @@ pub(crate) fn write(cfg: &AuditConfig, r: &AuditResult) -> Result<Written> {
     output::write_json(&staging.dir.join(output::MARKER), &manifest)?;
     if cfg.audit_events {
         audit_events::write(r, &staging.dir)?;
+    }
+    if cfg.report {
+        output::write_text(&staging.dir.join("report.html"), &report::render(r, &manifest))?;
     }
 
     let recon_staging = match (&cfg.reconstruct, &bodies) {

@@ -151,6 +151,7 @@ pub(crate) fn audit_config(a: AuditArgs) -> Result<AuditConfig> {
         skip_inactive_members: a.skip_inactive_members,
         with_resource: a.with_resource,
         audit_events: a.audit_events,
+        report: !a.no_report,
         reconstruct: a.reconstruct,
         max_log_gap_nanos,
         max_log_gap_text: a.max_log_gap,

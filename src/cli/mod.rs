@@ -150,6 +150,10 @@ pub(crate) struct AuditArgs {
     /// BALP Privacy Disclosure at Source) per export and patient.
     #[arg(help_heading = "Outputs", long)]
     pub(crate) audit_events: bool,
+    /// Do not write report.html (the audit for people: inputs, exports per client, findings
+    /// explained, disclosures per patient).
+    #[arg(help_heading = "Outputs", long)]
+    pub(crate) no_report: bool,
     /// Report holes in the logs longer than this (e.g. 24h, 90m, 2d, 1h30m).
     #[arg(help_heading = "Rules", long, default_value = "24h", value_name = "DURATION")]
     pub(crate) max_log_gap: String,

@@ -121,6 +121,37 @@ impl FindingKind {
     }
 }
 
+impl FindingKind {
+    /// What an auditor should check next, for the report.
+    pub(crate) fn check_next(self) -> &'static str {
+        match self {
+            FindingKind::BoundaryAmbiguous => "Compare the version's lastUpdated with the server's export start; run again with --boundary inclusive to see the other reading.",
+            FindingKind::ClientNotFound => "Find the Client in an older dump or in Aidbox's Client history; until then, treat the export as unrestricted.",
+            FindingKind::ClientScopeUnreadable => "Read the Client's scope in the history and correct or confirm it.",
+            FindingKind::ClientWithoutScope => "Review the AccessPolicies listed in exports.access_policies: they, not scopes, decided what this client could read.",
+            FindingKind::ScopeQueryNotApplied => "Check whether the scope's query would have excluded some of the listed resources.",
+            FindingKind::TypeNotPermitted => "Confirm that the server refused the type; if it did not, the scopes were not enforced.",
+            FindingKind::GroupNotFound => "Find the Group in another dump: without it the export's patients are unknown.",
+            FindingKind::MemberInactive => "Decide whether inactive members were exported by this server; rerun with --skip-inactive-members to compare.",
+            FindingKind::MemberUnresolvable => "Look up the member's entity in the Group's history.",
+            FindingKind::MemberNotPatient => "Nothing was exported for it; check that this is what the Group meant.",
+            FindingKind::PatientMissing => "Check whether the patient was deleted or lives in another dump.",
+            FindingKind::ParamNotApplied => "The listing may hold more than was sent: check the parameter's effect by hand.",
+            FindingKind::RequestBodyNotLogged => "Enable X-Audit-Req-Body in Aidbox; for this export, the listing may be more than was sent.",
+            FindingKind::OrganizationScopeNotApplied => "Filter the listing by the organization by hand: more may be listed than was sent.",
+            FindingKind::TenantUnmarked => "Check which tenant the unmarked resources belong to.",
+            FindingKind::KickoffTimeUnknown => "Find the kickoff's time in another log source.",
+            FindingKind::StatusNotFound => "Look for the export's BulkExportStatus in a later dump.",
+            FindingKind::ExportNotCompleted => "The client may have received part of the rows: ask the storage bucket's logs what was downloaded.",
+            FindingKind::CountMismatch => "Compare the status's per-type counts with the listing: the history or the logs may be incomplete.",
+            FindingKind::StatusWithoutKickoff => "Look for missing log files around the status's transaction time.",
+            FindingKind::LogGap => "Find the missing logs for that span: exports in it are not in this audit.",
+            FindingKind::VersionConflict => "Find out which dump is right; the first reading was used.",
+            FindingKind::InputSkipped => "Repair or re-export the unreadable input and run again without --skip-invalid.",
+        }
+    }
+}
+
 /// Findings sort by their name, as the `kind` column reads.
 impl Ord for FindingKind {
     fn cmp(&self, other: &Self) -> Ordering {

@@ -1,0 +1,306 @@
+//! `report.html`: the audit for the people who sign it. What was audited (inputs with hashes,
+//! the logs' span and gaps, the options); per client, then per export, who asked for what, what
+//! the scopes allowed, what was sent and each finding explained; and an accounting of
+//! disclosures per patient (HIPAA §164.528(b)(2)). Aggregates only, so it stays small on a
+//! whole hospital's history; every string from the inputs is escaped.
+
+mod page;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use super::tables::export_order;
+use super::AuditResult;
+use crate::rules::findings::{Finding, FindingKind};
+use crate::version::VersionId;
+use page::esc;
+
+/// Version ids are listed per disclosure up to this many rows in the audit; beyond, the page
+/// points to the `resources` table, so it stays small.
+const VERSION_IDS_UP_TO: usize = 20_000;
+
+/// The whole page.
+pub(super) fn render(r: &AuditResult, manifest: &serde_json::Value) -> String {
+    let mut b = String::new();
+    let rows: usize = r.resolutions.iter().map(|x| x.rows.len()).sum();
+    let _ = write!(
+        b,
+        "<h1>bulk-audit report</h1>\n<p class=\"muted\">What every FHIR <code>$export</code> in these logs sent, \
+         version by version, as reconstructed offline by bulk-audit {} from the files below. {} exports, {} resource \
+         rows.</p>\n<div class=\"search\"><input id=\"q\" type=\"search\" placeholder=\"Search: a patient id, a client, an \
+         export id\" aria-label=\"Search\"> <span id=\"count\" class=\"muted\"></span></div>\n",
+        esc(env!("CARGO_PKG_VERSION")),
+        r.events.len(),
+        rows
+    );
+    audited(&mut b, r, manifest);
+    exports(&mut b, r);
+    disclosures(&mut b, r, rows <= VERSION_IDS_UP_TO);
+    general_findings(&mut b, &r.general_findings);
+    page::page("bulk-audit report", &b)
+}
+
+fn audited(b: &mut String, r: &AuditResult, manifest: &serde_json::Value) {
+    b.push_str(
+        "<h2 id=\"audited\">What was audited</h2>\n<h3>Inputs</h3>\n<table><tr><th>role</th><th>path</th>\
+                <th>bytes</th><th>SHA-256</th><th>lines</th><th>skipped</th></tr>\n",
+    );
+    for i in &r.inputs {
+        let _ = writeln!(
+            b,
+            "<tr><td>{}</td><td class=\"id\">{}</td><td>{}</td><td class=\"id\">{}</td><td>{}</td><td>{}</td></tr>",
+            esc(i.role),
+            esc(&i.path),
+            i.size,
+            esc(&i.sha256),
+            i.lines,
+            i.lines_skipped
+        );
+    }
+    b.push_str("</table>\n<h3>Time span of the logs</h3>\n");
+    let c = &r.coverage;
+    let _ = writeln!(
+        b,
+        "<p>From <b>{}</b> to <b>{}</b> ({} timed lines).</p>",
+        esc(c.first.as_deref().unwrap_or("unknown")),
+        esc(c.last.as_deref().unwrap_or("unknown")),
+        c.lines_with_time
+    );
+    if c.gaps.is_empty() {
+        b.push_str("<p>No gap longer than <code>--max-log-gap</code>.</p>\n");
+    } else {
+        b.push_str("<p>Gaps: exports in them are <b>not</b> in this audit.</p>\n<table><tr><th>from</th><th>to</th><th>hours</th></tr>\n");
+        for g in &c.gaps {
+            let _ = writeln!(
+                b,
+                "<tr><td>{}</td><td>{}</td><td>{:.1}</td></tr>",
+                esc(&g.from),
+                esc(&g.to),
+                g.seconds / 3600.0
+            );
+        }
+        b.push_str("</table>\n");
+    }
+    b.push_str("<h3>Options</h3>\n<table>\n");
+    if let Some(options) = manifest["options"].as_object() {
+        for (k, v) in options {
+            let shown = match v {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => "—".into(),
+                other => other.to_string(),
+            };
+            let _ =
+                writeln!(b, "<tr><th>--{}</th><td class=\"id\">{}</td></tr>", esc(&k.replace('_', "-")), esc(&shown));
+        }
+    }
+    b.push_str("</table>\n");
+}
+
+fn exports(b: &mut String, r: &AuditResult) {
+    b.push_str("<h2 id=\"exports\">Exports, per client</h2>\n");
+    let mut by_client: BTreeMap<Option<&str>, Vec<usize>> = BTreeMap::new();
+    for i in export_order(r) {
+        by_client.entry(r.events[i].client_id.as_deref()).or_default().push(i);
+    }
+    for (client, list) in by_client {
+        let _ = writeln!(
+            b,
+            "<h3>Client <span class=\"id\">{}</span> — {} export{}</h3>",
+            esc(client.unwrap_or("(no client id logged)")),
+            list.len(),
+            if list.len() == 1 { "" } else { "s" }
+        );
+        for i in list {
+            export(b, r, i);
+        }
+    }
+}
+
+fn export(b: &mut String, r: &AuditResult, i: usize) {
+    let (e, x) = (&r.events[i], &r.resolutions[i]);
+    let class = if e.accepted { "export" } else { "export rejected" };
+    let _ = writeln!(
+        b,
+        "<div class=\"{class}\" data-search><h4>Export <span class=\"id\">{}</span> at {}</h4>",
+        esc(&e.id),
+        esc(&e.time.map(|t| t.to_rfc3339()).unwrap_or_else(|| "an unknown time".into()))
+    );
+    b.push_str("<table>\n");
+    let mut row = |k: &str, v: String| {
+        let _ = writeln!(b, "<tr><th>{k}</th><td>{v}</td></tr>");
+    };
+    row("client", format!("<span class=\"id\">{}</span>", esc(e.client_id.as_deref().unwrap_or("—"))));
+    if let Some(u) = &e.user_id {
+        row("user", format!("<span class=\"id\">{}</span>", esc(u)));
+    }
+    row("request", format!("<code>{} {}</code>", esc(&e.method), esc(&e.url)));
+    row(
+        "answer",
+        match (e.status, e.accepted) {
+            (Some(s), true) => format!("{s}, accepted"),
+            (Some(s), false) => format!("{s}, refused: nothing was sent"),
+            (None, a) => format!("no status logged; {}", if a { "taken as accepted" } else { "refused" }),
+        },
+    );
+    let level = match (&e.group_id, &e.tenant) {
+        (Some(g), Some(t)) => format!(
+            "{} <span class=\"id\">{}</span>, tenant <span class=\"id\">{}</span>",
+            e.level.as_str(),
+            esc(g),
+            esc(t)
+        ),
+        (Some(g), None) => format!("{} <span class=\"id\">{}</span>", e.level.as_str(), esc(g)),
+        (None, Some(t)) => format!("{}, tenant <span class=\"id\">{}</span>", e.level.as_str(), esc(t)),
+        (None, None) => e.level.as_str().to_string(),
+    };
+    row("level", level);
+    row("asked for", e.params.types.as_ref().map(|t| esc(&t.join(", "))).unwrap_or_else(|| "every type".into()));
+    if x.resolved {
+        row(
+            "scopes",
+            if x.scopes.is_empty() { "—".into() } else { format!("<code>{}</code>", esc(&x.scopes.join(" "))) },
+        );
+        row(
+            "allowed",
+            match &x.allowed_types {
+                Some(a) => format!("{} types: {}", a.len(), esc(&a.iter().cloned().collect::<Vec<_>>().join(", "))),
+                None => "every FHIR type (see the findings)".into(),
+            },
+        );
+        let sent: Vec<String> = x.counts.iter().map(|(t, n)| format!("{} {}", esc(t), n)).collect();
+        row("sent", if sent.is_empty() { "nothing".into() } else { sent.join(", ") });
+        row("patients", x.patient_count(e).to_string());
+        row("rows", format!("{} (resource versions × patients)", x.rows.len()));
+        row(
+            "server's status",
+            match r.statuses[i].as_ref() {
+                Some(s) => format!(
+                    "BulkExportStatus <span class=\"id\">{}</span>: {}",
+                    esc(&s.id),
+                    esc(s.status.as_deref().unwrap_or("no status"))
+                ),
+                None => "no BulkExportStatus matched".into(),
+            },
+        );
+    }
+    b.push_str("</table>\n");
+    findings(b, &x.findings);
+    b.push_str("</div>\n");
+}
+
+/// Findings grouped by kind: what it means, what to check next, a few examples.
+fn findings(b: &mut String, list: &[Finding]) {
+    let mut by_kind: BTreeMap<FindingKind, Vec<&Finding>> = BTreeMap::new();
+    for f in list {
+        by_kind.entry(f.kind).or_default().push(f);
+    }
+    for (kind, fs) in by_kind {
+        let _ = write!(
+            b,
+            "<div class=\"finding\"><b>{}</b> ×{}: {}. <i>Next:</i> {}",
+            kind.as_str(),
+            fs.len(),
+            esc(&kind.when().replace('`', "")),
+            esc(kind.check_next())
+        );
+        b.push_str("<ul>");
+        for f in fs.iter().take(5) {
+            let what = [f.resource_type.as_str(), f.resource_id.as_str(), f.version_id.as_str()]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("/");
+            let _ = write!(b, "<li><span class=\"id\">{}</span> {}</li>", esc(&what), esc(&f.detail));
+        }
+        if fs.len() > 5 {
+            let _ = write!(b, "<li class=\"muted\">… {} more in findings</li>", fs.len() - 5);
+        }
+        b.push_str("</ul></div>\n");
+    }
+}
+
+/// The accounting of disclosures: per patient, each export that sent any of their record.
+fn disclosures(b: &mut String, r: &AuditResult, with_versions: bool) {
+    let h = &r.history;
+    // patient → export → type → resources, and the versions.
+    type PerExport = BTreeMap<usize, (BTreeMap<u32, BTreeSet<u32>>, Vec<(u32, u32)>)>;
+    let mut by_patient: BTreeMap<&str, PerExport> = BTreeMap::new();
+    let order = export_order(r);
+    for (rank, &i) in order.iter().enumerate() {
+        for row in &r.resolutions[i].rows {
+            let Some(p) = row.patient else { continue };
+            let res = &h.resources[row.resource as usize];
+            let entry = by_patient.entry(h.patient_name(p)).or_default().entry(rank).or_default();
+            entry.0.entry(res.resource_type).or_default().insert(row.resource);
+            entry.1.push((row.resource, row.version));
+        }
+    }
+    let _ =
+        writeln!(
+        b,
+        "<h2 id=\"disclosures\">Accounting of disclosures, per patient</h2>\n<p class=\"muted\">HIPAA §164.528(b)(2): \
+         for each patient, each disclosure's date, recipient, what was sent and its purpose as far as the logs show it \
+         (the request and the client's scopes). {} patients. Resources outside every patient's compartment are in the \
+         resources table only.{}</p>",
+        by_patient.len(),
+        if with_versions { "" } else { " Version ids: see the resources table or <code>bulk-audit disclosures</code>." }
+    );
+    for (patient, per_export) in by_patient {
+        let _ = writeln!(
+            b,
+            "<div data-search><h4>Patient <span class=\"id\">{}</span></h4>\n<table><tr><th>date</th><th>recipient</th>\
+             <th>export</th><th>what was sent</th><th>purpose (request, scopes)</th></tr>",
+            esc(patient)
+        );
+        for (rank, (types, mut versions)) in per_export {
+            let i = order[rank];
+            let (e, x) = (&r.events[i], &r.resolutions[i]);
+            let sent: Vec<String> =
+                types.iter().map(|(t, ids)| format!("{} {}", esc(h.type_name(*t)), ids.len())).collect();
+            versions.sort_unstable();
+            versions.dedup();
+            let mut what = format!("{} ({} versions)", sent.join(", "), versions.len());
+            if with_versions {
+                what.push_str("<details><summary>version ids</summary>");
+                for (res, v) in &versions {
+                    let resource = &h.resources[*res as usize];
+                    let vid = match &resource.versions[*v as usize].version_id {
+                        VersionId::Text(t) => t.to_string(),
+                        VersionId::Number(n) => n.to_string(),
+                    };
+                    let _ = write!(
+                        what,
+                        "<div class=\"id\">{}/{}/_history/{}</div>",
+                        esc(h.type_name(resource.resource_type)),
+                        esc(&resource.id),
+                        esc(&vid)
+                    );
+                }
+                what.push_str("</details>");
+            }
+            let _ = writeln!(
+                b,
+                "<tr><td>{}</td><td class=\"id\">{}</td><td class=\"id\">{}</td><td>{what}</td><td><code>{} {}</code><br>{}</td></tr>",
+                esc(&e.time.map(|t| t.to_rfc3339()).unwrap_or_default()),
+                esc(e.client_id.as_deref().unwrap_or("—")),
+                esc(&e.id),
+                esc(&e.method),
+                esc(&e.url),
+                esc(&x.scopes.join(" "))
+            );
+        }
+        b.push_str("</table></div>\n");
+    }
+}
+
+fn general_findings(b: &mut String, list: &[Finding]) {
+    b.push_str("<h2 id=\"general\">Findings about the inputs</h2>\n");
+    if list.is_empty() {
+        b.push_str("<p>None: no log gap, no conflicting versions, no status without its kickoff.</p>\n");
+    } else {
+        b.push_str("<div data-search>");
+        findings(b, list);
+        b.push_str("</div>\n");
+    }
+}

@@ -1,0 +1,98 @@
+//! The HTML page itself: escaping of every string from the inputs, one inline style and one
+//! inline script, both allowed by their SHA-256 in the page's Content-Security-Policy and
+//! nothing else (no network, no other file, no other script).
+
+use sha2::{Digest, Sha256};
+
+/// Text made safe for HTML element content and quoted attribute values.
+pub(super) fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c if c.is_control() && c != '\n' && c != '\t' => out.push_str(&format!("&#x{:x};", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+const STYLE: &str = "
+body{font:14px/1.45 system-ui,sans-serif;margin:0 auto;max-width:72rem;padding:1rem 2rem;color:#1b1f24}
+h1{font-size:1.5rem;margin:.2rem 0}h2{font-size:1.2rem;border-bottom:2px solid #d0d7de;margin-top:2rem}
+h3{font-size:1.05rem;margin:1.4rem 0 .3rem}h4{font-size:.95rem;margin:.8rem 0 .2rem}
+table{border-collapse:collapse;margin:.3rem 0 .8rem}td,th{border:1px solid #d0d7de;padding:.2rem .5rem;text-align:left;vertical-align:top}
+th{background:#f6f8fa}code,.id{font-family:ui-monospace,monospace;font-size:.9em;overflow-wrap:anywhere}
+.export{border:1px solid #d0d7de;border-radius:6px;padding:.4rem .9rem;margin:.6rem 0}
+.rejected{background:#fff8f0}.finding{border-left:4px solid #bf8700;padding-left:.6rem;margin:.4rem 0}
+.muted{color:#57606a}.search{position:sticky;top:0;background:#fff;padding:.5rem 0;border-bottom:1px solid #d0d7de}
+.search input{width:24rem;max-width:100%;font-size:1rem;padding:.2rem .4rem}.hidden{display:none}
+@media print{.search{display:none}.export{break-inside:avoid}body{max-width:none;padding:0}}
+";
+
+/// Hides every `[data-search]` block whose text does not hold the query (case-insensitive).
+const SCRIPT: &str = "
+(function(){var q=document.getElementById('q');if(!q)return;var blocks=document.querySelectorAll('[data-search]');
+var count=document.getElementById('count');q.addEventListener('input',function(){var v=q.value.trim().toLowerCase();var shown=0;
+for(var i=0;i<blocks.length;i++){var hit=!v||blocks[i].textContent.toLowerCase().indexOf(v)>=0;blocks[i].classList.toggle('hidden',!hit);if(hit)shown++;}
+count.textContent=v?shown+' of '+blocks.length+' blocks match':'';});})();
+";
+
+fn csp_hash(text: &str) -> String {
+    let digest = Sha256::digest(text.as_bytes());
+    format!("'sha256-{}'", base64(&digest))
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() { ABC[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+        }
+    }
+    out
+}
+
+/// The whole page around `body` (already escaped HTML).
+pub(super) fn page(title: &str, body: &str) -> String {
+    let csp = format!(
+        "default-src 'none'; style-src {}; script-src {}; img-src 'none'; base-uri 'none'; form-action 'none'",
+        csp_hash(STYLE),
+        csp_hash(SCRIPT)
+    );
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">\n\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
+         <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}\n<script>{SCRIPT}</script>\n</body>\n</html>\n",
+        esc(title)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markup_from_the_inputs_is_text() {
+        assert_eq!(esc("<script>alert('x')</script>"), "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;");
+        assert_eq!(esc("\"><img src=x onerror=alert(1)>"), "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;");
+        assert_eq!(esc("a\u{1b}[2Jb"), "a&#x1b;[2Jb");
+    }
+
+    #[test]
+    fn the_policy_allows_exactly_the_page_s_own_style_and_script() {
+        let html = page("t", "");
+        assert!(html.contains(&format!("script-src {}", csp_hash(SCRIPT))));
+        assert_eq!(html.matches("<script>").count(), 1);
+        // The hash is of the exact text between the tags.
+        assert!(html.contains(&format!("<script>{SCRIPT}</script>")));
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+    }
+}
