@@ -42,6 +42,7 @@ fn guide_report_loads_in_a_browser_and_shows_every_export() {
     let args = ["audit", "--logs", "fixtures/guide/logs", "--history", "fixtures/guide/history", "--tz", "UTC"];
     run_ok(&[&args[..], &["--format", "csv", "--out", out.to_str().unwrap()]].concat());
     let html = read(&out.join("report.html"));
+    assert_same_file(&out.join("report.html"), &root().join("fixtures/guide/expected/report.html"));
     // Self-contained: nothing fetched from the network or another file.
     for needle in ["http://", "https://", "<link", "<img", "<iframe", " src=", "url("] {
         assert!(!html.contains(needle), "the report holds {needle}");
