@@ -115,3 +115,26 @@ fn hostile_ids_are_shown_as_text_and_never_run() {
         assert!(dom.contains(text), "{text} not shown");
     }
 }
+
+/// `bulk-audit disclosures --format html`: one page, every patient of the audit shown, loading in
+/// the browser without a console error.
+#[test]
+fn disclosures_page_loads_and_shows_every_patient() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let args = ["audit", "--logs", "fixtures/field/aidbox/logs", "--history", "fixtures/field/aidbox/history"];
+    run_ok(&[&args[..], &["--format", "csv", "--no-report", "--out", out.to_str().unwrap()]].concat());
+    let page = tmp.path().join("disclosures.html");
+    run_ok(&["disclosures", "--audit", out.to_str().unwrap(), "--format", "html", "--out", page.to_str().unwrap()]);
+    let (dom, console) = render(&chromium(), &page);
+    assert!(console.is_empty(), "console output:\n{console}");
+    let patients: std::collections::BTreeSet<String> = csv_rows(&out.join("resources.csv"))
+        .into_iter()
+        .map(|r| r["patient_id"].clone())
+        .filter(|p| !p.is_empty())
+        .collect();
+    assert!(patients.len() >= 3);
+    for p in patients {
+        assert!(dom.contains(&format!("Patient <span class=\"id\">{p}</span>")), "{p}");
+    }
+}

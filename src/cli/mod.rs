@@ -75,8 +75,9 @@ Examples:
   # One patient's accounting of disclosures from an audit written earlier:
   bulk-audit disclosures --audit audit-2024 --patient 5f2c9a
 
-  # Every patient's, as Parquet:
-  bulk-audit disclosures --audit audit-2024 --format parquet --out disclosures.parquet";
+  # Every patient's, as Parquet, and as a page to print:
+  bulk-audit disclosures --audit audit-2024 --format parquet --out disclosures.parquet
+  bulk-audit disclosures --audit audit-2024 --patient 5f2c9a --format html --out 5f2c9a.html";
 
 #[derive(Args, Debug)]
 pub(crate) struct DisclosuresArgs {
@@ -88,8 +89,8 @@ pub(crate) struct DisclosuresArgs {
     pub(crate) patients: Vec<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "csv")]
-    pub(crate) format: FormatArg,
-    /// Output file (written whole, then renamed into place); CSV goes to stdout without it.
+    pub(crate) format: DisclosuresFormatArg,
+    /// Output file (written whole, then renamed into place); CSV and HTML go to stdout without it.
     #[arg(long, value_name = "FILE")]
     pub(crate) out: Option<PathBuf>,
 }
@@ -189,6 +190,14 @@ pub(crate) struct ExportsArgs {
 pub(crate) enum FormatArg {
     Parquet,
     Csv,
+}
+
+/// `bulk-audit disclosures --format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum DisclosuresFormatArg {
+    Csv,
+    Parquet,
+    Html,
 }
 
 /// `--boundary`.
@@ -295,11 +304,13 @@ fn run_exports(a: ExportsArgs) -> Result<()> {
 }
 
 fn run_disclosures(a: DisclosuresArgs, quiet: bool) -> Result<()> {
-    let format = match a.format {
-        FormatArg::Csv => crate::output::Format::Csv,
-        FormatArg::Parquet => crate::output::Format::Parquet,
+    use crate::disclosures::Form;
+    let form = match a.format {
+        DisclosuresFormatArg::Csv => Form::Table(crate::output::Format::Csv),
+        DisclosuresFormatArg::Parquet => Form::Table(crate::output::Format::Parquet),
+        DisclosuresFormatArg::Html => Form::Html,
     };
-    let n = crate::disclosures::run(&a.audit, &a.patients, format, a.out.as_ref())?;
+    let n = crate::disclosures::run(&a.audit, &a.patients, form, a.out.as_ref())?;
     if let (Some(out), false) = (&a.out, quiet) {
         eprintln!("bulk-audit: {n} disclosures -> {}", printable(&out.display().to_string()));
     }

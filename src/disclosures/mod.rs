@@ -25,24 +25,85 @@ pub(crate) struct Disclosure {
     pub(crate) export_id: String,
 }
 
+/// What `bulk-audit disclosures` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Form {
+    Table(Format),
+    Html,
+}
+
 /// Reads `audit_dir`'s resources table (Parquet or CSV, whichever is there) and writes the
-/// disclosures of `patients` (all when empty) to `out` (standard output for CSV without it).
-pub(crate) fn run(audit_dir: &Path, patients: &[String], format: Format, out: Option<&PathBuf>) -> Result<usize> {
+/// disclosures of `patients` (all when empty) to `out` (standard output for CSV and HTML
+/// without it).
+pub(crate) fn run(audit_dir: &Path, patients: &[String], form: Form, out: Option<&PathBuf>) -> Result<usize> {
     let rows = read::resources(audit_dir)?;
     let list = accounting(&rows, patients);
     let table = table(&list);
-    match out {
-        Some(path) => write_atomically(&table, path, format)?,
-        None if format == Format::Csv => {
+    let text = match form {
+        Form::Table(Format::Parquet) => None,
+        Form::Table(Format::Csv) => {
             let mut buf = Vec::new();
             output::csv_text(&table, &mut buf);
+            Some(buf)
+        }
+        Form::Html => Some(html(&list, audit_dir).into_bytes()),
+    };
+    match (out, text) {
+        (Some(path), Some(bytes)) => write_atomically(path, |tmp| {
+            output::write_text(tmp, std::str::from_utf8(&bytes).map_err(|e| Error::Internal(e.to_string()))?)
+        })?,
+        (Some(path), None) => write_atomically(path, |tmp| output::write_table(&table, tmp, Format::Parquet))?,
+        (None, Some(bytes)) => {
             use std::io::Write;
             let mut stdout = std::io::stdout().lock();
-            stdout.write_all(&buf).and_then(|_| stdout.flush()).map_err(|e| Error::output("standard output", e))?;
+            stdout.write_all(&bytes).and_then(|_| stdout.flush()).map_err(|e| Error::output("standard output", e))?;
         }
-        None => return Err(Error::Usage("--format parquet needs --out FILE".into())),
+        (None, None) => return Err(Error::Usage("--format parquet needs --out FILE".into())),
     }
     Ok(list.len())
+}
+
+/// The accounting as a self-contained page: per patient, each disclosure.
+fn html(list: &[Disclosure], audit_dir: &Path) -> String {
+    use crate::output::html::{esc, page};
+    use std::fmt::Write as _;
+    let mut b = String::new();
+    let _ = write!(
+        b,
+        "<h1>Accounting of disclosures</h1>\n<p class=\"muted\">HIPAA §164.528(b)(2), from the audit in \
+         <code>{}</code>: for each patient, each export that sent part of their record. {} disclosures.</p>\n\
+         <div class=\"search\"><input id=\"q\" type=\"search\" placeholder=\"Search: a patient id, a client, an export id\" \
+         aria-label=\"Search\"> <span id=\"count\" class=\"muted\"></span></div>\n",
+        esc(&audit_dir.display().to_string()),
+        list.len()
+    );
+    let mut by_patient: BTreeMap<&str, Vec<&Disclosure>> = BTreeMap::new();
+    for d in list {
+        by_patient.entry(&d.patient_id).or_default().push(d);
+    }
+    for (patient, ds) in by_patient {
+        let _ = writeln!(
+            b,
+            "<div data-search><h4>Patient <span class=\"id\">{}</span></h4>\n<table><tr><th>date</th><th>recipient</th>\
+             <th>level</th><th>types</th><th>resources</th><th>versions</th><th>export</th></tr>",
+            esc(patient)
+        );
+        for d in ds {
+            let _ = writeln!(
+                b,
+                "<tr><td>{}</td><td class=\"id\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"id\">{}</td></tr>",
+                esc(&d.export_time.map(|t| crate::timestamp::Instant(t).to_rfc3339()).unwrap_or_default()),
+                esc(d.client_id.as_deref().unwrap_or("—")),
+                esc(&d.level),
+                esc(&d.types.join(", ")),
+                d.resource_count,
+                d.version_count,
+                esc(&d.export_id)
+            );
+        }
+        b.push_str("</table></div>\n");
+    }
+    page("Accounting of disclosures", &b)
 }
 
 /// One disclosure per (patient, export) among the rows with a patient, sorted by patient, then
@@ -98,11 +159,10 @@ fn table(list: &[Disclosure]) -> Table {
 }
 
 /// Writes to a hidden name beside `path`, then renames it into place: never a half-written file.
-fn write_atomically(table: &Table, path: &Path, format: Format) -> Result<()> {
+fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let name = path.file_name().ok_or_else(|| Error::Usage(format!("--out {}: not a file name", path.display())))?;
     let tmp = path.with_file_name(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
-    let written = output::write_table(table, &tmp, format)
-        .and_then(|_| std::fs::rename(&tmp, path).map_err(|e| Error::output(path, e)));
+    let written = write(&tmp).and_then(|_| std::fs::rename(&tmp, path).map_err(|e| Error::output(path, e)));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }

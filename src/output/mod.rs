@@ -5,6 +5,7 @@
 
 mod checksums;
 mod csv;
+pub(crate) mod html;
 #[cfg(feature = "parquet")]
 mod parquet;
 mod staging;

@@ -4,16 +4,14 @@
 //! disclosures per patient (HIPAA §164.528(b)(2)). Aggregates only, so it stays small on a
 //! whole hospital's history; every string from the inputs is escaped.
 
-mod page;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
 use super::tables::export_order;
 use super::AuditResult;
+use crate::output::html::{self, esc};
 use crate::rules::findings::{Finding, FindingKind};
 use crate::version::VersionId;
-use page::esc;
 
 /// Version ids are listed per disclosure up to this many rows in the audit; beyond, the page
 /// points to the `resources` table, so it stays small.
@@ -37,7 +35,7 @@ pub(super) fn render(r: &AuditResult, manifest: &serde_json::Value) -> String {
     exports(&mut b, r);
     disclosures(&mut b, r, rows <= VERSION_IDS_UP_TO);
     general_findings(&mut b, &r.general_findings);
-    page::page("bulk-audit report", &b)
+    html::page("bulk-audit report", &b)
 }
 
 fn audited(b: &mut String, r: &AuditResult, manifest: &serde_json::Value) {

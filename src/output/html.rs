@@ -1,11 +1,11 @@
-//! The HTML page itself: escaping of every string from the inputs, one inline style and one
+//! HTML pages (the audit's report, the disclosures page): escaping of every string from the inputs, one inline style and one
 //! inline script, both allowed by their SHA-256 in the page's Content-Security-Policy and
 //! nothing else (no network, no other file, no other script).
 
 use sha2::{Digest, Sha256};
 
 /// Text made safe for HTML element content and quoted attribute values.
-pub(super) fn esc(text: &str) -> String {
+pub(crate) fn esc(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -60,7 +60,7 @@ fn base64(bytes: &[u8]) -> String {
 }
 
 /// The whole page around `body` (already escaped HTML).
-pub(super) fn page(title: &str, body: &str) -> String {
+pub(crate) fn page(title: &str, body: &str) -> String {
     let csp = format!(
         "default-src 'none'; style-src {}; script-src {}; img-src 'none'; base-uri 'none'; form-action 'none'",
         csp_hash(STYLE),
