@@ -18,6 +18,7 @@ mod history;
 mod index;
 mod logs;
 mod output;
+mod progress;
 mod rules;
 mod source;
 mod stopwatch;

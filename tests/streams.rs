@@ -205,3 +205,46 @@ fn what_cannot_be_read_is_named() {
     assert!(String::from_utf8_lossy(&r.stderr).contains("standard input (-) can be read only once"));
     assert!(!out.exists());
 }
+
+/// Progress is drawn on stderr only when it is a terminal (here a pseudo-terminal from
+/// util-linux `script`), and never with `--quiet` or when stderr is a file or pipe.
+#[test]
+fn progress_only_on_a_terminal() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_bulk-audit");
+    let audit = |flags: &str, name: &str| {
+        format!(
+            "{bin} {flags} audit --logs fixtures/guide/logs --history fixtures/guide/history --tz UTC --format csv --out {}",
+            tmp.path().join(name).display()
+        )
+    };
+    let on_tty = |cmd: String| {
+        let out = std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .current_dir(root())
+            .output()
+            .expect("util-linux script");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let shown = on_tty(audit("", "tty"));
+    assert!(shown.contains("\r\u{1b}[Kbulk-audit: ") && shown.contains(" MB"), "{shown:?}");
+    assert!(shown.contains("2 exports, 4 resource rows"), "the summary still follows: {shown:?}");
+    let quiet = on_tty(audit("--quiet", "quiet"));
+    assert!(!quiet.contains("bulk-audit: "), "{quiet:?}");
+    let piped = run(&[
+        "audit",
+        "--logs",
+        "fixtures/guide/logs",
+        "--history",
+        "fixtures/guide/history",
+        "--tz",
+        "UTC",
+        "--format",
+        "csv",
+        "--out",
+        tmp.path().join("piped").to_str().unwrap(),
+    ]);
+    assert!(piped.status.success());
+    assert!(piped.stderr.is_empty(), "{}", String::from_utf8_lossy(&piped.stderr));
+}

@@ -22,6 +22,7 @@ use crate::history::{self, ParseOptions};
 use crate::index::{self, Boundary, History};
 use crate::logs;
 use crate::output::{self, Format, Staging};
+use crate::progress;
 use crate::rules::compartment::{Compartment, FhirVersion};
 use crate::rules::evidence::{self, StatusMatch};
 use crate::rules::fhir_types;
@@ -137,6 +138,9 @@ pub(crate) fn read_exports(
 
 pub(crate) fn run(cfg: &AuditConfig) -> Result<AuditResult> {
     let mut sw = Stopwatch::new();
+    let sizes = |files: &[source::InputFile]| files.iter().filter_map(|f| f.size).sum::<u64>();
+    progress::add_total(sizes(&source::collect(&cfg.logs)?) + sizes(&source::collect(&cfg.history)?));
+    progress::stage("reading logs");
     let (events, log_data) = read_exports(&cfg.logs, &cfg.zone, cfg.max_log_gap_nanos, cfg.skip_invalid)?;
     sw.lap("logs");
     let seen = Seen::of(&events, &log_data);
@@ -144,6 +148,7 @@ pub(crate) fn run(cfg: &AuditConfig) -> Result<AuditResult> {
 
     let compartment = Compartment::load(cfg.fhir_version);
     let history_files = source::collect(&cfg.history)?;
+    progress::stage("reading history");
     let mut parse_opts = ParseOptions::new(&compartment, cfg.zone, cfg.non_compartment == NonCompartment::Referenced);
     parse_opts.skip_invalid = cfg.skip_invalid;
     parse_opts.tsv_columns = cfg.tsv_columns.clone();
@@ -161,6 +166,7 @@ pub(crate) fn run(cfg: &AuditConfig) -> Result<AuditResult> {
         skip_inactive_members: cfg.skip_inactive_members,
         compartment: &compartment,
     };
+    progress::stage("resolving exports");
     let mut resolutions: Vec<Resolution> = events.par_iter().map(|e| resolve::resolve(e, &h, &ropts)).collect();
     let (statuses, orphans) = evidence::match_statuses(&events, &mut resolutions, &h);
     sw.lap("resolve");
@@ -229,6 +235,7 @@ pub(crate) fn write(cfg: &AuditConfig, r: &AuditResult) -> Result<Written> {
         None
     };
 
+    progress::stage("writing");
     let mut sw = Stopwatch::new();
     let staging = Staging::begin(&cfg.out, cfg.force)?;
     let ext = cfg.format.extension();

@@ -226,7 +226,9 @@ pub(crate) enum FhirVersionArg {
 fn run_audit(a: AuditArgs, quiet: bool) -> Result<()> {
     let cfg = config::audit_config(a)?;
     let result = audit::run(&cfg)?;
-    let written = audit::write(&cfg, &result)?;
+    let written = audit::write(&cfg, &result);
+    crate::progress::finish();
+    let written = written?;
     if quiet {
         std::mem::forget(result);
         return Ok(());
@@ -336,6 +338,11 @@ pub fn main() -> i32 {
     let cli = Cli::parse();
     crate::stopwatch::set_verbose(cli.verbose);
     crate::output::remove_staging_on_interrupt();
+    let audit = matches!(cli.command, Command::Audit(_));
+    // Not with -v: its stage lines would break the line being redrawn.
+    crate::progress::enable(
+        audit && !cli.quiet && !cli.verbose && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    );
     let result = match cli.command {
         Command::Audit(a) => run_audit(*a, cli.quiet),
         Command::Exports(a) => run_exports(a),
@@ -343,6 +350,7 @@ pub fn main() -> i32 {
         Command::Completions { shell } => generate::completions(shell),
         Command::Man => generate::man(),
     };
+    crate::progress::finish();
     match result {
         Ok(()) => 0,
         Err(e) => {

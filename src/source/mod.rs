@@ -133,6 +133,7 @@ impl<R: Read> Read for HashingReader<R> {
         let mut state = self.state.lock().expect("hasher lock");
         state.0.update(&buf[..n]);
         state.1 += n as u64;
+        crate::progress::add_bytes(n as u64);
         Ok(n)
     }
 }

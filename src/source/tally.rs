@@ -75,6 +75,7 @@ impl Tally {
 
     /// The manifest record of a file read with this tally. A stream's size is the bytes read.
     pub(crate) fn record(&self, role: &'static str, file: &InputFile, read: Digest, lines: u64) -> InputRecord {
+        crate::progress::add_lines(lines);
         InputRecord {
             role,
             path: display(&file.path),
