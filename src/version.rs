@@ -123,6 +123,9 @@ pub(crate) enum Detail {
     },
     Client {
         scopes: ClientScopes,
+        /// Who the Client is, for people: `name`, `description` and `smart.name`, those present,
+        /// joined by " — " (empty when none).
+        label: String,
     },
     /// The (type, id) of each resource in `link[]`.
     AccessPolicy {

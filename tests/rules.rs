@@ -940,3 +940,31 @@ fn history_forms_aidbox_rows_bundles_and_entries_in_one_run() {
     let a = w.audit(&[]);
     assert_eq!(a.rows, vec![row("p1", "Observation", "o2", "43"), row("p1", "Patient", "p1", "30")]);
 }
+
+/// The report names the Client as people know it: its `name`, `description` and `smart.name`
+/// as of T (the later version's, not the first), escaped.
+#[test]
+fn the_report_names_the_client_as_of_t() {
+    let mut w = World::new();
+    w.kickoff("/fhir/Patient/$export", "c1");
+    w.version(
+        json!({"resourceType": "Client", "id": "c1", "scope": ["system/*.read"], "name": "Old name"}),
+        "1",
+        "2023-01-01T00:00:00Z",
+    );
+    w.version(
+        json!({"resourceType": "Client", "id": "c1", "scope": ["system/*.read"], "name": "Research <export>",
+               "description": "Nightly research extract", "smart": {"name": "Acme SMART app"}}),
+        "2",
+        "2023-02-01T00:00:00Z",
+    );
+    w.patient("p1");
+    let a = w.audit(&[]);
+    let html = read(&a.out.join("report.html"));
+    assert!(
+        html.contains("c1</span> (Research &lt;export&gt; — Nightly research extract — Acme SMART app)"),
+        "{}",
+        &html[html.find("client</th>").unwrap_or(0)..][..300]
+    );
+    assert!(!html.contains("Old name"));
+}

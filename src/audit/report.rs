@@ -127,7 +127,8 @@ fn export(b: &mut String, r: &AuditResult, i: usize) {
     let mut row = |k: &str, v: String| {
         let _ = writeln!(b, "<tr><th>{k}</th><td>{v}</td></tr>");
     };
-    row("client", format!("<span class=\"id\">{}</span>", esc(e.client_id.as_deref().unwrap_or("—"))));
+    let label = x.client_label.as_deref().map(|l| format!(" ({})", esc(l))).unwrap_or_default();
+    row("client", format!("<span class=\"id\">{}</span>{label}", esc(e.client_id.as_deref().unwrap_or("—"))));
     if let Some(u) = &e.user_id {
         row("user", format!("<span class=\"id\">{}</span>", esc(u)));
     }

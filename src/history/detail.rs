@@ -11,8 +11,8 @@ use crate::version::{ClientScopes, Detail, Member, StatusDetail};
 
 /// The top-level fields a detail is read from (besides `status`, which every history form has
 /// as a field of its own): captured by the fast path, read here.
-pub(crate) const DETAIL_FIELDS: [&str; 7] =
-    ["member", "scope", "link", "requester", "transactionTime", "params", "output"];
+pub(crate) const DETAIL_FIELDS: [&str; 10] =
+    ["member", "scope", "link", "requester", "transactionTime", "params", "output", "name", "description", "smart"];
 
 /// The types whose versions carry a detail.
 pub(crate) const DETAIL_TYPES: [&str; 4] = ["Group", "Client", "AccessPolicy", "BulkExportStatus"];
@@ -23,7 +23,7 @@ pub(crate) const DETAIL_TYPES: [&str; 4] = ["Group", "Client", "AccessPolicy", "
 pub(crate) fn detail_of(resource_type: &str, body: &Value, zone: &Zone) -> Result<Option<Detail>, Unreadable> {
     Ok(match resource_type {
         "Group" => Some(Detail::Group { members: members_of(body, zone)? }),
-        "Client" => Some(Detail::Client { scopes: scopes_of(body) }),
+        "Client" => Some(Detail::Client { scopes: scopes_of(body), label: client_label(body) }),
         "AccessPolicy" => Some(Detail::AccessPolicy { links: links_of(body) }),
         "BulkExportStatus" => Some(Detail::Status(status_of(body, zone)?)),
         _ => None,
@@ -52,6 +52,13 @@ fn members_of(body: &Value, zone: &Zone) -> Result<Vec<Member>, Unreadable> {
             })
         })
         .collect()
+}
+
+/// `name`, `description` and `smart.name`, those that are text, joined by " — ".
+fn client_label(body: &Value) -> String {
+    let parts = [&body["name"], &body["description"], &body["smart"]["name"]];
+    let texts: Vec<&str> = parts.iter().filter_map(|v| v.as_str()).map(str::trim).filter(|s| !s.is_empty()).collect();
+    texts.join(" — ")
 }
 
 fn scopes_of(body: &Value) -> ClientScopes {

@@ -334,17 +334,17 @@ mod tests {
         assert!(members[2].period_end.is_some());
         assert!(members[3].entity.is_none());
         let c = parse(json!({"resourceType": "Client", "id": "c", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "scope": "system/Patient.read  system/Observation.rs"})).unwrap();
-        let Some(Detail::Client { scopes }) = c[0].detail.as_deref() else { panic!() };
+        let Some(Detail::Client { scopes, .. }) = c[0].detail.as_deref() else { panic!() };
         assert_eq!(
             scopes,
             &ClientScopes::Granted(vec!["system/Patient.read".to_string(), "system/Observation.rs".to_string()])
         );
         let bad = parse(json!({"resourceType": "Client", "id": "c", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "scope": 5})).unwrap();
-        let Some(Detail::Client { scopes }) = bad[0].detail.as_deref() else { panic!() };
+        let Some(Detail::Client { scopes, .. }) = bad[0].detail.as_deref() else { panic!() };
         assert_eq!(scopes, &ClientScopes::Unreadable("scope is a number".into()));
         // No scope at all (a Basic-auth Client): missing, never "nothing granted".
         let none = parse(json!({"resourceType": "Client", "id": "c", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "secret": "s", "grant_types": ["basic"]})).unwrap();
-        let Some(Detail::Client { scopes }) = none[0].detail.as_deref() else { panic!() };
+        let Some(Detail::Client { scopes, .. }) = none[0].detail.as_deref() else { panic!() };
         assert_eq!(scopes, &ClientScopes::Missing);
         let ap = parse(json!({"resourceType": "AccessPolicy", "id": "ap", "meta": {"versionId": "1", "lastUpdated": "2022-01-01T00:00:00Z"}, "engine": "allow", "link": [{"id": "c", "resourceType": "Client"}, {"reference": "Client/d"}]})).unwrap();
         let Some(Detail::AccessPolicy { links }) = ap[0].detail.as_deref() else { panic!() };

@@ -119,6 +119,7 @@ fn copies_with_different_details_conflict() {
         p.resource_type = "Client".into();
         p.detail = Some(Box::new(Detail::Client {
             scopes: ClientScopes::Granted(scopes.iter().map(|s| s.to_string()).collect()),
+            label: String::new(),
         }));
         p
     };

@@ -54,6 +54,8 @@ pub(crate) struct Row {
 pub(crate) struct Resolution {
     pub(crate) resolved: bool,
     pub(crate) client_version: Option<String>,
+    /// The Client's name, description and SMART name at T, for people (see `Detail::Client`).
+    pub(crate) client_label: Option<String>,
     pub(crate) scopes: Vec<String>,
     /// For a Client without `scope`: the AccessPolicies that link it as of T.
     pub(crate) access_policies: Vec<String>,

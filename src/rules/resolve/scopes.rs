@@ -28,8 +28,11 @@ pub(super) fn allowed_types(ask: &Ask, r: &mut Resolution) {
     };
     let version = v.version_id.to_string();
     r.client_version = Some(version.clone());
+    if let Some(Detail::Client { label, .. }) = h.detail_of(v) {
+        r.client_label = Some(label.clone()).filter(|l| !l.is_empty());
+    }
     match h.detail_of(v) {
-        Some(Detail::Client { scopes: ClientScopes::Granted(s) }) => {
+        Some(Detail::Client { scopes: ClientScopes::Granted(s), .. }) => {
             r.scopes = s.clone();
             let g = scopes::grant_of(s, &ask.o.wildcard_types);
             for q in &g.query_scopes {
@@ -41,7 +44,7 @@ pub(super) fn allowed_types(ask: &Ask, r: &mut Resolution) {
             }
             r.allowed_types = Some(g.allowed_types);
         }
-        Some(Detail::Client { scopes: ClientScopes::Unreadable(what) }) => {
+        Some(Detail::Client { scopes: ClientScopes::Unreadable(what), .. }) => {
             r.findings.push(
                 Finding::new(
                     id,
