@@ -248,3 +248,23 @@ fn progress_only_on_a_terminal() {
     assert!(piped.status.success());
     assert!(piped.stderr.is_empty(), "{}", String::from_utf8_lossy(&piped.stderr));
 }
+
+/// CSV on stdout keeps the inputs' bytes for a file or pipe, but a terminal gets their control
+/// characters escaped: a client id holding an escape sequence cannot rewrite the screen.
+#[test]
+fn stdout_on_a_terminal_gets_control_characters_escaped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs.ndjson");
+    let line = serde_json::json!({"ev": "w/req", "ts": "2023-03-01T12:00:00Z", "ctx": "k1", "w_m": "get",
+        "w_url": "/fhir/$export", "w_cid": "evil\u{1b}[2J\u{1b}]0;owned\u{7}", "w_st": 202});
+    std::fs::write(&logs, format!("{line}\n")).unwrap();
+    let piped = run_ok(&["exports", "--logs", logs.to_str().unwrap()]);
+    assert!(piped.contains("evil\u{1b}[2J"), "a pipe gets the data as it is: {piped:?}");
+    let cmd = format!("{} exports --logs {}", env!("CARGO_BIN_EXE_bulk-audit"), logs.display());
+    let out =
+        std::process::Command::new("script").args(["-qec", &cmd, "/dev/null"]).output().expect("util-linux script");
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{shown}");
+    assert!(shown.contains("evil\\u001b[2J\\u001b]0;owned\\u0007"), "{shown:?}");
+    assert!(!shown.contains('\u{1b}'), "{shown:?}");
+}

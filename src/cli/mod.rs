@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::audit;
 use crate::error::{Error, Result};
+use crate::output::terminal::{printable, to_stdout};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -264,7 +265,7 @@ fn run_exports(a: ExportsArgs) -> Result<()> {
     let zone = config::zone(a.tz.as_deref())?;
     let (events, _) = audit::read_exports(&a.logs, &zone, i64::MAX, false)?;
     let stdout_error = |e: csv::Error| Error::output("standard output", e);
-    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(std::io::stdout().lock());
+    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
     w.write_record([
         "export_id",
         "client_id",
@@ -301,8 +302,8 @@ fn run_exports(a: ExportsArgs) -> Result<()> {
         ])
         .map_err(stdout_error)?;
     }
-    w.flush().map_err(|e| Error::output("standard output", e))?;
-    Ok(())
+    let csv = w.into_inner().map_err(|e| Error::Internal(e.to_string()))?;
+    to_stdout(&csv)
 }
 
 fn run_disclosures(a: DisclosuresArgs, quiet: bool) -> Result<()> {
@@ -317,20 +318,6 @@ fn run_disclosures(a: DisclosuresArgs, quiet: bool) -> Result<()> {
         eprintln!("bulk-audit: {n} disclosures -> {}", printable(&out.display().to_string()));
     }
     Ok(())
-}
-
-/// Text from the inputs (a client id, a request id) made safe for a terminal: control characters
-/// (an escape sequence could rewrite the auditor's screen) are written as `\u{…}` escapes.
-fn printable(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if c.is_control() && c != '\n' {
-            out.push_str(&format!("\\u{:04x}", c as u32));
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// Runs the command line; returns the process exit status.

@@ -53,11 +53,7 @@ pub(crate) fn run(audit_dir: &Path, patients: &[String], form: Form, out: Option
             output::write_text(tmp, std::str::from_utf8(&bytes).map_err(|e| Error::Internal(e.to_string()))?)
         })?,
         (Some(path), None) => write_atomically(path, |tmp| output::write_table(&table, tmp, Format::Parquet))?,
-        (None, Some(bytes)) => {
-            use std::io::Write;
-            let mut stdout = std::io::stdout().lock();
-            stdout.write_all(&bytes).and_then(|_| stdout.flush()).map_err(|e| Error::output("standard output", e))?;
-        }
+        (None, Some(bytes)) => output::terminal::to_stdout(&bytes)?,
         (None, None) => return Err(Error::Usage("--format parquet needs --out FILE".into())),
     }
     Ok(list.len())

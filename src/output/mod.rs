@@ -10,6 +10,7 @@ pub(crate) mod html;
 mod parquet;
 mod staging;
 mod table;
+pub(crate) mod terminal;
 
 use std::io::{BufWriter, Write};
 use std::path::Path;
