@@ -86,3 +86,20 @@ fn a_folder_that_is_no_audit_is_refused() {
     assert_eq!(r.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&r.stderr).contains("not a bulk-audit output folder"));
 }
+
+/// A resources table with a row missing what the audit always writes is an input error naming
+/// the file and line, never rows merged under an empty export id.
+#[test]
+fn a_damaged_resources_table_is_an_error_with_file_and_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (csv, _) = field_audits(tmp.path());
+    let path = csv.join("resources.csv");
+    let text = read(&path);
+    let mut lines: Vec<String> = text.lines().map(String::from).collect();
+    lines[3] = format!(",{}", lines[3].split_once(',').unwrap().1);
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let r = run(&["disclosures", "--audit", csv.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("resources.csv:4") && stderr.contains("export_id is empty"), "{stderr}");
+}

@@ -95,7 +95,13 @@ fn spark_reads_every_table() {
         let args = ["audit", "--logs", "fixtures/field/aidbox/logs", "--history", "fixtures/field/aidbox/history"];
         run_ok(&[&args[..], &["--no-report", "--format", format, "--out", dir.to_str().unwrap()]].concat());
     }
+    // JAVA_HOME from the java the script chose (an inherited one may be another version); UTC,
+    // as PySpark hands timestamps back in the process's local zone.
+    let java = std::path::PathBuf::from(String::from_utf8(java.stdout).unwrap().trim());
+    let java_home = std::fs::canonicalize(&java).unwrap().parent().unwrap().parent().unwrap().to_path_buf();
     let check = Command::new(&python)
+        .env("JAVA_HOME", &java_home)
+        .env("TZ", "UTC")
         .arg(root().join("tests/readers/spark_read.py"))
         .args([&dirs[0], &dirs[1]])
         .output()
@@ -103,4 +109,33 @@ fn spark_reads_every_table() {
     let said = String::from_utf8_lossy(&check.stdout);
     assert!(check.status.success(), "{said}{}", String::from_utf8_lossy(&check.stderr));
     assert_eq!(said.lines().filter(|l| l.contains("read by Spark 4")).count(), 3, "{said}");
+}
+
+/// A kickoff logged without `ctx` gets AuditEvent ids from what it is (time, method, URL,
+/// client), not from the log's path as given: the same log named two ways gives the same ids.
+#[test]
+fn audit_event_ids_do_not_depend_on_how_the_log_path_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let line = serde_json::json!({"ev": "w/req", "ts": "2023-03-01T12:00:00Z", "w_m": "get",
+        "w_url": "/fhir/Patient/$export", "w_cid": "c1", "w_st": 202});
+    std::fs::write(logs.join("a.ndjson"), format!("{line}\n")).unwrap();
+    let history = tmp.path().join("history.ndjson");
+    let patient = serde_json::json!({"resourceType": "Patient", "id": "p1",
+        "meta": {"versionId": "1", "lastUpdated": "2023-01-01T00:00:00Z"}});
+    std::fs::write(&history, format!("{patient}\n")).unwrap();
+    let ids = |logs_arg: String, name: &str| {
+        let out = tmp.path().join(name);
+        let args = ["audit", "--logs", &logs_arg, "--history", history.to_str().unwrap(), "--audit-events"];
+        run_ok(&[&args[..], &["--format", "csv", "--out", out.to_str().unwrap()]].concat());
+        read(&out.join("auditevents.ndjson"))
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()["id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    let a = ids(logs.display().to_string(), "a");
+    let b = ids(format!("{}/./", logs.display()), "b");
+    assert_eq!(a.len(), 1);
+    assert_eq!(a, b);
 }

@@ -119,7 +119,7 @@ fn audit_events(r: &AuditResult) -> Result<Vec<Value>> {
             }
             let mut event = json!({
                 "resourceType": "AuditEvent",
-                "id": name_uuid(&e.id, patient),
+                "id": name_uuid(&stable_export_name(e), patient),
                 "meta": {"profile": [PROFILE]},
                 "type": {"system": DCM, "code": "110106", "display": "Export"},
                 "subtype": [{"system": LIFECYCLE, "code": "disclose", "display": "Disclose Record Lifecycle Event"}],
@@ -168,12 +168,23 @@ fn client_network(address: Option<&str>) -> Value {
 /// written only for exports with rows): `0` success unless the status says the export failed.
 fn outcome(status: Option<&str>) -> (&'static str, Option<String>) {
     match status {
-        Some(s @ ("failed" | "error" | "cancelled")) => {
+        Some(s) if crate::rules::evidence::not_completed(s) => {
             ("8", Some(format!("the kickoff was accepted; the server's BulkExportStatus says {s}")))
         }
         Some(_) => ("0", None),
         None => ("0", Some("the kickoff was accepted; no BulkExportStatus was matched".into())),
     }
+}
+
+/// What names an export for its AuditEvent ids. A kickoff with a `ctx` is named by it; one
+/// logged without has an id made of the log's path as given (`logs/x.ndjson:12`), which another
+/// run may spell differently, so it is named by its time, method, URL and client instead.
+fn stable_export_name(e: &crate::rules::kickoff::ExportEvent) -> String {
+    if e.source != e.id {
+        return e.id.clone();
+    }
+    let time = e.time.map(|t| t.to_rfc3339()).unwrap_or_default();
+    format!("{time}\0{}\0{}\0{}", e.method, e.url, e.client_id.as_deref().unwrap_or(""))
 }
 
 /// A name-based UUID of (export id, patient id): RFC 9562 version 8 over SHA-256, so the same
@@ -224,6 +235,7 @@ mod tests {
         assert_eq!(outcome(Some("completed")), ("0", None));
         assert_eq!(outcome(Some("failed")).0, "8");
         assert_eq!(outcome(Some("cancelled")).0, "8");
+        assert_eq!(outcome(Some("canceled")).0, "8");
         let (code, desc) = outcome(None);
         assert_eq!(code, "0");
         assert!(desc.unwrap().contains("no BulkExportStatus"));

@@ -62,6 +62,12 @@ fn read_csv(path: &Path) -> Result<Vec<ResourceRow>> {
         let line = n as u64 + 2;
         let record = record.map_err(|e| Error::input(path, line, 0, e.to_string()))?;
         let cell = |i: usize| record.get(index[i]).unwrap_or("").to_string();
+        // The audit writes these in every row: an empty one means the file is not what it claims.
+        for i in [0, 3, 5, 6, 7] {
+            if cell(i).is_empty() {
+                return Err(Error::input(path, line, 0, format!("column {} is empty", COLUMNS[i])));
+            }
+        }
         let optional = |i: usize| Some(cell(i)).filter(|s| !s.is_empty());
         let export_time = match optional(2) {
             None => None,
@@ -90,7 +96,11 @@ fn read_parquet(path: &Path) -> Result<Vec<ResourceRow>> {
     use polars::prelude::*;
     let err = |e: PolarsError| Error::input(path, 0, 0, e.to_string());
     let f = std::fs::File::open(path).map_err(|e| Error::input(path, 0, 0, e.to_string()))?;
-    let df = ParquetReader::new(f).finish().map_err(err)?;
+    // Only the columns needed: a --with-resource audit's bodies are never loaded.
+    let df = ParquetReader::new(f)
+        .with_columns(Some(COLUMNS.iter().map(|c| c.to_string()).collect()))
+        .finish()
+        .map_err(err)?;
     let text = |name: &str| -> Result<Vec<Option<String>>> {
         let c = df.column(name).map_err(err)?;
         let s = c.str().map_err(err)?;
@@ -105,23 +115,37 @@ fn read_parquet(path: &Path) -> Result<Vec<ResourceRow>> {
             other => return Err(Error::input(path, 0, 0, format!("column export_time is {other}, not a timestamp"))),
         };
         let physical = c.as_materialized_series().to_physical_repr();
-        physical.i64().map_err(err)?.iter().map(|v| v.map(|t| t * unit)).collect()
+        let mut times = Vec::with_capacity(df.height());
+        for (row, v) in physical.i64().map_err(err)?.iter().enumerate() {
+            times.push(match v {
+                None => None,
+                Some(t) => Some(t.checked_mul(unit).ok_or_else(|| {
+                    Error::input(path, 0, 0, format!("row {}: export_time is out of the representable range", row + 1))
+                })?),
+            });
+        }
+        times
     };
     let cols: Vec<Vec<Option<String>>> =
         COLUMNS.iter().filter(|c| **c != "export_time").map(|c| text(c)).collect::<Result<_>>()?;
-    let required = |v: &Option<String>| v.clone().unwrap_or_default();
-    Ok((0..df.height())
-        .map(|i| ResourceRow {
-            export_id: required(&cols[0][i]),
-            client_id: cols[1][i].clone(),
-            export_time: times[i],
-            level: required(&cols[2][i]),
-            patient_id: cols[3][i].clone(),
-            resource_type: required(&cols[4][i]),
-            resource_id: required(&cols[5][i]),
-            version_id: required(&cols[6][i]),
+    // A null where the audit always writes a value means the file is not what it claims.
+    let required = |c: usize, name: &str, i: usize| {
+        cols[c][i].clone().ok_or_else(|| Error::input(path, 0, 0, format!("row {}: column {name} is null", i + 1)))
+    };
+    (0..df.height())
+        .map(|i| {
+            Ok(ResourceRow {
+                export_id: required(0, "export_id", i)?,
+                client_id: cols[1][i].clone(),
+                export_time: times[i],
+                level: required(2, "level", i)?,
+                patient_id: cols[3][i].clone(),
+                resource_type: required(4, "resource_type", i)?,
+                resource_id: required(5, "resource_id", i)?,
+                version_id: required(6, "version_id", i)?,
+            })
         })
-        .collect())
+        .collect()
 }
 
 #[cfg(not(feature = "parquet"))]

@@ -22,6 +22,12 @@ pub(crate) struct StatusMatch {
     pub(crate) transaction_time: Option<Instant>,
 }
 
+/// A BulkExportStatus `status` saying the export did not finish: the client may have received
+/// part of the rows.
+pub(crate) fn not_completed(status: &str) -> bool {
+    matches!(status, "error" | "cancelled" | "canceled" | "failed")
+}
+
 struct Candidate<'a> {
     id: &'a str,
     detail: &'a StatusDetail,
@@ -84,8 +90,7 @@ pub(crate) fn match_statuses(
                     status: d.status.clone(),
                     transaction_time: d.transaction_time,
                 });
-                if matches!(d.status.as_deref(), Some("error") | Some("cancelled") | Some("canceled") | Some("failed"))
-                {
+                if d.status.as_deref().is_some_and(not_completed) {
                     r.findings.push(
                         Finding::new(&e.id, FindingKind::ExportNotCompleted, format!("BulkExportStatus/{} ended in {}: the client may have received part of the listed resources", c.id, d.status.as_deref().unwrap_or("")))
                             .about("BulkExportStatus", c.id, ""),
