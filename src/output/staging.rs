@@ -53,6 +53,7 @@ pub(crate) fn remove_staging_on_interrupt() {
         for d in dirs.iter() {
             let _ = fs::remove_dir_all(d);
         }
+        crate::progress::finish();
         eprintln!("bulk-audit: interrupted; no output was written");
         std::process::exit(130);
     });
