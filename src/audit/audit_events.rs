@@ -14,7 +14,6 @@ use super::tables::export_order;
 use super::AuditResult;
 use crate::error::{Error, Result};
 use crate::output;
-use crate::version::VersionId;
 
 pub(super) const PROFILE: &str =
     "https://profiles.ihe.net/ITI/BALP/StructureDefinition/IHE.BasicAudit.PrivacyDisclosure.Source";
@@ -63,10 +62,7 @@ fn audit_events(r: &AuditResult) -> Result<Vec<Value>> {
         for row in &x.rows {
             let Some(p) = row.patient else { continue };
             let res = &h.resources[row.resource as usize];
-            let version = match &res.versions[row.version as usize].version_id {
-                VersionId::Text(t) => t.to_string(),
-                VersionId::Number(n) => n.to_string(),
-            };
+            let version = res.versions[row.version as usize].version_id.to_string();
             by_patient.entry(h.patient_name(p)).or_default().push((h.type_name(res.resource_type), &res.id, version));
         }
         let outcome = outcome(r.statuses[i].as_ref().and_then(|s| s.status.as_deref()));
@@ -89,7 +85,7 @@ fn audit_events(r: &AuditResult) -> Result<Vec<Value>> {
                 "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
                 "role": {"system": OBJECT_ROLE, "code": "24", "display": "Query"},
                 "description": format!("{} {}", e.method, e.url),
-                "query": base64(format!("{} {}", e.method, e.url).as_bytes()),
+                "query": output::base64(format!("{} {}", e.method, e.url).as_bytes()),
             }));
             let server = server_reference(e);
             let mut agent = vec![
@@ -202,33 +198,9 @@ pub(super) fn name_uuid(export_id: &str, patient: &str) -> String {
     format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
 }
 
-/// Standard base64 with padding (FHIR `base64Binary`).
-fn base64(bytes: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ABC[(n >> (18 - 6 * i) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_as_rfc_4648() {
-        for (plain, encoded) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")] {
-            assert_eq!(base64(plain.as_bytes()), encoded);
-        }
-    }
 
     #[test]
     fn outcome_follows_the_matched_status() {

@@ -131,6 +131,7 @@ pub(crate) fn read_exports(
     skip_invalid: bool,
 ) -> Result<(Vec<ExportEvent>, logs::Logs)> {
     let files = source::collect(log_paths)?;
+    progress::add_total(files.iter().filter_map(|f| f.size).sum());
     let l = logs::read(&files, zone, max_gap_nanos, skip_invalid)?;
     let events = kickoff::find(&l.requests, zone)?;
     Ok((events, l))
@@ -138,8 +139,9 @@ pub(crate) fn read_exports(
 
 pub(crate) fn run(cfg: &AuditConfig) -> Result<AuditResult> {
     let mut sw = Stopwatch::new();
-    let sizes = |files: &[source::InputFile]| files.iter().filter_map(|f| f.size).sum::<u64>();
-    progress::add_total(sizes(&source::collect(&cfg.logs)?) + sizes(&source::collect(&cfg.history)?));
+    // Listed first, so the progress total holds the history from the start.
+    let history_files = source::collect(&cfg.history)?;
+    progress::add_total(history_files.iter().filter_map(|f| f.size).sum());
     progress::stage("reading logs");
     let (events, log_data) = read_exports(&cfg.logs, &cfg.zone, cfg.max_log_gap_nanos, cfg.skip_invalid)?;
     sw.lap("logs");
@@ -147,7 +149,6 @@ pub(crate) fn run(cfg: &AuditConfig) -> Result<AuditResult> {
     let events: Vec<ExportEvent> = events.into_iter().filter(|e| selected(e, &cfg.clients, cfg.from, cfg.to)).collect();
 
     let compartment = Compartment::load(cfg.fhir_version);
-    let history_files = source::collect(&cfg.history)?;
     progress::stage("reading history");
     let mut parse_opts = ParseOptions::new(&compartment, cfg.zone, cfg.non_compartment == NonCompartment::Referenced);
     parse_opts.skip_invalid = cfg.skip_invalid;

@@ -11,7 +11,6 @@ use super::tables::export_order;
 use super::AuditResult;
 use crate::output::html::{self, esc};
 use crate::rules::findings::{Finding, FindingKind};
-use crate::version::VersionId;
 
 /// Version ids are listed per disclosure up to this many rows in the audit; beyond, the page
 /// points to the `resources` table, so it stays small.
@@ -25,11 +24,11 @@ pub(super) fn render(r: &AuditResult, manifest: &serde_json::Value) -> String {
         b,
         "<h1>bulk-audit report</h1>\n<p class=\"muted\">What every FHIR <code>$export</code> in these logs sent, \
          version by version, as reconstructed offline by bulk-audit {} from the files below. {} exports, {} resource \
-         rows.</p>\n<div class=\"search\"><input id=\"q\" type=\"search\" placeholder=\"Search: a patient id, a client, an \
-         export id\" aria-label=\"Search\"> <span id=\"count\" class=\"muted\"></span></div>\n",
+         rows.</p>\n{}",
         esc(env!("CARGO_PKG_VERSION")),
         r.events.len(),
-        rows
+        rows,
+        html::SEARCH_BOX
     );
     audited(&mut b, r, manifest);
     exports(&mut b, r);
@@ -264,10 +263,7 @@ fn disclosures(b: &mut String, r: &AuditResult, with_versions: bool) {
                 what.push_str("<details><summary>version ids</summary>");
                 for (res, v) in &versions {
                     let resource = &h.resources[*res as usize];
-                    let vid = match &resource.versions[*v as usize].version_id {
-                        VersionId::Text(t) => t.to_string(),
-                        VersionId::Number(n) => n.to_string(),
-                    };
+                    let vid = resource.versions[*v as usize].version_id.to_string();
                     let _ = write!(
                         what,
                         "<div class=\"id\">{}/{}/_history/{}</div>",

@@ -61,15 +61,13 @@ pub(crate) fn run(audit_dir: &Path, patients: &[String], form: Form, out: Option
 
 /// The accounting as a self-contained page: per patient, each disclosure.
 fn html(list: &[Disclosure], audit_dir: &Path) -> String {
-    use crate::output::html::{esc, page};
+    use crate::output::html::{esc, page, SEARCH_BOX};
     use std::fmt::Write as _;
     let mut b = String::new();
     let _ = write!(
         b,
         "<h1>Accounting of disclosures</h1>\n<p class=\"muted\">HIPAA §164.528(b)(2), from the audit in \
-         <code>{}</code>: for each patient, each export that sent part of their record. {} disclosures.</p>\n\
-         <div class=\"search\"><input id=\"q\" type=\"search\" placeholder=\"Search: a patient id, a client, an export id\" \
-         aria-label=\"Search\"> <span id=\"count\" class=\"muted\"></span></div>\n",
+         <code>{}</code>: for each patient, each export that sent part of their record. {} disclosures.</p>\n{SEARCH_BOX}",
         esc(&audit_dir.display().to_string()),
         list.len()
     );

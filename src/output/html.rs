@@ -34,6 +34,11 @@ th{background:#f6f8fa}code,.id{font-family:ui-monospace,monospace;font-size:.9em
 @media print{.search{display:none}.export{break-inside:avoid}body{max-width:none;padding:0}}
 ";
 
+/// The search box the page's script filters with (`#q`, `#count`).
+pub(crate) const SEARCH_BOX: &str = "<div class=\"search\"><input id=\"q\" type=\"search\" \
+    placeholder=\"Search: a patient id, a client, an export id\" aria-label=\"Search\"> \
+    <span id=\"count\" class=\"muted\"></span></div>\n";
+
 /// Hides every `[data-search]` block whose text does not hold the query (case-insensitive).
 const SCRIPT: &str = "
 (function(){var q=document.getElementById('q');if(!q)return;var blocks=document.querySelectorAll('[data-search]');
@@ -44,19 +49,7 @@ count.textContent=v?shown+' of '+blocks.length+' blocks match':'';});})();
 
 fn csp_hash(text: &str) -> String {
     let digest = Sha256::digest(text.as_bytes());
-    format!("'sha256-{}'", base64(&digest))
-}
-
-fn base64(bytes: &[u8]) -> String {
-    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
-        for i in 0..4 {
-            out.push(if i <= chunk.len() { ABC[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
-        }
-    }
-    out
+    format!("'sha256-{}'", super::base64(&digest))
 }
 
 /// The whole page around `body` (already escaped HTML).
@@ -93,6 +86,5 @@ mod tests {
         assert_eq!(html.matches("<script>").count(), 1);
         // The hash is of the exact text between the tags.
         assert!(html.contains(&format!("<script>{SCRIPT}</script>")));
-        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
     }
 }

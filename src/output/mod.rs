@@ -73,6 +73,19 @@ pub(crate) fn write_json(path: &Path, value: &serde_json::Value) -> Result<()> {
     write_text(path, &(text + "\n"))
 }
 
+/// Standard base64 with padding (RFC 4648; FHIR `base64Binary`, CSP hashes).
+pub(crate) fn base64(bytes: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | (b as u32) << (16 - 8 * i));
+        for i in 0..4 {
+            out.push(if i <= chunk.len() { ABC[(n >> (18 - 6 * i) & 63) as usize] as char } else { '=' });
+        }
+    }
+    out
+}
+
 /// A name safe for a folder: letters, digits, `.`, `-`, `_`; anything else becomes `_`.
 pub(crate) fn safe_name(s: &str) -> String {
     let mut out: String =
@@ -86,6 +99,13 @@ pub(crate) fn safe_name(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_as_rfc_4648() {
+        for (plain, encoded) in [("", ""), ("f", "Zg=="), ("fo", "Zm8="), ("foo", "Zm9v"), ("foobar", "Zm9vYmFy")] {
+            assert_eq!(base64(plain.as_bytes()), encoded);
+        }
+    }
 
     #[test]
     fn safe_names() {

@@ -23,7 +23,7 @@ pub(crate) fn printable(text: &str) -> String {
 /// stdout is a terminal (an input's escape sequence could rewrite the auditor's screen).
 pub(crate) fn to_stdout(bytes: &[u8]) -> Result<()> {
     use std::io::IsTerminal;
-    let mut stdout = std::io::stdout().lock();
+    let stdout = std::io::stdout().lock();
     let escaped;
     let bytes = if stdout.is_terminal() {
         escaped = printable(&String::from_utf8_lossy(bytes));
@@ -31,6 +31,15 @@ pub(crate) fn to_stdout(bytes: &[u8]) -> Result<()> {
     } else {
         bytes
     };
+    write_all(stdout, bytes)
+}
+
+/// Writes our own text (completions, the man page: nothing from the inputs) to stdout as it is.
+pub(crate) fn to_stdout_raw(bytes: &[u8]) -> Result<()> {
+    write_all(std::io::stdout().lock(), bytes)
+}
+
+fn write_all(mut stdout: std::io::StdoutLock, bytes: &[u8]) -> Result<()> {
     stdout.write_all(bytes).and_then(|_| stdout.flush()).map_err(|e| Error::output("standard output", e))
 }
 
