@@ -81,7 +81,7 @@ impl std::error::Error for Error {}
 pub(crate) type Result<T> = std::result::Result<T, Error>;
 
 /// A line left out under `--skip-invalid`: where it was and why (never its content).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Skipped {
     pub(crate) path: PathBuf,
     pub(crate) line: u64,

@@ -22,6 +22,7 @@ mod progress;
 mod rules;
 mod source;
 mod stopwatch;
+mod stored_index;
 mod timestamp;
 mod version;
 

@@ -53,7 +53,7 @@ impl PartialOrd for VersionId {
 
 /// Where a version was read: file index, 1-based line, byte offset of that line in the
 /// decompressed stream, and the entry index inside a Bundle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Source {
     pub(crate) file: u32,
     pub(crate) line: u64,
@@ -63,7 +63,7 @@ pub(crate) struct Source {
 
 /// The 0-based index of an entry in a Bundle, stored plus one so that `Option<Entry>` takes four
 /// bytes (a `Source` is in every indexed version).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Entry(std::num::NonZeroU32);
 
 impl Entry {
@@ -82,7 +82,7 @@ impl Entry {
 }
 
 /// One member of a Group version.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Member {
     /// The referenced (type, id); `None` when the entity is not a resolvable reference.
     pub(crate) entity: Option<(String, String)>,
@@ -92,7 +92,7 @@ pub(crate) struct Member {
 }
 
 /// What a BulkExportStatus version says about one export.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct StatusDetail {
     pub(crate) requester: Option<String>,
     pub(crate) transaction_time: Option<Instant>,
@@ -105,7 +105,7 @@ pub(crate) struct StatusDetail {
 }
 
 /// What a Client version's `scope` says.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum ClientScopes {
     /// The scopes, one string each.
     Granted(Vec<String>),
@@ -116,7 +116,7 @@ pub(crate) enum ClientScopes {
 }
 
 /// The fields of Group, Client, AccessPolicy and BulkExportStatus versions the rules read.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Detail {
     Group {
         members: Vec<Member>,
@@ -234,7 +234,6 @@ impl VersionBatch {
         }
     }
 
-    #[cfg(any(test, feature = "hooks"))]
     pub(crate) fn len(&self) -> usize {
         self.versions.len()
     }

@@ -16,6 +16,7 @@ use rayon::prelude::*;
 
 use crate::bodies;
 use crate::error::Result;
+use crate::error::Skipped;
 use crate::history::forms::Layout;
 use crate::history::pg_text::Columns;
 use crate::history::{self, ParseOptions};
@@ -37,6 +38,7 @@ use crate::timestamp::Instant;
 pub(crate) use summary::{nothing_resolved, summary_lines};
 #[cfg(test)]
 pub(crate) use tables::ResourceRows;
+pub(crate) use tables::SourceNames;
 
 /// Everything `bulk-audit audit` was asked, checked: times and zone read, the wildcard file
 /// read, the output folders known to be writable.
@@ -44,6 +46,9 @@ pub(crate) use tables::ResourceRows;
 pub(crate) struct AuditConfig {
     pub(crate) logs: Vec<PathBuf>,
     pub(crate) history: Vec<PathBuf>,
+    /// `--index`: resolve from this version index instead of reading `logs` and `history`
+    /// (which then name what the index was built from).
+    pub(crate) index: Option<PathBuf>,
     pub(crate) clients: Vec<String>,
     pub(crate) from: Option<Instant>,
     pub(crate) to: Option<Instant>,
@@ -88,7 +93,7 @@ pub(crate) struct AuditResult {
 }
 
 /// What the logs hold, for telling a user whose selection resolved nothing what there was.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Seen {
     /// Requests in the logs, and the kickoffs among them.
     pub(crate) requests: usize,
@@ -137,7 +142,29 @@ pub(crate) fn read_exports(
     Ok((events, l))
 }
 
+/// What reading the inputs found besides the version index: every kickoff (before `--client`,
+/// `--from` and `--to` choose), what the logs hold, the lines skipped (the logs', then the
+/// history's), the history files and where their rows are, and every input read. A stored index
+/// keeps it in its `index.json`.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Reading {
+    pub(crate) events: Vec<ExportEvent>,
+    pub(crate) seen: Seen,
+    pub(crate) coverage: logs::Coverage,
+    pub(crate) skipped: Vec<Skipped>,
+    pub(crate) history_files: Vec<InputFile>,
+    pub(crate) layouts: Vec<Layout>,
+    pub(crate) inputs: Vec<InputRecord>,
+}
+
+/// The whole audit: read the inputs, then resolve.
 pub(crate) fn run(cfg: &AuditConfig) -> Result<AuditResult> {
+    let (reading, h) = read(cfg)?;
+    Ok(resolve_all(cfg, reading, h))
+}
+
+/// Reads the logs and the history into the kickoffs and the version index.
+pub(crate) fn read(cfg: &AuditConfig) -> Result<(Reading, History)> {
     let mut sw = Stopwatch::new();
     // Listed first, so the progress total holds the history from the start.
     let history_files = source::collect(&cfg.history)?;
@@ -146,7 +173,6 @@ pub(crate) fn run(cfg: &AuditConfig) -> Result<AuditResult> {
     let (events, log_data) = read_exports(&cfg.logs, &cfg.zone, cfg.max_log_gap_nanos, cfg.skip_invalid)?;
     sw.lap("logs");
     let seen = Seen::of(&events, &log_data);
-    let events: Vec<ExportEvent> = events.into_iter().filter(|e| selected(e, &cfg.clients, cfg.from, cfg.to)).collect();
 
     let compartment = Compartment::load(cfg.fhir_version);
     progress::stage("reading history");
@@ -156,7 +182,18 @@ pub(crate) fn run(cfg: &AuditConfig) -> Result<AuditResult> {
     let (h, reading) = index::build(|to_index| history::read(&history_files, &parse_opts, to_index))?;
     let history::Reading { records: history_inputs, skipped: history_skipped, layouts } = reading;
     sw.lap("history: read and index");
+    let logs::Logs { coverage, inputs: mut all_inputs, mut skipped, .. } = log_data;
+    skipped.extend(history_skipped);
+    all_inputs.extend(history_inputs);
+    Ok((Reading { events, seen, coverage, skipped, history_files, layouts, inputs: all_inputs }, h))
+}
 
+/// Resolves every selected export against the index and gathers the findings not tied to one.
+pub(crate) fn resolve_all(cfg: &AuditConfig, reading: Reading, h: History) -> AuditResult {
+    let mut sw = Stopwatch::new();
+    let Reading { events, seen, coverage, skipped, history_files, layouts, inputs } = reading;
+    let events: Vec<ExportEvent> = events.into_iter().filter(|e| selected(e, &cfg.clients, cfg.from, cfg.to)).collect();
+    let compartment = Compartment::load(cfg.fhir_version);
     let fhir_types = fhir_types::fhir_types(cfg.fhir_version);
     let ropts = ResolveOptions {
         boundary: cfg.boundary,
@@ -173,7 +210,7 @@ pub(crate) fn run(cfg: &AuditConfig) -> Result<AuditResult> {
     sw.lap("resolve");
 
     let mut general = orphans;
-    for s in log_data.skipped.iter().chain(&history_skipped) {
+    for s in &skipped {
         let span = match s.lines {
             0 => " (the rest of the file)".to_string(),
             1 => String::new(),
@@ -185,7 +222,7 @@ pub(crate) fn run(cfg: &AuditConfig) -> Result<AuditResult> {
             format!("{}:{} (byte {}){span}: {}", s.path.display(), s.line, s.offset, s.reason),
         ));
     }
-    for g in &log_data.coverage.gaps {
+    for g in &coverage.gaps {
         general.push(Finding::new(
             "",
             FindingKind::LogGap,
@@ -208,9 +245,7 @@ pub(crate) fn run(cfg: &AuditConfig) -> Result<AuditResult> {
         );
     }
     general.sort();
-    let mut all_inputs = log_data.inputs;
-    all_inputs.extend(history_inputs);
-    Ok(AuditResult {
+    AuditResult {
         events,
         resolutions,
         statuses,
@@ -218,10 +253,10 @@ pub(crate) fn run(cfg: &AuditConfig) -> Result<AuditResult> {
         history: h,
         history_files,
         layouts,
-        inputs: all_inputs,
-        coverage: log_data.coverage,
+        inputs,
+        coverage,
         seen,
-    })
+    }
 }
 
 /// Writes every output of the audit.

@@ -46,7 +46,7 @@ fn audited(b: &mut String, r: &AuditResult, manifest: &serde_json::Value) {
         let _ = writeln!(
             b,
             "<tr><td>{}</td><td class=\"id\">{}</td><td>{}</td><td class=\"id\">{}</td><td>{}</td><td>{}</td></tr>",
-            esc(i.role),
+            esc(i.role.as_str()),
             esc(&i.path),
             i.size,
             esc(&i.sha256),

@@ -61,6 +61,11 @@ impl SourceNames {
         }
     }
 
+    /// The name of history file number `file`, as given.
+    pub(crate) fn name(&self, file: u32) -> &str {
+        &self.names[file as usize]
+    }
+
     /// `file:line`, with `#entryN` for a Bundle entry.
     pub(crate) fn text(&self, s: &Source) -> String {
         let mut out = String::new();

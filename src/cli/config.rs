@@ -3,7 +3,7 @@
 //! `--out` and `--reconstruct` folders known to be writable and not someone else's, the input
 //! paths known to exist — so a mistake costs a tenth of a second, not a read of the whole dump.
 
-use super::{AuditArgs, BoundaryArg, FhirVersionArg, FormatArg, NonCompartmentArg};
+use super::{AuditArgs, BoundaryArg, FhirVersionArg, FormatArg, IndexArgs, NonCompartmentArg, ReadArgs, RuleArgs};
 use crate::audit::AuditConfig;
 use crate::error::{Error, Result};
 use crate::history::pg_text::Columns;
@@ -13,6 +13,7 @@ use crate::rules::compartment::FhirVersion;
 use crate::rules::resolve::NonCompartment;
 use crate::rules::scopes::Wildcard;
 use crate::source;
+use crate::stored_index::IndexOptions;
 use crate::timestamp::{self, Stamp, TimeError, Zone};
 
 /// `24h`, `90m`, `30s`, `2d`, `1h30m`, `1500ms` → nanoseconds.
@@ -66,9 +67,21 @@ pub(crate) fn zone(tz: Option<&str>) -> Result<Zone> {
     }
 }
 
-/// The audit configuration the command line asks for, checked.
+/// The audit configuration the command line asks for, checked. With `--index`, the options
+/// that shaped the index are taken from it, and one given otherwise is refused.
 pub(crate) fn audit_config(a: AuditArgs) -> Result<AuditConfig> {
-    let zone = zone(a.tz.as_deref())?;
+    let stored = a.index.as_deref().map(crate::stored_index::options).transpose()?;
+    if stored.is_none() && (a.read.logs.is_empty() || a.read.history.is_empty()) {
+        return Err(Error::Usage(
+            "audit needs --logs and --history, or --index IDX (a version index written by bulk-audit index)".into(),
+        ));
+    }
+    let given = |id: &str| a.given.contains(&id);
+    let tz = match &stored {
+        Some(s) if !given("tz") => s.tz.clone(),
+        _ => a.read.tz.clone(),
+    };
+    let zone = zone(tz.as_deref())?;
     let time = |opt: &Option<String>, name: &str| -> Result<Option<Stamp>> {
         opt.as_deref()
             .map(|s| {
@@ -84,9 +97,96 @@ pub(crate) fn audit_config(a: AuditArgs) -> Result<AuditConfig> {
     // Each covers the unit it is written in: `--to 2022-12-05` takes the whole day.
     let from = time(&a.from, "from")?.map(|s| s.at);
     let to = time(&a.to, "to")?.map(Stamp::end);
-    let max_log_gap_nanos = parse_duration(&a.max_log_gap).map_err(|e| Error::Usage(format!("--max-log-gap: {e}")))?;
-    let wildcard = Wildcard::parse(&a.wildcard)?;
-    let tsv_columns = a
+    Staging::check(&a.out, a.force, "--out")?;
+    if let Some(dir) = &a.reconstruct {
+        Staging::check(dir, a.force, "--reconstruct")?;
+        if same_place(dir, &a.out) {
+            return Err(Error::Usage(format!("--reconstruct {}: the same folder as --out", dir.display())));
+        }
+    }
+    let mut cfg = reading_config(a.read, a.rules, zone, a.out, a.force, stored.is_none())?;
+    if let (Some(stored), Some(dir)) = (stored, &a.index) {
+        let asked = serde_json::to_value(IndexOptions::of(&cfg)).map_err(|e| Error::Internal(e.to_string()))?;
+        let built = serde_json::to_value(&stored).map_err(|e| Error::Internal(e.to_string()))?;
+        let differ: Vec<String> = a
+            .given
+            .iter()
+            .filter(|id| asked[**id] != built[**id])
+            .map(|id| {
+                format!("--{} {} (the index has {})", id.replace('_', "-"), shown(&asked[*id]), shown(&built[*id]))
+            })
+            .collect();
+        if !differ.is_empty() {
+            return Err(Error::Usage(format!(
+                "--index {}: built with other options than this audit asks: {}; leave them out to use the index's, \
+                 or build another index with them",
+                dir.display(),
+                differ.join(", ")
+            )));
+        }
+        cfg.index = Some(dir.clone());
+        cfg.logs = stored.logs;
+        cfg.history = stored.history;
+        cfg.boundary = stored.boundary;
+        cfg.wildcard = stored.wildcard;
+        cfg.non_compartment = stored.non_compartment;
+        cfg.fhir_version = stored.fhir_version;
+        cfg.skip_inactive_members = stored.skip_inactive_members;
+        cfg.max_log_gap_nanos =
+            parse_duration(&stored.max_log_gap).map_err(|e| Error::Usage(format!("--index {}: {e}", dir.display())))?;
+        cfg.max_log_gap_text = stored.max_log_gap;
+        cfg.skip_invalid = stored.skip_invalid;
+        cfg.tsv_columns = stored.tsv_columns;
+    }
+    cfg.clients = a.clients;
+    cfg.from = from;
+    cfg.to = to;
+    cfg.format = match a.format {
+        FormatArg::Parquet => Format::Parquet,
+        FormatArg::Csv => Format::Csv,
+    };
+    cfg.with_resource = a.with_resource;
+    cfg.audit_events = a.audit_events;
+    cfg.report = !a.no_report;
+    cfg.reconstruct = a.reconstruct;
+    if cfg.index.is_none() && (cfg.with_resource || cfg.reconstruct.is_some()) {
+        let history = source::collect(&cfg.history)?;
+        if let Some(stream) = history.iter().find(|f| f.is_stream()) {
+            let option = if cfg.with_resource { "--with-resource" } else { "--reconstruct" };
+            return Err(Error::Usage(format!(
+                "{option} re-reads the bodies from the history files, and {} is a stream (standard input, a pipe or a FIFO) \
+                 that can be read only once: save it to a file and give that instead",
+                stream.path.display()
+            )));
+        }
+    }
+    Ok(cfg)
+}
+
+/// The configuration of `bulk-audit index`: what an audit reads, and its rules.
+pub(crate) fn index_config(a: IndexArgs) -> Result<AuditConfig> {
+    if a.read.logs.is_empty() || a.read.history.is_empty() {
+        return Err(Error::Usage("index needs --logs and --history".into()));
+    }
+    let zone = zone(a.read.tz.as_deref())?;
+    Staging::check(&a.out, a.force, "--out")?;
+    reading_config(a.read, a.rules, zone, a.out, a.force, true)
+}
+
+/// What reading and the rules ask, checked; the outputs as an audit writes them by default.
+/// `inputs`: the input paths are checked to exist (not with `--index`).
+fn reading_config(
+    read: ReadArgs,
+    rules: RuleArgs,
+    zone: Zone,
+    out: std::path::PathBuf,
+    force: bool,
+    inputs: bool,
+) -> Result<AuditConfig> {
+    let max_log_gap_nanos =
+        parse_duration(&read.max_log_gap).map_err(|e| Error::Usage(format!("--max-log-gap: {e}")))?;
+    let wildcard = Wildcard::parse(&rules.wildcard)?;
+    let tsv_columns = read
         .tsv_columns
         .as_deref()
         .map(|list| {
@@ -97,68 +197,62 @@ pub(crate) fn audit_config(a: AuditArgs) -> Result<AuditConfig> {
             })
         })
         .transpose()?;
-    Staging::check(&a.out, a.force, "--out")?;
-    if let Some(dir) = &a.reconstruct {
-        Staging::check(dir, a.force, "--reconstruct")?;
-        if same_place(dir, &a.out) {
-            return Err(Error::Usage(format!("--reconstruct {}: the same folder as --out", dir.display())));
-        }
-    }
-    // The inputs exist, and streams are where they can be read (nothing is opened here).
-    let logs = source::collect(&a.logs)?;
-    let history = source::collect(&a.history)?;
-    let stdin = |files: &[source::InputFile]| files.iter().any(|f| f.path.as_os_str() == source::STDIN);
-    if stdin(&logs) && stdin(&history) {
-        return Err(Error::Usage("standard input (-) can be read only once: give it to --logs or --history".into()));
-    }
-    if a.with_resource || a.reconstruct.is_some() {
-        if let Some(stream) = history.iter().find(|f| f.is_stream()) {
-            let option = if a.with_resource { "--with-resource" } else { "--reconstruct" };
-            return Err(Error::Usage(format!(
-                "{option} re-reads the bodies from the history files, and {} is a stream (standard input, a pipe or a FIFO) \
-                 that can be read only once: save it to a file and give that instead",
-                stream.path.display()
-            )));
+    if inputs {
+        // The inputs exist, and streams are where they can be read (nothing is opened here).
+        let logs = source::collect(&read.logs)?;
+        let history = source::collect(&read.history)?;
+        let stdin = |files: &[source::InputFile]| files.iter().any(|f| f.path.as_os_str() == source::STDIN);
+        if stdin(&logs) && stdin(&history) {
+            return Err(Error::Usage(
+                "standard input (-) can be read only once: give it to --logs or --history".into(),
+            ));
         }
     }
     Ok(AuditConfig {
-        logs: a.logs,
-        history: a.history,
-        clients: a.clients,
-        from,
-        to,
+        logs: read.logs,
+        history: read.history,
+        index: None,
+        clients: Vec::new(),
+        from: None,
+        to: None,
         zone,
-        out: a.out,
-        format: match a.format {
-            FormatArg::Parquet => Format::Parquet,
-            FormatArg::Csv => Format::Csv,
-        },
-        boundary: match a.boundary {
+        out,
+        format: Format::Parquet,
+        boundary: match rules.boundary {
             BoundaryArg::Strict => Boundary::Strict,
             BoundaryArg::Inclusive => Boundary::Inclusive,
         },
         wildcard,
-        non_compartment: match a.non_compartment {
+        non_compartment: match rules.non_compartment {
             NonCompartmentArg::All => NonCompartment::All,
             NonCompartmentArg::Referenced => NonCompartment::Referenced,
             NonCompartmentArg::None => NonCompartment::None,
         },
-        fhir_version: match a.fhir_version {
+        fhir_version: match rules.fhir_version {
             FhirVersionArg::R4 => FhirVersion::R4,
             FhirVersionArg::R4b => FhirVersion::R4b,
             FhirVersionArg::R5 => FhirVersion::R5,
         },
-        skip_inactive_members: a.skip_inactive_members,
-        with_resource: a.with_resource,
-        audit_events: a.audit_events,
-        report: !a.no_report,
-        reconstruct: a.reconstruct,
+        skip_inactive_members: rules.skip_inactive_members,
+        with_resource: false,
+        audit_events: false,
+        report: true,
+        reconstruct: None,
         max_log_gap_nanos,
-        max_log_gap_text: a.max_log_gap,
-        force: a.force,
-        skip_invalid: a.skip_invalid,
+        max_log_gap_text: read.max_log_gap,
+        force,
+        skip_invalid: read.skip_invalid,
         tsv_columns,
     })
+}
+
+/// An option's value as a person would write it.
+fn shown(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Null => "(none)".into(),
+        other => other.to_string(),
+    }
 }
 
 /// Whether two paths name the same folder (as written, or once both exist).

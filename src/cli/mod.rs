@@ -40,6 +40,10 @@ pub(crate) enum Command {
     /// Resolve every export kickoff in the logs against the history and write the audit tables.
     #[command(after_help = AUDIT_EXAMPLES)]
     Audit(Box<AuditArgs>),
+    /// Read the logs and history dumps once into a version index (Parquet tables and
+    /// index.json) that `audit --index` and `sql/audit.sql` resolve exports against.
+    #[command(after_help = INDEX_EXAMPLES)]
+    Index(Box<IndexArgs>),
     /// List the export kickoffs found in the logs, as CSV on stdout.
     Exports(ExportsArgs),
     /// Each patient's accounting of disclosures (HIPAA §164.528), from a finished audit's
@@ -71,6 +75,15 @@ Examples:
   # Which kickoffs are in these logs (no history read):
   bulk-audit exports --logs logs/ --tz UTC";
 
+const INDEX_EXAMPLES: &str = "\
+Examples:
+  # Read the dumps once, then ask many questions of the index:
+  bulk-audit index --logs logs/ --history history/ --tz UTC --out idx
+  bulk-audit audit --index idx --client inferno --from 2024-03-01 --format csv --out march
+
+  # The same audit as SQL, on DuckDB or on Spark:
+  python3 scripts/duckdb-audit.py idx rows.csv";
+
 const DISCLOSURES_EXAMPLES: &str = "\
 Examples:
   # One patient's accounting of disclosures from an audit written earlier:
@@ -96,35 +109,38 @@ pub(crate) struct DisclosuresArgs {
     pub(crate) out: Option<PathBuf>,
 }
 
+/// What is read, and how: the inputs of `audit` and `index`.
 #[derive(Args, Debug)]
-pub(crate) struct AuditArgs {
+pub(crate) struct ReadArgs {
     /// Request logs: files or folders (read recursively); plain, .zst or .gz; Aidbox NDJSON,
     /// Elasticsearch hits or search responses, or Kibana Discover CSV.
-    #[arg(help_heading = "Inputs", long, num_args = 1.., required = true, value_name = "PATH")]
+    #[arg(help_heading = "Inputs", long, num_args = 1.., value_name = "PATH")]
     pub(crate) logs: Vec<PathBuf>,
     /// History dumps: files or folders; Aidbox history rows, resources with meta, history
     /// Bundles or Bundle entries, in any mix.
-    #[arg(help_heading = "Inputs", long, num_args = 1.., required = true, value_name = "PATH")]
+    #[arg(help_heading = "Inputs", long, num_args = 1.., value_name = "PATH")]
     pub(crate) history: Vec<PathBuf>,
-    /// Only exports of this client (repeatable; none = every client).
-    #[arg(help_heading = "Which exports", long = "client", value_name = "ID")]
-    pub(crate) clients: Vec<String>,
-    /// Only exports at or after this time (ISO-8601; without an offset read in --tz).
-    #[arg(help_heading = "Which exports", long, value_name = "TIME")]
-    pub(crate) from: Option<String>,
-    /// Only exports at or before this time.
-    #[arg(help_heading = "Which exports", long, value_name = "TIME")]
-    pub(crate) to: Option<String>,
     /// IANA time zone the timestamps without an offset were written in (every Kibana CSV date).
     /// No default: such a timestamp without --tz stops the run, naming a file that holds it.
     #[arg(help_heading = "Inputs", long, value_name = "IANA")]
     pub(crate) tz: Option<String>,
-    /// Output folder.
-    #[arg(help_heading = "Outputs", long, default_value = "audit-out", value_name = "DIR")]
-    pub(crate) out: PathBuf,
-    /// Table format.
-    #[arg(help_heading = "Outputs", long, value_enum, default_value = "parquet")]
-    pub(crate) format: FormatArg,
+    /// The columns of `$dump-sql` TSV files that have no header row, comma separated (any order,
+    /// any subset holding id, txid, ts, resource_type and resource; unknown names skip a column).
+    /// Without it they are inferred from the first rows and checked on every row.
+    #[arg(help_heading = "Inputs", long, value_name = "COLUMNS")]
+    pub(crate) tsv_columns: Option<String>,
+    /// Go on past unreadable input lines: each is listed in findings (input-skipped) and
+    /// counted in the manifest and the summary. Without it the first one stops the run.
+    #[arg(help_heading = "Inputs", long)]
+    pub(crate) skip_invalid: bool,
+    /// Report holes in the logs longer than this (e.g. 24h, 90m, 2d, 1h30m).
+    #[arg(help_heading = "Rules", long, default_value = "24h", value_name = "DURATION")]
+    pub(crate) max_log_gap: String,
+}
+
+/// The rules that decide which rows an export has.
+#[derive(Args, Debug)]
+pub(crate) struct RuleArgs {
     /// as-of(T): `strict` takes versions with lastUpdated < T (the guide's rule), `inclusive` <= T.
     #[arg(help_heading = "Rules", long, value_enum, default_value = "strict")]
     pub(crate) boundary: BoundaryArg,
@@ -142,6 +158,47 @@ pub(crate) struct AuditArgs {
     /// Leave out Group members marked inactive or whose period excludes T.
     #[arg(help_heading = "Rules", long)]
     pub(crate) skip_inactive_members: bool,
+}
+
+/// The options `audit --index` takes from the index when they are not given, and refuses when
+/// they are given otherwise (clap's ids: the field names).
+pub(crate) const INDEX_OPTIONS: [&str; 9] = [
+    "tz",
+    "tsv_columns",
+    "skip_invalid",
+    "max_log_gap",
+    "boundary",
+    "wildcard",
+    "non_compartment",
+    "fhir_version",
+    "skip_inactive_members",
+];
+
+#[derive(Args, Debug)]
+pub(crate) struct AuditArgs {
+    #[command(flatten)]
+    pub(crate) read: ReadArgs,
+    /// Resolve from a version index written by `bulk-audit index` instead of reading --logs and
+    /// --history; its options are this audit's (any given must match them).
+    #[arg(help_heading = "Inputs", long, value_name = "IDX", conflicts_with_all = ["logs", "history"])]
+    pub(crate) index: Option<PathBuf>,
+    /// Only exports of this client (repeatable; none = every client).
+    #[arg(help_heading = "Which exports", long = "client", value_name = "ID")]
+    pub(crate) clients: Vec<String>,
+    /// Only exports at or after this time (ISO-8601; without an offset read in --tz).
+    #[arg(help_heading = "Which exports", long, value_name = "TIME")]
+    pub(crate) from: Option<String>,
+    /// Only exports at or before this time.
+    #[arg(help_heading = "Which exports", long, value_name = "TIME")]
+    pub(crate) to: Option<String>,
+    #[command(flatten)]
+    pub(crate) rules: RuleArgs,
+    /// Output folder.
+    #[arg(help_heading = "Outputs", long, default_value = "audit-out", value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// Table format.
+    #[arg(help_heading = "Outputs", long, value_enum, default_value = "parquet")]
+    pub(crate) format: FormatArg,
     /// Add each version's JSON body to the resources table (column `resource`).
     #[arg(help_heading = "Outputs", long)]
     pub(crate) with_resource: bool,
@@ -156,21 +213,26 @@ pub(crate) struct AuditArgs {
     /// explained, disclosures per patient).
     #[arg(help_heading = "Outputs", long)]
     pub(crate) no_report: bool,
-    /// Report holes in the logs longer than this (e.g. 24h, 90m, 2d, 1h30m).
-    #[arg(help_heading = "Rules", long, default_value = "24h", value_name = "DURATION")]
-    pub(crate) max_log_gap: String,
-    /// The columns of `$dump-sql` TSV files that have no header row, comma separated (any order,
-    /// any subset holding id, txid, ts, resource_type and resource; unknown names skip a column).
-    /// Without it they are inferred from the first rows and checked on every row.
-    #[arg(help_heading = "Inputs", long, value_name = "COLUMNS")]
-    pub(crate) tsv_columns: Option<String>,
     /// Replace a non-empty --out or --reconstruct folder that holds no previous bulk-audit output.
     #[arg(help_heading = "Outputs", long)]
     pub(crate) force: bool,
-    /// Go on past unreadable input lines: each is listed in findings (input-skipped) and
-    /// counted in the manifest and the summary. Without it the first one stops the run.
-    #[arg(help_heading = "Inputs", long)]
-    pub(crate) skip_invalid: bool,
+    /// The options of `INDEX_OPTIONS` given on the command line (filled from clap's matches).
+    #[arg(skip)]
+    pub(crate) given: Vec<&'static str>,
+}
+
+#[derive(Args, Debug)]
+pub(crate) struct IndexArgs {
+    #[command(flatten)]
+    pub(crate) read: ReadArgs,
+    #[command(flatten)]
+    pub(crate) rules: RuleArgs,
+    /// The index folder: Parquet tables and index.json.
+    #[arg(help_heading = "Outputs", long, required = true, value_name = "IDX")]
+    pub(crate) out: PathBuf,
+    /// Replace a non-empty --out folder that holds no previous bulk-audit output.
+    #[arg(help_heading = "Outputs", long)]
+    pub(crate) force: bool,
 }
 
 #[derive(Args, Debug)]
@@ -226,7 +288,10 @@ pub(crate) enum FhirVersionArg {
 
 fn run_audit(a: AuditArgs, quiet: bool) -> Result<()> {
     let cfg = config::audit_config(a)?;
-    let result = audit::run(&cfg)?;
+    let result = match &cfg.index {
+        Some(dir) => crate::stored_index::audit(&cfg, dir)?,
+        None => audit::run(&cfg)?,
+    };
     let written = audit::write(&cfg, &result);
     crate::progress::finish();
     let written = written?;
@@ -258,6 +323,23 @@ fn run_audit(a: AuditArgs, quiet: bool) -> Result<()> {
     // The process ends here: freeing the index (millions of small allocations) one by one would
     // only delay the exit.
     std::mem::forget(result);
+    Ok(())
+}
+
+fn run_index(a: IndexArgs, quiet: bool) -> Result<()> {
+    let cfg = config::index_config(a)?;
+    let built = crate::stored_index::build(&cfg);
+    crate::progress::finish();
+    let built = built?;
+    if !quiet {
+        println!(
+            "{} versions of {} resources, {} kickoffs -> {}",
+            built.versions,
+            built.resources,
+            built.kickoffs,
+            printable(&cfg.out.display().to_string())
+        );
+    }
     Ok(())
 }
 
@@ -322,16 +404,25 @@ fn run_disclosures(a: DisclosuresArgs, quiet: bool) -> Result<()> {
 
 /// Runs the command line; returns the process exit status.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    use clap::{CommandFactory, FromArgMatches};
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    if let (Command::Audit(a), Some(m)) = (&mut cli.command, matches.subcommand_matches("audit")) {
+        a.given = INDEX_OPTIONS
+            .into_iter()
+            .filter(|id| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+            .collect();
+    }
     crate::stopwatch::set_verbose(cli.verbose);
     crate::output::remove_staging_on_interrupt();
-    let audit = matches!(cli.command, Command::Audit(_));
+    let audit = matches!(cli.command, Command::Audit(_) | Command::Index(_));
     // Not with -v: its stage lines would break the line being redrawn.
     crate::progress::enable(
         audit && !cli.quiet && !cli.verbose && std::io::IsTerminal::is_terminal(&std::io::stderr()),
     );
     let result = match cli.command {
         Command::Audit(a) => run_audit(*a, cli.quiet),
+        Command::Index(a) => run_index(*a, cli.quiet),
         Command::Exports(a) => run_exports(a),
         Command::Disclosures(a) => run_disclosures(a, cli.quiet),
         Command::Completions { shell } => generate::completions(shell),

@@ -46,7 +46,7 @@ fn fast_csv_rows_equal_rows_by_cell() {
 #[test]
 fn help_examples_parse_and_options_are_grouped() {
     use clap::CommandFactory;
-    for text in [super::AUDIT_EXAMPLES, super::DISCLOSURES_EXAMPLES] {
+    for text in [super::AUDIT_EXAMPLES, super::INDEX_EXAMPLES, super::DISCLOSURES_EXAMPLES] {
         let joined = text.replace("\\\n", " ");
         let commands: Vec<&str> = joined.lines().map(str::trim).filter(|l| l.starts_with("bulk-audit ")).collect();
         assert!(commands.len() >= 2, "{text}");

@@ -58,7 +58,7 @@ pub(crate) enum LineKind {
 
 /// Where the rows of a file are and what their columns are: what reading needs, and what
 /// re-reading a body needs later.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Layout {
     pub(crate) columns: Vec<Columns>,
     /// Each run of rows: its first and last line (inclusive) and its columns.

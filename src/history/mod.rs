@@ -86,7 +86,7 @@ pub(crate) fn read(files: &[InputFile], opts: &ParseOptions, to_index: &ToIndex)
     for (i, file) in files.iter().enumerate() {
         let mut tally = Tally::new(opts.skip_invalid);
         let (lines, read, layout) = read_file(file, i as u32, opts, to_index, &spares, &mut tally)?;
-        reading.records.push(tally.record("history", file, read, lines));
+        reading.records.push(tally.record(crate::source::Role::History, file, read, lines));
         reading.skipped.extend(tally.skipped);
         reading.layouts.push(layout);
     }

@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 
 /// What a field of a row is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Column {
     Id,
     Txid,
@@ -51,7 +51,7 @@ impl Column {
 }
 
 /// The meaning of each field of a row.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Columns(Vec<Column>);
 
 /// The columns an Aidbox resource table has at least.

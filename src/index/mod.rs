@@ -24,7 +24,7 @@ use ids::{IdIndex, Interner};
 use lists::{Lists, Span};
 
 /// `strict`: as-of(T) takes versions with lastUpdated < T (the guide's rule); `inclusive`: <= T.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Boundary {
     Strict,
@@ -64,7 +64,7 @@ pub(crate) struct Resource {
 pub(crate) const NO_TENANT: u32 = u32::MAX;
 
 /// Two versions with the same (type, id, versionId) but different contents.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Conflict {
     pub(crate) resource_type: String,
     pub(crate) id: String,
@@ -168,6 +168,16 @@ impl History {
             .into_iter()
             .find_map(|x| self.by_key.find(&self.resources, t, id, x))
             .map(|i| &self.resources[i as usize])
+    }
+
+    /// The tenant marker numbered `tenant` ([`Resource::tenant`]).
+    pub(crate) fn tenant_name(&self, tenant: u32) -> &str {
+        &self.tenants.names[tenant as usize]
+    }
+
+    /// The referenced id numbered `r` ([`History::references_of`]).
+    pub(crate) fn ref_name(&self, r: u32) -> &str {
+        &self.refs.names[r as usize]
     }
 
     /// The interned number of a tenant marker, if any version carries it.

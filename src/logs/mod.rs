@@ -66,7 +66,7 @@ pub(crate) struct Request {
 }
 
 /// The span of time the logs cover and the holes in it.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Coverage {
     pub(crate) lines_with_time: u64,
     pub(crate) first: Option<String>,
@@ -74,7 +74,7 @@ pub(crate) struct Coverage {
     pub(crate) gaps: Vec<Gap>,
 }
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Gap {
     pub(crate) from: String,
     pub(crate) to: String,
@@ -104,7 +104,7 @@ pub(crate) fn read(files: &[InputFile], zone: &Zone, max_gap_nanos: i64, skip_in
             tally.fail_spanning(e, None, 0, None)?;
         }
         let line_count = read_one(&file.path, i, &bytes, zone, &mut lines, &mut tally)?;
-        records.push(tally.record("logs", file, read, line_count));
+        records.push(tally.record(crate::source::Role::Logs, file, read, line_count));
         skipped.extend(tally.skipped);
     }
     let names: Vec<String> = files.iter().map(|f| source::display(&f.path)).collect();

@@ -8,7 +8,7 @@ const R4: &str = include_str!("../../data/patient-compartment-r4.tsv");
 const R4B: &str = include_str!("../../data/patient-compartment-r4b.tsv");
 const R5: &str = include_str!("../../data/patient-compartment-r5.tsv");
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum FhirVersion {
     R4,

@@ -5,7 +5,8 @@ use crate::error::{Error, Result};
 use crate::logs::Request;
 use crate::timestamp::{self, Instant, Stamp, TimeError, Zone};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub(crate) enum Level {
     Group,
     Patient,
@@ -23,7 +24,7 @@ impl Level {
 }
 
 /// The `$export` parameters of one kickoff, URL-decoded.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ExportParams {
     /// `_type`, merged over repeats; `None` when not given.
     pub(crate) types: Option<Vec<String>>,
@@ -45,7 +46,7 @@ pub(crate) struct ExportParams {
 }
 
 /// A kickoff request found in the logs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct ExportEvent {
     pub(crate) id: String,
     pub(crate) client_id: Option<String>,

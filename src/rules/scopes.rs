@@ -29,7 +29,7 @@ pub(crate) const SMARTBOX_TYPES: [&str; 18] = [
 ];
 
 /// How `*` in a scope expands (`--wildcard`).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) enum Wildcard {
     Smartbox,
     /// Smartbox's types plus Group.

@@ -9,7 +9,7 @@ use blocks::cut_at_read_error;
 pub(crate) use blocks::{
     blank_lines, count_lines, line_of_offset, lines_of, strip_bom, BufferPool, LineBlock, LineBlocks,
 };
-pub(crate) use tally::{InputRecord, Tally};
+pub(crate) use tally::{InputRecord, Role, Tally};
 
 use std::collections::HashSet;
 use std::fs::File;
@@ -21,7 +21,7 @@ use sha2::{Digest as _, Sha256};
 
 use crate::error::{Error, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum Compression {
     Plain,
@@ -31,7 +31,7 @@ pub(crate) enum Compression {
 
 /// One input to read, as found under a path given on the command line: a regular file (its size
 /// known), or a stream (`-` for standard input, a pipe, a FIFO) that can be read once.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct InputFile {
     pub(crate) path: PathBuf,
     /// The size of a regular file; `None` for a stream.
@@ -228,6 +228,16 @@ pub(crate) fn read_whole(file: &InputFile) -> Result<(Vec<u8>, Digest, Option<Er
     let mut buf = Vec::with_capacity(file.size.unwrap_or(0) as usize);
     let cut = input.reader.read_to_end(&mut buf).err().map(|e| cut_at_read_error(&file.path, 1, 0, &mut buf, e));
     Ok((buf, input.digest(), cut))
+}
+
+/// The SHA-256 of a file's raw bytes, as the manifest records it (a stored index's files are
+/// checked with it before their bodies are read again).
+#[cfg(feature = "parquet")]
+pub(crate) fn sha256_of(file: &InputFile) -> Result<String> {
+    let mut f = File::open(&file.path).map_err(|e| Error::io(&file.path, e))?;
+    let mut hasher = Sha256::new();
+    io::copy(&mut f, &mut hasher).map_err(|e| Error::io(&file.path, e))?;
+    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The file's name as given, for messages and the `source` column.

@@ -4,9 +4,9 @@ use super::{display, Compression, Digest, InputFile};
 use crate::error::{Error, Result, Skipped};
 
 /// What the manifest records of each input once it has been read.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub(crate) struct InputRecord {
-    pub(crate) role: &'static str,
+    pub(crate) role: Role,
     pub(crate) path: String,
     pub(crate) size: u64,
     pub(crate) compression: Compression,
@@ -74,7 +74,7 @@ impl Tally {
     }
 
     /// The manifest record of a file read with this tally. A stream's size is the bytes read.
-    pub(crate) fn record(&self, role: &'static str, file: &InputFile, read: Digest, lines: u64) -> InputRecord {
+    pub(crate) fn record(&self, role: Role, file: &InputFile, read: Digest, lines: u64) -> InputRecord {
         crate::progress::add_lines(lines);
         InputRecord {
             role,
@@ -86,6 +86,23 @@ impl Tally {
             lines_read: self.read,
             lines_blank: self.blank,
             lines_skipped: self.skipped_lines(),
+        }
+    }
+}
+
+/// What an input is to the audit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Role {
+    Logs,
+    History,
+}
+
+impl Role {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Role::Logs => "logs",
+            Role::History => "history",
         }
     }
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, LocalResult, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 
 /// Nanoseconds since 1970-01-01T00:00:00Z.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Instant(pub i64);
 
 pub(crate) const NANOS_PER_MILLI: i64 = 1_000_000;
@@ -72,7 +72,7 @@ impl From<String> for TimeError {
 /// A timestamp as written: the instant it starts at, and the length of the unit it was written
 /// in (nanoseconds: 10^9 for whole seconds, 10^6 for milliseconds, a day for a date alone). Such a
 /// timestamp means some instant of that unit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Stamp {
     pub(crate) at: Instant,
     pub(crate) unit: i64,

@@ -19,7 +19,7 @@ use crate::timestamp::Instant;
 
 /// Which resources of types outside the patient compartment a group- or patient-level export
 /// lists (`--non-compartment`). System-level exports always list every resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub(crate) enum NonCompartment {
     All,

@@ -1,0 +1,202 @@
+//! The stored version index (`bulk-audit index`, `audit --index`): the inputs read once into
+//! Parquet tables that an audit — this tool's, or `sql/audit.sql` on DuckDB or Spark — resolves
+//! exports against, and `index.json`, which names the tool version and the options that made
+//! it, and keeps what reading found besides the versions (the kickoffs, skipped lines, inputs).
+
+#[cfg(feature = "parquet")]
+mod load;
+mod tables;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::audit::{self, AuditConfig, AuditResult, Reading};
+use crate::error::{Error, Result};
+use crate::history::pg_text::Columns;
+use crate::index::{Boundary, Conflict};
+use crate::output::{self, Staging};
+use crate::rules::compartment::FhirVersion;
+use crate::rules::resolve::NonCompartment;
+use crate::rules::scopes::Wildcard;
+
+/// The layout of the index's tables; an index of another layout is refused.
+const LAYOUT: u32 = 1;
+/// The file that describes an index.
+pub(crate) const INFO: &str = "index.json";
+
+/// The options an index was built with: those that decide what is read and which rows an
+/// export has. An audit from the index runs with these.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct IndexOptions {
+    pub(crate) logs: Vec<PathBuf>,
+    pub(crate) history: Vec<PathBuf>,
+    pub(crate) tz: Option<String>,
+    pub(crate) boundary: Boundary,
+    pub(crate) wildcard: Wildcard,
+    pub(crate) non_compartment: NonCompartment,
+    pub(crate) fhir_version: FhirVersion,
+    pub(crate) skip_inactive_members: bool,
+    pub(crate) max_log_gap: String,
+    pub(crate) skip_invalid: bool,
+    pub(crate) tsv_columns: Option<Columns>,
+}
+
+impl IndexOptions {
+    pub(crate) fn of(cfg: &AuditConfig) -> IndexOptions {
+        IndexOptions {
+            logs: cfg.logs.clone(),
+            history: cfg.history.clone(),
+            tz: cfg.zone.name().map(str::to_string),
+            boundary: cfg.boundary,
+            wildcard: cfg.wildcard.clone(),
+            non_compartment: cfg.non_compartment,
+            fhir_version: cfg.fhir_version,
+            skip_inactive_members: cfg.skip_inactive_members,
+            max_log_gap: cfg.max_log_gap_text.clone(),
+            skip_invalid: cfg.skip_invalid,
+            tsv_columns: cfg.tsv_columns.clone(),
+        }
+    }
+}
+
+/// `index.json`.
+#[derive(Debug, Serialize, Deserialize)]
+struct Info {
+    tool: String,
+    version: String,
+    layout: u32,
+    options: IndexOptions,
+    /// Versions and resources indexed, for people (the tables hold them).
+    versions: u64,
+    resources: u64,
+    duplicate_copies_ignored: u64,
+    conflicts: Vec<Conflict>,
+    reading: Reading,
+}
+
+/// Reads and checks `IDX/index.json`: written by this version of the tool, in this layout.
+fn read_info(dir: &Path) -> Result<Info> {
+    let path = dir.join(INFO);
+    let text = std::fs::read_to_string(&path).map_err(|e| {
+        Error::Usage(format!("--index {}: not a bulk-audit index ({}: {e})", dir.display(), path.display()))
+    })?;
+    let head: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| Error::Usage(format!("--index {}: {INFO} is unreadable ({e})", dir.display())))?;
+    let (tool, version) = (head["tool"].as_str().unwrap_or(""), head["version"].as_str().unwrap_or(""));
+    if tool != "bulk-audit" || version != env!("CARGO_PKG_VERSION") || head["layout"].as_u64() != Some(LAYOUT.into()) {
+        return Err(Error::Usage(format!(
+            "--index {}: built by {} {} (layout {}), and this is bulk-audit {} (layout {LAYOUT}): build the index again \
+             with this version (bulk-audit index)",
+            dir.display(),
+            if tool.is_empty() { "an unknown tool" } else { tool },
+            version,
+            head["layout"],
+            env!("CARGO_PKG_VERSION")
+        )));
+    }
+    serde_json::from_value(head)
+        .map_err(|e| Error::Usage(format!("--index {}: {INFO} is unreadable ({e})", dir.display())))
+}
+
+/// The options `dir`'s index was built with (checked to be this version's index).
+pub(crate) fn options(dir: &Path) -> Result<IndexOptions> {
+    Ok(read_info(dir)?.options)
+}
+
+/// `bulk-audit index`: reads the inputs as an audit does, resolves every kickoff (the kickoff
+/// tables carry each export's types and patients), and writes the index folder.
+pub(crate) fn build(cfg: &AuditConfig) -> Result<IndexSummary> {
+    let (reading, h) = audit::read(cfg)?;
+    let reading_kept = serde_json::to_value(&reading).map_err(|e| Error::Internal(e.to_string()))?;
+    let conflicts = h.conflicts.clone();
+    let duplicates = h.duplicates;
+    let result = audit::resolve_all(cfg, reading, h);
+    crate::progress::stage("writing the index");
+    let staging = Staging::begin(&cfg.out, cfg.force)?;
+    tables::write(cfg, &result, &staging.dir)?;
+    let info = serde_json::json!({
+        "tool": "bulk-audit",
+        "version": env!("CARGO_PKG_VERSION"),
+        "layout": LAYOUT,
+        "options": IndexOptions::of(cfg),
+        "versions": result.history.version_count,
+        "resources": result.history.resources.len(),
+        "duplicate_copies_ignored": duplicates,
+        "conflicts": conflicts,
+        "reading": reading_kept,
+    });
+    output::write_json(&staging.dir.join(INFO), &info)?;
+    output::write_text(&staging.dir.join(".bulk-audit"), "a version index written by bulk-audit index\n")?;
+    staging.commit()?;
+    let summary = IndexSummary {
+        versions: result.history.version_count,
+        resources: result.history.resources.len(),
+        kickoffs: result.events.len(),
+    };
+    // The process ends soon: freeing the index one allocation at a time would only delay it.
+    std::mem::forget(result);
+    Ok(summary)
+}
+
+/// What `bulk-audit index` wrote, for its summary line.
+pub(crate) struct IndexSummary {
+    pub(crate) versions: u64,
+    pub(crate) resources: usize,
+    pub(crate) kickoffs: usize,
+}
+
+/// `bulk-audit audit --index` in a build without Parquet: refused.
+#[cfg(not(feature = "parquet"))]
+pub(crate) fn audit(_cfg: &AuditConfig, _dir: &Path) -> Result<AuditResult> {
+    Err(Error::Usage("this build has no Parquet support (the `parquet` feature is off): no --index".into()))
+}
+
+/// `bulk-audit audit --index`: the version index loaded from the folder, then the same
+/// resolution as an audit of the dumps.
+#[cfg(feature = "parquet")]
+pub(crate) fn audit(cfg: &AuditConfig, dir: &Path) -> Result<AuditResult> {
+    let mut sw = crate::stopwatch::Stopwatch::new();
+    let info = read_info(dir)?;
+    crate::progress::stage("loading the index");
+    let mut h = load::history(dir, &info.reading.history_files)?;
+    h.conflicts = info.conflicts;
+    h.duplicates = info.duplicate_copies_ignored;
+    sw.lap("index: load");
+    if cfg.with_resource || cfg.reconstruct.is_some() {
+        check_history_files(dir, &info.reading)?;
+    }
+    Ok(audit::resolve_all(cfg, info.reading, h))
+}
+
+#[cfg(feature = "parquet")]
+/// Before bodies are re-read from the files the index names: each is still there, the same
+/// size and with the same SHA-256 as when it was indexed.
+fn check_history_files(dir: &Path, reading: &Reading) -> Result<()> {
+    let refuse = |path: &str, why: String| {
+        Err(Error::Usage(format!(
+            "--index {}: the bodies cannot be re-read: history file {path} {why}; give it back as it was, or build the \
+             index again",
+            dir.display()
+        )))
+    };
+    for (file, record) in
+        reading.history_files.iter().zip(reading.inputs.iter().filter(|i| i.role == crate::source::Role::History))
+    {
+        if file.is_stream() {
+            return refuse(&record.path, "was a stream (standard input, a pipe or a FIFO) read once".into());
+        }
+        let meta = match std::fs::metadata(&file.path) {
+            Ok(m) => m,
+            Err(e) => return refuse(&record.path, format!("is gone ({e})")),
+        };
+        if meta.len() != record.size {
+            return refuse(&record.path, format!("changed: {} bytes, {} when indexed", meta.len(), record.size));
+        }
+        let now = crate::source::sha256_of(file)?;
+        if now != record.sha256 {
+            return refuse(&record.path, format!("changed: SHA-256 {now}, {} when indexed", record.sha256));
+        }
+    }
+    Ok(())
+}
