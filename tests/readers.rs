@@ -9,15 +9,8 @@ use std::process::Command;
 
 use common::*;
 
-/// The virtual environment's python, installed once.
 fn python() -> String {
-    let install = Command::new(root().join("scripts/install-readers")).output().expect("run scripts/install-readers");
-    assert!(
-        install.status.success(),
-        "scripts/install-readers failed (it needs PyPI):\n{}",
-        String::from_utf8_lossy(&install.stderr)
-    );
-    String::from_utf8(install.stdout).unwrap().trim().to_string()
+    readers_python()
 }
 
 #[cfg(feature = "parquet")]
@@ -87,18 +80,14 @@ fn audit_events_are_valid_r4_balp_and_match_the_rows() {
 #[test]
 fn spark_reads_every_table() {
     let python = python();
-    let java = Command::new(root().join("scripts/install-java")).output().expect("run scripts/install-java");
-    assert!(java.status.success(), "scripts/install-java failed:\n{}", String::from_utf8_lossy(&java.stderr));
+    let java_home = java_home();
     let tmp = tempfile::tempdir().unwrap();
     let dirs = [tmp.path().join("parquet"), tmp.path().join("csv")];
     for (dir, format) in dirs.iter().zip(["parquet", "csv"]) {
         let args = ["audit", "--logs", "fixtures/field/aidbox/logs", "--history", "fixtures/field/aidbox/history"];
         run_ok(&[&args[..], &["--no-report", "--format", format, "--out", dir.to_str().unwrap()]].concat());
     }
-    // JAVA_HOME from the java the script chose (an inherited one may be another version); UTC,
-    // as PySpark hands timestamps back in the process's local zone.
-    let java = std::path::PathBuf::from(String::from_utf8(java.stdout).unwrap().trim());
-    let java_home = std::fs::canonicalize(&java).unwrap().parent().unwrap().parent().unwrap().to_path_buf();
+    // UTC, as PySpark hands timestamps back in the process's local zone.
     let check = Command::new(&python)
         .env("JAVA_HOME", &java_home)
         .env("TZ", "UTC")

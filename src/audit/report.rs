@@ -221,8 +221,9 @@ fn findings(b: &mut String, list: &[Finding]) {
 /// The accounting of disclosures: per patient, each export that sent any of their record.
 fn disclosures(b: &mut String, r: &AuditResult, with_versions: bool) {
     let h = &r.history;
-    // patient → export → type → resources, and the versions.
-    type PerExport = BTreeMap<usize, (BTreeMap<u32, BTreeSet<u32>>, Vec<(u32, u32)>)>;
+    // patient → export → type (by name: the order whatever the inputs' order) → resources, and
+    // the versions.
+    type PerExport<'h> = BTreeMap<usize, (BTreeMap<&'h str, BTreeSet<u32>>, Vec<(u32, u32)>)>;
     let mut by_patient: BTreeMap<&str, PerExport> = BTreeMap::new();
     let order = export_order(r);
     for (rank, &i) in order.iter().enumerate() {
@@ -230,7 +231,7 @@ fn disclosures(b: &mut String, r: &AuditResult, with_versions: bool) {
             let Some(p) = row.patient else { continue };
             let res = &h.resources[row.resource as usize];
             let entry = by_patient.entry(h.patient_name(p)).or_default().entry(rank).or_default();
-            entry.0.entry(res.resource_type).or_default().insert(row.resource);
+            entry.0.entry(h.type_name(res.resource_type)).or_default().insert(row.resource);
             entry.1.push((row.resource, row.version));
         }
     }
@@ -254,8 +255,7 @@ fn disclosures(b: &mut String, r: &AuditResult, with_versions: bool) {
         for (rank, (types, mut versions)) in per_export {
             let i = order[rank];
             let (e, x) = (&r.events[i], &r.resolutions[i]);
-            let sent: Vec<String> =
-                types.iter().map(|(t, ids)| format!("{} {}", esc(h.type_name(*t)), ids.len())).collect();
+            let sent: Vec<String> = types.iter().map(|(t, ids)| format!("{} {}", esc(t), ids.len())).collect();
             versions.sort_unstable();
             versions.dedup();
             let mut what = format!("{} ({} versions)", sent.join(", "), versions.len());

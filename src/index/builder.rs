@@ -126,6 +126,20 @@ impl HistoryBuilder {
                     resources[*j].versions.extend(moved);
                 }
             }
+            // The unmarked resources emptied so are gone: a resource has versions.
+            if resources.iter().any(|r| r.versions.is_empty()) {
+                let mut renumbered = vec![u32::MAX; resources.len()];
+                let mut next = 0u32;
+                for (old, r) in resources.iter().enumerate() {
+                    if !r.versions.is_empty() {
+                        renumbered[old] = next;
+                        next += 1;
+                    }
+                }
+                by_key.table.retain(|(i, _)| renumbered[*i as usize] != u32::MAX);
+                by_key.table.iter_mut().for_each(|(i, _)| *i = renumbered[*i as usize]);
+                resources.retain(|r| !r.versions.is_empty());
+            }
         }
         // The lists grew by doubling; the finished index keeps them without spare room.
         lists.patients.shrink_to_fit();

@@ -60,3 +60,24 @@ pub fn csv_rows(path: &Path) -> Vec<std::collections::BTreeMap<String, String>> 
         })
         .collect()
 }
+
+/// The readers' virtual environment's python (`scripts/install-readers`: pyarrow, pandas,
+/// DuckDB, pyspark and the FHIR model from PyPI), installed once.
+pub fn readers_python() -> String {
+    let install = Command::new(root().join("scripts/install-readers")).output().expect("run scripts/install-readers");
+    assert!(
+        install.status.success(),
+        "scripts/install-readers failed (it needs PyPI):\n{}",
+        String::from_utf8_lossy(&install.stderr)
+    );
+    String::from_utf8(install.stdout).unwrap().trim().to_string()
+}
+
+/// JAVA_HOME of the Java that `scripts/install-java` chose (17 or 21, from Debian): an
+/// inherited JAVA_HOME may be another version.
+pub fn java_home() -> PathBuf {
+    let java = Command::new(root().join("scripts/install-java")).output().expect("run scripts/install-java");
+    assert!(java.status.success(), "scripts/install-java failed:\n{}", String::from_utf8_lossy(&java.stderr));
+    let java = PathBuf::from(String::from_utf8(java.stdout).unwrap().trim());
+    std::fs::canonicalize(&java).unwrap().parent().unwrap().parent().unwrap().to_path_buf()
+}

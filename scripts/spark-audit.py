@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Runs sql/audit.sql on Apache Spark over a bulk-audit index: the `resources` rows of the audit.
+
+Usage: spark-audit.py IDX OUT [--master URL]   (OUT ending in .csv: CSV; otherwise Parquet;
+       Spark writes either as a folder of part files)
+
+IDX is a folder written by `bulk-audit index` on storage every executor reads (a shared file
+system, HDFS, S3); each of its tables is a view of the same name. --master defaults to
+local[*] (every core of this machine); give spark://host:7077, yarn or k8s://… for a cluster.
+Needs pyspark (PyPI) and Java 17 or 21 (scripts/install-readers, scripts/install-java).
+"""
+
+import argparse
+from pathlib import Path
+
+SQL = Path(__file__).resolve().parent.parent / "sql" / "audit.sql"
+TABLES = [
+    "versions", "version_patients", "version_references", "clients", "groups", "access_policies",
+    "statuses", "kickoffs", "export_types", "export_patients", "inputs",
+]
+
+
+def session(master="local[*]"):
+    from pyspark.sql import SparkSession
+
+    spark = (
+        SparkSession.builder.master(master)
+        .appName("bulk-audit-sql")
+        .config("spark.sql.session.timeZone", "UTC")
+        .config("spark.ui.enabled", "false")
+        .getOrCreate()
+    )
+    spark.sparkContext.setLogLevel("ERROR")
+    return spark
+
+
+def audit(spark, index):
+    """A DataFrame of sql/audit.sql over the index."""
+    for table in TABLES:
+        spark.read.parquet(str(Path(index) / f"{table}.parquet")).createOrReplaceTempView(table)
+    return spark.sql(SQL.read_text(encoding="utf-8"))
+
+
+def main():
+    p = argparse.ArgumentParser(description="sql/audit.sql on Spark over a bulk-audit index")
+    p.add_argument("index")
+    p.add_argument("out")
+    p.add_argument("--master", default="local[*]")
+    a = p.parse_args()
+    if not (Path(a.index) / "index.json").is_file():
+        raise SystemExit(f"spark-audit: {a.index} is not a bulk-audit index (no index.json)")
+    spark = session(a.master)
+    rows = audit(spark, a.index)
+    writer = rows.write.mode("error")
+    if a.out.endswith(".csv"):
+        writer.option("header", True).csv(a.out)
+    else:
+        writer.parquet(a.out)
+    print(f"{spark.read.parquet(a.out).count() if not a.out.endswith('.csv') else 'the'} resource rows -> {a.out}")
+    spark.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,198 @@
+//! `bulk-audit index` and `audit --index` through the real binary: the audit from the index
+//! writes the same bytes as the audit of the dumps (tables, manifest, report, AuditEvents,
+//! bodies, reconstruction) on the fixtures; selection options apply to it; and an index of
+//! other options, of another version, or whose files changed under it is refused, naming why.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::*;
+
+/// Every file under `dir`, relative, sorted.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn assert_same_folders(a: &Path, b: &Path) {
+    let (fa, fb) = (files(a), files(b));
+    assert_eq!(fa, fb, "{} and {} hold different files", a.display(), b.display());
+    assert!(fa.len() >= 4, "{} holds {} files", a.display(), fa.len());
+    // The checksums last: the file that differs is named first.
+    for f in fa.iter().filter(|f| !f.ends_with("SHA256SUMS")).chain(fa.iter().filter(|f| f.ends_with("SHA256SUMS"))) {
+        assert!(std::fs::read(a.join(f)).unwrap() == std::fs::read(b.join(f)).unwrap(), "{} differs", f.display());
+    }
+}
+
+/// Indexes the inputs, audits from the dumps and from the index with the same output options,
+/// and compares every file written (with `--reconstruct`, that folder too).
+fn same_audit(tmp: &Path, inputs: &[&str], index_options: &[&str], audit_options: &[&str]) {
+    let idx = tmp.join("idx");
+    let mut args = vec!["index"];
+    args.extend_from_slice(inputs);
+    args.extend_from_slice(index_options);
+    args.extend_from_slice(&["--out", idx.to_str().unwrap()]);
+    let said = run_ok(&args);
+    assert!(said.contains("versions of") && said.contains("-> "), "{said}");
+    for m in [idx.join("versions.parquet"), idx.join("index.json")] {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(
+            std::fs::metadata(&m).unwrap().permissions().mode() & 0o077,
+            0,
+            "{} is readable by others",
+            m.display()
+        );
+    }
+    let (dumps, indexed) = (tmp.join("from-dumps"), tmp.join("from-index"));
+    // One --reconstruct path for both (the manifest names it); the first is moved aside.
+    let (recon, recon_d) = (tmp.join("recon"), tmp.join("recon-dumps"));
+    let reconstruct = audit_options.contains(&"--reconstruct");
+    let opts: Vec<&str> = audit_options.iter().copied().filter(|o| *o != "--reconstruct").collect();
+    let mut a = vec!["audit", "--out", dumps.to_str().unwrap()];
+    a.extend_from_slice(inputs);
+    a.extend_from_slice(index_options);
+    a.extend_from_slice(&opts);
+    if reconstruct {
+        a.extend_from_slice(&["--reconstruct", recon.to_str().unwrap()]);
+    }
+    run_ok(&a);
+    if reconstruct {
+        std::fs::rename(&recon, &recon_d).unwrap();
+    }
+    let mut b = vec!["audit", "--index", idx.to_str().unwrap(), "--out", indexed.to_str().unwrap()];
+    b.extend_from_slice(&opts);
+    if reconstruct {
+        b.extend_from_slice(&["--reconstruct", recon.to_str().unwrap()]);
+    }
+    run_ok(&b);
+    assert_same_folders(&dumps, &indexed);
+    if reconstruct {
+        assert_same_folders(&recon_d, &recon);
+    }
+}
+
+#[test]
+fn guide_from_the_index_is_byte_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let inputs = ["--logs", "fixtures/guide/logs", "--history", "fixtures/guide/history"];
+    same_audit(tmp.path(), &inputs, &["--tz", "UTC"], &["--format", "csv", "--audit-events", "--with-resource"]);
+}
+
+#[test]
+fn synthea_from_the_index_is_byte_identical_with_every_rule_option() {
+    let inputs = ["--logs", "fixtures/synthea/logs", "--history", "fixtures/synthea/history"];
+    for (rules, outputs) in [
+        (vec!["--tz", "UTC"], vec!["--format", "parquet", "--reconstruct"]),
+        (
+            vec!["--tz", "UTC", "--boundary", "inclusive", "--non-compartment", "referenced", "--wildcard", "all"],
+            vec!["--format", "csv", "--client", "bulk-smartbox"],
+        ),
+        (
+            vec!["--tz", "UTC", "--non-compartment", "none", "--skip-inactive-members", "--fhir-version", "r5"],
+            vec!["--format", "csv", "--from", "2023-01-20", "--to", "2023-02-20"],
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        same_audit(tmp.path(), &inputs, &rules, &outputs);
+    }
+}
+
+#[test]
+fn field_samples_from_the_index_are_byte_identical() {
+    for (inputs, rules) in [
+        (["--logs", "fixtures/field/aidbox/logs", "--history", "fixtures/field/aidbox/history"], vec![]),
+        (
+            ["--logs", "fixtures/field/kibana-es-pg/logs", "--history", "fixtures/field/kibana-es-pg/history"],
+            vec!["--tz", "Europe/Berlin"],
+        ),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        same_audit(tmp.path(), &inputs, &rules, &["--format", "csv", "--audit-events", "--with-resource"]);
+    }
+}
+
+/// Builds the guide's index in `tmp/idx` from a copy of its history in `tmp/history`.
+fn guide_index(tmp: &Path) -> (PathBuf, PathBuf) {
+    let history = tmp.join("history");
+    std::fs::create_dir(&history).unwrap();
+    for f in std::fs::read_dir(root().join("fixtures/guide/history")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), history.join(f.file_name())).unwrap();
+    }
+    let idx = tmp.join("idx");
+    let h = history.to_str().unwrap();
+    run_ok(&["index", "--logs", "fixtures/guide/logs", "--history", h, "--tz", "UTC", "--out", idx.to_str().unwrap()]);
+    (idx, history)
+}
+
+fn refused(args: &[&str]) -> String {
+    let out = run(args);
+    // 1: refused by bulk-audit; 2: by the command-line parser (options that exclude each other).
+    assert!(matches!(out.status.code(), Some(1 | 2)), "bulk-audit {args:?} should be refused: {out:?}");
+    String::from_utf8(out.stderr).unwrap()
+}
+
+#[test]
+fn an_index_of_other_options_or_another_version_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (idx, _) = guide_index(tmp.path());
+    let (i, out) = (idx.to_str().unwrap(), tmp.path().join("out"));
+    let o = out.to_str().unwrap();
+    let err = refused(&["audit", "--index", i, "--boundary", "inclusive", "--non-compartment", "none", "--out", o]);
+    assert!(err.contains("--boundary inclusive (the index has strict)"), "{err}");
+    assert!(err.contains("--non-compartment none (the index has all)"), "{err}");
+    let err = refused(&["audit", "--index", i, "--tz", "Europe/Berlin", "--out", o]);
+    assert!(err.contains("--tz Europe/Berlin (the index has UTC)"), "{err}");
+    // Given as the index has them, they are accepted.
+    run_ok(&["audit", "--index", i, "--tz", "UTC", "--boundary", "strict", "--out", o]);
+    let err = refused(&["audit", "--index", i, "--logs", "fixtures/guide/logs", "--out", o]);
+    assert!(err.contains("--logs") && err.contains("--index"), "{err}");
+
+    let info = idx.join("index.json");
+    let text = read(&info);
+    std::fs::write(
+        &info,
+        text.replace(&format!("\"version\": \"{}\"", env!("CARGO_PKG_VERSION")), "\"version\": \"0.0.1\""),
+    )
+    .unwrap();
+    let err = refused(&["audit", "--index", i, "--out", o]);
+    assert!(err.contains("built by bulk-audit 0.0.1") && err.contains("build the index again"), "{err}");
+    let err = refused(&["audit", "--index", tmp.path().to_str().unwrap(), "--out", o]);
+    assert!(err.contains("not a bulk-audit index"), "{err}");
+}
+
+#[test]
+fn bodies_are_reread_only_from_the_files_as_indexed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (idx, history) = guide_index(tmp.path());
+    let (i, out) = (idx.to_str().unwrap(), tmp.path().join("out"));
+    let o = out.to_str().unwrap();
+    let changed = history.join("patient_history.ndjson");
+    let mut text = read(&changed);
+    text.push('\n');
+    std::fs::write(&changed, &text).unwrap();
+    let err = refused(&["audit", "--index", i, "--with-resource", "--out", o]);
+    assert!(err.contains("patient_history.ndjson changed") && err.contains("when indexed"), "{err}");
+    std::fs::remove_file(&changed).unwrap();
+    let err = refused(&["audit", "--index", i, "--reconstruct", tmp.path().join("r").to_str().unwrap(), "--out", o]);
+    assert!(err.contains("patient_history.ndjson is gone"), "{err}");
+    // Without bodies the index alone answers: the dumps are not read again.
+    std::fs::remove_dir_all(&history).unwrap();
+    let said = run_ok(&["audit", "--index", i, "--format", "csv", "--out", o]);
+    assert!(said.contains("2 exports, 4 resource rows"), "{said}");
+    let rows = read(&out.join("resources.csv")).replace(history.to_str().unwrap(), "fixtures/guide/history");
+    assert_eq!(rows, read(&root().join("fixtures/guide/expected/resources.csv")));
+}

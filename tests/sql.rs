@@ -1,0 +1,258 @@
+//! `sql/audit.sql` on DuckDB and on Spark (pyspark from PyPI, Java 17 from Debian, both installed
+//! by the project's scripts) against the binary: the index of the guide, Synthea and field
+//! fixtures, a generated world, and a world of edge cases (versions tied on lastUpdated, a
+//! version written exactly at T, deletions, a tenant, every level, `_since`/`_until`, both
+//! boundaries and every non-compartment policy). Each engine's rows must equal the resources
+//! table of the audit of the dumps: typed, both ways, in order.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bulk_audit_world::{self as world, WorldFormat, WorldSpec};
+use common::*;
+use serde_json::{json, Value};
+
+/// The kickoffs' T: versions are written before, at and after it.
+const T: &str = "2023-02-10T00:00:00.000Z";
+
+fn version(rtype: &str, id: &str, vid: &str, lu: &str, mut body: Value) -> String {
+    body["resourceType"] = json!(rtype);
+    body["id"] = json!(id);
+    body["meta"] = json!({"versionId": vid, "lastUpdated": lu});
+    body.to_string()
+}
+
+fn deletion(rtype: &str, id: &str, vid: &str, lu: &str) -> String {
+    json!({"request": {"method": "DELETE", "url": format!("{rtype}/{id}/_history/{vid}")}, "response": {"lastModified": lu}})
+        .to_string()
+}
+
+/// Logs and history (FHIR resources with meta, Aidbox log lines) of the edge cases.
+fn edge_world(dir: &Path) -> (PathBuf, PathBuf) {
+    let subject = |p: &str| json!({"subject": {"reference": format!("Patient/{p}")}, "status": "final"});
+    let history = [
+        version("Client", "c1", "1", "2023-01-01T00:00:00Z", json!({"scope": "system/*.read"})),
+        version(
+            "Group",
+            "g1",
+            "2",
+            "2023-01-02T00:00:00Z",
+            json!({"type": "person", "actual": true, "member": [
+                {"entity": {"reference": "Patient/p1"}}, {"entity": {"reference": "Patient/p2"}},
+                {"entity": {"reference": "Group/g2"}}]}),
+        ),
+        version(
+            "Group",
+            "g2",
+            "3",
+            "2023-01-02T00:00:00Z",
+            json!({"type": "person", "actual": true, "member": [
+            {"entity": {"reference": "Patient/p3"}}]}),
+        ),
+        version("Patient", "p1", "4", "2023-01-03T00:00:00Z", json!({})),
+        version("Patient", "p2", "5", "2023-01-03T00:00:00Z", json!({})),
+        version("Patient", "p3", "6", "2023-01-03T00:00:00Z", json!({})),
+        // Two versions tied on lastUpdated: the greater versionId (numerically: 10 > 9) wins.
+        version("Observation", "o1", "9", "2023-02-01T00:00:00Z", subject("p1")),
+        version("Observation", "o1", "10", "2023-02-01T00:00:00Z", subject("p2")),
+        // A version written exactly at T: strict leaves it out, inclusive takes it.
+        version("Observation", "o2", "20", "2023-01-20T00:00:00Z", subject("p1")),
+        version("Observation", "o2", "21", T, subject("p3")),
+        // Deleted before T, and deleted exactly at T.
+        version("Observation", "o3", "30", "2023-01-20T00:00:00Z", subject("p2")),
+        deletion("Observation", "o3", "31", "2023-02-05T00:00:00Z"),
+        version("Observation", "o4", "40", "2023-01-20T00:00:00Z", subject("p1")),
+        deletion("Observation", "o4", "41", T),
+        // Ties on T itself, and a version after T.
+        version("Condition", "k1", "50", T, subject("p2")),
+        version("Condition", "k1", "51", T, subject("p1")),
+        version("Condition", "k1", "52", "2023-03-01T00:00:00Z", subject("p1")),
+        // In no patient's compartment though of a compartment type.
+        version("Observation", "o5", "60", "2023-01-20T00:00:00Z", json!({"status": "final"})),
+        // Outside the compartment: one referenced by an exported Encounter, one not.
+        version(
+            "Encounter",
+            "e1",
+            "70",
+            "2023-01-25T00:00:00Z",
+            json!({"subject": {"reference": "Patient/p1"}, "location": [{"location": {"reference": "Location/l1"}}]}),
+        ),
+        version("Location", "l1", "80", "2023-01-05T00:00:00Z", json!({})),
+        version("Location", "l2", "81", "2023-01-05T00:00:00Z", json!({})),
+        // A tenant's resources, and another tenant's.
+        version("Observation", "o6", "90", "2023-01-20T00:00:00Z", subject("p1")),
+        version("Observation", "o7", "91", "2023-01-20T00:00:00Z", subject("p1")),
+    ];
+    // Tenant markers live in meta, which `version` replaces: put them back.
+    let history: Vec<String> = history
+        .into_iter()
+        .map(|line| {
+            let mut v: Value = serde_json::from_str(&line).unwrap();
+            if v["id"] == "o6" {
+                v["meta"]["tenant"] = json!("t1");
+            }
+            if v["id"] == "o7" {
+                v["meta"]["tenant"] = json!("t2");
+            }
+            v.to_string()
+        })
+        .collect();
+    let mut logs = Vec::new();
+    for (ctx, url, query) in [
+        ("k-group", "/fhir/Group/g1/$export", None),
+        ("k-system", "/fhir/$export", None),
+        ("k-patients", "/fhir/Patient/$export", Some("patient=p1,p3")),
+        ("k-every-patient", "/fhir/Patient/$export", None),
+        ("k-since", "/fhir/Group/g1/$export", Some("_since=2023-01-21T00:00:00Z&_until=2023-02-08T00:00:00Z")),
+        ("k-types", "/fhir/$export", Some("_type=Observation,Location")),
+        ("k-tenant", "/tenant/t1/fhir/Patient/$export", None),
+        ("k-missing-group", "/fhir/Group/nope/$export", None),
+    ] {
+        let mut req = json!({"ev": "w/req", "ts": T, "ctx": ctx, "w_m": "get", "w_url": url});
+        if let Some(q) = query {
+            req["w_qs"] = json!(q);
+        }
+        logs.push(req.to_string());
+        logs.push(
+            json!({"ev": "w/resp", "ts": "2023-02-10T00:00:00.040Z", "ctx": ctx, "w_m": "get", "w_url": url,
+                   "w_cid": "c1", "w_st": 202})
+            .to_string(),
+        );
+    }
+    let (l, h) = (dir.join("logs.ndjson"), dir.join("history.ndjson"));
+    std::fs::write(&l, logs.join("\n") + "\n").unwrap();
+    std::fs::write(&h, history.join("\n") + "\n").unwrap();
+    (l, h)
+}
+
+/// Indexes the inputs and audits the dumps with the same options (Parquet); the pair for
+/// tests/sql/parity.py.
+fn case(tmp: &Path, name: &str, logs: &str, history: &str, rules: &[&str]) -> String {
+    let (idx, out) = (tmp.join(format!("{name}-index")), tmp.join(format!("{name}-audit")));
+    let inputs = ["--logs", logs, "--history", history];
+    run_ok(&[&["index"], &inputs[..], rules, &["--out", idx.to_str().unwrap()]].concat());
+    run_ok(
+        &[&["audit"], &inputs[..], rules, &["--no-report", "--format", "parquet", "--out", out.to_str().unwrap()]]
+            .concat(),
+    );
+    format!("{}={}", idx.display(), out.display())
+}
+
+#[test]
+fn sql_on_duckdb_and_spark_gives_the_binarys_rows() {
+    let python = readers_python();
+    let java_home = java_home();
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let (logs, history) = edge_world(t);
+    let (logs, history) = (logs.to_str().unwrap(), history.to_str().unwrap());
+    let generated = t.join("world");
+    let spec = WorldSpec {
+        synthea: root().join("data/synthea-r4"),
+        clones: 1,
+        patients: Some(40),
+        max_per_type: Some(20),
+        noise_requests: 300,
+        seed: 7,
+        format: WorldFormat::Mixed,
+    };
+    world::write(&world::generate(&spec).unwrap(), &generated, WorldFormat::Mixed).unwrap();
+    let (wl, wh) = (generated.join("logs"), generated.join("history"));
+    let (wl, wh) = (wl.to_str().unwrap(), wh.to_str().unwrap());
+    let pairs = [
+        case(t, "edges-strict", logs, history, &[]),
+        case(t, "edges-inclusive", logs, history, &["--boundary", "inclusive", "--non-compartment", "referenced"]),
+        case(t, "edges-none", logs, history, &["--non-compartment", "none", "--wildcard", "all"]),
+        case(t, "guide", "fixtures/guide/logs", "fixtures/guide/history", &["--tz", "UTC"]),
+        case(t, "synthea", "fixtures/synthea/logs", "fixtures/synthea/history", &["--tz", "UTC"]),
+        case(t, "aidbox", "fixtures/field/aidbox/logs", "fixtures/field/aidbox/history", &[]),
+        case(
+            t,
+            "kibana-es-pg",
+            "fixtures/field/kibana-es-pg/logs",
+            "fixtures/field/kibana-es-pg/history",
+            &["--tz", "Europe/Berlin"],
+        ),
+        case(t, "world", wl, wh, &["--tz", "UTC"]),
+        case(
+            t,
+            "world-referenced",
+            wl,
+            wh,
+            &["--tz", "UTC", "--non-compartment", "referenced", "--skip-inactive-members"],
+        ),
+    ];
+    let check = Command::new(&python)
+        .env("JAVA_HOME", &java_home)
+        .env("TZ", "UTC")
+        .arg(root().join("tests/sql/parity.py"))
+        .args(&pairs)
+        .output()
+        .expect("run tests/sql/parity.py");
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{said}{}", String::from_utf8_lossy(&check.stderr));
+    for engine in ["duckdb", "spark"] {
+        let same = said.lines().filter(|l| l.starts_with(engine) && l.contains("the same as the binary's")).count();
+        assert_eq!(same, pairs.len(), "{said}");
+    }
+    // The edge cases are really there: rows at T on one boundary only, from both tied versions'
+    // resources, and none from deletions.
+    let rows = |name: &str| {
+        let out = t.join(format!("{name}-csv"));
+        let idx = t.join(format!("{name}-index"));
+        run_ok(&["audit", "--index", idx.to_str().unwrap(), "--format", "csv", "--out", out.to_str().unwrap()]);
+        read(&out.join("resources.csv"))
+    };
+    let (strict, inclusive) = (rows("edges-strict"), rows("edges-inclusive"));
+    assert!(!strict.contains(",Observation,o2,21,") && strict.contains(",Observation,o2,20,"), "{strict}");
+    assert!(inclusive.contains(",Observation,o2,21,"), "{inclusive}");
+    assert!(strict.contains(",Observation,o1,10,") && !strict.contains(",Observation,o1,9,"), "{strict}");
+    assert!(!strict.contains(",Condition,k1,"), "{strict}");
+    assert!(inclusive.contains(",Condition,k1,51,") && !inclusive.contains(",Condition,k1,50,"), "{inclusive}");
+    assert!(strict.contains(",Observation,o4,40,") && !inclusive.contains(",Observation,o4,"), "{inclusive}");
+    assert!(!strict.contains(",Observation,o3,") && strict.contains("k-tenant"), "{strict}");
+    assert!(!strict.lines().any(|l| l.starts_with("k-tenant") && l.contains(",o7,")), "{strict}");
+    // --non-compartment referenced: at group level only the Location an exported Encounter names.
+    let group = |l: &&str| l.starts_with("k-group,");
+    assert!(inclusive.lines().filter(group).any(|l| l.contains(",Location,l1,")), "{inclusive}");
+    assert!(!inclusive.lines().filter(group).any(|l| l.contains(",Location,l2,")), "{inclusive}");
+    assert!(strict.lines().filter(group).any(|l| l.contains(",Location,l2,")), "{strict}");
+}
+
+/// Spark 4 reads every table of an index (as the audit's own tables, in tests/readers.rs).
+#[test]
+fn spark_reads_every_index_table() {
+    let python = readers_python();
+    let java_home = java_home();
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = tmp.path().join("idx");
+    let args = ["index", "--logs", "fixtures/field/aidbox/logs", "--history", "fixtures/field/aidbox/history"];
+    run_ok(&[&args[..], &["--out", idx.to_str().unwrap()]].concat());
+    let script = "import sys, pathlib\n\
+        sys.path.insert(0, sys.argv[2])\n\
+        import importlib.util as u\n\
+        spec = u.spec_from_file_location('spark_audit', sys.argv[2] + '/spark-audit.py')\n\
+        m = u.module_from_spec(spec); spec.loader.exec_module(m)\n\
+        spark = m.session('local[1]')\n\
+        for t in m.TABLES:\n\
+        \x20   n = spark.read.parquet(str(pathlib.Path(sys.argv[1]) / (t + '.parquet'))).count()\n\
+        \x20   print(f'{t} {n} rows read by Spark 4')\n";
+    let check = Command::new(&python)
+        .env("JAVA_HOME", &java_home)
+        .env("TZ", "UTC")
+        .args(["-c", script])
+        .arg(&idx)
+        .arg(root().join("scripts"))
+        .output()
+        .expect("run pyspark");
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{said}{}", String::from_utf8_lossy(&check.stderr));
+    let tables = std::fs::read_dir(&idx)
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().path().extension().is_some_and(|x| x == "parquet"))
+        .count();
+    assert_eq!(said.lines().filter(|l| l.ends_with("rows read by Spark 4")).count(), tables, "{said}");
+    assert!(said.contains("versions ") && !said.contains("versions 0 rows"), "{said}");
+}
