@@ -29,7 +29,40 @@ pub(crate) fn read(
     h: &History,
     wanted: &[VersionKey],
 ) -> Result<HashMap<VersionKey, String>> {
-    // file → offset → the versions whose document starts there.
+    let mut out = HashMap::with_capacity(wanted.len());
+    for (file, offsets) in by_file(h, wanted) {
+        read_file(&files[file as usize], layouts.get(file as usize), h, offsets, &mut |k, text| {
+            out.insert(k, text);
+        })?;
+    }
+    Ok(out)
+}
+
+/// The SHA-256 of each wanted version's body as [`read`] gives it (the `resource` column's
+/// text): the files read in parallel, no body kept.
+pub(crate) fn digests(
+    files: &[InputFile],
+    layouts: &[Layout],
+    h: &History,
+    wanted: &[VersionKey],
+) -> Result<Vec<(VersionKey, [u8; 32])>> {
+    use rayon::prelude::*;
+    use sha2::Digest as _;
+    let per_file: Vec<Vec<(VersionKey, [u8; 32])>> = by_file(h, wanted)
+        .into_par_iter()
+        .map(|(file, offsets)| {
+            let mut sums = Vec::new();
+            read_file(&files[file as usize], layouts.get(file as usize), h, offsets, &mut |k, text| {
+                sums.push((k, sha2::Sha256::digest(text.as_bytes()).into()));
+            })?;
+            Ok(sums)
+        })
+        .collect::<Result<_>>()?;
+    Ok(per_file.into_iter().flatten().collect())
+}
+
+/// file → offset → the versions whose document starts there.
+fn by_file(h: &History, wanted: &[VersionKey]) -> BTreeMap<u32, BTreeMap<u64, At>> {
     let mut by_file: BTreeMap<u32, BTreeMap<u64, At>> = BTreeMap::new();
     for &k in wanted {
         let v = &h.resources[k.0 as usize].versions[k.1 as usize];
@@ -41,68 +74,72 @@ pub(crate) fn read(
             .keys
             .push(k);
     }
-    let mut out = HashMap::with_capacity(wanted.len());
-    for (file, offsets) in by_file {
-        let f = &files[file as usize];
-        let path = f.path.as_path();
-        if let Some(layout) = layouts.get(file as usize).filter(|l| !l.runs.is_empty()) {
-            read_rows(f, layout, h, offsets, &mut out)?;
-            continue;
-        }
-        if layouts.get(file as usize).is_some_and(|l| l.yaml) {
-            read_yaml(f, h, offsets, &mut out)?;
-            continue;
-        }
-        let mut reader = source::open_unhashed(f)?;
-        let mut blocks = LineBlocks::new(&mut reader, path, 8 << 20);
-        let mut pending = offsets.into_iter().peekable();
-        // Bytes carried over when a document spans blocks (pretty-printed Bundles).
-        let mut carry: Vec<u8> = Vec::new();
-        let mut carry_start = 0u64;
-        while pending.peek().is_some() {
-            let Some(block) = blocks.next() else { break };
-            let block = block?;
-            let (bytes, start) = if carry.is_empty() {
-                (block.bytes, block.offset)
-            } else {
-                let mut b = std::mem::take(&mut carry);
-                b.extend_from_slice(&block.bytes);
-                (b, carry_start)
-            };
-            let end = start + bytes.len() as u64;
-            while let Some(&(offset, ref at)) = pending.peek() {
-                if offset >= end {
+    by_file
+}
+
+/// Reads the wanted bodies of one file, in the file's order.
+fn read_file(
+    f: &InputFile,
+    layout: Option<&Layout>,
+    h: &History,
+    offsets: BTreeMap<u64, At>,
+    out: &mut dyn FnMut(VersionKey, String),
+) -> Result<()> {
+    let path = f.path.as_path();
+    if let Some(layout) = layout.filter(|l| !l.runs.is_empty()) {
+        return read_rows(f, layout, h, offsets, out);
+    }
+    if layout.is_some_and(|l| l.yaml) {
+        return read_yaml(f, h, offsets, out);
+    }
+    let mut reader = source::open_unhashed(f)?;
+    let mut blocks = LineBlocks::new(&mut reader, path, 8 << 20);
+    let mut pending = offsets.into_iter().peekable();
+    // Bytes carried over when a document spans blocks (pretty-printed Bundles).
+    let mut carry: Vec<u8> = Vec::new();
+    let mut carry_start = 0u64;
+    while pending.peek().is_some() {
+        let Some(block) = blocks.next() else { break };
+        let block = block?;
+        let (bytes, start) = if carry.is_empty() {
+            (block.bytes, block.offset)
+        } else {
+            let mut b = std::mem::take(&mut carry);
+            b.extend_from_slice(&block.bytes);
+            (b, carry_start)
+        };
+        let end = start + bytes.len() as u64;
+        while let Some(&(offset, ref at)) = pending.peek() {
+            if offset >= end {
+                break;
+            }
+            let line = at.line;
+            let from = (offset - start) as usize;
+            let mut stream = serde_json::Deserializer::from_slice(&bytes[from..]).into_iter::<Value>();
+            match stream.next() {
+                Some(Ok(doc)) => {
+                    let (_, at) = pending.next().expect("peeked");
+                    for k in at.keys {
+                        let text = body_text(h, k, &doc)
+                            .ok_or_else(|| changed(path, line, offset, "the document there holds no such version"))?;
+                        out(k, text);
+                    }
+                }
+                Some(Err(e)) if e.is_eof() => {
+                    // The document goes on in the next block.
+                    carry = bytes[from..].to_vec();
+                    carry_start = offset;
                     break;
                 }
-                let line = at.line;
-                let from = (offset - start) as usize;
-                let mut stream = serde_json::Deserializer::from_slice(&bytes[from..]).into_iter::<Value>();
-                match stream.next() {
-                    Some(Ok(doc)) => {
-                        let (_, at) = pending.next().expect("peeked");
-                        for k in at.keys {
-                            let text = body_text(h, k, &doc).ok_or_else(|| {
-                                changed(path, line, offset, "the document there holds no such version")
-                            })?;
-                            out.insert(k, text);
-                        }
-                    }
-                    Some(Err(e)) if e.is_eof() => {
-                        // The document goes on in the next block.
-                        carry = bytes[from..].to_vec();
-                        carry_start = offset;
-                        break;
-                    }
-                    Some(Err(e)) => return Err(changed(path, line, offset, &describe_json_error(&e))),
-                    None => break,
-                }
+                Some(Err(e)) => return Err(changed(path, line, offset, &describe_json_error(&e))),
+                None => break,
             }
         }
-        if let Some(&(offset, ref at)) = pending.peek() {
-            return Err(changed(path, at.line, offset, "the file ends before it"));
-        }
     }
-    Ok(out)
+    if let Some(&(offset, ref at)) = pending.peek() {
+        return Err(changed(path, at.line, offset, "the file ends before it"));
+    }
+    Ok(())
 }
 
 /// The bodies of table rows (a `$dump-sql` TSV, a `pg_dump`'s COPY blocks): each wanted line
@@ -112,7 +149,7 @@ fn read_rows(
     layout: &Layout,
     h: &History,
     offsets: BTreeMap<u64, At>,
-    out: &mut HashMap<VersionKey, String>,
+    out: &mut dyn FnMut(VersionKey, String),
 ) -> Result<()> {
     let path = f.path.as_path();
     let mut reader = source::open_unhashed(f)?;
@@ -136,7 +173,7 @@ fn read_rows(
             for k in at.keys {
                 let text = body_text(h, k, &doc)
                     .ok_or_else(|| changed(path, at.line, offset, "the row there holds no such version"))?;
-                out.insert(k, text);
+                out(k, text);
             }
         }
     }
@@ -151,7 +188,7 @@ fn read_yaml(
     f: &InputFile,
     h: &History,
     offsets: BTreeMap<u64, At>,
-    out: &mut HashMap<VersionKey, String>,
+    out: &mut dyn FnMut(VersionKey, String),
 ) -> Result<()> {
     let path = f.path.as_path();
     let mut all = Vec::new();
@@ -169,7 +206,7 @@ fn read_yaml(
         for k in at.keys {
             let text = body_text(h, k, &value)
                 .ok_or_else(|| changed(path, at.line, offset, "the document there holds no such version"))?;
-            out.insert(k, text);
+            out(k, text);
         }
     }
     Ok(())

@@ -30,6 +30,7 @@ fn table(dir: &Path, name: &str, columns: &[&str]) -> Result<DataFrame> {
 
 /// The index held in `dir`'s tables; `files` are the history files its sources number.
 pub(super) fn history(dir: &Path, files: &[InputFile]) -> Result<History> {
+    let mut sw = crate::stopwatch::Stopwatch::new();
     let bad = |what: String| Error::Usage(format!("--index {}: {what}; build the index again", dir.display()));
     let polars_err = |e: PolarsError| bad(e.to_string());
     let versions = table(
@@ -75,6 +76,7 @@ pub(super) fn history(dir: &Path, files: &[InputFile]) -> Result<History> {
     let r_type = text(&get(&references, "resource_type")?).map_err(polars_err)?;
     let r_id = text(&get(&references, "resource_id")?).map_err(polars_err)?;
 
+    sw.lap("index: read tables");
     let (h, ()) = index::build(|to_index| {
         let mut patients = p_key.iter().zip(p_id.iter()).peekable();
         let mut refs = r_key.iter().zip(r_type.iter().zip(r_id.iter())).peekable();

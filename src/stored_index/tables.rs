@@ -6,6 +6,7 @@
 use std::path::Path;
 
 use crate::audit::{AuditConfig, AuditResult, SourceNames};
+use crate::bodies;
 use crate::error::Result;
 use crate::index::{Boundary, History, Version, NO_TENANT};
 use crate::output::{self, Cell, ColumnData, Format, Kind, Rows, Table, Values};
@@ -15,7 +16,7 @@ use crate::rules::resolve::NonCompartment;
 use crate::version::{ClientScopes, Detail};
 
 pub(super) fn write(cfg: &AuditConfig, r: &AuditResult, dir: &Path) -> Result<()> {
-    let versions = VersionRows::new(r);
+    let versions = VersionRows::new(r)?;
     let put = |table: &dyn Rows, name: &str| {
         output::write_table(table, &dir.join(format!("{name}.parquet")), Format::Parquet)
     };
@@ -42,9 +43,12 @@ struct VersionRows<'a> {
     names: SourceNames,
     /// (resource, version) per row.
     keys: Vec<(u32, u32)>,
+    /// The SHA-256 of each row's body, where it has one (not a deletion) that can be read again
+    /// (not from a stream).
+    body_sha256: Vec<Option<[u8; 32]>>,
 }
 
-const VERSION_SCHEMA: [(&str, Kind); 17] = [
+const VERSION_SCHEMA: [(&str, Kind); 18] = [
     ("version_key", Kind::Int),
     ("resource_type", Kind::Text),
     ("resource_id", Kind::Text),
@@ -64,18 +68,39 @@ const VERSION_SCHEMA: [(&str, Kind); 17] = [
     // The Group members, Client scopes, AccessPolicy links or export status a version carries,
     // as JSON: what `audit --index` reads back (the detail tables are for people and SQL).
     ("detail", Kind::Text),
+    // The SHA-256 of the body as `audit --with-resource` writes it (compact JSON), in hex.
+    ("body_sha256", Kind::Text),
 ];
 
 impl<'a> VersionRows<'a> {
-    fn new(r: &'a AuditResult) -> VersionRows<'a> {
+    fn new(r: &'a AuditResult) -> Result<VersionRows<'a>> {
         let h = &r.history;
-        let keys = h
+        let keys: Vec<(u32, u32)> = h
             .resources
             .iter()
             .enumerate()
             .flat_map(|(i, res)| (0..res.versions.len() as u32).map(move |j| (i as u32, j)))
             .collect();
-        VersionRows { h, names: SourceNames::new(&r.history_files), keys }
+        crate::progress::stage("hashing the bodies");
+        let mut first_row = Vec::with_capacity(h.resources.len());
+        let mut n = 0u32;
+        for res in &h.resources {
+            first_row.push(n);
+            n += res.versions.len() as u32;
+        }
+        let hashed: Vec<(u32, u32)> = keys
+            .iter()
+            .copied()
+            .filter(|&(i, j)| {
+                let v = &h.resources[i as usize].versions[j as usize];
+                !v.deleted && !r.history_files[v.source.file as usize].is_stream()
+            })
+            .collect();
+        let mut body_sha256 = vec![None; keys.len()];
+        for ((i, j), sum) in bodies::digests(&r.history_files, &r.layouts, h, &hashed)? {
+            body_sha256[(first_row[i as usize] + j) as usize] = Some(sum);
+        }
+        Ok(VersionRows { h, names: SourceNames::new(&r.history_files), keys, body_sha256 })
     }
 
     fn version(&self, row: usize) -> &'a Version {
@@ -128,9 +153,19 @@ impl Rows for VersionRows<'_> {
                 *scratch = self.names.text(&v.source);
                 Cell::Text(scratch)
             }
-            _ => match self.h.detail_of(v).and_then(|d| serde_json::to_string(d).ok()) {
+            16 => match self.h.detail_of(v).and_then(|d| serde_json::to_string(d).ok()) {
                 Some(json) => {
                     *scratch = json;
+                    Cell::Text(scratch)
+                }
+                None => Cell::Null,
+            },
+            _ => match &self.body_sha256[row] {
+                Some(sum) => {
+                    use std::fmt::Write;
+                    sum.iter().for_each(|b| {
+                        let _ = write!(scratch, "{b:02x}");
+                    });
                     Cell::Text(scratch)
                 }
                 None => Cell::Null,
