@@ -234,6 +234,7 @@ impl VersionBatch {
         }
     }
 
+    #[cfg(any(test, feature = "hooks"))]
     pub(crate) fn len(&self) -> usize {
         self.versions.len()
     }

@@ -67,9 +67,22 @@ impl HistoryBuilder {
     }
 
     fn add_view(&mut self, v: VersionView) {
-        let t = self.types.intern(v.resource_type);
+        // Versions of one resource often come one after another (a stored index holds nothing
+        // else): the last resource is tried before any hashing.
+        let last = self.resources.last().filter(|r| {
+            &*r.id == v.id
+                && &*self.types.names[r.resource_type as usize] == v.resource_type
+                && match v.tenant {
+                    None => r.tenant == NO_TENANT,
+                    Some(name) => r.tenant != NO_TENANT && &*self.tenants.names[r.tenant as usize] == name,
+                }
+        });
+        let (t, found) = match last {
+            Some(r) => (r.resource_type, Some(self.resources.len() as u32 - 1)),
+            None => (self.types.intern(v.resource_type), None),
+        };
         let tenant = v.tenant.map_or(NO_TENANT, |name| self.tenants.intern(name));
-        let idx = match self.ids.find(&self.resources, t, v.id, tenant) {
+        let idx = match found.or_else(|| self.ids.find(&self.resources, t, v.id, tenant)) {
             Some(i) => i,
             None => {
                 let i = self.resources.len() as u32;

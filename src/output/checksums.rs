@@ -15,12 +15,32 @@ use crate::error::{Error, Result};
 pub(crate) const SUMS: &str = "SHA256SUMS";
 
 /// Writes `dir/SHA256SUMS` over every file under `dir` (subfolders included), sorted by path.
+/// The SHA-256 of files hashed while they were written, by path: [`write_sums`] takes them
+/// instead of reading the files again.
+static WRITTEN: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+
+/// Notes the SHA-256 of a file just written and closed.
+pub(crate) fn record(path: &Path, sha256: &[u8]) {
+    let hex = sha256.iter().map(|b| format!("{b:02x}")).collect();
+    WRITTEN.lock().unwrap_or_else(|p| p.into_inner()).push((path.to_path_buf(), hex));
+}
+
+/// The recorded SHA-256 of a file, forgotten once taken.
+fn recorded(path: &Path) -> Option<String> {
+    let mut written = WRITTEN.lock().unwrap_or_else(|p| p.into_inner());
+    let i = written.iter().position(|(p, _)| p == path)?;
+    Some(written.swap_remove(i).1)
+}
+
 pub(crate) fn write_sums(dir: &Path) -> Result<()> {
     let mut files = Vec::new();
     list_files(dir, Path::new(""), &mut files)?;
     files.retain(|p| p != Path::new(SUMS));
     files.sort();
-    let sums: Vec<String> = files.par_iter().map(|rel| hash_file(&dir.join(rel))).collect::<Result<_>>()?;
+    let sums: Vec<String> = files
+        .par_iter()
+        .map(|rel| recorded(&dir.join(rel)).map_or_else(|| hash_file(&dir.join(rel)), Ok))
+        .collect::<Result<_>>()?;
     let mut text = String::new();
     for (rel, sum) in files.iter().zip(sums) {
         text.push_str(&sum_line(&sum, &rel.to_string_lossy()));

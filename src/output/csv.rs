@@ -36,6 +36,10 @@ pub(super) fn write_csv(table: &dyn Rows, path: &Path) -> Result<()> {
     let mut header = Vec::new();
     push_header(table, &mut header);
     out.write_all(&header).map_err(|e| Error::output(path, e))?;
+    // Hashed as written, beside the formatting of the next rows: SHA256SUMS need not read the
+    // file again.
+    let mut sha = <sha2::Sha256 as sha2::Digest>::new();
+    sha2::Digest::update(&mut sha, &header);
     let batch = CSV_CHUNK * 2 * rayon::current_num_threads().max(1);
     let format_batch = |start: usize| -> Vec<Vec<u8>> {
         let end = (start + batch).min(table.len());
@@ -56,7 +60,12 @@ pub(super) fn write_csv(table: &dyn Rows, path: &Path) -> Result<()> {
     loop {
         let more = next < table.len();
         let (written, following) = rayon::join(
-            || ready.iter().try_for_each(|chunk| out.write_all(chunk)),
+            || {
+                ready.iter().try_for_each(|chunk| {
+                    sha2::Digest::update(&mut sha, chunk);
+                    out.write_all(chunk)
+                })
+            },
             || if more { format_batch(next) } else { Vec::new() },
         );
         written.map_err(|e| Error::output(path, e))?;
@@ -67,7 +76,9 @@ pub(super) fn write_csv(table: &dyn Rows, path: &Path) -> Result<()> {
         ready = following;
         next += batch;
     }
-    finish_file(out, path)
+    finish_file(out, path)?;
+    super::checksums::record(path, sha2::Digest::finalize(sha).as_slice());
+    Ok(())
 }
 
 /// Appends the CSV text of some rows of a table, cell by cell.

@@ -1,6 +1,7 @@
 //! Loading the version index back from an index folder's `versions`, `version_patients` and
 //! `version_references` tables: each version fed to the same index builder an audit of the
-//! dumps uses, so the two resolve against the same index.
+//! dumps uses, so the two resolve against the same index. The tables are read a slice of rows
+//! at a time, so only the index and one slice of each table are in memory at once.
 
 use std::fs::File;
 use std::path::Path;
@@ -13,143 +14,236 @@ use crate::source::InputFile;
 use crate::timestamp::Instant;
 use crate::version::{Detail, Entry, Source, VersionBatch, VersionFacts, VersionId};
 
-/// Versions per batch sent to the index builder.
-const BATCH: usize = 16 * 1024;
+/// Rows read at a time (a few row groups of each table).
+const SLICE: usize = 128 * 1024;
 
-fn table(dir: &Path, name: &str, columns: &[&str]) -> Result<DataFrame> {
-    let path = dir.join(format!("{name}.parquet"));
-    let bad = |e: &dyn std::fmt::Display| {
-        Error::Usage(format!("--index {}: {name}.parquet is unreadable ({e}); build the index again", dir.display()))
-    };
-    let f = File::open(&path).map_err(|e| bad(&e))?;
-    ParquetReader::new(f)
-        .with_columns(Some(columns.iter().map(|c| c.to_string()).collect()))
-        .finish()
-        .map_err(|e| bad(&e))
+const VERSION_COLUMNS: [&str; 12] = [
+    "version_key",
+    "resource_type",
+    "resource_id",
+    "tenant",
+    "version_id",
+    "valid_from_ns",
+    "deleted",
+    "file_number",
+    "line",
+    "byte_offset",
+    "entry",
+    "detail",
+];
+
+/// One table of the index, read a slice at a time.
+struct Table<'a> {
+    dir: &'a Path,
+    name: &'static str,
+    columns: &'static [&'static str],
+    rows: usize,
+    next: usize,
+}
+
+impl<'a> Table<'a> {
+    fn open(dir: &'a Path, name: &'static str, columns: &'static [&'static str]) -> Result<Table<'a>> {
+        let rows = reader(dir, name)?.num_rows().map_err(|e| unreadable(dir, name, &e))?;
+        Ok(Table { dir, name, columns, rows, next: 0 })
+    }
+
+    /// The next slice, each column in one chunk; `None` at the end.
+    fn next_slice(&mut self) -> Result<Option<DataFrame>> {
+        if self.next >= self.rows {
+            return Ok(None);
+        }
+        let len = SLICE.min(self.rows - self.next);
+        let df = reader(self.dir, self.name)?
+            .with_columns(Some(self.columns.iter().map(|c| c.to_string()).collect()))
+            .with_slice(Some((self.next, len)))
+            .finish()
+            .map_err(|e| unreadable(self.dir, self.name, &e))?;
+        self.next += len;
+        let mut df = df;
+        df.rechunk_mut();
+        Ok(Some(df))
+    }
+}
+
+fn reader(dir: &Path, name: &str) -> Result<ParquetReader<File>> {
+    let f = File::open(dir.join(format!("{name}.parquet"))).map_err(|e| unreadable(dir, name, &e))?;
+    Ok(ParquetReader::new(f))
+}
+
+fn unreadable(dir: &Path, name: &str, e: &dyn std::fmt::Display) -> Error {
+    Error::Usage(format!("--index {}: {name}.parquet is unreadable ({e}); build the index again", dir.display()))
+}
+
+/// The text, number and flag columns of a slice, by name.
+struct Slice {
+    df: DataFrame,
+}
+
+impl Slice {
+    fn text(&self, name: &str) -> PolarsResult<&StringChunked> {
+        self.df.column(name)?.str()
+    }
+    fn int(&self, name: &str) -> PolarsResult<&Int64Chunked> {
+        self.df.column(name)?.i64()
+    }
+    fn flag(&self, name: &str) -> PolarsResult<&BooleanChunked> {
+        self.df.column(name)?.bool()
+    }
+}
+
+/// A link table (`version_patients`, `version_references`) in version_key order, walked beside
+/// the versions.
+struct Links<'a> {
+    table: Table<'a>,
+    slice: Option<Slice>,
+    at: usize,
+}
+
+impl<'a> Links<'a> {
+    fn new(table: Table<'a>) -> Links<'a> {
+        Links { table, slice: None, at: 0 }
+    }
+
+    /// Calls `f` with the text columns (1 and, for references, 2) of every row of `key`.
+    fn take(&mut self, key: i64, mut f: impl FnMut(&str, Option<&str>)) -> Result<()> {
+        loop {
+            let exhausted = self.slice.as_ref().is_none_or(|s| self.at >= s.df.height());
+            if exhausted {
+                match self.table.next_slice()? {
+                    Some(df) => {
+                        self.slice = Some(Slice { df });
+                        self.at = 0;
+                    }
+                    None => return Ok(()),
+                }
+            }
+            let slice = self.slice.as_ref().expect("a slice");
+            let bad = |e: PolarsError| unreadable(self.table.dir, self.table.name, &e);
+            let keys = slice.int("version_key").map_err(bad)?;
+            let a = slice.text(self.table.columns[1]).map_err(bad)?;
+            let b = match self.table.columns.get(2) {
+                Some(c) => Some(slice.text(c).map_err(bad)?),
+                None => None,
+            };
+            while self.at < slice.df.height() {
+                match keys.get(self.at) {
+                    Some(k) if k == key => {
+                        let first = a.get(self.at).ok_or_else(|| self.null(1))?;
+                        f(first, b.and_then(|b| b.get(self.at)));
+                        self.at += 1;
+                    }
+                    Some(k) if k > key => return Ok(()),
+                    _ => {
+                        return Err(unreadable(
+                            self.table.dir,
+                            self.table.name,
+                            &format!(
+                                "row {} is out of version_key order",
+                                self.table.next - slice.df.height() + self.at
+                            ),
+                        ))
+                    }
+                }
+            }
+        }
+    }
+
+    fn null(&self, column: usize) -> Error {
+        unreadable(self.table.dir, self.table.name, &format!("a null {}", self.table.columns[column]))
+    }
+
+    /// Whether rows are left that no version claimed.
+    fn left_over(&self) -> bool {
+        self.slice.as_ref().is_some_and(|s| self.at < s.df.height()) || self.table.next < self.table.rows
+    }
 }
 
 /// The index held in `dir`'s tables; `files` are the history files its sources number.
 pub(super) fn history(dir: &Path, files: &[InputFile]) -> Result<History> {
-    let mut sw = crate::stopwatch::Stopwatch::new();
-    let bad = |what: String| Error::Usage(format!("--index {}: {what}; build the index again", dir.display()));
-    let polars_err = |e: PolarsError| bad(e.to_string());
-    let versions = table(
-        dir,
-        "versions",
-        &[
-            "version_key",
-            "resource_type",
-            "resource_id",
-            "tenant",
-            "version_id",
-            "valid_from_ns",
-            "deleted",
-            "file_number",
-            "line",
-            "byte_offset",
-            "entry",
-            "detail",
-        ],
-    )?;
-    let patients = table(dir, "version_patients", &["version_key", "patient_id"])?;
-    let references = table(dir, "version_references", &["version_key", "resource_type", "resource_id"])?;
-    let col = |df: &DataFrame, name: &str| df.column(name).map(|c| c.as_materialized_series().clone());
-    let text = |s: &Series| s.str().cloned();
-    let int = |s: &Series| s.i64().cloned();
-    let get = |df: &DataFrame, name: &str| col(df, name).map_err(polars_err);
-
-    let v_key = int(&get(&versions, "version_key")?).map_err(polars_err)?;
-    let v_type = text(&get(&versions, "resource_type")?).map_err(polars_err)?;
-    let v_id = text(&get(&versions, "resource_id")?).map_err(polars_err)?;
-    let v_tenant = text(&get(&versions, "tenant")?).map_err(polars_err)?;
-    let v_vid = text(&get(&versions, "version_id")?).map_err(polars_err)?;
-    let v_from = int(&get(&versions, "valid_from_ns")?).map_err(polars_err)?;
-    let v_deleted = get(&versions, "deleted")?.bool().cloned().map_err(polars_err)?;
-    let v_file = int(&get(&versions, "file_number")?).map_err(polars_err)?;
-    let v_line = int(&get(&versions, "line")?).map_err(polars_err)?;
-    let v_offset = int(&get(&versions, "byte_offset")?).map_err(polars_err)?;
-    let v_entry = int(&get(&versions, "entry")?).map_err(polars_err)?;
-    let v_detail = text(&get(&versions, "detail")?).map_err(polars_err)?;
-    let p_key = int(&get(&patients, "version_key")?).map_err(polars_err)?;
-    let p_id = text(&get(&patients, "patient_id")?).map_err(polars_err)?;
-    let r_key = int(&get(&references, "version_key")?).map_err(polars_err)?;
-    let r_type = text(&get(&references, "resource_type")?).map_err(polars_err)?;
-    let r_id = text(&get(&references, "resource_id")?).map_err(polars_err)?;
-
-    sw.lap("index: read tables");
+    let mut versions = Table::open(dir, "versions", &VERSION_COLUMNS)?;
+    let mut patients = Links::new(Table::open(dir, "version_patients", &["version_key", "patient_id"])?);
+    let mut refs =
+        Links::new(Table::open(dir, "version_references", &["version_key", "resource_type", "resource_id"])?);
     let (h, ()) = index::build(|to_index| {
-        let mut patients = p_key.iter().zip(p_id.iter()).peekable();
-        let mut refs = r_key.iter().zip(r_type.iter().zip(r_id.iter())).peekable();
-        let mut batch = VersionBatch::with_capacity(BATCH);
-        let (mut pats, mut links): (Vec<&str>, Vec<(&str, &str)>) = (Vec::new(), Vec::new());
-        let rows = v_key
-            .iter()
-            .zip(v_type.iter())
-            .zip(v_id.iter())
-            .zip(v_tenant.iter())
-            .zip(v_vid.iter())
-            .zip(v_from.iter())
-            .zip(v_deleted.iter())
-            .zip(v_file.iter())
-            .zip(v_line.iter())
-            .zip(v_offset.iter())
-            .zip(v_entry.iter())
-            .zip(v_detail.iter());
-        for (row, (((((((((((key, ty), id), tenant), vid), from), deleted), file), line), offset), entry), detail)) in
-            rows.enumerate()
-        {
-            let missing = |what: &str| bad(format!("versions.parquet row {row} has no {what}"));
-            let key = key.ok_or_else(|| missing("version_key"))?;
-            pats.clear();
-            while let Some((_, p)) = patients.next_if(|(k, _)| *k == Some(key)) {
-                pats.push(p.ok_or_else(|| missing("patient_id"))?);
-            }
-            links.clear();
-            while let Some((_, (t, i))) = refs.next_if(|(k, _)| *k == Some(key)) {
-                links.push((t.ok_or_else(|| missing("referenced type"))?, i.ok_or_else(|| missing("referenced id"))?));
-            }
-            let file = file.and_then(|f| u32::try_from(f).ok()).filter(|&f| (f as usize) < files.len());
-            let detail: Option<Box<Detail>> = match detail {
-                Some(json) => Some(Box::new(
-                    serde_json::from_str(json).map_err(|e| bad(format!("versions.parquet row {row}: detail {e}")))?,
-                )),
-                None => None,
-            };
-            let entry = match entry {
-                Some(n) => Some(
-                    usize::try_from(n).ok().and_then(|n| Entry::at(n).ok()).ok_or_else(|| missing("readable entry"))?,
-                ),
-                None => None,
-            };
-            let facts = VersionFacts {
-                version_id: VersionId::parse(vid.ok_or_else(|| missing("version_id"))?),
-                last_updated: Instant(from.ok_or_else(|| missing("valid_from_ns"))?),
-                deleted: deleted.ok_or_else(|| missing("deleted"))?,
-                source: Source {
-                    file: file.ok_or_else(|| missing("file_number of an indexed file"))?,
-                    line: line.and_then(|n| u64::try_from(n).ok()).ok_or_else(|| missing("line"))?,
-                    offset: offset.and_then(|n| u64::try_from(n).ok()).ok_or_else(|| missing("byte_offset"))?,
-                    entry,
-                },
-                detail,
-            };
-            batch.push_parts(
-                ty.ok_or_else(|| missing("resource_type"))?,
-                id.ok_or_else(|| missing("resource_id"))?,
-                tenant,
-                &pats,
-                &links,
-                facts,
+        let mut row = 0usize;
+        let (mut pats, mut links): (Vec<String>, Vec<(String, String)>) = (Vec::new(), Vec::new());
+        while let Some(df) = versions.next_slice()? {
+            let s = Slice { df };
+            let bad = |e: PolarsError| unreadable(dir, "versions", &e);
+            let (key, ty, id, tenant, vid) = (
+                s.int("version_key").map_err(bad)?,
+                s.text("resource_type").map_err(bad)?,
+                s.text("resource_id").map_err(bad)?,
+                s.text("tenant").map_err(bad)?,
+                s.text("version_id").map_err(bad)?,
             );
-            if batch.len() >= BATCH {
-                let full = std::mem::replace(&mut batch, VersionBatch::with_capacity(BATCH));
-                to_index.send(vec![full]).map_err(|_| Error::Internal("the index builder stopped".into()))?;
+            let (from, deleted, file, line, offset, entry, detail) = (
+                s.int("valid_from_ns").map_err(bad)?,
+                s.flag("deleted").map_err(bad)?,
+                s.int("file_number").map_err(bad)?,
+                s.int("line").map_err(bad)?,
+                s.int("byte_offset").map_err(bad)?,
+                s.int("entry").map_err(bad)?,
+                s.text("detail").map_err(bad)?,
+            );
+            let mut batch = VersionBatch::with_capacity(s.df.height());
+            for i in 0..s.df.height() {
+                let missing = |what: &str| unreadable(dir, "versions", &format!("row {} has no {what}", row + i));
+                let k = key.get(i).ok_or_else(|| missing("version_key"))?;
+                pats.clear();
+                patients.take(k, |p, _| pats.push(p.to_string()))?;
+                links.clear();
+                refs.take(k, |t, id| links.push((t.to_string(), id.unwrap_or_default().to_string())))?;
+                let detail: Option<Box<Detail>> = match detail.get(i) {
+                    Some(json) => Some(Box::new(
+                        serde_json::from_str(json).map_err(|e| missing(&format!("readable detail ({e})")))?,
+                    )),
+                    None => None,
+                };
+                let entry = match entry.get(i) {
+                    Some(n) => Some(
+                        usize::try_from(n)
+                            .ok()
+                            .and_then(|n| Entry::at(n).ok())
+                            .ok_or_else(|| missing("readable entry"))?,
+                    ),
+                    None => None,
+                };
+                let file = file
+                    .get(i)
+                    .and_then(|f| u32::try_from(f).ok())
+                    .filter(|&f| (f as usize) < files.len())
+                    .ok_or_else(|| missing("file_number of an indexed file"))?;
+                let facts = VersionFacts {
+                    version_id: VersionId::parse(vid.get(i).ok_or_else(|| missing("version_id"))?),
+                    last_updated: Instant(from.get(i).ok_or_else(|| missing("valid_from_ns"))?),
+                    deleted: deleted.get(i).ok_or_else(|| missing("deleted"))?,
+                    source: Source {
+                        file,
+                        line: line.get(i).and_then(|n| u64::try_from(n).ok()).ok_or_else(|| missing("line"))?,
+                        offset: offset
+                            .get(i)
+                            .and_then(|n| u64::try_from(n).ok())
+                            .ok_or_else(|| missing("byte_offset"))?,
+                        entry,
+                    },
+                    detail,
+                };
+                batch.push_parts(
+                    ty.get(i).ok_or_else(|| missing("resource_type"))?,
+                    id.get(i).ok_or_else(|| missing("resource_id"))?,
+                    tenant.get(i),
+                    &pats,
+                    &links,
+                    facts,
+                );
             }
+            row += s.df.height();
+            to_index.send(vec![batch]).map_err(|_| Error::Internal("the index builder stopped".into()))?;
         }
-        if patients.peek().is_some() || refs.peek().is_some() {
-            return Err(bad("version_patients or version_references hold a version_key out of order".into()));
+        if patients.left_over() || refs.left_over() {
+            return Err(unreadable(dir, "version_patients", &"links to versions that are not in versions.parquet"));
         }
-        to_index.send(vec![batch]).map_err(|_| Error::Internal("the index builder stopped".into()))?;
         Ok(())
     })?;
     Ok(h)
