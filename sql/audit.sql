@@ -40,11 +40,13 @@ live AS (
 ),
 compartment_rows AS (
     -- Group and patient level: one row per selected patient whose compartment holds the version.
+    -- A semi-join on both keys at once: an inner join to export_patients lets an optimizer join
+    -- it on export_id first, pairing every selected patient with every version (quadratic).
     SELECT l.export_id, l.version_key, p.patient_id
     FROM live l
     JOIN version_patients p ON p.version_key = l.version_key
-    JOIN export_patients s ON s.export_id = l.export_id AND s.patient_id = p.patient_id
     WHERE l.in_compartment AND l.selection = 'these'
+      AND EXISTS (SELECT 1 FROM export_patients s WHERE s.export_id = l.export_id AND s.patient_id = p.patient_id)
     UNION ALL
     -- System level: one row per patient whose compartment holds the version ...
     SELECT l.export_id, l.version_key, p.patient_id

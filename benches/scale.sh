@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The index and SQL paths at scale (BENCHMARKS.md, "Index once, audit many times"): on the world
+# of K Synthea clones (generated if absent, as benches/reference.sh does), each ROUNDS times:
+# the audit of the dumps, `bulk-audit index` (and the index's size), `audit --index`, and
+# sql/audit.sql on DuckDB and on Spark (local[*]) over the index; with PEER=1 also the DuckDB
+# peer from NDJSON. Wall time and the peak RSS of each command's whole process tree
+# (benches/peak_rss.py), and the rows of every path compared with the audit of the dumps.
+#
+#   ROUNDS=3 PEER=1 benches/scale.sh [K] [WORLD]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+k="${1:-19}"
+world="${2:-/tmp/bulk-audit-world-$k}"
+rounds="${ROUNDS:-1}"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bulk-audit-target}"
+cargo build --release --locked --workspace >&2
+bin="$CARGO_TARGET_DIR/release/bulk-audit"
+if [ ! -d "$world/history" ]; then
+    "$CARGO_TARGET_DIR/release/make-world" "$world" --clones "$k" --requests 5000 --format fhir >&2
+fi
+python="$(scripts/install-readers)"
+java="$(scripts/install-java)"
+export JAVA_HOME="$(dirname "$(dirname "$(readlink -f "$java")")")" TZ=UTC
+work="$(mktemp -d "${TMPDIR:-/tmp}/bulk-audit-scale.XXXXXX")"
+trap 'rm -rf "$work"' EXIT
+cat "$world"/history/* > /dev/null
+mb="$(du -sm --apparent-size "$world/history" | cut -f1)"
+echo "world K=$k: $mb MB of history" >&2
+peak() { python3 benches/peak_rss.py "$@"; }
+for round in $(seq "$rounds"); do
+    rm -rf "$work"/*
+    peak "audit (dumps, CSV)" "$bin" audit --logs "$world/logs" --history "$world/history" --format csv --no-report -q --out "$work/dumps"
+    peak "index" "$bin" index --logs "$world/logs" --history "$world/history" -q --out "$work/idx"
+    echo "index size $(du -sm "$work/idx" | cut -f1) MB" >&2
+    peak "audit --index (CSV)" "$bin" audit --index "$work/idx" --format csv --no-report -q --out "$work/indexed"
+    peak "audit --index (resolve only: 0 exports selected)" "$bin" audit --index "$work/idx" --client nobody --format csv --no-report -q --out "$work/none"
+    peak "DuckDB sql/audit.sql" "$python" scripts/duckdb-audit.py "$work/idx" "$work/duckdb.parquet"
+    peak "Spark sql/audit.sql (local[*])" "$python" scripts/spark-audit.py "$work/idx" "$work/spark.parquet"
+    if [ "${PEER:-0}" = 1 ]; then
+        # The peer (../shared/bench, beside the repository) writes its rows into the world's truth/.
+        peak "DuckDB peer from NDJSON (2 threads)" "$python" ../shared/bench/duckdb_peer.py "$world" --threads 2 || true
+    fi
+    cmp "$work/dumps/resources.csv" "$work/indexed/resources.csv" && echo "audit --index: byte-identical" >&2
+    "$python" - "$work" <<'PY' >&2
+import sys, duckdb
+w = sys.argv[1]
+binary = duckdb.sql(f"SELECT count(*) FROM read_csv('{w}/dumps/resources.csv', all_varchar=true)").fetchone()[0]
+for name, src in [("duckdb", f"'{w}/duckdb.parquet'"), ("spark", f"'{w}/spark.parquet/*.parquet'")]:
+    n = duckdb.sql(f"SELECT count(*) FROM read_parquet({src})").fetchone()[0]
+    print(f"{name}: {n} rows, the binary {binary}")
+PY
+done
