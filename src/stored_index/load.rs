@@ -15,7 +15,7 @@ use crate::timestamp::Instant;
 use crate::version::{Detail, Entry, Source, VersionBatch, VersionFacts, VersionId};
 
 /// Rows read at a time (a few row groups of each table).
-const SLICE: usize = 128 * 1024;
+const SLICE: usize = 64 * 1024;
 
 const VERSION_COLUMNS: [&str; 12] = [
     "version_key",
@@ -95,53 +95,53 @@ impl Slice {
 /// the versions.
 struct Links<'a> {
     table: Table<'a>,
-    slice: Option<Slice>,
+    /// The current slice: its keys and its one or two text columns.
+    keys: Vec<Option<i64>>,
+    first: Option<StringChunked>,
+    second: Option<StringChunked>,
     at: usize,
 }
 
 impl<'a> Links<'a> {
     fn new(table: Table<'a>) -> Links<'a> {
-        Links { table, slice: None, at: 0 }
+        Links { table, keys: Vec::new(), first: None, second: None, at: 0 }
+    }
+
+    fn load(&mut self) -> Result<bool> {
+        let Some(df) = self.table.next_slice()? else { return Ok(false) };
+        let s = Slice { df };
+        let bad = |e: PolarsError| unreadable(self.table.dir, self.table.name, &e);
+        self.keys = s.int("version_key").map_err(bad)?.iter().collect();
+        self.first = Some(s.text(self.table.columns[1]).map_err(bad)?.clone());
+        self.second = match self.table.columns.get(2) {
+            Some(c) => Some(s.text(c).map_err(bad)?.clone()),
+            None => None,
+        };
+        self.at = 0;
+        Ok(true)
     }
 
     /// Calls `f` with the text columns (1 and, for references, 2) of every row of `key`.
     fn take(&mut self, key: i64, mut f: impl FnMut(&str, Option<&str>)) -> Result<()> {
         loop {
-            let exhausted = self.slice.as_ref().is_none_or(|s| self.at >= s.df.height());
-            if exhausted {
-                match self.table.next_slice()? {
-                    Some(df) => {
-                        self.slice = Some(Slice { df });
-                        self.at = 0;
-                    }
-                    None => return Ok(()),
-                }
+            if self.at >= self.keys.len() && !self.load()? {
+                return Ok(());
             }
-            let slice = self.slice.as_ref().expect("a slice");
-            let bad = |e: PolarsError| unreadable(self.table.dir, self.table.name, &e);
-            let keys = slice.int("version_key").map_err(bad)?;
-            let a = slice.text(self.table.columns[1]).map_err(bad)?;
-            let b = match self.table.columns.get(2) {
-                Some(c) => Some(slice.text(c).map_err(bad)?),
-                None => None,
-            };
-            while self.at < slice.df.height() {
-                match keys.get(self.at) {
+            while self.at < self.keys.len() {
+                match self.keys[self.at] {
                     Some(k) if k == key => {
-                        let first = a.get(self.at).ok_or_else(|| self.null(1))?;
-                        f(first, b.and_then(|b| b.get(self.at)));
+                        let first = self.first.as_ref().and_then(|c| c.get(self.at)).ok_or_else(|| self.null(1))?;
+                        f(first, self.second.as_ref().and_then(|c| c.get(self.at)));
                         self.at += 1;
                     }
                     Some(k) if k > key => return Ok(()),
                     _ => {
+                        let row = self.table.next - self.keys.len() + self.at;
                         return Err(unreadable(
                             self.table.dir,
                             self.table.name,
-                            &format!(
-                                "row {} is out of version_key order",
-                                self.table.next - slice.df.height() + self.at
-                            ),
-                        ))
+                            &format!("row {row} is out of version_key order"),
+                        ));
                     }
                 }
             }
@@ -154,7 +154,7 @@ impl<'a> Links<'a> {
 
     /// Whether rows are left that no version claimed.
     fn left_over(&self) -> bool {
-        self.slice.as_ref().is_some_and(|s| self.at < s.df.height()) || self.table.next < self.table.rows
+        self.at < self.keys.len() || self.table.next < self.table.rows
     }
 }
 
@@ -187,20 +187,35 @@ pub(super) fn history(dir: &Path, files: &[InputFile]) -> Result<History> {
                 s.text("detail").map_err(bad)?,
             );
             let mut batch = VersionBatch::with_capacity(s.df.height());
-            for i in 0..s.df.height() {
+            let rows = key
+                .iter()
+                .zip(ty.iter())
+                .zip(id.iter())
+                .zip(tenant.iter())
+                .zip(vid.iter())
+                .zip(from.iter())
+                .zip(deleted.iter())
+                .zip(file.iter())
+                .zip(line.iter())
+                .zip(offset.iter())
+                .zip(entry.iter())
+                .zip(detail.iter());
+            for (i, (((((((((((k, ty), id), tenant), vid), from), deleted), file), line), offset), entry), detail)) in
+                rows.enumerate()
+            {
                 let missing = |what: &str| unreadable(dir, "versions", &format!("row {} has no {what}", row + i));
-                let k = key.get(i).ok_or_else(|| missing("version_key"))?;
+                let k = k.ok_or_else(|| missing("version_key"))?;
                 pats.clear();
                 patients.take(k, |p, _| pats.push(p.to_string()))?;
                 links.clear();
                 refs.take(k, |t, id| links.push((t.to_string(), id.unwrap_or_default().to_string())))?;
-                let detail: Option<Box<Detail>> = match detail.get(i) {
+                let detail: Option<Box<Detail>> = match detail {
                     Some(json) => Some(Box::new(
                         serde_json::from_str(json).map_err(|e| missing(&format!("readable detail ({e})")))?,
                     )),
                     None => None,
                 };
-                let entry = match entry.get(i) {
+                let entry = match entry {
                     Some(n) => Some(
                         usize::try_from(n)
                             .ok()
@@ -210,29 +225,25 @@ pub(super) fn history(dir: &Path, files: &[InputFile]) -> Result<History> {
                     None => None,
                 };
                 let file = file
-                    .get(i)
                     .and_then(|f| u32::try_from(f).ok())
                     .filter(|&f| (f as usize) < files.len())
                     .ok_or_else(|| missing("file_number of an indexed file"))?;
                 let facts = VersionFacts {
-                    version_id: VersionId::parse(vid.get(i).ok_or_else(|| missing("version_id"))?),
-                    last_updated: Instant(from.get(i).ok_or_else(|| missing("valid_from_ns"))?),
-                    deleted: deleted.get(i).ok_or_else(|| missing("deleted"))?,
+                    version_id: VersionId::parse(vid.ok_or_else(|| missing("version_id"))?),
+                    last_updated: Instant(from.ok_or_else(|| missing("valid_from_ns"))?),
+                    deleted: deleted.ok_or_else(|| missing("deleted"))?,
                     source: Source {
                         file,
-                        line: line.get(i).and_then(|n| u64::try_from(n).ok()).ok_or_else(|| missing("line"))?,
-                        offset: offset
-                            .get(i)
-                            .and_then(|n| u64::try_from(n).ok())
-                            .ok_or_else(|| missing("byte_offset"))?,
+                        line: line.and_then(|n| u64::try_from(n).ok()).ok_or_else(|| missing("line"))?,
+                        offset: offset.and_then(|n| u64::try_from(n).ok()).ok_or_else(|| missing("byte_offset"))?,
                         entry,
                     },
                     detail,
                 };
                 batch.push_parts(
-                    ty.get(i).ok_or_else(|| missing("resource_type"))?,
-                    id.get(i).ok_or_else(|| missing("resource_id"))?,
-                    tenant.get(i),
+                    ty.ok_or_else(|| missing("resource_type"))?,
+                    id.ok_or_else(|| missing("resource_id"))?,
+                    tenant,
                     &pats,
                     &links,
                     facts,
