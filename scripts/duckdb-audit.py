@@ -7,7 +7,9 @@ IDX is a folder written by `bulk-audit index`; each of its tables is a view of t
 Needs the duckdb package (PyPI); `scripts/install-readers` makes a venv with the pinned one.
 """
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 SQL = Path(__file__).resolve().parent.parent / "sql" / "audit.sql"
@@ -27,6 +29,9 @@ def connect(index):
 
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
+    # Spilled to the system's temporary folder, not to .tmp in the working directory.
+    spill = Path(tempfile.gettempdir()) / f"duckdb-audit-{os.getpid()}"
+    con.execute(f"SET temp_directory = {quoted(spill)}")
     for table in TABLES:
         con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({quoted(Path(index) / (table + '.parquet'))})")
     return con
