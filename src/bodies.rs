@@ -22,20 +22,130 @@ struct At {
     keys: Vec<VersionKey>,
 }
 
-/// Reads the bodies of the wanted versions; returns them as compact JSON text.
+/// The re-read bodies, kept in files rather than in memory: a spill file per history file,
+/// written in that file's order, and where each version's body is. Reading a body back is
+/// a positioned read, safe from many threads at once. The file is removed when this is dropped.
+pub(crate) struct Bodies {
+    /// The spill files and their paths.
+    files: Vec<(std::fs::File, std::path::PathBuf)>,
+    /// (spill file, offset, length) of each body.
+    at: HashMap<VersionKey, (u32, u64, u64)>,
+    /// The first failure of [`Bodies::cell`], which cannot return it.
+    failed: std::sync::Mutex<Option<Error>>,
+}
+
+impl Bodies {
+    /// The body for a table cell: a failure to read it back is kept for [`Bodies::check`]
+    /// (the table is then discarded, never committed).
+    pub(crate) fn cell<'b>(&self, k: VersionKey, buf: &'b mut String) -> Option<&'b str> {
+        match self.get(k, buf) {
+            Ok(body) => body,
+            Err(e) => {
+                self.failed.lock().unwrap_or_else(|p| p.into_inner()).get_or_insert(e);
+                None
+            }
+        }
+    }
+
+    /// The first failure of [`Bodies::cell`], if any.
+    pub(crate) fn check(&self) -> Result<()> {
+        match self.failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// The body of a version as compact JSON, read into `buf`; `None` for one not re-read.
+    pub(crate) fn get<'b>(&self, k: VersionKey, buf: &'b mut String) -> Result<Option<&'b str>> {
+        let Some(&(i, offset, len)) = self.at.get(&k) else { return Ok(None) };
+        let (file, path) = &self.files[i as usize];
+        let mut bytes = std::mem::take(buf).into_bytes();
+        bytes.clear();
+        bytes.resize(usize::try_from(len).map_err(|_| Error::Internal("a body beyond memory".into()))?, 0);
+        read_at(file, &mut bytes, offset).map_err(|e| Error::output(path, e))?;
+        // Written from a String a moment ago.
+        *buf = String::from_utf8(bytes).map_err(|_| Error::Internal(format!("{}: not UTF-8", path.display())))?;
+        Ok(Some(buf.as_str()))
+    }
+}
+
+impl Drop for Bodies {
+    fn drop(&mut self) {
+        for (_, path) in &self.files {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+#[cfg(unix)]
+fn read_at(f: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    std::os::unix::fs::FileExt::read_exact_at(f, buf, offset)
+}
+
+#[cfg(not(unix))]
+fn read_at(f: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+    use std::io::{Read, Seek};
+    let mut f = f;
+    f.seek(std::io::SeekFrom::Start(offset))?;
+    f.read_exact(buf)
+}
+
+/// One history file's spill: the file, its path, and (version, offset, length) of each body.
+type Spill = (std::fs::File, std::path::PathBuf, Vec<(VersionKey, u64, u64)>);
+
+/// Reads the bodies of the wanted versions as compact JSON text into spill files named after
+/// `spill` (`<spill>.spillN`, created readable by the owner only, removed with the result), the
+/// history files in parallel: memory holds a body per thread and where each is, not the bodies.
 pub(crate) fn read(
     files: &[InputFile],
     layouts: &[Layout],
     h: &History,
     wanted: &[VersionKey],
-) -> Result<HashMap<VersionKey, String>> {
-    let mut out = HashMap::with_capacity(wanted.len());
-    for (file, offsets) in by_file(h, wanted) {
-        read_file(&files[file as usize], layouts.get(file as usize), h, offsets, &mut |k, text| {
-            out.insert(k, text);
-        })?;
+    spill: &std::path::Path,
+) -> Result<Bodies> {
+    use rayon::prelude::*;
+    use std::io::Write;
+    // One spill file per history file, the history files read in parallel.
+    let spills: Vec<Spill> = by_file(h, wanted)
+        .into_par_iter()
+        .map(|(n, offsets)| {
+            let path = spill.with_extension(format!("spill{n}"));
+            let mut open = std::fs::OpenOptions::new();
+            open.read(true).write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
+            let file = open.open(&path).map_err(|e| Error::output(&path, e))?;
+            let mut w = std::io::BufWriter::with_capacity(1 << 20, &file);
+            let (mut at, mut end, mut failed) = (Vec::new(), 0u64, None);
+            read_file(&files[n as usize], layouts.get(n as usize), h, offsets, &mut |k, text| {
+                if failed.is_none() {
+                    match w.write_all(text.as_bytes()) {
+                        Ok(()) => {
+                            at.push((k, end, text.len() as u64));
+                            end += text.len() as u64;
+                        }
+                        Err(e) => failed = Some(e),
+                    }
+                }
+            })?;
+            if let Some(e) = failed {
+                return Err(Error::output(&path, e));
+            }
+            w.flush().map_err(|e| Error::output(&path, e))?;
+            drop(w);
+            Ok((file, path, at))
+        })
+        .collect::<Result<_>>()?;
+    let mut bodies = Bodies {
+        files: Vec::with_capacity(spills.len()),
+        at: HashMap::with_capacity(wanted.len()),
+        failed: std::sync::Mutex::new(None),
+    };
+    for (i, (file, path, at)) in spills.into_iter().enumerate() {
+        bodies.files.push((file, path));
+        bodies.at.extend(at.into_iter().map(|(k, offset, len)| (k, (i as u32, offset, len))));
     }
-    Ok(out)
+    Ok(bodies)
 }
 
 /// The SHA-256 of each wanted version's body as [`read`] gives it (the `resource` column's
@@ -253,7 +363,22 @@ mod tests {
             .flat_map(|r| (0..h.resources[r as usize].versions.len() as u32).map(move |v| (r, v)))
             .collect();
         change(&path);
-        read(&files, &reading.layouts, &h, &wanted)
+        let bodies = read(&files, &reading.layouts, &h, &wanted, &tmp.path().join(".bodies"))?;
+        let mut out = HashMap::new();
+        for k in wanted {
+            let mut buf = String::new();
+            if let Some(b) = bodies.get(k, &mut buf)? {
+                out.insert(k, b.to_string());
+            }
+        }
+        drop(bodies);
+        let left: Vec<_> = std::fs::read_dir(tmp.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".bodies"))
+            .collect();
+        assert!(left.is_empty(), "the spill files are removed with the bodies");
+        Ok(out)
     }
 
     #[test]

@@ -261,23 +261,29 @@ pub(crate) fn resolve_all(cfg: &AuditConfig, reading: Reading, h: History) -> Au
 
 /// Writes every output of the audit.
 pub(crate) fn write(cfg: &AuditConfig, r: &AuditResult) -> Result<Written> {
+    let staging = Staging::begin(&cfg.out, cfg.force)?;
+    // Re-read into a spill file inside the staging folder (private, removed before the commit,
+    // and with the folder on failure or interrupt): memory holds where each body is, not the
+    // bodies.
     let bodies = if cfg.with_resource || cfg.reconstruct.is_some() {
         let mut wanted: Vec<bodies::VersionKey> =
             r.resolutions.iter().flat_map(|x| x.rows.iter().map(|row| (row.resource, row.version))).collect();
         wanted.sort_unstable();
         wanted.dedup();
-        Some(bodies::read(&r.history_files, &r.layouts, &r.history, &wanted)?)
+        Some(bodies::read(&r.history_files, &r.layouts, &r.history, &wanted, &staging.dir.join(BODIES_SPILL))?)
     } else {
         None
     };
 
     progress::stage("writing");
     let mut sw = Stopwatch::new();
-    let staging = Staging::begin(&cfg.out, cfg.force)?;
     let ext = cfg.format.extension();
     let resources = tables::ResourceRows::new(r, if cfg.with_resource { bodies.as_ref() } else { None });
     sw.lap("resources table");
     output::write_table(&resources, &staging.dir.join(format!("resources.{ext}")), cfg.format)?;
+    if let Some(b) = &bodies {
+        b.check()?;
+    }
     sw.lap("resources write");
     let exports = tables::exports_table(r);
     output::write_table(&exports, &staging.dir.join(format!("exports.{ext}")), cfg.format)?;
@@ -306,6 +312,9 @@ pub(crate) fn write(cfg: &AuditConfig, r: &AuditResult) -> Result<Written> {
         }
         _ => None,
     };
+    // The spill file goes before the folder is checksummed and moved into place.
+    drop(resources);
+    drop(bodies);
     staging.commit()?;
     sw.lap("other outputs");
     if let Some(s) = recon_staging {
@@ -313,3 +322,6 @@ pub(crate) fn write(cfg: &AuditConfig, r: &AuditResult) -> Result<Written> {
     }
     Ok(written)
 }
+
+/// The spill file of re-read bodies, inside the staging folder.
+const BODIES_SPILL: &str = ".bodies.spill";

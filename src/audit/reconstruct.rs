@@ -1,17 +1,18 @@
 //! `--reconstruct DIR`: per export, `<export_id>/<Type>.ndjson` with the exact bodies it sent,
 //! one line per resource.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use super::tables::export_order;
 use super::AuditResult;
-use crate::bodies::VersionKey;
+use crate::bodies::Bodies;
 use crate::error::{Error, Result};
 use crate::output;
 
 /// `<dir>/<export_id>/<Type>.ndjson`: each exported version's body, one line per resource.
-pub(super) fn write(r: &AuditResult, dir: &Path, bodies: &HashMap<VersionKey, String>) -> Result<()> {
+pub(super) fn write(r: &AuditResult, dir: &Path, bodies: &Bodies) -> Result<()> {
     let h = &r.history;
     // `SHA256SUMS` is the checksum file's: an export of that name takes another.
     let mut used_names = BTreeSet::from([output::SUMS.to_string()]);
@@ -33,17 +34,20 @@ pub(super) fn write(r: &AuditResult, dir: &Path, bodies: &HashMap<VersionKey, St
                 .or_default()
                 .push((row.resource, row.version));
         }
+        let mut buf = String::new();
         for (ty, mut keys) in by_type {
             keys.dedup();
-            let mut text = String::new();
+            // Written as the bodies are read back: one body in memory at a time.
+            let path = edir.join(format!("{}.ndjson", output::safe_name(ty)));
+            let mut w = BufWriter::with_capacity(1 << 20, output::create_private(&path)?);
             for k in keys {
                 // Every exported version's body was re-read (or the run stopped there).
-                let body =
-                    bodies.get(&k).ok_or_else(|| Error::Internal(format!("no body re-read for {ty} version {k:?}")))?;
-                text.push_str(body);
-                text.push('\n');
+                let body = bodies
+                    .get(k, &mut buf)?
+                    .ok_or_else(|| Error::Internal(format!("no body re-read for {ty} version {k:?}")))?;
+                w.write_all(body.as_bytes()).and_then(|()| w.write_all(b"\n")).map_err(|e| Error::output(&path, e))?;
             }
-            output::write_text(&edir.join(format!("{}.ndjson", output::safe_name(ty))), &text)?;
+            output::finish_file(w, &path)?;
         }
     }
     Ok(())

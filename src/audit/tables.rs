@@ -1,10 +1,10 @@
 //! The audit's answer as tables: `resources` (computed cell by cell from the resolutions, never
 //! stored as strings), `exports` and `findings`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use super::AuditResult;
-use crate::bodies::VersionKey;
+use crate::bodies::Bodies;
 use crate::output::{self, Cell, ColumnData, Decimal, Kind, Rows, Table, Values};
 use crate::rules::findings::Finding;
 use crate::source::{self, InputFile};
@@ -93,12 +93,12 @@ pub(crate) struct ResourceRows<'a> {
     sources: SourceNames,
     /// (export index, row index) in output order.
     order: Vec<(u32, u32)>,
-    bodies: Option<&'a HashMap<VersionKey, String>>,
+    bodies: Option<&'a Bodies>,
     schema: Vec<(&'static str, Kind)>,
 }
 
 impl<'a> ResourceRows<'a> {
-    pub(crate) fn new(r: &'a AuditResult, bodies: Option<&'a HashMap<VersionKey, String>>) -> ResourceRows<'a> {
+    pub(crate) fn new(r: &'a AuditResult, bodies: Option<&'a Bodies>) -> ResourceRows<'a> {
         let sources = SourceNames::new(&r.history_files);
         let order = export_order(r)
             .into_iter()
@@ -173,7 +173,12 @@ impl Rows for ResourceRows<'_> {
                 self.sources.push(&v.source, scratch);
                 Cell::Text(scratch)
             }
-            _ => opt(self.bodies.and_then(|b| b.get(&(x.resource, x.version))).map(String::as_str)),
+            // A body that cannot be read back is noted in `bodies` and fails the run after the
+            // table is written (the output is then never committed).
+            _ => match self.bodies.and_then(|b| b.cell((x.resource, x.version), scratch)) {
+                Some(body) => Cell::Text(body),
+                None => Cell::Null,
+            },
         }
     }
 

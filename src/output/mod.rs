@@ -21,7 +21,8 @@ pub(crate) use checksums::SUMS;
 #[cfg(test)]
 pub(crate) use csv::csv_rows_by_cell;
 pub(crate) use csv::csv_text;
-use csv::{finish_file, write_csv};
+pub(crate) use csv::finish_file;
+use csv::write_csv;
 pub(crate) use csv::{push_csv_cell, push_csv_field, Decimal};
 pub(crate) use staging::{create_private, create_private_dir, remove_staging_on_interrupt, Staging, MARKER};
 pub(crate) use table::{Cell, ColumnData, Kind, Rows, Table, Values, LIST_SEPARATOR};
