@@ -69,7 +69,19 @@ impl Bodies {
     }
 }
 
+impl Bodies {
+    /// Removes the spill files, reporting one that cannot be (it would otherwise be committed
+    /// with the output).
+    pub(crate) fn remove(mut self) -> Result<()> {
+        for (_, path) in std::mem::take(&mut self.files) {
+            std::fs::remove_file(&path).map_err(|e| Error::output(&path, e))?;
+        }
+        Ok(())
+    }
+}
+
 impl Drop for Bodies {
+    /// On failure or early return: the staging folder holding the spill files is removed too.
     fn drop(&mut self) {
         for (_, path) in &self.files {
             let _ = std::fs::remove_file(path);
@@ -85,6 +97,9 @@ fn read_at(f: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()
 #[cfg(not(unix))]
 fn read_at(f: &std::fs::File, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
     use std::io::{Read, Seek};
+    // A seek and a read are two calls on a shared file position: one thread at a time.
+    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let mut f = f;
     f.seek(std::io::SeekFrom::Start(offset))?;
     f.read_exact(buf)
@@ -242,7 +257,13 @@ fn read_file(
                     break;
                 }
                 Some(Err(e)) => return Err(changed(path, line, offset, &describe_json_error(&e))),
-                None => break,
+                // Only white space to the end of the block: the document, if any, is in the next
+                // one (and the file ending first is reported below).
+                None => {
+                    carry = bytes[from..].to_vec();
+                    carry_start = offset;
+                    break;
+                }
             }
         }
     }

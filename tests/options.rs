@@ -59,7 +59,7 @@ fn every_bad_option_fails_before_any_input_is_read_and_names_the_option() {
         (vec!["--out", foreign], "--out"),
         (vec!["--out", a_file], "exists and is not a folder"),
         (vec!["--out", out, "--reconstruct", foreign], "--reconstruct"),
-        (vec!["--out", out, "--reconstruct", out], "the same folder as --out"),
+        (vec!["--out", out, "--reconstruct", out], "the same folder, or one inside the other"),
     ];
     for (extra, message) in cases {
         let (status, stderr, took) = run_with_fifo_history(&extra);

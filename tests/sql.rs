@@ -121,8 +121,18 @@ fn edge_world(dir: &Path) -> (PathBuf, PathBuf) {
             .to_string(),
         );
     }
-    let (l, h) = (dir.join("logs.ndjson"), dir.join("history.ndjson"));
-    std::fs::write(&l, logs.join("\n") + "\n").unwrap();
+    let (l, h) = (dir.join("logs"), dir.join("history.ndjson"));
+    std::fs::create_dir(&l).unwrap();
+    std::fs::write(l.join("aidbox.ndjson"), logs.join("\n") + "\n").unwrap();
+    // An Elasticsearch search response on one line: its two kickoffs, logged without `ctx`, are
+    // both named `es.json:1` — export ids repeat, and each must keep its own types and patients.
+    let hit = |url: &str, qs: &str| {
+        json!({"_source": {"ev": "w/req", "ts": "2023-02-12T00:00:00Z", "w_m": "get", "w_url": url, "w_qs": qs,
+                           "w_cid": "c1"}})
+    };
+    let response =
+        json!({"hits": {"hits": [hit("/fhir/Patient/$export", "_type=Patient"), hit("/fhir/Group/g2/$export", "")]}});
+    std::fs::write(l.join("es.json"), format!("{response}\n")).unwrap();
     std::fs::write(&h, history.join("\n") + "\n").unwrap();
     (l, h)
 }
@@ -205,7 +215,10 @@ fn sql_on_duckdb_and_spark_gives_the_binarys_rows() {
         run_ok(&["audit", "--index", idx.to_str().unwrap(), "--format", "csv", "--out", out.to_str().unwrap()]);
         read(&out.join("resources.csv"))
     };
-    let (strict, inclusive) = (rows("edges-strict"), rows("edges-inclusive"));
+    let (all_strict, all_inclusive) = (rows("edges-strict"), rows("edges-inclusive"));
+    // The kickoffs at T (the two in es.json come two days later).
+    let at_t = |text: &str| text.lines().filter(|l| !l.contains("es.json:1,")).collect::<Vec<_>>().join("\n");
+    let (strict, inclusive) = (at_t(&all_strict), at_t(&all_inclusive));
     assert!(!strict.contains(",Observation,o2,21,") && strict.contains(",Observation,o2,20,"), "{strict}");
     assert!(inclusive.contains(",Observation,o2,21,"), "{inclusive}");
     assert!(strict.contains(",Observation,o1,10,") && !strict.contains(",Observation,o1,9,"), "{strict}");
@@ -217,6 +230,13 @@ fn sql_on_duckdb_and_spark_gives_the_binarys_rows() {
     // --non-compartment referenced: at group level only the Location an exported Encounter names.
     let group = |l: &&str| l.starts_with("k-group,");
     assert!(inclusive.lines().filter(group).any(|l| l.contains(",Location,l1,")), "{inclusive}");
+    // The two kickoffs named es.json:1: the patient-level one sends Patients only, the group one
+    // the whole compartment of g2's member p3.
+    let es: Vec<&str> = all_strict.lines().filter(|l| l.contains("es.json:1,")).collect();
+    assert!(es.iter().any(|l| l.contains(",patient,") && l.contains(",Patient,p1,")), "{all_strict}");
+    assert!(es.iter().filter(|l| l.contains(",patient,")).all(|l| l.contains(",Patient,")), "{all_strict}");
+    assert!(es.iter().any(|l| l.contains(",group,g2,p3,Patient,p3,")), "{all_strict}");
+    assert!(!es.iter().any(|l| l.contains(",group,g2,p1,")), "{all_strict}");
     assert!(!inclusive.lines().filter(group).any(|l| l.contains(",Location,l2,")), "{inclusive}");
     assert!(strict.lines().filter(group).any(|l| l.contains(",Location,l2,")), "{strict}");
 }

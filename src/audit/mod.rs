@@ -312,9 +312,11 @@ pub(crate) fn write(cfg: &AuditConfig, r: &AuditResult) -> Result<Written> {
         }
         _ => None,
     };
-    // The spill file goes before the folder is checksummed and moved into place.
+    // The spill files go before the folder is checksummed and moved into place.
     drop(resources);
-    drop(bodies);
+    if let Some(b) = bodies {
+        b.remove()?;
+    }
     staging.commit()?;
     sw.lap("other outputs");
     if let Some(s) = recon_staging {

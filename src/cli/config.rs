@@ -100,8 +100,12 @@ pub(crate) fn audit_config(a: AuditArgs) -> Result<AuditConfig> {
     Staging::check(&a.out, a.force, "--out")?;
     if let Some(dir) = &a.reconstruct {
         Staging::check(dir, a.force, "--reconstruct")?;
-        if same_place(dir, &a.out) {
-            return Err(Error::Usage(format!("--reconstruct {}: the same folder as --out", dir.display())));
+        if overlapping(dir, &a.out) {
+            return Err(Error::Usage(format!(
+                "--reconstruct {} and --out {}: the same folder, or one inside the other (each is replaced whole)",
+                dir.display(),
+                a.out.display()
+            )));
         }
     }
     let mut cfg = reading_config(a.read, a.rules, zone, a.out, a.force, stored.is_none())?;
@@ -255,14 +259,58 @@ fn shown(v: &serde_json::Value) -> String {
     }
 }
 
-/// Whether two paths name the same folder (as written, or once both exist).
-fn same_place(a: &std::path::Path, b: &std::path::Path) -> bool {
-    a == b || matches!((std::fs::canonicalize(a), std::fs::canonicalize(b)), (Ok(x), Ok(y)) if x == y)
+/// Whether two folders are the same or one is inside the other, as far as can be told before
+/// either exists: each resolved through its nearest existing ancestor.
+fn overlapping(a: &std::path::Path, b: &std::path::Path) -> bool {
+    let (x, y) = (resolved(a), resolved(b));
+    x.starts_with(&y) || y.starts_with(&x)
+}
+
+/// A path made absolute and `.`/`..` taken out as written, its longest existing ancestor
+/// canonicalized (symbolic links followed).
+fn resolved(p: &std::path::Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let mut lexical = std::path::PathBuf::new();
+    for c in abs.components() {
+        match c {
+            Component::ParentDir => {
+                lexical.pop();
+            }
+            Component::CurDir => {}
+            other => lexical.push(other),
+        }
+    }
+    let mut existing = lexical.as_path();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => break,
+        }
+    }
+    let mut out = std::fs::canonicalize(existing).unwrap_or_else(|_| existing.to_path_buf());
+    out.extend(rest.iter().rev());
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nested_output_folders_overlap() {
+        let tmp = tempfile::tempdir().unwrap();
+        let r = tmp.path().join("r");
+        assert!(overlapping(&r, &r.join("sub")));
+        assert!(overlapping(&r.join("sub"), &r));
+        assert!(overlapping(&r, &tmp.path().join("x/../r")));
+        assert!(!overlapping(&r, &tmp.path().join("rr")));
+        assert!(!overlapping(&tmp.path().join("a"), &tmp.path().join("b")));
+    }
 
     #[test]
     fn durations() {

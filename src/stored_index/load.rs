@@ -131,7 +131,11 @@ impl<'a> Links<'a> {
                 match self.keys[self.at] {
                     Some(k) if k == key => {
                         let first = self.first.as_ref().and_then(|c| c.get(self.at)).ok_or_else(|| self.null(1))?;
-                        f(first, self.second.as_ref().and_then(|c| c.get(self.at)));
+                        let second = match &self.second {
+                            Some(c) => Some(c.get(self.at).ok_or_else(|| self.null(2))?),
+                            None => None,
+                        };
+                        f(first, second);
                         self.at += 1;
                     }
                     Some(k) if k > key => return Ok(()),
@@ -152,9 +156,16 @@ impl<'a> Links<'a> {
         unreadable(self.table.dir, self.table.name, &format!("a null {}", self.table.columns[column]))
     }
 
-    /// Whether rows are left that no version claimed.
-    fn left_over(&self) -> bool {
-        self.at < self.keys.len() || self.table.next < self.table.rows
+    /// An error when rows are left that no version claimed.
+    fn all_claimed(&self) -> Result<()> {
+        if self.at < self.keys.len() || self.table.next < self.table.rows {
+            return Err(unreadable(
+                self.table.dir,
+                self.table.name,
+                &"rows of versions that are not in versions.parquet",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -204,10 +215,14 @@ pub(super) fn history(dir: &Path, files: &[InputFile]) -> Result<History> {
                 rows.enumerate()
             {
                 let missing = |what: &str| unreadable(dir, "versions", &format!("row {} has no {what}", row + i));
-                let k = k.ok_or_else(|| missing("version_key"))?;
+                // Keys are the row numbers: each version claims its own links, none twice.
+                let k = k
+                    .filter(|&k| k == (row + i) as i64)
+                    .ok_or_else(|| missing("version_key equal to its row number"))?;
                 pats.clear();
                 patients.take(k, |p, _| pats.push(p.to_string()))?;
                 links.clear();
+                // `take` has checked the second column (the id) is not null.
                 refs.take(k, |t, id| links.push((t.to_string(), id.unwrap_or_default().to_string())))?;
                 let detail: Option<Box<Detail>> = match detail {
                     Some(json) => Some(Box::new(
@@ -252,9 +267,8 @@ pub(super) fn history(dir: &Path, files: &[InputFile]) -> Result<History> {
             row += s.df.height();
             to_index.send(vec![batch]).map_err(|_| Error::Internal("the index builder stopped".into()))?;
         }
-        if patients.left_over() || refs.left_over() {
-            return Err(unreadable(dir, "version_patients", &"links to versions that are not in versions.parquet"));
-        }
+        patients.all_claimed()?;
+        refs.all_claimed()?;
         Ok(())
     })?;
     Ok(h)

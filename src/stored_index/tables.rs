@@ -381,7 +381,10 @@ fn details(v: &VersionRows) -> Details {
 fn kickoffs(cfg: &AuditConfig, r: &AuditResult) -> (Table, Table, Table) {
     let compartment = Compartment::load(cfg.fhir_version);
     let mut k = Columns::default();
-    let names: [(&str, Values); 21] = [
+    let names: [(&str, Values); 22] = [
+        // The kickoff's row number: export ids may repeat (a log line without `ctx` names each
+        // request it holds by its file and line), and the other tables join on this.
+        ("export_key", Values::Int(Vec::new())),
         ("export_id", Values::Text(Vec::new())),
         ("client_id", Values::Text(Vec::new())),
         ("export_time", Values::Time(Vec::new())),
@@ -408,13 +411,16 @@ fn kickoffs(cfg: &AuditConfig, r: &AuditResult) -> (Table, Table, Table) {
         k.col(name, empty);
     }
     let (mut types, mut patients) = (Columns::default(), Columns::default());
+    types.col("export_key", Values::Int(Vec::new()));
     types.col("export_id", Values::Text(Vec::new()));
     types.col("resource_type", Values::Text(Vec::new()));
     types.col("in_compartment", Values::Bool(Vec::new()));
+    patients.col("export_key", Values::Int(Vec::new()));
     patients.col("export_id", Values::Text(Vec::new()));
     patients.col("patient_id", Values::Text(Vec::new()));
-    for (e, res) in r.events.iter().zip(&r.resolutions) {
-        let v = &mut k.values;
+    for (key, (e, res)) in r.events.iter().zip(&r.resolutions).enumerate() {
+        int(&mut k.values[0], Some(key as i64));
+        let v = &mut k.values[1..];
         text(&mut v[0], Some(&e.id));
         text(&mut v[1], e.client_id.as_deref());
         int(&mut v[2], e.time.map(|t| t.0));
@@ -460,14 +466,16 @@ fn kickoffs(cfg: &AuditConfig, r: &AuditResult) -> (Table, Table, Table) {
             continue;
         }
         for t in &res.exported_types {
-            text(&mut types.values[0], Some(&e.id));
-            text(&mut types.values[1], Some(t));
-            flag(&mut types.values[2], Some(compartment.contains(t)));
+            int(&mut types.values[0], Some(key as i64));
+            text(&mut types.values[1], Some(&e.id));
+            text(&mut types.values[2], Some(t));
+            flag(&mut types.values[3], Some(compartment.contains(t)));
         }
         if selection == Some("these") {
             for p in &res.patients {
-                text(&mut patients.values[0], Some(&e.id));
-                text(&mut patients.values[1], Some(p));
+                int(&mut patients.values[0], Some(key as i64));
+                text(&mut patients.values[1], Some(&e.id));
+                text(&mut patients.values[2], Some(p));
             }
         }
     }
