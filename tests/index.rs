@@ -158,8 +158,10 @@ fn an_index_of_other_options_or_another_version_is_refused() {
     assert!(err.contains("--non-compartment none (the index has all)"), "{err}");
     let err = refused(&["audit", "--index", i, "--tz", "Europe/Berlin", "--out", o]);
     assert!(err.contains("--tz Europe/Berlin (the index has UTC)"), "{err}");
-    // Given as the index has them, they are accepted.
-    run_ok(&["audit", "--index", i, "--tz", "UTC", "--boundary", "strict", "--out", o]);
+    // Given as the index has them, they are accepted (a duration however it is written).
+    run_ok(&["audit", "--index", i, "--tz", "UTC", "--boundary", "strict", "--max-log-gap", "1d", "--out", o]);
+    let err = refused(&["audit", "--index", i, "--max-log-gap", "2d", "--out", o]);
+    assert!(err.contains("--max-log-gap 2d (the index has 24h)"), "{err}");
     let err = refused(&["audit", "--index", i, "--logs", "fixtures/guide/logs", "--out", o]);
     assert!(err.contains("--logs") && err.contains("--index"), "{err}");
 

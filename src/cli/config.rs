@@ -116,6 +116,13 @@ pub(crate) fn audit_config(a: AuditArgs) -> Result<AuditConfig> {
             .given
             .iter()
             .filter(|id| asked[**id] != built[**id])
+            // A duration is the same however it is written (`1d`, `24h`).
+            .filter(|id| {
+                **id != "max_log_gap" || {
+                    let nanos = |v: &serde_json::Value| v.as_str().and_then(|s| parse_duration(s).ok());
+                    nanos(&asked[**id]) != nanos(&built[**id])
+                }
+            })
             .map(|id| {
                 format!("--{} {} (the index has {})", id.replace('_', "-"), shown(&asked[*id]), shown(&built[*id]))
             })
