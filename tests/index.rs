@@ -197,6 +197,7 @@ fn bodies_are_reread_only_from_the_files_as_indexed() {
     std::fs::remove_dir_all(&history).unwrap();
     let said = run_ok(&["audit", "--index", i, "--format", "csv", "--out", o]);
     assert!(said.contains("2 exports, 4 resource rows"), "{said}");
+    assert!(said.contains("resolved from the index") && said.contains("the dumps were not read"), "{said}");
     let rows = read(&out.join("resources.csv")).replace(history.to_str().unwrap(), "fixtures/guide/history");
     assert_eq!(rows, read(&root().join("fixtures/guide/expected/resources.csv")));
 }

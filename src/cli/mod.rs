@@ -312,6 +312,15 @@ fn run_audit(a: AuditArgs, quiet: bool) -> Result<()> {
         let skipped: u64 = result.inputs.iter().map(|i| i.lines_skipped).sum();
         say(&format!("{skipped} input lines skipped (--skip-invalid): each is an input-skipped finding"))?;
     }
+    if let Some(dir) = &cfg.index {
+        // The outputs are the same as from the dumps: only this line tells them apart.
+        let dumps = if cfg.with_resource || cfg.reconstruct.is_some() {
+            "the bodies re-read from the history files it names, checked unchanged"
+        } else {
+            "the dumps were not read"
+        };
+        say(&printable(&format!("resolved from the index {} ({dumps})", dir.display())))?;
+    }
     say(&format!(
         "{} exports, {} resource rows, {} findings -> {}",
         written.exports,
