@@ -279,28 +279,34 @@ pub(crate) fn write(cfg: &AuditConfig, r: &AuditResult) -> Result<Written> {
     let mut sw = Stopwatch::new();
     let ext = cfg.format.extension();
     let resources = tables::ResourceRows::new(r, if cfg.with_resource { bodies.as_ref() } else { None });
-    sw.lap("resources table");
-    output::write_table(&resources, &staging.dir.join(format!("resources.{ext}")), cfg.format)?;
-    if let Some(b) = &bodies {
-        b.check()?;
-    }
-    sw.lap("resources write");
     let exports = tables::exports_table(r);
-    output::write_table(&exports, &staging.dir.join(format!("exports.{ext}")), cfg.format)?;
     let findings = tables::all_findings(r);
-    output::write_table(&tables::findings_table(&findings), &staging.dir.join(format!("findings.{ext}")), cfg.format)?;
+    // The counts are known before anything is written: the manifest and the report need not
+    // wait for the big table, and the report is rendered while it is written.
     let written = Written {
         resources: output::Rows::len(&resources),
         exports: output::Rows::len(&exports),
         findings: findings.len(),
     };
     let manifest = manifest::manifest(cfg, r, &written, &findings);
+    sw.lap("resources table");
+    let (resources_written, report) = rayon::join(
+        || output::write_table(&resources, &staging.dir.join(format!("resources.{ext}")), cfg.format),
+        || cfg.report.then(|| report::render(r, &manifest)),
+    );
+    resources_written?;
+    if let Some(b) = &bodies {
+        b.check()?;
+    }
+    sw.lap("resources write (and the report rendered)");
+    output::write_table(&exports, &staging.dir.join(format!("exports.{ext}")), cfg.format)?;
+    output::write_table(&tables::findings_table(&findings), &staging.dir.join(format!("findings.{ext}")), cfg.format)?;
     output::write_json(&staging.dir.join(output::MARKER), &manifest)?;
     if cfg.audit_events {
         audit_events::write(r, &staging.dir)?;
     }
-    if cfg.report {
-        output::write_text(&staging.dir.join("report.html"), &report::render(r, &manifest))?;
+    if let Some(html) = report {
+        output::write_text(&staging.dir.join("report.html"), &html)?;
     }
 
     let recon_staging = match (&cfg.reconstruct, &bodies) {
