@@ -201,3 +201,31 @@ fn bodies_are_reread_only_from_the_files_as_indexed() {
     let rows = read(&out.join("resources.csv")).replace(history.to_str().unwrap(), "fixtures/guide/history");
     assert_eq!(rows, read(&root().join("fixtures/guide/expected/resources.csv")));
 }
+
+/// An index built from standard input audits like any other, but cannot give bodies: the
+/// stream cannot be read again, and the refusal says so.
+#[test]
+fn an_index_of_a_stream_audits_but_refuses_bodies() {
+    use std::io::Write;
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = tmp.path().join("idx");
+    let mut history = String::new();
+    for f in ["observation_history.ndjson", "patient_history.ndjson", "location_history.ndjson"] {
+        history.push_str(&read(&root().join("fixtures/guide/history").join(f)));
+    }
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_bulk-audit"))
+        .args(["index", "--logs", "fixtures/guide/logs", "--history", "-", "--tz", "UTC", "--out"])
+        .arg(&idx)
+        .current_dir(root())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(history.as_bytes()).unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    let (i, out) = (idx.to_str().unwrap(), tmp.path().join("out"));
+    let said = run_ok(&["audit", "--index", i, "--format", "csv", "--out", out.to_str().unwrap()]);
+    assert!(said.contains("resource rows"), "{said}");
+    let err = refused(&["audit", "--index", i, "--with-resource", "--out", out.to_str().unwrap()]);
+    assert!(err.contains("history input - was a stream") && err.contains("build the index from files"), "{err}");
+}

@@ -184,7 +184,12 @@ fn check_history_files(dir: &Path, reading: &Reading) -> Result<()> {
         reading.history_files.iter().zip(reading.inputs.iter().filter(|i| i.role == crate::source::Role::History))
     {
         if file.is_stream() {
-            return refuse(&record.path, "was a stream (standard input, a pipe or a FIFO) read once".into());
+            return Err(Error::Usage(format!(
+                "--index {}: the bodies cannot be re-read: history input {} was a stream (standard input, a pipe or \
+                 a FIFO) read once; build the index from files to audit with --with-resource or --reconstruct",
+                dir.display(),
+                record.path
+            )));
         }
         let meta = match std::fs::metadata(&file.path) {
             Ok(m) => m,
