@@ -121,10 +121,11 @@ pub(crate) fn read(
     use rayon::prelude::*;
     use std::io::Write;
     // One spill file per history file, the history files read in parallel.
-    let spills: Vec<Spill> = by_file(h, wanted)
+    let spills: Vec<Spill> = parts(files, layouts, h, wanted)?
         .into_par_iter()
-        .map(|(n, offsets)| {
-            let path = spill.with_extension(format!("spill{n}"));
+        .enumerate()
+        .map(|(i, (n, base, offsets))| {
+            let path = spill.with_extension(format!("spill{i}"));
             let mut open = std::fs::OpenOptions::new();
             open.read(true).write(true).create_new(true);
             #[cfg(unix)]
@@ -132,7 +133,7 @@ pub(crate) fn read(
             let file = open.open(&path).map_err(|e| Error::output(&path, e))?;
             let mut w = std::io::BufWriter::with_capacity(1 << 20, &file);
             let (mut at, mut end, mut failed) = (Vec::new(), 0u64, None);
-            read_file(&files[n as usize], layouts.get(n as usize), h, offsets, &mut |k, text| {
+            read_file(&files[n as usize], layouts.get(n as usize), h, base, offsets, &mut |k, text| {
                 if failed.is_none() {
                     match w.write_all(text.as_bytes()) {
                         Ok(()) => {
@@ -173,17 +174,49 @@ pub(crate) fn digests(
 ) -> Result<Vec<(VersionKey, [u8; 32])>> {
     use rayon::prelude::*;
     use sha2::Digest as _;
-    let per_file: Vec<Vec<(VersionKey, [u8; 32])>> = by_file(h, wanted)
+    let per_file: Vec<Vec<(VersionKey, [u8; 32])>> = parts(files, layouts, h, wanted)?
         .into_par_iter()
-        .map(|(file, offsets)| {
+        .map(|(file, base, offsets)| {
             let mut sums = Vec::new();
-            read_file(&files[file as usize], layouts.get(file as usize), h, offsets, &mut |k, text| {
+            read_file(&files[file as usize], layouts.get(file as usize), h, base, offsets, &mut |k, text| {
                 sums.push((k, sha2::Sha256::digest(text.as_bytes()).into()));
             })?;
             Ok(sums)
         })
         .collect::<Result<_>>()?;
     Ok(per_file.into_iter().flatten().collect())
+}
+
+/// Wanted documents per part of a file read on its own: an uncompressed file of lines with many
+/// wanted documents is cut into parts at document starts, so one big file is re-read on every
+/// core. (file, the byte offset the part starts at, its documents.)
+type Part = (u32, u64, BTreeMap<u64, At>);
+
+/// Documents per part: about this many.
+const PART: usize = 16 * 1024;
+
+fn parts(files: &[InputFile], layouts: &[Layout], h: &History, wanted: &[VersionKey]) -> Result<Vec<Part>> {
+    let mut out = Vec::new();
+    for (n, offsets) in by_file(h, wanted) {
+        let layout = layouts.get(n as usize);
+        let lines = layout.is_none_or(|l| l.runs.is_empty() && !l.yaml);
+        if offsets.len() < 2 * PART || !lines || !source::plain_file(&files[n as usize])? {
+            out.push((n, 0, offsets));
+            continue;
+        }
+        let mut part = BTreeMap::new();
+        for (offset, at) in offsets {
+            if part.len() >= PART {
+                let done = std::mem::take(&mut part);
+                let base = *done.keys().next().expect("a part holds documents");
+                out.push((n, if out.last().is_some_and(|p: &Part| p.0 == n) { base } else { 0 }, done));
+            }
+            part.insert(offset, at);
+        }
+        let base = *part.keys().next().expect("a part holds documents");
+        out.push((n, if out.last().is_some_and(|p: &Part| p.0 == n) { base } else { 0 }, part));
+    }
+    Ok(out)
 }
 
 /// file → offset → the versions whose document starts there.
@@ -202,11 +235,13 @@ fn by_file(h: &History, wanted: &[VersionKey]) -> BTreeMap<u32, BTreeMap<u64, At
     by_file
 }
 
-/// Reads the wanted bodies of one file, in the file's order.
+/// Reads the wanted bodies of one file (from byte `base` on, in an uncompressed file of lines),
+/// in the file's order.
 fn read_file(
     f: &InputFile,
     layout: Option<&Layout>,
     h: &History,
+    base: u64,
     offsets: BTreeMap<u64, At>,
     out: &mut dyn FnMut(VersionKey, String),
 ) -> Result<()> {
@@ -217,7 +252,13 @@ fn read_file(
     if layout.is_some_and(|l| l.yaml) {
         return read_yaml(f, h, offsets, out);
     }
-    let mut reader = source::open_unhashed(f)?;
+    let mut reader: Box<dyn std::io::Read + Send> = if base == 0 {
+        source::open_unhashed(f)?
+    } else {
+        let mut file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(base)).map_err(|e| Error::io(path, e))?;
+        Box::new(file)
+    };
     let mut blocks = LineBlocks::new(&mut reader, path, 8 << 20);
     let mut pending = offsets.into_iter().peekable();
     // Bytes carried over when a document spans blocks (pretty-printed Bundles).
@@ -227,7 +268,8 @@ fn read_file(
         let Some(block) = blocks.next() else { break };
         let block = block?;
         let (bytes, start) = if carry.is_empty() {
-            (block.bytes, block.offset)
+            // Offsets in the file: a part read from `base` counts its blocks from there.
+            (block.bytes, block.offset + base)
         } else {
             let mut b = std::mem::take(&mut carry);
             b.extend_from_slice(&block.bytes);
@@ -400,6 +442,31 @@ mod tests {
             .collect();
         assert!(left.is_empty(), "the spill files are removed with the bodies");
         Ok(out)
+    }
+
+    /// A big uncompressed file is re-read in parts from their own byte offsets: every body comes
+    /// back, each its own, and a change in a later part is still found at its line.
+    #[test]
+    fn a_big_file_read_in_parts_gives_every_body() {
+        let n = 2 * PART + 123;
+        let text: String = (0..n).map(|i| line(&format!("o{i}"), 1 + (i % 9) as u32)).collect();
+        let bodies = reread(&text, |_| {}).unwrap();
+        assert_eq!(bodies.len(), n);
+        for i in [0, PART - 1, PART, 2 * PART, n - 1] {
+            let id = format!("\"id\":\"o{i}\"");
+            assert_eq!(bodies.values().filter(|b| b.contains(&id)).count(), 1, "{id}");
+        }
+        let broken = reread(&text, |p| {
+            let t = std::fs::read_to_string(p).unwrap();
+            let mut lines: Vec<String> = t.lines().map(str::to_string).collect();
+            let at = 2 * PART + 7;
+            let len = lines[at].len();
+            lines[at] = format!("{{\"resourceType\": oops{}", " ".repeat(len - 23));
+            std::fs::write(p, lines.join("\n") + "\n").unwrap();
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(broken.contains(&format!("h.ndjson:{} (byte ", 2 * PART + 8)), "{broken}");
     }
 
     #[test]

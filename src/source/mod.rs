@@ -240,6 +240,16 @@ pub(crate) fn sha256_of(file: &InputFile) -> Result<String> {
     Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
 }
 
+/// Whether a regular file is stored uncompressed (its bytes are the decompressed stream, so a
+/// part of it can be read from any byte offset).
+pub(crate) fn plain_file(file: &InputFile) -> Result<bool> {
+    if file.is_stream() {
+        return Ok(false);
+    }
+    let mut raw = File::open(&file.path).map_err(|e| Error::io(&file.path, e))?;
+    Ok(sniff(&mut raw, &file.path)?.0 == Compression::Plain)
+}
+
 /// The file's name as given, for messages and the `source` column.
 pub(crate) fn display(path: &Path) -> String {
     path.display().to_string()
