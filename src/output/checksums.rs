@@ -1,12 +1,10 @@
 //! `SHA256SUMS`: the SHA-256 of every file written into an output folder, in the form
 //! `sha256sum -c` checks, so the outputs can be tied to the run that wrote them.
 
-use std::fs::{self, File};
-use std::io::Read;
+use std::fs;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
-use sha2::{Digest, Sha256};
 
 use super::write_text;
 use crate::error::{Error, Result};
@@ -21,7 +19,7 @@ static WRITTEN: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new
 
 /// Notes the SHA-256 of a file just written and closed.
 pub(crate) fn record(path: &Path, sha256: &[u8]) {
-    let hex = sha256.iter().map(|b| format!("{b:02x}")).collect();
+    let hex = crate::source::hex(sha256);
     WRITTEN.lock().unwrap_or_else(|p| p.into_inner()).push((path.to_path_buf(), hex));
 }
 
@@ -75,17 +73,7 @@ fn list_files(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
 }
 
 fn hash_file(path: &Path) -> Result<String> {
-    let mut f = File::open(path).map_err(|e| Error::output(path, e))?;
-    let mut h = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(|e| Error::output(path, e))?;
-        if n == 0 {
-            break;
-        }
-        h.update(&buf[..n]);
-    }
-    Ok(h.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    crate::source::sha256_file(path).map_err(|e| Error::output(path, e))
 }
 
 #[cfg(test)]

@@ -157,7 +157,7 @@ impl OpenInput {
     /// The hash and count of the raw bytes read so far (call after reading to the end).
     pub(crate) fn digest(&self) -> Digest {
         let state = self.state.lock().expect("hasher lock");
-        let sha256 = state.0.clone().finalize().iter().map(|b| format!("{b:02x}")).collect();
+        let sha256 = hex(&state.0.clone().finalize());
         Digest { sha256, bytes: state.1, compression: self.compression }
     }
 }
@@ -230,14 +230,19 @@ pub(crate) fn read_whole(file: &InputFile) -> Result<(Vec<u8>, Digest, Option<Er
     Ok((buf, input.digest(), cut))
 }
 
-/// The SHA-256 of a file's raw bytes, as the manifest records it (a stored index's files are
-/// checked with it before their bodies are read again).
-#[cfg(feature = "parquet")]
-pub(crate) fn sha256_of(file: &InputFile) -> Result<String> {
-    let mut f = File::open(&file.path).map_err(|e| Error::io(&file.path, e))?;
+/// Bytes as lowercase hexadecimal, as SHA-256 sums are written (the manifest, `SHA256SUMS`, the
+/// index).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The SHA-256 of a file's raw bytes, in hexadecimal: an output for `SHA256SUMS`, or an input
+/// checked against what the manifest recorded (a stored index's files, before their bodies are
+/// read again).
+pub(crate) fn sha256_file(path: &Path) -> io::Result<String> {
     let mut hasher = Sha256::new();
-    io::copy(&mut f, &mut hasher).map_err(|e| Error::io(&file.path, e))?;
-    Ok(hasher.finalize().iter().map(|b| format!("{b:02x}")).collect())
+    io::copy(&mut File::open(path)?, &mut hasher)?;
+    Ok(hex(&hasher.finalize()))
 }
 
 /// Whether a regular file is stored uncompressed (its bytes are the decompressed stream, so a

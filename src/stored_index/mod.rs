@@ -198,7 +198,7 @@ fn check_history_files(dir: &Path, reading: &Reading) -> Result<()> {
         if meta.len() != record.size {
             return refuse(&record.path, format!("changed: {} bytes, {} when indexed", meta.len(), record.size));
         }
-        let now = crate::source::sha256_of(file)?;
+        let now = crate::source::sha256_file(&file.path).map_err(|e| Error::io(&file.path, e))?;
         if now != record.sha256 {
             return refuse(&record.path, format!("changed: SHA-256 {now}, {} when indexed", record.sha256));
         }

@@ -162,10 +162,7 @@ impl Rows for VersionRows<'_> {
             },
             _ => match &self.body_sha256[row] {
                 Some(sum) => {
-                    use std::fmt::Write;
-                    sum.iter().for_each(|b| {
-                        let _ = write!(scratch, "{b:02x}");
-                    });
+                    *scratch = crate::source::hex(sum);
                     Cell::Text(scratch)
                 }
                 None => Cell::Null,
