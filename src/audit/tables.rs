@@ -1,14 +1,11 @@
 //! The audit's answer as tables: `resources` (computed cell by cell from the resolutions, never
 //! stored as strings), `exports` and `findings`.
 
-use std::collections::BTreeMap;
-
 use super::AuditResult;
 use crate::bodies::Bodies;
-use crate::output::{self, Cell, ColumnData, Decimal, Kind, Rows, Table, Values};
+use crate::output::{self, Cell, ColumnData, Decimal, Kind, Rows, Table, TableBuilder, Values};
 use crate::rules::findings::Finding;
 use crate::source::{self, InputFile};
-use crate::timestamp::Instant;
 use crate::version::{Source, VersionId};
 
 /// The history files' names as given, for the `source` column and messages: where a version
@@ -256,130 +253,89 @@ fn join<'a>(items: impl IntoIterator<Item = &'a String>, sep: &str) -> Option<St
 
 /// The `exports` table: one row per kickoff found (accepted or rejected).
 pub(crate) fn exports_table(r: &AuditResult) -> Table {
-    let mut cols: BTreeMap<&'static str, Values> = BTreeMap::new();
-    let order = export_order(r);
-    let names = [
-        "export_id",
-        "client_id",
-        "user_id",
-        "export_time",
-        "request_end",
-        "method",
-        "url",
-        "status",
-        "accepted",
-        "resolved",
-        "level",
-        "tenant",
-        "group_id",
-        "group_version",
-        "client_version",
-        "scopes",
-        "access_policies",
-        "allowed_types",
-        "requested_types",
-        "exported_types",
-        "since",
-        "until",
-        "type_filter",
-        "elements",
-        "output_format",
-        "patient_param",
-        "patient_count",
-        "resource_count",
-        "row_count",
-        "finding_count",
-        "status_resource_id",
-        "status_resource_status",
-        "status_transaction_time",
-        "source",
-    ];
-    let mut text_cols: BTreeMap<&str, Vec<Option<String>>> = BTreeMap::new();
-    let mut time_cols: BTreeMap<&str, Vec<Option<i64>>> = BTreeMap::new();
-    let mut int_cols: BTreeMap<&str, Vec<Option<i64>>> = BTreeMap::new();
-    let mut bool_cols: BTreeMap<&str, Vec<Option<bool>>> = BTreeMap::new();
-    let mut list_cols: BTreeMap<&str, Vec<Option<Vec<String>>>> = BTreeMap::new();
-    for i in order {
+    use Kind::{Bool, Int, List, Text, Time};
+    let mut b = TableBuilder::new(&[
+        ("export_id", Text),
+        ("client_id", Text),
+        ("user_id", Text),
+        ("export_time", Time),
+        ("request_end", Time),
+        ("method", Text),
+        ("url", Text),
+        ("status", Int),
+        ("accepted", Bool),
+        ("resolved", Bool),
+        ("level", Text),
+        ("tenant", Text),
+        ("group_id", Text),
+        ("group_version", Text),
+        ("client_version", Text),
+        ("scopes", List),
+        ("access_policies", List),
+        ("allowed_types", List),
+        ("requested_types", List),
+        ("exported_types", List),
+        ("since", Text),
+        ("until", Text),
+        ("type_filter", Text),
+        ("elements", Text),
+        ("output_format", Text),
+        ("patient_param", Text),
+        ("patient_count", Int),
+        ("resource_count", Int),
+        ("row_count", Int),
+        ("finding_count", Int),
+        ("status_resource_id", Text),
+        ("status_resource_status", Text),
+        ("status_transaction_time", Time),
+        ("source", Text),
+    ]);
+    for i in export_order(r) {
         let e = &r.events[i];
         let x = &r.resolutions[i];
         let st = r.statuses[i].as_ref();
-        let mut t = |k: &'static str, v: Option<String>| text_cols.entry(k).or_default().push(v);
-        t("export_id", Some(e.id.clone()));
-        t("client_id", e.client_id.clone());
-        t("user_id", e.user_id.clone());
-        t("method", Some(e.method.clone()));
-        t("url", Some(e.url.clone()));
-        t("level", Some(e.level.as_str().into()));
-        t("tenant", e.tenant.clone());
-        t("group_id", e.group_id.clone());
-        t("group_version", x.group_version.clone());
-        t("client_version", x.client_version.clone());
-        let mut l =
-            |k: &'static str, v: Option<Vec<String>>| list_cols.entry(k).or_default().push(v.filter(|v| !v.is_empty()));
-        l("scopes", Some(x.scopes.to_vec()));
-        l("access_policies", Some(x.access_policies.to_vec()));
-        l(
-            "allowed_types",
-            match &x.allowed_types {
-                Some(a) => Some(a.iter().cloned().collect()),
-                None if x.resolved => Some(vec!["*".into()]),
-                None => None,
-            },
-        );
-        l("requested_types", e.params.types.clone());
-        l("exported_types", Some(x.exported_types.iter().cloned().collect()));
-        t("since", e.params.since_text.clone());
-        t("until", e.params.until_text.clone());
-        t("type_filter", join(&e.params.type_filter, " "));
-        t("elements", join(&e.params.elements, ","));
-        t("output_format", e.params.output_format.clone());
-        t("patient_param", join(&e.params.patients, ","));
-        t("status_resource_id", st.map(|s| s.id.clone()));
-        t("status_resource_status", st.and_then(|s| s.status.clone()));
-        t("source", Some(e.source.clone()));
-        let mut tm = |k: &'static str, v: Option<Instant>| time_cols.entry(k).or_default().push(v.map(|t| t.0));
-        tm("export_time", e.time);
-        tm("request_end", e.request_end());
-        tm("status_transaction_time", st.and_then(|s| s.transaction_time));
-        let patient_count = x.resolved.then(|| x.patient_count(e) as i64);
-        let mut n = |k: &'static str, v: Option<i64>| int_cols.entry(k).or_default().push(v);
-        n("status", e.status.map(i64::from));
-        n("patient_count", patient_count);
-        n("resource_count", x.resolved.then(|| x.resource_count() as i64));
-        n("row_count", x.resolved.then_some(x.rows.len() as i64));
-        n("finding_count", Some(x.findings.len() as i64));
-        let mut bl = |k: &'static str, v: bool| bool_cols.entry(k).or_default().push(Some(v));
-        bl("accepted", e.accepted);
-        bl("resolved", x.resolved);
-    }
-    for k in names {
-        let v = if let Some(v) = text_cols.remove(k) {
-            Values::Text(v)
-        } else if let Some(v) = time_cols.remove(k) {
-            Values::Time(v)
-        } else if let Some(v) = int_cols.remove(k) {
-            Values::Int(v)
-        } else if let Some(v) = bool_cols.remove(k) {
-            Values::Bool(v)
-        } else if let Some(v) = list_cols.remove(k) {
-            Values::List(v)
-        } else {
-            // No exports: an empty column of the right type.
-            match k {
-                "export_time" | "request_end" | "status_transaction_time" => Values::Time(vec![]),
-                "status" | "patient_count" | "resource_count" | "row_count" | "finding_count" => Values::Int(vec![]),
-                "accepted" | "resolved" => Values::Bool(vec![]),
-                "scopes" | "access_policies" | "allowed_types" | "requested_types" | "exported_types" => {
-                    Values::List(vec![])
-                }
-                _ => Values::Text(vec![]),
-            }
+        let allowed = match &x.allowed_types {
+            Some(a) => Some(a.iter().cloned().collect()),
+            None if x.resolved => Some(vec!["*".into()]),
+            None => None,
         };
-        cols.insert(k, v);
+        b.row()
+            .text("export_id", Some(&e.id))
+            .text("client_id", e.client_id.as_deref())
+            .text("user_id", e.user_id.as_deref())
+            .text("method", Some(&e.method))
+            .text("url", Some(&e.url))
+            .text("level", Some(e.level.as_str()))
+            .text("tenant", e.tenant.as_deref())
+            .text("group_id", e.group_id.as_deref())
+            .text("group_version", x.group_version.as_deref())
+            .text("client_version", x.client_version.as_deref())
+            .list("scopes", Some(x.scopes.to_vec()))
+            .list("access_policies", Some(x.access_policies.to_vec()))
+            .list("allowed_types", allowed)
+            .list("requested_types", e.params.types.clone())
+            .list("exported_types", Some(x.exported_types.iter().cloned().collect()))
+            .text("since", e.params.since_text.as_deref())
+            .text("until", e.params.until_text.as_deref())
+            .text("type_filter", join(&e.params.type_filter, " ").as_deref())
+            .text("elements", join(&e.params.elements, ",").as_deref())
+            .text("output_format", e.params.output_format.as_deref())
+            .text("patient_param", join(&e.params.patients, ",").as_deref())
+            .text("status_resource_id", st.map(|s| s.id.as_str()))
+            .text("status_resource_status", st.and_then(|s| s.status.as_deref()))
+            .text("source", Some(&e.source))
+            .time("export_time", e.time.map(|t| t.0))
+            .time("request_end", e.request_end().map(|t| t.0))
+            .time("status_transaction_time", st.and_then(|s| s.transaction_time).map(|t| t.0))
+            .int("status", e.status.map(i64::from))
+            .int("patient_count", x.resolved.then(|| x.patient_count(e) as i64))
+            .int("resource_count", x.resolved.then(|| x.resource_count() as i64))
+            .int("row_count", x.resolved.then_some(x.rows.len() as i64))
+            .int("finding_count", Some(x.findings.len() as i64))
+            .flag("accepted", Some(e.accepted))
+            .flag("resolved", Some(x.resolved));
     }
-    Table::new(
-        names.iter().map(|k| ColumnData { name: k, values: cols.remove(k).expect("every column built") }).collect(),
-    )
+    b.finish()
 }
 
 /// Every finding, export by export in output order, then the general ones.

@@ -91,6 +91,94 @@ impl Table {
     }
 }
 
+/// A stored table built a row at a time: the columns declared once with their kinds, then each
+/// row's cells set by column name (a cell not set is null).
+pub(crate) struct TableBuilder {
+    columns: Vec<ColumnData>,
+}
+
+impl TableBuilder {
+    pub(crate) fn new(schema: &[(&'static str, Kind)]) -> TableBuilder {
+        let columns = schema
+            .iter()
+            .map(|&(name, kind)| ColumnData {
+                name,
+                values: match kind {
+                    Kind::Text => Values::Text(Vec::new()),
+                    Kind::Time => Values::Time(Vec::new()),
+                    Kind::Int => Values::Int(Vec::new()),
+                    Kind::Bool => Values::Bool(Vec::new()),
+                    Kind::List => Values::List(Vec::new()),
+                },
+            })
+            .collect();
+        TableBuilder { columns }
+    }
+
+    /// Starts a row: its cells are null until set.
+    pub(crate) fn row(&mut self) -> &mut Self {
+        for c in &mut self.columns {
+            match &mut c.values {
+                Values::Text(v) => v.push(None),
+                Values::Time(v) | Values::Int(v) => v.push(None),
+                Values::Bool(v) => v.push(None),
+                Values::List(v) => v.push(None),
+            }
+        }
+        self
+    }
+
+    /// The column `name`; a name not in the schema, or of another kind, is a bug.
+    fn column(&mut self, name: &str) -> &mut Values {
+        &mut self.columns.iter_mut().find(|c| c.name == name).unwrap_or_else(|| panic!("no column {name}")).values
+    }
+
+    pub(crate) fn text(&mut self, name: &str, v: Option<&str>) -> &mut Self {
+        match self.column(name) {
+            Values::Text(c) => *c.last_mut().expect("a row") = v.map(str::to_string),
+            _ => panic!("{name} is not a text column"),
+        }
+        self
+    }
+
+    pub(crate) fn time(&mut self, name: &str, v: Option<i64>) -> &mut Self {
+        match self.column(name) {
+            Values::Time(c) => *c.last_mut().expect("a row") = v,
+            _ => panic!("{name} is not a time column"),
+        }
+        self
+    }
+
+    pub(crate) fn int(&mut self, name: &str, v: Option<i64>) -> &mut Self {
+        match self.column(name) {
+            Values::Int(c) => *c.last_mut().expect("a row") = v,
+            _ => panic!("{name} is not a number column"),
+        }
+        self
+    }
+
+    pub(crate) fn flag(&mut self, name: &str, v: Option<bool>) -> &mut Self {
+        match self.column(name) {
+            Values::Bool(c) => *c.last_mut().expect("a row") = v,
+            _ => panic!("{name} is not a flag column"),
+        }
+        self
+    }
+
+    /// A list cell; an empty list is stored as null (see [`Values::List`]).
+    pub(crate) fn list(&mut self, name: &str, v: Option<Vec<String>>) -> &mut Self {
+        match self.column(name) {
+            Values::List(c) => *c.last_mut().expect("a row") = v.filter(|v| !v.is_empty()),
+            _ => panic!("{name} is not a list column"),
+        }
+        self
+    }
+
+    pub(crate) fn finish(self) -> Table {
+        Table::new(self.columns)
+    }
+}
+
 impl Values {
     pub(crate) fn len(&self) -> usize {
         match self {

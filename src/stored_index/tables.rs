@@ -9,7 +9,7 @@ use crate::audit::{AuditConfig, AuditResult, SourceNames};
 use crate::bodies;
 use crate::error::Result;
 use crate::index::{Boundary, History, Version, NO_TENANT};
-use crate::output::{self, Cell, ColumnData, Format, Kind, Rows, Table, Values};
+use crate::output::{self, Cell, Format, Kind, Rows, Table, TableBuilder};
 use crate::rules::compartment::Compartment;
 use crate::rules::kickoff::Level;
 use crate::rules::resolve::NonCompartment;
@@ -220,46 +220,6 @@ impl Rows for LinkRows<'_> {
     }
 }
 
-/// A table built column by column from named values.
-#[derive(Default)]
-struct Columns {
-    names: Vec<&'static str>,
-    values: Vec<Values>,
-}
-
-impl Columns {
-    fn col(&mut self, name: &'static str, empty: Values) -> usize {
-        self.names.push(name);
-        self.values.push(empty);
-        self.names.len() - 1
-    }
-
-    fn table(self) -> Table {
-        Table::new(self.names.into_iter().zip(self.values).map(|(name, values)| ColumnData { name, values }).collect())
-    }
-}
-
-fn text(v: &mut Values, s: Option<&str>) {
-    if let Values::Text(x) = v {
-        x.push(s.map(str::to_string))
-    }
-}
-fn int(v: &mut Values, n: Option<i64>) {
-    if let Values::Int(x) | Values::Time(x) = v {
-        x.push(n)
-    }
-}
-fn flag(v: &mut Values, b: Option<bool>) {
-    if let Values::Bool(x) = v {
-        x.push(b)
-    }
-}
-fn list(v: &mut Values, items: &[String]) {
-    if let Values::List(x) = v {
-        x.push((!items.is_empty()).then(|| items.to_vec()))
-    }
-}
-
 struct Details {
     clients: Table,
     groups: Table,
@@ -268,107 +228,90 @@ struct Details {
 }
 
 /// The details of Client, Group, AccessPolicy and BulkExportStatus versions, each version (and
-/// each Group member) a row, with the version's key, id and validity.
+/// each Group member, each AccessPolicy link) a row, with the version's key, id and validity.
 fn details(v: &VersionRows) -> Details {
-    let blank = || Values::Text(Vec::new());
-    let time = || Values::Time(Vec::new());
-    let common = |c: &mut Columns| {
-        for (name, kind) in [("version_key", 0), ("id", 1), ("version_id", 1), ("valid_from", 2), ("valid_to", 2)] {
-            c.col(name, [Values::Int(Vec::new()), blank(), time()][kind].clone());
-        }
-    };
-    let (mut clients, mut groups, mut policies, mut statuses) =
-        (Columns::default(), Columns::default(), Columns::default(), Columns::default());
-    for c in [&mut clients, &mut groups, &mut policies, &mut statuses] {
-        common(c);
-    }
-    for (name, empty) in [("scope_state", blank()), ("scopes", Values::List(Vec::new())), ("label", blank())] {
-        clients.col(name, empty);
-    }
-    for (name, empty) in [
-        ("member_type", blank()),
-        ("member_id", blank()),
-        ("inactive", Values::Bool(Vec::new())),
-        ("period_start", time()),
-        ("period_end", time()),
-    ] {
-        groups.col(name, empty);
-    }
-    for name in ["link_type", "link_id"] {
-        policies.col(name, blank());
-    }
-    for (name, empty) in [
-        ("requester", blank()),
-        ("transaction_time", time()),
-        ("status", blank()),
-        ("group_id", blank()),
-        ("types", Values::List(Vec::new())),
-        ("since", blank()),
-    ] {
-        statuses.col(name, empty);
-    }
-    let mut scratch = String::new();
+    use Kind::{Bool, Int, List, Text, Time};
+    let common = [("version_key", Int), ("id", Text), ("version_id", Text), ("valid_from", Time), ("valid_to", Time)];
+    let with = |more: &[(&'static str, Kind)]| TableBuilder::new(&[&common[..], more].concat());
+    let mut clients = with(&[("scope_state", Text), ("scopes", List), ("label", Text)]);
+    let mut groups = with(&[
+        ("member_type", Text),
+        ("member_id", Text),
+        ("inactive", Bool),
+        ("period_start", Time),
+        ("period_end", Time),
+    ]);
+    let mut policies = with(&[("link_type", Text), ("link_id", Text)]);
+    let mut statuses = with(&[
+        ("requester", Text),
+        ("transaction_time", Time),
+        ("status", Text),
+        ("group_id", Text),
+        ("types", List),
+        ("since", Text),
+    ]);
     for row in 0..v.len() {
         let version = v.version(row);
         let Some(detail) = v.h.detail_of(version) else { continue };
-        let head = |c: &mut Columns, scratch: &mut String| {
-            let res = &v.h.resources[v.keys[row].0 as usize];
-            int(&mut c.values[0], Some(row as i64));
-            text(&mut c.values[1], Some(&res.id));
-            scratch.clear();
-            let version_id = match v.cell(row, 4, scratch) {
-                Cell::Text(t) => t.to_string(),
-                _ => String::new(),
-            };
-            text(&mut c.values[2], Some(&version_id));
-            int(&mut c.values[3], Some(version.last_updated.0));
-            int(&mut c.values[4], v.valid_to(row));
+        let res = &v.h.resources[v.keys[row].0 as usize];
+        let version_id = version.version_id.to_string();
+        // A new row of `table` with this version's common cells.
+        let head = |table: &mut TableBuilder| {
+            table
+                .row()
+                .int("version_key", Some(row as i64))
+                .text("id", Some(&res.id))
+                .text("version_id", Some(&version_id))
+                .time("valid_from", Some(version.last_updated.0))
+                .time("valid_to", v.valid_to(row));
         };
         match detail {
             Detail::Client { scopes, label } => {
-                head(&mut clients, &mut scratch);
-                let (state, granted): (&str, &[String]) = match scopes {
-                    ClientScopes::Granted(s) => ("granted", s),
-                    ClientScopes::Missing => ("missing", &[]),
-                    ClientScopes::Unreadable(_) => ("unreadable", &[]),
+                head(&mut clients);
+                let (state, granted) = match scopes {
+                    ClientScopes::Granted(s) => ("granted", s.clone()),
+                    ClientScopes::Missing => ("missing", Vec::new()),
+                    ClientScopes::Unreadable(_) => ("unreadable", Vec::new()),
                 };
-                text(&mut clients.values[5], Some(state));
-                list(&mut clients.values[6], granted);
-                text(&mut clients.values[7], (!label.is_empty()).then_some(label.as_str()));
+                clients
+                    .text("scope_state", Some(state))
+                    .list("scopes", Some(granted))
+                    .text("label", (!label.is_empty()).then_some(label.as_str()));
             }
             Detail::Group { members } => {
                 for m in members {
-                    head(&mut groups, &mut scratch);
-                    text(&mut groups.values[5], m.entity.as_ref().map(|e| e.0.as_str()));
-                    text(&mut groups.values[6], m.entity.as_ref().map(|e| e.1.as_str()));
-                    flag(&mut groups.values[7], Some(m.inactive));
-                    int(&mut groups.values[8], m.period_start.map(|t| t.0));
-                    int(&mut groups.values[9], m.period_end.map(|t| t.0));
+                    head(&mut groups);
+                    groups
+                        .text("member_type", m.entity.as_ref().map(|e| e.0.as_str()))
+                        .text("member_id", m.entity.as_ref().map(|e| e.1.as_str()))
+                        .flag("inactive", Some(m.inactive))
+                        .time("period_start", m.period_start.map(|t| t.0))
+                        .time("period_end", m.period_end.map(|t| t.0));
                 }
             }
             Detail::AccessPolicy { links } => {
                 for (t, id) in links {
-                    head(&mut policies, &mut scratch);
-                    text(&mut policies.values[5], Some(t));
-                    text(&mut policies.values[6], Some(id));
+                    head(&mut policies);
+                    policies.text("link_type", Some(t)).text("link_id", Some(id));
                 }
             }
             Detail::Status(s) => {
-                head(&mut statuses, &mut scratch);
-                text(&mut statuses.values[5], s.requester.as_deref());
-                int(&mut statuses.values[6], s.transaction_time.map(|t| t.0));
-                text(&mut statuses.values[7], s.status.as_deref());
-                text(&mut statuses.values[8], s.group_id.as_deref());
-                list(&mut statuses.values[9], &s.types);
-                text(&mut statuses.values[10], s.since.as_deref());
+                head(&mut statuses);
+                statuses
+                    .text("requester", s.requester.as_deref())
+                    .time("transaction_time", s.transaction_time.map(|t| t.0))
+                    .text("status", s.status.as_deref())
+                    .text("group_id", s.group_id.as_deref())
+                    .list("types", Some(s.types.clone()))
+                    .text("since", s.since.as_deref());
             }
         }
     }
     Details {
-        clients: clients.table(),
-        groups: groups.table(),
-        access_policies: policies.table(),
-        statuses: statuses.table(),
+        clients: clients.finish(),
+        groups: groups.finish(),
+        access_policies: policies.finish(),
+        statuses: statuses.finish(),
     }
 }
 
@@ -376,127 +319,131 @@ fn details(v: &VersionRows) -> Details {
 /// `export_types` (each resolved export's types, and whether each is in the patient
 /// compartment) and `export_patients` (the patients a group- or patient-level export selects).
 fn kickoffs(cfg: &AuditConfig, r: &AuditResult) -> (Table, Table, Table) {
+    use Kind::{Bool, Int, Text, Time};
     let compartment = Compartment::load(cfg.fhir_version);
-    let mut k = Columns::default();
-    let names: [(&str, Values); 22] = [
+    let mut k = TableBuilder::new(&[
         // The kickoff's row number: export ids may repeat (a log line without `ctx` names each
         // request it holds by its file and line), and the other tables join on this.
-        ("export_key", Values::Int(Vec::new())),
-        ("export_id", Values::Text(Vec::new())),
-        ("client_id", Values::Text(Vec::new())),
-        ("export_time", Values::Time(Vec::new())),
-        ("export_time_ns", Values::Int(Vec::new())),
-        ("request_end_ns", Values::Int(Vec::new())),
-        ("method", Values::Text(Vec::new())),
-        ("url", Values::Text(Vec::new())),
-        ("status", Values::Int(Vec::new())),
-        ("accepted", Values::Bool(Vec::new())),
-        ("resolved", Values::Bool(Vec::new())),
-        ("level", Values::Text(Vec::new())),
-        ("tenant", Values::Text(Vec::new())),
-        ("group_id", Values::Text(Vec::new())),
-        ("since_ns", Values::Int(Vec::new())),
-        ("until_ns", Values::Int(Vec::new())),
-        ("boundary", Values::Text(Vec::new())),
-        ("non_compartment", Values::Text(Vec::new())),
-        ("selection", Values::Text(Vec::new())),
-        ("client_version", Values::Text(Vec::new())),
-        ("group_version", Values::Text(Vec::new())),
-        ("source", Values::Text(Vec::new())),
-    ];
-    for (name, empty) in names {
-        k.col(name, empty);
-    }
-    let (mut types, mut patients) = (Columns::default(), Columns::default());
-    types.col("export_key", Values::Int(Vec::new()));
-    types.col("export_id", Values::Text(Vec::new()));
-    types.col("resource_type", Values::Text(Vec::new()));
-    types.col("in_compartment", Values::Bool(Vec::new()));
-    patients.col("export_key", Values::Int(Vec::new()));
-    patients.col("export_id", Values::Text(Vec::new()));
-    patients.col("patient_id", Values::Text(Vec::new()));
+        ("export_key", Int),
+        ("export_id", Text),
+        ("client_id", Text),
+        ("export_time", Time),
+        ("export_time_ns", Int),
+        ("request_end_ns", Int),
+        ("method", Text),
+        ("url", Text),
+        ("status", Int),
+        ("accepted", Bool),
+        ("resolved", Bool),
+        ("level", Text),
+        ("tenant", Text),
+        ("group_id", Text),
+        ("since_ns", Int),
+        ("until_ns", Int),
+        ("boundary", Text),
+        ("non_compartment", Text),
+        ("selection", Text),
+        ("client_version", Text),
+        ("group_version", Text),
+        ("source", Text),
+    ]);
+    let mut types = TableBuilder::new(&[
+        ("export_key", Int),
+        ("export_id", Text),
+        ("resource_type", Text),
+        ("in_compartment", Bool),
+    ]);
+    let mut patients = TableBuilder::new(&[("export_key", Int), ("export_id", Text), ("patient_id", Text)]);
+    let boundary = match cfg.boundary {
+        Boundary::Strict => "strict",
+        Boundary::Inclusive => "inclusive",
+    };
     for (key, (e, res)) in r.events.iter().zip(&r.resolutions).enumerate() {
-        int(&mut k.values[0], Some(key as i64));
-        let v = &mut k.values[1..];
-        text(&mut v[0], Some(&e.id));
-        text(&mut v[1], e.client_id.as_deref());
-        int(&mut v[2], e.time.map(|t| t.0));
-        int(&mut v[3], e.time.map(|t| t.0));
-        int(&mut v[4], e.request_end().map(|t| t.0));
-        text(&mut v[5], Some(&e.method));
-        text(&mut v[6], Some(&e.url));
-        int(&mut v[7], e.status.map(i64::from));
-        flag(&mut v[8], Some(e.accepted));
-        flag(&mut v[9], Some(res.resolved));
-        text(&mut v[10], Some(e.level.as_str()));
-        text(&mut v[11], e.tenant.as_deref());
-        text(&mut v[12], e.group_id.as_deref());
-        int(&mut v[13], e.params.since.map(|t| t.0));
-        int(&mut v[14], e.params.until.map(|t| t.0));
-        text(
-            &mut v[15],
-            Some(match cfg.boundary {
-                Boundary::Strict => "strict",
-                Boundary::Inclusive => "inclusive",
-            }),
-        );
+        let key = Some(key as i64);
         let policy = if e.level == Level::System { NonCompartment::All } else { cfg.non_compartment };
-        text(
-            &mut v[16],
-            Some(match policy {
-                NonCompartment::All => "all",
-                NonCompartment::Referenced => "referenced",
-                NonCompartment::None => "none",
-            }),
-        );
         let selection = match (res.resolved, e.level) {
             (false, _) => None,
             (true, Level::System) => Some("every"),
             (true, Level::Group) if res.group_version.is_none() => Some("nothing"),
             (true, _) => Some("these"),
         };
-        text(&mut v[17], selection);
-        text(&mut v[18], res.client_version.as_deref());
-        text(&mut v[19], res.group_version.as_deref());
-        text(&mut v[20], Some(&e.source));
+        k.row()
+            .int("export_key", key)
+            .text("export_id", Some(&e.id))
+            .text("client_id", e.client_id.as_deref())
+            .time("export_time", e.time.map(|t| t.0))
+            .int("export_time_ns", e.time.map(|t| t.0))
+            .int("request_end_ns", e.request_end().map(|t| t.0))
+            .text("method", Some(&e.method))
+            .text("url", Some(&e.url))
+            .int("status", e.status.map(i64::from))
+            .flag("accepted", Some(e.accepted))
+            .flag("resolved", Some(res.resolved))
+            .text("level", Some(e.level.as_str()))
+            .text("tenant", e.tenant.as_deref())
+            .text("group_id", e.group_id.as_deref())
+            .int("since_ns", e.params.since.map(|t| t.0))
+            .int("until_ns", e.params.until.map(|t| t.0))
+            .text("boundary", Some(boundary))
+            .text(
+                "non_compartment",
+                Some(match policy {
+                    NonCompartment::All => "all",
+                    NonCompartment::Referenced => "referenced",
+                    NonCompartment::None => "none",
+                }),
+            )
+            .text("selection", selection)
+            .text("client_version", res.client_version.as_deref())
+            .text("group_version", res.group_version.as_deref())
+            .text("source", Some(&e.source));
         if !res.resolved {
             continue;
         }
         for t in &res.exported_types {
-            int(&mut types.values[0], Some(key as i64));
-            text(&mut types.values[1], Some(&e.id));
-            text(&mut types.values[2], Some(t));
-            flag(&mut types.values[3], Some(compartment.contains(t)));
+            types
+                .row()
+                .int("export_key", key)
+                .text("export_id", Some(&e.id))
+                .text("resource_type", Some(t))
+                .flag("in_compartment", Some(compartment.contains(t)));
         }
         if selection == Some("these") {
             for p in &res.patients {
-                int(&mut patients.values[0], Some(key as i64));
-                text(&mut patients.values[1], Some(&e.id));
-                text(&mut patients.values[2], Some(p));
+                patients.row().int("export_key", key).text("export_id", Some(&e.id)).text("patient_id", Some(p));
             }
         }
     }
-    (k.table(), types.table(), patients.table())
+    (k.finish(), types.finish(), patients.finish())
 }
 
 /// `inputs`: every file read, as the manifest records it.
 fn inputs(r: &AuditResult) -> Table {
-    let mut c = Columns::default();
-    for name in ["role", "path", "compression", "sha256"] {
-        c.col(name, Values::Text(Vec::new()));
-    }
-    for name in ["size", "lines", "lines_read", "lines_blank", "lines_skipped"] {
-        c.col(name, Values::Int(Vec::new()));
-    }
+    use Kind::{Int, Text};
+    let mut t = TableBuilder::new(&[
+        ("role", Text),
+        ("path", Text),
+        ("compression", Text),
+        ("sha256", Text),
+        ("size", Int),
+        ("lines", Int),
+        ("lines_read", Int),
+        ("lines_blank", Int),
+        ("lines_skipped", Int),
+    ]);
     for i in &r.inputs {
         let compression = serde_json::to_value(i.compression).ok();
-        text(&mut c.values[0], Some(i.role.as_str()));
-        text(&mut c.values[1], Some(&i.path));
-        text(&mut c.values[2], compression.as_ref().and_then(|v| v.as_str()));
-        text(&mut c.values[3], Some(&i.sha256));
-        for (col, n) in [i.size, i.lines, i.lines_read, i.lines_blank, i.lines_skipped].into_iter().enumerate() {
-            int(&mut c.values[4 + col], Some(n as i64));
-        }
+        let n = |n: u64| Some(n as i64);
+        t.row()
+            .text("role", Some(i.role.as_str()))
+            .text("path", Some(&i.path))
+            .text("compression", compression.as_ref().and_then(|v| v.as_str()))
+            .text("sha256", Some(&i.sha256))
+            .int("size", n(i.size))
+            .int("lines", n(i.lines))
+            .int("lines_read", n(i.lines_read))
+            .int("lines_blank", n(i.lines_blank))
+            .int("lines_skipped", n(i.lines_skipped));
     }
-    c.table()
+    t.finish()
 }
