@@ -126,11 +126,7 @@ pub(crate) fn read(
         .enumerate()
         .map(|(i, (n, base, offsets))| {
             let path = spill.with_extension(format!("spill{i}"));
-            let mut open = std::fs::OpenOptions::new();
-            open.read(true).write(true).create_new(true);
-            #[cfg(unix)]
-            std::os::unix::fs::OpenOptionsExt::mode(&mut open, 0o600);
-            let file = open.open(&path).map_err(|e| Error::output(&path, e))?;
+            let file = crate::output::create_private_scratch(&path)?;
             let mut w = std::io::BufWriter::with_capacity(1 << 20, &file);
             let (mut at, mut end, mut failed) = (Vec::new(), 0u64, None);
             read_file(&files[n as usize], layouts.get(n as usize), h, base, offsets, &mut |k, text| {

@@ -24,7 +24,9 @@ pub(crate) use csv::csv_text;
 pub(crate) use csv::finish_file;
 use csv::write_csv;
 pub(crate) use csv::{push_csv_cell, push_csv_field, Decimal};
-pub(crate) use staging::{create_private, create_private_dir, remove_staging_on_interrupt, Staging, MARKER};
+pub(crate) use staging::{
+    create_private, create_private_dir, create_private_scratch, remove_staging_on_interrupt, Staging, MARKER,
+};
 pub(crate) use table::{Cell, ColumnData, Kind, Rows, Table, TableBuilder, Values, LIST_SEPARATOR};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

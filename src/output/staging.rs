@@ -8,9 +8,21 @@ use crate::error::{Error, Result};
 
 /// Creates a file readable and writable by the owner only.
 pub(crate) fn create_private(path: &Path) -> Result<File> {
-    let _creating = IN_PROGRESS.lock().unwrap_or_else(|p| p.into_inner());
     let mut o = OpenOptions::new();
     o.write(true).create(true).truncate(true);
+    open_private(path, o)
+}
+
+/// Creates a new file readable and writable by the owner only, to be read back while it is
+/// written (a spill file); one that exists already is an error.
+pub(crate) fn create_private_scratch(path: &Path) -> Result<File> {
+    let mut o = OpenOptions::new();
+    o.read(true).write(true).create_new(true);
+    open_private(path, o)
+}
+
+fn open_private(path: &Path, mut o: OpenOptions) -> Result<File> {
+    let _creating = IN_PROGRESS.lock().unwrap_or_else(|p| p.into_inner());
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
