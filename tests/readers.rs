@@ -9,14 +9,10 @@ use std::process::Command;
 
 use common::*;
 
-fn python() -> String {
-    readers_python()
-}
-
 #[cfg(feature = "parquet")]
 #[test]
 fn parquet_tables_read_alike_in_pyarrow_pandas_and_duckdb() {
-    let python = python();
+    let python = readers_python();
     let tmp = tempfile::tempdir().unwrap();
     for (name, logs, history) in [
         ("guide", "fixtures/guide/logs", "fixtures/guide/history"),
@@ -42,7 +38,7 @@ fn parquet_tables_read_alike_in_pyarrow_pandas_and_duckdb() {
 /// versions; the guide's are checked in byte for byte, and a second run gives the same ids.
 #[test]
 fn audit_events_are_valid_r4_balp_and_match_the_rows() {
-    let python = python();
+    let python = readers_python();
     let tmp = tempfile::tempdir().unwrap();
     for (name, logs, history, tz) in [
         ("guide", "fixtures/guide/logs", "fixtures/guide/history", "UTC"),
@@ -79,7 +75,7 @@ fn audit_events_are_valid_r4_balp_and_match_the_rows() {
 #[cfg(feature = "parquet")]
 #[test]
 fn spark_reads_every_table() {
-    let python = python();
+    let python = readers_python();
     let java_home = java_home();
     let tmp = tempfile::tempdir().unwrap();
     let dirs = [tmp.path().join("parquet"), tmp.path().join("csv")];
