@@ -229,3 +229,27 @@ fn an_index_of_a_stream_audits_but_refuses_bodies() {
     let err = refused(&["audit", "--index", i, "--with-resource", "--out", out.to_str().unwrap()]);
     assert!(err.contains("history input - was a stream") && err.contains("build the index from files"), "{err}");
 }
+
+/// A damaged index table is refused naming the table, never half read: cut short, or with a
+/// link table whose rows belong to no version.
+#[test]
+fn a_damaged_index_table_is_refused_naming_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (idx, _) = guide_index(tmp.path());
+    let (i, out) = (idx.to_str().unwrap(), tmp.path().join("out"));
+    let o = out.to_str().unwrap();
+    let versions = idx.join("versions.parquet");
+    let whole = std::fs::read(&versions).unwrap();
+    std::fs::write(&versions, &whole[..whole.len() / 2]).unwrap();
+    let err = refused(&["audit", "--index", i, "--out", o]);
+    assert!(err.contains("versions.parquet is unreadable") && err.contains("build the index again"), "{err}");
+    assert!(!out.exists(), "nothing is written from a damaged index");
+    // The patients of another index's versions: more links than versions here.
+    std::fs::write(&versions, &whole).unwrap();
+    let other = tmp.path().join("other");
+    let args = ["index", "--logs", "fixtures/synthea/logs", "--history", "fixtures/synthea/history", "--tz", "UTC"];
+    run_ok(&[&args[..], &["--out", other.to_str().unwrap()]].concat());
+    std::fs::copy(other.join("version_patients.parquet"), idx.join("version_patients.parquet")).unwrap();
+    let err = refused(&["audit", "--index", i, "--out", o]);
+    assert!(err.contains("version_patients.parquet is unreadable"), "{err}");
+}
