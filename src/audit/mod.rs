@@ -262,6 +262,7 @@ pub(crate) fn resolve_all(cfg: &AuditConfig, reading: Reading, h: History) -> Au
 /// Writes every output of the audit.
 pub(crate) fn write(cfg: &AuditConfig, r: &AuditResult) -> Result<Written> {
     let staging = Staging::begin(&cfg.out, cfg.force)?;
+    let mut sw = Stopwatch::new();
     // Re-read into a spill file inside the staging folder (private, removed before the commit,
     // and with the folder on failure or interrupt): memory holds where each body is, not the
     // bodies.
@@ -274,9 +275,11 @@ pub(crate) fn write(cfg: &AuditConfig, r: &AuditResult) -> Result<Written> {
     } else {
         None
     };
+    if bodies.is_some() {
+        sw.lap("bodies re-read");
+    }
 
     progress::stage("writing");
-    let mut sw = Stopwatch::new();
     let ext = cfg.format.extension();
     let resources = tables::ResourceRows::new(r, if cfg.with_resource { bodies.as_ref() } else { None });
     let exports = tables::exports_table(r);

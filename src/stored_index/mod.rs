@@ -165,6 +165,7 @@ pub(crate) fn audit(cfg: &AuditConfig, dir: &Path) -> Result<AuditResult> {
     sw.lap("index: load");
     if cfg.with_resource || cfg.reconstruct.is_some() {
         check_history_files(dir, &info.reading)?;
+        sw.lap("index: history files unchanged");
     }
     Ok(audit::resolve_all(cfg, info.reading, h))
 }
@@ -180,9 +181,12 @@ fn check_history_files(dir: &Path, reading: &Reading) -> Result<()> {
             dir.display()
         )))
     };
-    for (file, record) in
-        reading.history_files.iter().zip(reading.inputs.iter().filter(|i| i.role == crate::source::Role::History))
-    {
+    let files: Vec<_> = reading
+        .history_files
+        .iter()
+        .zip(reading.inputs.iter().filter(|i| i.role == crate::source::Role::History))
+        .collect();
+    for (file, record) in &files {
         if file.is_stream() {
             return Err(Error::Usage(format!(
                 "--index {}: the bodies cannot be re-read: history input {} was a stream (standard input, a pipe or \
@@ -198,7 +202,14 @@ fn check_history_files(dir: &Path, reading: &Reading) -> Result<()> {
         if meta.len() != record.size {
             return refuse(&record.path, format!("changed: {} bytes, {} when indexed", meta.len(), record.size));
         }
-        let now = crate::source::sha256_file(&file.path).map_err(|e| Error::io(&file.path, e))?;
+    }
+    // The hashes on every core (each file is one sequential stream); the first change in file
+    // order is the one named.
+    use rayon::prelude::*;
+    let now: Vec<std::io::Result<String>> =
+        files.par_iter().map(|(file, _)| crate::source::sha256_file(&file.path)).collect();
+    for ((file, record), now) in files.iter().zip(now) {
+        let now = now.map_err(|e| Error::io(&file.path, e))?;
         if now != record.sha256 {
             return refuse(&record.path, format!("changed: SHA-256 {now}, {} when indexed", record.sha256));
         }
