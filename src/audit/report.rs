@@ -4,7 +4,7 @@
 //! disclosures per patient (HIPAA §164.528(b)(2)). Aggregates only, so it stays small on a
 //! whole hospital's history; every string from the inputs is escaped.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::tables::export_order;
@@ -221,20 +221,20 @@ fn findings(b: &mut String, list: &[Finding]) {
 /// The accounting of disclosures: per patient, each export that sent any of their record.
 fn disclosures(b: &mut String, r: &AuditResult, with_versions: bool) {
     let h = &r.history;
-    // patient → export → type (by name: the order whatever the inputs' order) → resources, and
-    // the versions.
-    type PerExport<'h> = BTreeMap<usize, (BTreeMap<&'h str, BTreeSet<u32>>, Vec<(u32, u32)>)>;
-    let mut by_patient: BTreeMap<&str, PerExport> = BTreeMap::new();
+    // Each patient's rows as (export rank, resource, version), gathered by interned patient id
+    // (a tree keyed by name per row cost ~0.17 CPU-s on the reference world); the patients are
+    // then listed by name, each export's types by name.
     let order = export_order(r);
+    let mut rows_of: Vec<Vec<(u32, u32, u32)>> = vec![Vec::new(); h.patient_count()];
     for (rank, &i) in order.iter().enumerate() {
         for row in &r.resolutions[i].rows {
-            let Some(p) = row.patient else { continue };
-            let res = &h.resources[row.resource as usize];
-            let entry = by_patient.entry(h.patient_name(p)).or_default().entry(rank).or_default();
-            entry.0.entry(h.type_name(res.resource_type)).or_default().insert(row.resource);
-            entry.1.push((row.resource, row.version));
+            if let Some(p) = row.patient {
+                rows_of[p as usize].push((rank as u32, row.resource, row.version));
+            }
         }
     }
+    let mut patients: Vec<u32> = (0..rows_of.len() as u32).filter(|&p| !rows_of[p as usize].is_empty()).collect();
+    patients.sort_unstable_by(|&a, &b| h.patient_name(a).cmp(h.patient_name(b)));
     let _ =
         writeln!(
         b,
@@ -242,28 +242,37 @@ fn disclosures(b: &mut String, r: &AuditResult, with_versions: bool) {
          for each patient, each disclosure's date, recipient, what was sent and its purpose as far as the logs show it \
          (the request and the client's scopes). {} patients. Resources outside every patient's compartment are in the \
          resources table only.{}</p>",
-        by_patient.len(),
+        patients.len(),
         if with_versions { "" } else { " Version ids: see the resources table or <code>bulk-audit disclosures</code>." }
     );
-    for (patient, per_export) in by_patient {
+    for p in patients {
         let _ = writeln!(
             b,
             "<div data-search><h4>Patient <span class=\"id\">{}</span></h4>\n<table><tr><th>date</th><th>recipient</th>\
              <th>export</th><th>what was sent</th><th>purpose (request, scopes)</th></tr>",
-            esc(patient)
+            esc(h.patient_name(p))
         );
-        for (rank, (types, mut versions)) in per_export {
-            let i = order[rank];
+        let mut rows = std::mem::take(&mut rows_of[p as usize]);
+        rows.sort_unstable();
+        rows.dedup();
+        for per_export in rows.chunk_by(|a, b| a.0 == b.0) {
+            let i = order[per_export[0].0 as usize];
             let (e, x) = (&r.events[i], &r.resolutions[i]);
-            let sent: Vec<String> = types.iter().map(|(t, ids)| format!("{} {}", esc(t), ids.len())).collect();
-            versions.sort_unstable();
-            versions.dedup();
-            let mut what = format!("{} ({} versions)", sent.join(", "), versions.len());
+            // Distinct resources per type name.
+            let mut typed: Vec<(&str, u32)> = per_export
+                .iter()
+                .map(|&(_, res, _)| (h.type_name(h.resources[res as usize].resource_type), res))
+                .collect();
+            typed.sort_unstable();
+            typed.dedup();
+            let sent: Vec<String> =
+                typed.chunk_by(|a, b| a.0 == b.0).map(|t| format!("{} {}", esc(t[0].0), t.len())).collect();
+            let mut what = format!("{} ({} versions)", sent.join(", "), per_export.len());
             if with_versions {
                 what.push_str("<details><summary>version ids</summary>");
-                for (res, v) in &versions {
-                    let resource = &h.resources[*res as usize];
-                    let vid = resource.versions[*v as usize].version_id.to_string();
+                for &(_, res, v) in per_export {
+                    let resource = &h.resources[res as usize];
+                    let vid = resource.versions[v as usize].version_id.to_string();
                     let _ = write!(
                         what,
                         "<div class=\"id\">{}/{}/_history/{}</div>",
