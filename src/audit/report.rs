@@ -222,8 +222,8 @@ fn findings(b: &mut String, list: &[Finding]) {
 fn disclosures(b: &mut String, r: &AuditResult, with_versions: bool) {
     let h = &r.history;
     // Each patient's rows as (export rank, resource, version), gathered by interned patient id
-    // (a tree keyed by name per row cost ~0.17 CPU-s on the reference world); the patients are
-    // then listed by name, each export's types by name.
+    // rather than in trees keyed by name (see BENCHMARKS.md); the patients are then listed by
+    // name, each export's types by name.
     let order = export_order(r);
     let mut rows_of: Vec<Vec<(u32, u32, u32)>> = vec![Vec::new(); h.patient_count()];
     for (rank, &i) in order.iter().enumerate() {
