@@ -434,7 +434,7 @@ fn an_interrupted_run_leaves_no_half_written_output() {
         let _ = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status();
         let status = child.wait().unwrap().code();
         *outcomes.entry(status).or_insert(0) += 1;
-        // None: killed before the handler was installed, when nothing had been written yet.
+        // None: killed before the signals were taken over, when nothing had been written yet.
         assert!(matches!(status, Some(0) | Some(130) | None), "run {i}: status {status:?}");
         if out.exists() {
             for f in ["resources.parquet", "exports.parquet", "findings.parquet", "manifest.json"] {
@@ -445,7 +445,7 @@ fn an_interrupted_run_leaves_no_half_written_output() {
             .unwrap()
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned())
-            .filter(|n| n.contains(".partial-"))
+            .filter(|n| n.starts_with('.'))
             .collect();
         assert!(leftovers.is_empty(), "run {i}: staging left behind: {leftovers:?}");
     }

@@ -68,7 +68,6 @@ pub(crate) struct AuditConfig {
     pub(crate) report: bool,
     pub(crate) max_log_gap_nanos: i64,
     pub(crate) max_log_gap_text: String,
-    pub(crate) force: bool,
     /// Note unreadable lines as findings and go on, instead of stopping at the first.
     pub(crate) skip_invalid: bool,
     /// The columns of `$dump-sql` TSV files without a header (`--tsv-columns`).
@@ -261,7 +260,7 @@ pub(crate) fn resolve_all(cfg: &AuditConfig, reading: Reading, h: History) -> Au
 
 /// Writes every output of the audit.
 pub(crate) fn write(cfg: &AuditConfig, r: &AuditResult) -> Result<Written> {
-    let staging = Staging::begin(&cfg.out, cfg.force)?;
+    let staging = Staging::begin(&cfg.out, "audit")?;
     let mut sw = Stopwatch::new();
     // Re-read into a spill file inside the staging folder (private, removed before the commit,
     // and with the folder on failure or interrupt): memory holds where each body is, not the
@@ -304,7 +303,7 @@ pub(crate) fn write(cfg: &AuditConfig, r: &AuditResult) -> Result<Written> {
     sw.lap("resources write (and the report rendered)");
     output::write_table(&exports, &staging.dir.join(format!("exports.{ext}")), cfg.format)?;
     output::write_table(&tables::findings_table(&findings), &staging.dir.join(format!("findings.{ext}")), cfg.format)?;
-    output::write_json(&staging.dir.join(output::MARKER), &manifest)?;
+    output::write_json(&staging.dir.join(output::MANIFEST), &manifest)?;
     if cfg.audit_events {
         audit_events::write(r, &staging.dir)?;
     }
@@ -314,9 +313,8 @@ pub(crate) fn write(cfg: &AuditConfig, r: &AuditResult) -> Result<Written> {
 
     let recon_staging = match (&cfg.reconstruct, &bodies) {
         (Some(dir), Some(bodies)) => {
-            let s = Staging::begin(dir, cfg.force)?;
+            let s = Staging::begin(dir, "reconstruct")?;
             reconstruct::write(r, &s.dir, bodies)?;
-            output::write_text(&s.dir.join(".bulk-audit"), "reconstructed exports written by bulk-audit\n")?;
             Some(s)
         }
         _ => None,

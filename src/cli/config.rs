@@ -8,7 +8,7 @@ use crate::audit::AuditConfig;
 use crate::error::{Error, Result};
 use crate::history::pg_text::Columns;
 use crate::index::Boundary;
-use crate::output::{Format, Staging};
+use crate::output::{self, overlapping, Format};
 use crate::rules::compartment::FhirVersion;
 use crate::rules::resolve::NonCompartment;
 use crate::rules::scopes::Wildcard;
@@ -97,9 +97,7 @@ pub(crate) fn audit_config(a: AuditArgs) -> Result<AuditConfig> {
     // Each covers the unit it is written in: `--to 2022-12-05` takes the whole day.
     let from = time(&a.from, "from")?.map(|s| s.at);
     let to = time(&a.to, "to")?.map(Stamp::end);
-    Staging::check(&a.out, a.force, "--out")?;
     if let Some(dir) = &a.reconstruct {
-        Staging::check(dir, a.force, "--reconstruct")?;
         if overlapping(dir, &a.out) {
             return Err(Error::Usage(format!(
                 "--reconstruct {} and --out {}: the same folder, or one inside the other (each is replaced whole)",
@@ -108,7 +106,7 @@ pub(crate) fn audit_config(a: AuditArgs) -> Result<AuditConfig> {
             )));
         }
     }
-    let mut cfg = reading_config(a.read, a.rules, zone, a.out, a.force, stored.is_none())?;
+    let mut cfg = reading_config(a.read, a.rules, zone, a.out, stored.is_none())?;
     if let (Some(stored), Some(dir)) = (stored, &a.index) {
         let asked = serde_json::to_value(IndexOptions::of(&cfg)).map_err(|e| Error::Internal(e.to_string()))?;
         let built = serde_json::to_value(&stored).map_err(|e| Error::Internal(e.to_string()))?;
@@ -160,6 +158,13 @@ pub(crate) fn audit_config(a: AuditArgs) -> Result<AuditConfig> {
     cfg.audit_events = a.audit_events;
     cfg.report = !a.no_report;
     cfg.reconstruct = a.reconstruct;
+    // The outputs last, once every input is known (with --index, the files the index names).
+    let mut inputs: Vec<std::path::PathBuf> = cfg.logs.iter().chain(&cfg.history).cloned().collect();
+    inputs.extend(cfg.index.clone());
+    output::claim(&cfg.out, "audit", a.force, "--out", &inputs)?;
+    if let Some(dir) = &cfg.reconstruct {
+        output::claim(dir, "reconstruct", a.force, "--reconstruct", &inputs)?;
+    }
     if cfg.index.is_none() && (cfg.with_resource || cfg.reconstruct.is_some()) {
         let history = source::collect(&cfg.history)?;
         if let Some(stream) = history.iter().find(|f| f.is_stream()) {
@@ -180,8 +185,10 @@ pub(crate) fn index_config(a: IndexArgs) -> Result<AuditConfig> {
         return Err(Error::Usage("index needs --logs and --history".into()));
     }
     let zone = zone(a.read.tz.as_deref())?;
-    Staging::check(&a.out, a.force, "--out")?;
-    reading_config(a.read, a.rules, zone, a.out, a.force, true)
+    let cfg = reading_config(a.read, a.rules, zone, a.out, true)?;
+    let inputs: Vec<std::path::PathBuf> = cfg.logs.iter().chain(&cfg.history).cloned().collect();
+    output::claim(&cfg.out, "index", a.force, "--out", &inputs)?;
+    Ok(cfg)
 }
 
 /// What reading and the rules ask, checked; the outputs as an audit writes them by default.
@@ -191,7 +198,6 @@ fn reading_config(
     rules: RuleArgs,
     zone: Zone,
     out: std::path::PathBuf,
-    force: bool,
     inputs: bool,
 ) -> Result<AuditConfig> {
     let max_log_gap_nanos =
@@ -251,7 +257,6 @@ fn reading_config(
         reconstruct: None,
         max_log_gap_nanos,
         max_log_gap_text: read.max_log_gap,
-        force,
         skip_invalid: read.skip_invalid,
         tsv_columns,
     })
@@ -266,58 +271,9 @@ fn shown(v: &serde_json::Value) -> String {
     }
 }
 
-/// Whether two folders are the same or one is inside the other, as far as can be told before
-/// either exists: each resolved through its nearest existing ancestor.
-fn overlapping(a: &std::path::Path, b: &std::path::Path) -> bool {
-    let (x, y) = (resolved(a), resolved(b));
-    x.starts_with(&y) || y.starts_with(&x)
-}
-
-/// A path made absolute and `.`/`..` taken out as written, its longest existing ancestor
-/// canonicalized (symbolic links followed).
-fn resolved(p: &std::path::Path) -> std::path::PathBuf {
-    use std::path::Component;
-    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let mut lexical = std::path::PathBuf::new();
-    for c in abs.components() {
-        match c {
-            Component::ParentDir => {
-                lexical.pop();
-            }
-            Component::CurDir => {}
-            other => lexical.push(other),
-        }
-    }
-    let mut existing = lexical.as_path();
-    let mut rest = Vec::new();
-    while !existing.exists() {
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_os_string());
-                existing = parent;
-            }
-            _ => break,
-        }
-    }
-    let mut out = std::fs::canonicalize(existing).unwrap_or_else(|_| existing.to_path_buf());
-    out.extend(rest.iter().rev());
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nested_output_folders_overlap() {
-        let tmp = tempfile::tempdir().unwrap();
-        let r = tmp.path().join("r");
-        assert!(overlapping(&r, &r.join("sub")));
-        assert!(overlapping(&r.join("sub"), &r));
-        assert!(overlapping(&r, &tmp.path().join("x/../r")));
-        assert!(!overlapping(&r, &tmp.path().join("rr")));
-        assert!(!overlapping(&tmp.path().join("a"), &tmp.path().join("b")));
-    }
 
     #[test]
     fn durations() {

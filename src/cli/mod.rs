@@ -213,7 +213,9 @@ pub(crate) struct AuditArgs {
     /// explained, disclosures per patient).
     #[arg(help_heading = "Outputs", long)]
     pub(crate) no_report: bool,
-    /// Replace a non-empty --out or --reconstruct folder that holds no previous bulk-audit output.
+    /// Also replace a previous bulk-audit output (--out, --reconstruct) that was changed since it
+    /// was written, or is of another kind. A folder holding files bulk-audit did not write is
+    /// never replaced.
     #[arg(help_heading = "Outputs", long)]
     pub(crate) force: bool,
     /// The options of `INDEX_OPTIONS` given on the command line (filled from clap's matches).
@@ -230,7 +232,8 @@ pub(crate) struct IndexArgs {
     /// The index folder: Parquet tables and index.json.
     #[arg(help_heading = "Outputs", long, required = true, value_name = "IDX")]
     pub(crate) out: PathBuf,
-    /// Replace a non-empty --out folder that holds no previous bulk-audit output.
+    /// Also replace a previous bulk-audit output that was changed since it was written, or is of
+    /// another kind. A folder holding files bulk-audit did not write is never replaced.
     #[arg(help_heading = "Outputs", long)]
     pub(crate) force: bool,
 }
@@ -414,6 +417,8 @@ fn run_disclosures(a: DisclosuresArgs, quiet: bool) -> Result<()> {
 /// Runs the command line; returns the process exit status.
 pub fn main() -> i32 {
     use clap::{CommandFactory, FromArgMatches};
+    // Before any thread starts: signals go to the handler's thread only.
+    crate::output::signals::install();
     let matches = Cli::command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     if let (Command::Audit(a), Some(m)) = (&mut cli.command, matches.subcommand_matches("audit")) {
@@ -423,7 +428,7 @@ pub fn main() -> i32 {
             .collect();
     }
     crate::stopwatch::set_verbose(cli.verbose);
-    crate::output::remove_staging_on_interrupt();
+    crate::output::terminal::set_quiet(cli.quiet);
     let audit = matches!(cli.command, Command::Audit(_) | Command::Index(_));
     // Not with -v: its stage lines would break the line being redrawn.
     crate::progress::enable(
@@ -438,10 +443,12 @@ pub fn main() -> i32 {
         Command::Man => generate::man(),
     };
     crate::progress::finish();
+    crate::output::release_locks();
     match result {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("bulk-audit: {}", printable(&e.to_string()));
+            // Named by the output folder, never by its hidden staging name.
+            eprintln!("bulk-audit: {}", printable(&crate::output::public_paths(&e.to_string())));
             e.exit_code()
         }
     }

@@ -36,6 +36,21 @@ pub(crate) enum Form {
 /// disclosures of `patients` (all when empty) to `out` (standard output for CSV and HTML
 /// without it).
 pub(crate) fn run(audit_dir: &Path, patients: &[String], form: Form, out: Option<&PathBuf>) -> Result<usize> {
+    if let Some(out) = out {
+        if output::overlapping(out, audit_dir) {
+            return Err(Error::Usage(format!(
+                "--out {}: inside the audit it reads (--audit {}): an output never writes into its input",
+                out.display(),
+                audit_dir.display()
+            )));
+        }
+        if std::fs::symlink_metadata(out).is_ok_and(|m| m.file_type().is_symlink() || m.is_dir()) {
+            return Err(Error::Usage(format!(
+                "--out {}: a symbolic link or a folder: bulk-audit writes a new file there only in place of a file",
+                out.display()
+            )));
+        }
+    }
     let rows = read::resources(audit_dir)?;
     let list = accounting(&rows, patients);
     let table = table(&list);

@@ -27,11 +27,11 @@ const COLUMNS: [&str; 8] =
 /// error (which one is the audit's would be a guess).
 pub(crate) fn resources(dir: &Path) -> Result<Vec<ResourceRow>> {
     let (parquet, csv) = (dir.join("resources.parquet"), dir.join("resources.csv"));
-    if !dir.join(crate::output::MARKER).is_file() {
+    if !dir.join(crate::output::MANIFEST).is_file() {
         return Err(Error::Usage(format!(
             "--audit {}: not a bulk-audit output folder (it has no {})",
             dir.display(),
-            crate::output::MARKER
+            crate::output::MANIFEST
         )));
     }
     match (parquet.is_file(), csv.is_file()) {

@@ -4,29 +4,44 @@
 //! files. What the tables hold is the audit's business (`crate::audit`).
 
 mod checksums;
+mod claim;
 mod csv;
 pub(crate) mod html;
+mod lock;
 #[cfg(feature = "parquet")]
 mod parquet;
+pub(crate) mod signals;
 mod staging;
 mod table;
 pub(crate) mod terminal;
 
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
 pub(crate) use checksums::SUMS;
+pub(crate) use claim::overlapping;
 #[cfg(test)]
 pub(crate) use csv::csv_rows_by_cell;
 pub(crate) use csv::csv_text;
 pub(crate) use csv::finish_file;
 use csv::write_csv;
 pub(crate) use csv::{push_csv_cell, push_csv_field, Decimal};
-pub(crate) use staging::{
-    create_private, create_private_dir, create_private_scratch, remove_staging_on_interrupt, Staging, MARKER,
-};
+pub(crate) use lock::release_all as release_locks;
+pub(crate) use staging::{create_private, create_private_dir, create_private_scratch, public_paths, Staging};
+
+/// The audit's manifest: also how `disclosures` recognises an audit folder.
+pub(crate) const MANIFEST: &str = "manifest.json";
+
+/// Claims `dest` for an output of `kind` before anything is read: the folder it goes in is
+/// writable, `dest` may be replaced (`claim::check`: only a previous bulk-audit output, never an
+/// input, a link or a foreign folder), and this run holds its lock until it ends.
+pub(crate) fn claim(dest: &Path, kind: &'static str, force: bool, option: &str, inputs: &[PathBuf]) -> Result<()> {
+    claim::check_parent(dest, option)?;
+    lock::lock(dest, option)?;
+    claim::check(dest, kind, force, option, inputs).map(|_| ())
+}
 pub(crate) use table::{Cell, ColumnData, Kind, Rows, Table, TableBuilder, Values, LIST_SEPARATOR};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]

@@ -1,5 +1,6 @@
-//! Writing safely: files readable by the owner only, a staging folder renamed into place once
-//! complete, and its removal on failure or interrupt.
+//! Writing safely: files readable by the owner only, a staging folder beside its destination
+//! renamed into place once complete (with bulk-audit's marker listing its files), its removal on
+//! failure or by the signal handler, and the removal of staging folders a killed run left.
 
 use std::fs::{self, File, OpenOptions};
 use std::path::{Path, PathBuf};
@@ -26,7 +27,7 @@ fn open_private(path: &Path, mut o: OpenOptions) -> Result<File> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
+        o.mode(0o600).custom_flags(libc::O_NOFOLLOW);
     }
     o.open(path).map_err(|e| Error::output(path, e))
 }
@@ -49,26 +50,44 @@ pub(crate) fn create_private_dir(path: &Path) -> Result<()> {
 pub(crate) struct Staging {
     pub(crate) dir: PathBuf,
     dest: PathBuf,
+    kind: &'static str,
     committed: bool,
 }
 
-/// Staging folders being written, removed by the interrupt handler.
+/// Staging folders being written, removed by the signal handler.
 static IN_PROGRESS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
 
-/// On SIGINT/SIGTERM: remove every staging folder, so an interrupted run leaves the previous
-/// output or none, and exit with status 130.
-pub(crate) fn remove_staging_on_interrupt() {
-    let _ = ctrlc::set_handler(|| {
-        // The lock is held until exit: no file can be created in a staging folder meanwhile
-        // (creation takes the same lock), so removal cannot race with writing.
-        let dirs = IN_PROGRESS.lock().unwrap_or_else(|p| p.into_inner());
-        for d in dirs.iter() {
-            let _ = fs::remove_dir_all(d);
+/// Every staging folder this process made, with its destination: messages name the destination,
+/// never the hidden staging name.
+static STAGED: std::sync::Mutex<Vec<(PathBuf, PathBuf)>> = std::sync::Mutex::new(Vec::new());
+
+/// The file that marks a staging folder as one (so a later run may remove it when its run died).
+const STAGING_MARK: &str = ".bulk-audit-staging";
+
+/// Removes every staging folder being written, and keeps any new file from being created until
+/// the process exits (for the signal handler). Returns how many it removed.
+pub(crate) fn remove_all_in_progress() -> usize {
+    // The lock is never released: no file can be created in a staging folder after this (creation
+    // takes the same lock), so removal cannot race with writing.
+    let dirs = IN_PROGRESS.lock().unwrap_or_else(|p| p.into_inner());
+    let mut removed = 0;
+    for d in dirs.iter() {
+        if fs::remove_dir_all(d).is_ok() {
+            removed += 1;
         }
-        crate::progress::finish();
-        eprintln!("bulk-audit: interrupted; no output was written");
-        std::process::exit(130);
-    });
+    }
+    std::mem::forget(dirs);
+    removed
+}
+
+/// `text` with every staging folder's path replaced by its destination's.
+pub(crate) fn public_paths(text: &str) -> String {
+    let staged = STAGED.lock().unwrap_or_else(|p| p.into_inner());
+    let mut text = text.to_string();
+    for (dir, dest) in staged.iter() {
+        text = text.replace(&dir.display().to_string(), &dest.display().to_string());
+    }
+    text
 }
 
 fn forget(dir: &Path) {
@@ -77,53 +96,32 @@ fn forget(dir: &Path) {
     }
 }
 
-/// The file that marks a folder as bulk-audit's own output, safe to replace.
-pub(crate) const MARKER: &str = "manifest.json";
+/// A file name of at most 200 bytes: a longer one is cut and given a hash of the whole (so two
+/// long names stay distinct), leaving room for the prefixes and suffixes of staging names.
+pub(crate) fn short_name(name: &str) -> String {
+    const MAX: usize = 200;
+    if name.len() <= MAX {
+        return name.to_string();
+    }
+    use sha2::Digest;
+    let hash = crate::source::hex(&sha2::Sha256::digest(name.as_bytes())[..8]);
+    let mut cut = MAX - hash.len() - 1;
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}~{hash}", &name[..cut])
+}
 
 impl Staging {
-    /// Checks, before anything is read, that `dest` may be written: absent, empty, a previous
-    /// bulk-audit output, or anything with `force`; and that the folder it goes in is writable.
-    /// `option` names the option in the message.
-    pub(crate) fn check(dest: &Path, force: bool, option: &str) -> Result<()> {
-        if dest.exists() {
-            if !dest.is_dir() {
-                return Err(Error::Usage(format!("{option} {}: exists and is not a folder", dest.display())));
-            }
-            let empty = fs::read_dir(dest)
-                .map_err(|e| Error::Usage(format!("{option} {}: {e}", dest.display())))?
-                .next()
-                .is_none();
-            let ours = dest.join(MARKER).is_file() || dest.join(".bulk-audit").is_file();
-            if !empty && !ours && !force {
-                return Err(Error::Usage(format!(
-                    "{option} {}: not empty and holds no previous bulk-audit output: choose another folder or pass --force to replace it",
-                    dest.display()
-                )));
-            }
-        }
-        // The staging folder is made beside `dest`: the nearest folder that exists must take it.
-        let mut parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        while !parent.exists() {
-            parent = parent.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        }
-        if !parent.is_dir() {
-            return Err(Error::Usage(format!("{option} {}: {} is not a folder", dest.display(), parent.display())));
-        }
-        if !writable(parent) {
-            return Err(Error::Usage(format!("{option} {}: {} is not writable", dest.display(), parent.display())));
-        }
-        Ok(())
-    }
-
-    /// Checks `dest` as [`Staging::check`] does, then creates the staging folder.
-    pub(crate) fn begin(dest: &Path, force: bool) -> Result<Staging> {
-        Staging::check(dest, force, "output folder").map_err(|e| match e {
-            Error::Usage(m) => Error::output(dest, m),
-            other => other,
-        })?;
+    /// Creates the staging folder of `dest` (already checked by `claim::check` and locked),
+    /// after removing the staging folders that killed runs left for it. `kind` goes into the
+    /// marker.
+    pub(crate) fn begin(dest: &Path, kind: &'static str) -> Result<Staging> {
         let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "out".into());
+        let name = short_name(&name);
         let parent = dest.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         create_private_dir(parent)?;
+        remove_stale(parent, &name);
         let dir = parent.join(format!(".{name}.partial-{}", std::process::id()));
         if dir.exists() {
             fs::remove_dir_all(&dir).map_err(|e| Error::output(&dir, e))?;
@@ -131,22 +129,26 @@ impl Staging {
         if let Ok(mut dirs) = IN_PROGRESS.lock() {
             dirs.push(dir.clone());
         }
+        STAGED.lock().unwrap_or_else(|p| p.into_inner()).push((dir.clone(), dest.to_path_buf()));
         create_private_dir(&dir)?;
-        Ok(Staging { dir, dest: dest.to_path_buf(), committed: false })
+        super::write_text(&dir.join(STAGING_MARK), "a staging folder of bulk-audit\n")?;
+        Ok(Staging { dir, dest: dest.to_path_buf(), kind, committed: false })
     }
 
-    /// Writes `SHA256SUMS` over the finished folder, then moves it into place, replacing what
-    /// was there.
+    /// Writes `SHA256SUMS` and the marker over the finished folder, then moves it into place,
+    /// replacing what was there.
     pub(crate) fn commit(mut self) -> Result<()> {
+        fs::remove_file(self.dir.join(STAGING_MARK)).map_err(|e| Error::output(&self.dest, e))?;
         super::checksums::write_sums(&self.dir)?;
+        super::claim::write_marker(&self.dir, self.kind)?;
         let old = self.dir.with_file_name(format!(
             ".{}.old-{}",
-            self.dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+            short_name(&self.dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),
             std::process::id()
         ));
-        let had_old = self.dest.exists();
+        let had_old = fs::symlink_metadata(&self.dest).is_ok();
         {
-            // An interrupt waits for both renames: it sees the old output or the new one.
+            // A signal waits for both renames: it sees the old output or the new one.
             let mut dirs = IN_PROGRESS.lock().unwrap_or_else(|p| p.into_inner());
             if had_old {
                 fs::rename(&self.dest, &old).map_err(|e| Error::output(&self.dest, e))?;
@@ -162,18 +164,39 @@ impl Staging {
     }
 }
 
-/// Whether this process may create files in a folder.
-fn writable(dir: &Path) -> bool {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::unix::ffi::OsStrExt;
-        let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_bytes()) else { return false };
-        // SAFETY: `c` is a valid NUL-terminated path; access(2) only reads it.
-        unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) == 0 }
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        !fs::metadata(dir).map(|m| m.permissions().readonly()).unwrap_or(true)
+/// Removes, from `parent`, the staging folders (`.NAME.partial-PID`) and replaced outputs
+/// (`.NAME.old-PID`) that runs killed before they could clean up left there, with a note for
+/// each. The caller holds the output's lock, so no live run is writing them. A folder of such a
+/// name that bulk-audit did not make (no staging mark, not empty, no marker) is left alone.
+fn remove_stale(parent: &Path, name: &str) {
+    let Ok(entries) = fs::read_dir(parent) else { return };
+    let (partial, old) = (format!(".{name}.partial-"), format!(".{name}.old-"));
+    let me = std::process::id().to_string();
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(pid) = file_name.strip_prefix(&partial).or_else(|| file_name.strip_prefix(&old)) else { continue };
+        if pid == me || pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(meta) = fs::symlink_metadata(&path) else { continue };
+        let ours = meta.is_dir()
+            && (path.join(STAGING_MARK).is_file()
+                || path.join(super::claim::OWN_MARKER).is_file()
+                || fs::read_dir(&path).map(|mut d| d.next().is_none()).unwrap_or(false));
+        if !ours {
+            continue;
+        }
+        match fs::remove_dir_all(&path) {
+            Ok(()) => crate::output::terminal::note(&format!(
+                "removed {}, left by an earlier run (process {pid}) that was stopped before it could clean up",
+                path.display()
+            )),
+            Err(e) => crate::output::terminal::note(&format!(
+                "could not remove {}, left by an earlier run (process {pid}): {e}",
+                path.display()
+            )),
+        }
     }
 }
 

@@ -1,22 +1,53 @@
-//! What reaches a terminal: text from the inputs with its control characters escaped, and
-//! output on stdout, escaped only when stdout is a terminal (files and pipes get it as it is).
+//! What reaches a terminal: text from the inputs with its control characters, line breaks and
+//! bidirectional controls escaped (so no input can forge a line or reorder one), notes on stderr
+//! (silenced by `--quiet`), and output on stdout, escaped only when stdout is a terminal (files
+//! and pipes get it as it is).
 
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Error, Result};
 
-/// Text from the inputs (a client id, a request id) made safe for a terminal: control characters
-/// (an escape sequence could rewrite the auditor's screen) are written as `\u{…}` escapes.
+/// Text from the inputs (a client id, a request id) made safe for one line of a terminal: control
+/// characters (an escape sequence could rewrite the auditor's screen), line breaks (a forged
+/// line) and bidirectional controls (U+202A–U+202E, U+2066–U+2069, U+200E, U+200F, U+061C:
+/// reordered text) are written as `\u{…}` escapes.
 pub(crate) fn printable(text: &str) -> String {
+    escaped(text, false)
+}
+
+/// As [`printable`], keeping line breaks: for text of many lines (a table on a terminal).
+pub(crate) fn printable_lines(text: &str) -> String {
+    escaped(text, true)
+}
+
+fn escaped(text: &str, keep_newlines: bool) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        if c.is_control() && c != '\n' {
+        let bidi =
+            matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}');
+        if (c.is_control() && !(keep_newlines && c == '\n')) || bidi {
             out.push_str(&format!("\\u{:04x}", c as u32));
         } else {
             out.push(c);
         }
     }
     out
+}
+
+static QUIET: AtomicBool = AtomicBool::new(false);
+
+/// `--quiet`: no notes.
+pub(crate) fn set_quiet(quiet: bool) {
+    QUIET.store(quiet, Ordering::Relaxed);
+}
+
+/// A note on stderr (`bulk-audit: note: …`), made printable, unless `--quiet`.
+pub(crate) fn note(text: &str) {
+    if !QUIET.load(Ordering::Relaxed) {
+        crate::progress::finish();
+        eprintln!("bulk-audit: note: {}", printable(text));
+    }
 }
 
 /// Writes output to stdout: as it is into a file or pipe, with control characters escaped when
@@ -26,7 +57,7 @@ pub(crate) fn to_stdout(bytes: &[u8]) -> Result<()> {
     let stdout = std::io::stdout().lock();
     let escaped;
     let bytes = if stdout.is_terminal() {
-        escaped = printable(&String::from_utf8_lossy(bytes));
+        escaped = printable_lines(&String::from_utf8_lossy(bytes));
         escaped.as_bytes()
     } else {
         bytes
@@ -47,6 +78,8 @@ fn write_all(mut stdout: std::io::StdoutLock, bytes: &[u8]) -> Result<()> {
 mod tests {
     #[test]
     fn control_characters_are_escaped() {
-        assert_eq!(super::printable("a\u{1b}[2Jb\nc"), "a\\u001b[2Jb\nc");
+        assert_eq!(super::printable_lines("a\u{1b}[2Jb\nc"), "a\\u001b[2Jb\nc");
+        assert_eq!(super::printable("id\nexport x: 0 rows"), "id\\u000aexport x: 0 rows");
+        assert_eq!(super::printable("a\u{202e}b"), "a\\u202eb");
     }
 }

@@ -113,7 +113,7 @@ pub(crate) fn build(cfg: &AuditConfig) -> Result<IndexSummary> {
     let duplicates = h.duplicates;
     let result = audit::resolve_all(cfg, reading, h);
     crate::progress::stage("writing the index");
-    let staging = Staging::begin(&cfg.out, cfg.force)?;
+    let staging = Staging::begin(&cfg.out, "index")?;
     tables::write(cfg, &result, &staging.dir)?;
     let info = serde_json::json!({
         "tool": "bulk-audit",
@@ -127,7 +127,6 @@ pub(crate) fn build(cfg: &AuditConfig) -> Result<IndexSummary> {
         "reading": reading_kept,
     });
     output::write_json(&staging.dir.join(INFO), &info)?;
-    output::write_text(&staging.dir.join(".bulk-audit"), "a version index written by bulk-audit index\n")?;
     staging.commit()?;
     let summary = IndexSummary {
         versions: result.history.version_count,
