@@ -230,26 +230,112 @@ fn an_index_of_a_stream_audits_but_refuses_bodies() {
     assert!(err.contains("history input - was a stream") && err.contains("build the index from files"), "{err}");
 }
 
-/// A damaged index table is refused naming the table, never half read: cut short, or with a
-/// link table whose rows belong to no version.
+/// A damaged or tampered index is refused before it is believed, naming the file, with exit 1 and
+/// nothing written: a flipped bit, a table deleted, added or copied in from another index, an
+/// edited index.json (even with SHA256SUMS recomputed to match), and a table that passes every
+/// checksum yet cannot be decoded (never a panic).
 #[test]
-fn a_damaged_index_table_is_refused_naming_it() {
+fn a_damaged_or_tampered_index_is_refused_naming_the_file() {
+    use sha2::Digest as _;
     let tmp = tempfile::tempdir().unwrap();
     let (idx, _) = guide_index(tmp.path());
-    let (i, out) = (idx.to_str().unwrap(), tmp.path().join("out"));
-    let o = out.to_str().unwrap();
-    let versions = idx.join("versions.parquet");
-    let whole = std::fs::read(&versions).unwrap();
-    std::fs::write(&versions, &whole[..whole.len() / 2]).unwrap();
-    let err = refused(&["audit", "--index", i, "--out", o]);
-    assert!(err.contains("versions.parquet is unreadable") && err.contains("build the index again"), "{err}");
-    assert!(!out.exists(), "nothing is written from a damaged index");
-    // The patients of another index's versions: more links than versions here.
-    std::fs::write(&versions, &whole).unwrap();
     let other = tmp.path().join("other");
     let args = ["index", "--logs", "fixtures/synthea/logs", "--history", "fixtures/synthea/history", "--tz", "UTC"];
     run_ok(&[&args[..], &["--out", other.to_str().unwrap()]].concat());
-    std::fs::copy(other.join("version_patients.parquet"), idx.join("version_patients.parquet")).unwrap();
-    let err = refused(&["audit", "--index", i, "--out", o]);
-    assert!(err.contains("version_patients.parquet is unreadable"), "{err}");
+    let pristine = tmp.path().join("pristine");
+    std::fs::create_dir(&pristine).unwrap();
+    for f in std::fs::read_dir(&idx).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), pristine.join(f.file_name())).unwrap();
+    }
+    let restore = || {
+        for f in std::fs::read_dir(&idx).unwrap() {
+            std::fs::remove_file(f.unwrap().path()).unwrap();
+        }
+        for f in std::fs::read_dir(&pristine).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), idx.join(f.file_name())).unwrap();
+        }
+    };
+    let sha = |p: &Path| -> String {
+        sha2::Sha256::digest(std::fs::read(p).unwrap()).iter().map(|b| format!("{b:02x}")).collect()
+    };
+    // Rewrites SHA256SUMS (and index.json's table list) to match the files as they now are: what a
+    // forger would do, so the deeper checks are tried.
+    let resum = |tables_too: bool| {
+        if tables_too {
+            let mut info: serde_json::Value = serde_json::from_str(&read(&idx.join("index.json"))).unwrap();
+            for (name, hash) in info["tables"].as_object_mut().unwrap() {
+                *hash = sha(&idx.join(name)).into();
+            }
+            std::fs::write(idx.join("index.json"), serde_json::to_string_pretty(&info).unwrap()).unwrap();
+        }
+        let text: String = read(&idx.join("SHA256SUMS"))
+            .lines()
+            .map(|l| {
+                let name = l.split_once("  ").unwrap().1;
+                format!("{}  {name}\n", sha(&idx.join(name)))
+            })
+            .collect();
+        std::fs::write(idx.join("SHA256SUMS"), text).unwrap();
+    };
+    let (i, out) = (idx.to_str().unwrap(), tmp.path().join("out"));
+    let o = out.to_str().unwrap();
+    let expect_refused = |what: &str, expected: &[&str]| {
+        let r = run(&["audit", "--index", i, "--format", "csv", "--out", o]);
+        let err = String::from_utf8_lossy(&r.stderr).into_owned();
+        assert_eq!(r.status.code(), Some(1), "{what}: {err}");
+        for e in expected {
+            assert!(err.contains(e), "{what}: {err:?} should say {e:?}");
+        }
+        assert!(!out.exists(), "{what}: nothing is written from an index that is not believed");
+    };
+    // The pristine index audits.
+    run_ok(&["audit", "--index", i, "--format", "csv", "--out", o]);
+    std::fs::remove_dir_all(&out).unwrap();
+
+    let versions = idx.join("versions.parquet");
+    let mut bytes = std::fs::read(&versions).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(&versions, &bytes).unwrap();
+    expect_refused("one flipped bit", &["versions.parquet does not match its SHA-256 in SHA256SUMS", "build it again"]);
+    restore();
+
+    std::fs::remove_file(idx.join("groups.parquet")).unwrap();
+    expect_refused("a deleted table", &["groups.parquet is missing"]);
+    restore();
+
+    std::fs::write(idx.join("extra.parquet"), "x").unwrap();
+    expect_refused("an added file", &["extra.parquet is not part of an index"]);
+    restore();
+
+    std::fs::copy(other.join("versions.parquet"), &versions).unwrap();
+    expect_refused("a table of another index", &["versions.parquet does not match its SHA-256"]);
+    resum(false);
+    expect_refused("... with SHA256SUMS recomputed", &["versions.parquet is not the table index.json names"]);
+    resum(true);
+    expect_refused("... and index.json's list too", &["versions.parquet belongs to another index"]);
+    restore();
+
+    let info = read(&idx.join("index.json")).replace("\"boundary\": \"strict\"", "\"boundary\": \"inclusive\"");
+    assert!(info.contains("inclusive"));
+    std::fs::write(idx.join("index.json"), info).unwrap();
+    expect_refused("edited options", &["index.json does not match its SHA-256"]);
+    resum(false);
+    expect_refused("... with SHA256SUMS recomputed", &["belongs to another index than this index.json"]);
+    restore();
+
+    // Damaged inside, every checksum recomputed: decoded, found wanting, refused (no panic).
+    let links = idx.join("version_patients.parquet");
+    let mut bytes = std::fs::read(&links).unwrap();
+    let half = bytes.len() / 2;
+    for b in bytes[8..half].iter_mut() {
+        *b ^= 0x5a;
+    }
+    std::fs::write(&links, &bytes).unwrap();
+    resum(true);
+    expect_refused("a damaged table with its checksums", &["version_patients.parquet"]);
+    restore();
+    run_ok(&["audit", "--index", i, "--format", "csv", "--out", o]);
 }

@@ -30,6 +30,13 @@ fn recorded(path: &Path) -> Option<String> {
     Some(written.swap_remove(i).1)
 }
 
+/// The SHA-256 of a file this run wrote: the one taken while writing it, else read back.
+pub(crate) fn written_sha256(path: &Path) -> Result<String> {
+    let written =
+        WRITTEN.lock().unwrap_or_else(|p| p.into_inner()).iter().find(|(p, _)| p == path).map(|(_, h)| h.clone());
+    written.map_or_else(|| hash_file(path), Ok)
+}
+
 pub(crate) fn write_sums(dir: &Path) -> Result<()> {
     let mut files = Vec::new();
     list_files(dir, Path::new(""), &mut files)?;

@@ -20,8 +20,8 @@ use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
 
-pub(crate) use checksums::SUMS;
-pub(crate) use claim::overlapping;
+pub(crate) use checksums::{written_sha256, SUMS};
+pub(crate) use claim::{overlapping, OWN_MARKER};
 #[cfg(test)]
 pub(crate) use csv::csv_rows_by_cell;
 pub(crate) use csv::csv_text;
@@ -70,6 +70,17 @@ pub(crate) fn write_table(table: &dyn Rows, path: &Path, format: Format) -> Resu
 #[cfg(feature = "parquet")]
 fn write_parquet(table: &dyn Rows, path: &Path) -> Result<()> {
     parquet::write(table, path)
+}
+
+/// A Parquet table with more key-value pairs in its metadata.
+#[cfg(feature = "parquet")]
+pub(crate) fn write_parquet_tagged(table: &dyn Rows, path: &Path, tags: &[(&str, &str)]) -> Result<()> {
+    parquet::write_tagged(table, path, tags)
+}
+
+#[cfg(not(feature = "parquet"))]
+pub(crate) fn write_parquet_tagged(_table: &dyn Rows, path: &Path, _tags: &[(&str, &str)]) -> Result<()> {
+    Err(Error::output(path, "this build has no Parquet support (the `parquet` feature is off): use --format csv"))
 }
 
 #[cfg(not(feature = "parquet"))]

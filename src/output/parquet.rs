@@ -20,6 +20,12 @@ const ROW_GROUP: usize = 64 * 1024;
 const ZSTD_LEVEL: i32 = 1;
 
 pub(crate) fn write(table: &dyn Rows, path: &Path) -> Result<()> {
+    write_tagged(table, path, &[])
+}
+
+/// As [`write`], with more key-value pairs in the file's metadata (the index's tables carry the
+/// identity of the index they belong to).
+pub(crate) fn write_tagged(table: &dyn Rows, path: &Path, tags: &[(&str, &str)]) -> Result<()> {
     let err = |e: PolarsError| Error::output(path, e);
     let f = create_private(path)?;
     let mut w = BufWriter::with_capacity(1 << 20, f);
@@ -27,7 +33,7 @@ pub(crate) fn write(table: &dyn Rows, path: &Path) -> Result<()> {
         let mut group = to_dataframe(table, 0..table.len().min(ROW_GROUP)).map_err(err)?;
         let mut batched = ParquetWriter::new(&mut w)
             .with_compression(ParquetCompression::Zstd(Some(ZstdLevel::try_new(ZSTD_LEVEL).map_err(err)?)))
-            .with_key_value_metadata(Some(oldest_arrow_schema(group.schema())))
+            .with_key_value_metadata(Some(metadata(group.schema(), tags)))
             .batched(group.schema())
             .map_err(err)?;
         // Each row group is compressed and written while the next one is built.
@@ -51,9 +57,11 @@ pub(crate) fn write(table: &dyn Rows, path: &Path) -> Result<()> {
 /// The Arrow schema polars keeps in the Parquet footer (`ARROW:schema`), at the oldest Arrow
 /// compatibility level: text as `LargeUtf8`, not the string views (Arrow type 24) that pyarrow
 /// before 15 and other older readers fail on. The Parquet columns themselves are the same.
-fn oldest_arrow_schema(schema: &Schema) -> KeyValueMetadata {
+fn metadata(schema: &Schema, tags: &[(&str, &str)]) -> KeyValueMetadata {
     let key = polars_parquet::arrow::write::schema_to_metadata_key(&schema.to_arrow(CompatLevel::oldest()));
-    KeyValueMetadata::from_static(vec![(key.key, key.value.unwrap_or_default())])
+    let mut pairs = vec![(key.key, key.value.unwrap_or_default())];
+    pairs.extend(tags.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    KeyValueMetadata::from_static(pairs)
 }
 
 /// The table as a polars DataFrame with typed columns, built row by row: a row's version is

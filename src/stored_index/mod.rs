@@ -6,6 +6,7 @@
 #[cfg(feature = "parquet")]
 mod load;
 mod tables;
+mod verify;
 
 use std::path::{Path, PathBuf};
 
@@ -21,7 +22,7 @@ use crate::rules::resolve::NonCompartment;
 use crate::rules::scopes::Wildcard;
 
 /// The layout of the index's tables; an index of another layout is refused.
-const LAYOUT: u32 = 1;
+const LAYOUT: u32 = 2;
 /// The file that describes an index.
 pub(crate) const INFO: &str = "index.json";
 
@@ -75,7 +76,9 @@ struct Info {
     reading: Reading,
 }
 
-/// Reads and checks `IDX/index.json`: written by this version of the tool, in this layout.
+/// Reads and checks `IDX/index.json`: written by this version of the tool, in this layout; then
+/// verifies the whole index (`verify`) once per run, and reads `index.json` from the text that
+/// was verified.
 fn read_info(dir: &Path) -> Result<Info> {
     let path = dir.join(INFO);
     let text = std::fs::read_to_string(&path).map_err(|e| {
@@ -95,8 +98,21 @@ fn read_info(dir: &Path) -> Result<Info> {
             env!("CARGO_PKG_VERSION")
         )));
     }
-    serde_json::from_value(head)
+    let text = verified(dir)?;
+    serde_json::from_str(&text)
         .map_err(|e| Error::Usage(format!("--index {}: {INFO} is unreadable ({e})", dir.display())))
+}
+
+/// `index.json`'s text once the index in `dir` is verified; verified once per run.
+fn verified(dir: &Path) -> Result<String> {
+    static VERIFIED: std::sync::Mutex<Vec<(PathBuf, String)>> = std::sync::Mutex::new(Vec::new());
+    let mut done = VERIFIED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, text)) = done.iter().find(|(d, _)| d == dir) {
+        return Ok(text.clone());
+    }
+    let text = verify::verify(dir)?;
+    done.push((dir.to_path_buf(), text.clone()));
+    Ok(text)
 }
 
 /// The options `dir`'s index was built with (checked to be this version's index).
@@ -114,8 +130,7 @@ pub(crate) fn build(cfg: &AuditConfig) -> Result<IndexSummary> {
     let result = audit::resolve_all(cfg, reading, h);
     crate::progress::stage("writing the index");
     let staging = Staging::begin(&cfg.out, "index")?;
-    tables::write(cfg, &result, &staging.dir)?;
-    let info = serde_json::json!({
+    let mut info = serde_json::json!({
         "tool": "bulk-audit",
         "version": env!("CARGO_PKG_VERSION"),
         "layout": LAYOUT,
@@ -126,6 +141,15 @@ pub(crate) fn build(cfg: &AuditConfig) -> Result<IndexSummary> {
         "conflicts": conflicts,
         "reading": reading_kept,
     });
+    // Each table carries the identity of this index.json; index.json names each table's SHA-256.
+    tables::write(cfg, &result, &staging.dir, &verify::identity(&info))?;
+    let mut names = serde_json::Map::new();
+    for table in tables::TABLES {
+        let name = format!("{table}.parquet");
+        let sha256 = output::written_sha256(&staging.dir.join(&name))?;
+        names.insert(name, sha256.into());
+    }
+    info["tables"] = serde_json::Value::Object(names);
     output::write_json(&staging.dir.join(INFO), &info)?;
     staging.commit()?;
     let summary = IndexSummary {
@@ -158,7 +182,7 @@ pub(crate) fn audit(cfg: &AuditConfig, dir: &Path) -> Result<AuditResult> {
     let mut sw = crate::stopwatch::Stopwatch::new();
     let info = read_info(dir)?;
     crate::progress::stage("loading the index");
-    let mut h = load::history(dir, &info.reading.history_files)?;
+    let mut h = undecodable_is_an_error(dir, || load::history(dir, &info.reading.history_files))?;
     h.conflicts = info.conflicts;
     h.duplicates = info.duplicate_copies_ignored;
     sw.lap("index: load");
@@ -167,6 +191,23 @@ pub(crate) fn audit(cfg: &AuditConfig, dir: &Path) -> Result<AuditResult> {
         sw.lap("index: history files unchanged");
     }
     Ok(audit::resolve_all(cfg, info.reading, h))
+}
+
+/// Runs `load`, turning a panic of the Parquet decoder (a table that passed its checksum yet
+/// cannot be decoded: written by something else) into an error naming the index, never a crash.
+#[cfg(feature = "parquet")]
+fn undecodable_is_an_error<T>(dir: &Path, load: impl FnOnce() -> Result<T>) -> Result<T> {
+    let hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let loaded = std::panic::catch_unwind(std::panic::AssertUnwindSafe(load));
+    std::panic::set_hook(hook);
+    loaded.unwrap_or_else(|_| {
+        Err(Error::Usage(format!(
+            "--index {}: a table cannot be decoded (its Parquet is damaged or was not written by bulk-audit index); \
+             build the index again",
+            dir.display()
+        )))
+    })
 }
 
 #[cfg(feature = "parquet")]

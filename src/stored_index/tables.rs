@@ -9,16 +9,35 @@ use crate::audit::{AuditConfig, AuditResult, SourceNames};
 use crate::bodies;
 use crate::error::Result;
 use crate::index::{Boundary, History, Version, NO_TENANT};
-use crate::output::{self, Cell, Format, Kind, Rows, Table, TableBuilder};
+use crate::output::{self, Cell, Kind, Rows, Table, TableBuilder};
 use crate::rules::compartment::Compartment;
 use crate::rules::kickoff::Level;
 use crate::rules::resolve::NonCompartment;
 use crate::version::{ClientScopes, Detail};
 
-pub(super) fn write(cfg: &AuditConfig, r: &AuditResult, dir: &Path) -> Result<()> {
+/// Every table of an index, in the order they are written.
+pub(super) const TABLES: [&str; 11] = [
+    "versions",
+    "version_patients",
+    "version_references",
+    "clients",
+    "groups",
+    "access_policies",
+    "statuses",
+    "kickoffs",
+    "export_types",
+    "export_patients",
+    "inputs",
+];
+
+/// The key, in each table's Parquet metadata, of the identity of the index it belongs to.
+pub(super) const IDENTITY_KEY: &str = "bulk-audit:index";
+
+/// Writes every table into `dir`, each tagged with the index's `identity`.
+pub(super) fn write(cfg: &AuditConfig, r: &AuditResult, dir: &Path, identity: &str) -> Result<()> {
     let versions = VersionRows::new(r)?;
     let put = |table: &dyn Rows, name: &str| {
-        output::write_table(table, &dir.join(format!("{name}.parquet")), Format::Parquet)
+        output::write_parquet_tagged(table, &dir.join(format!("{name}.parquet")), &[(IDENTITY_KEY, identity)])
     };
     put(&versions, "versions")?;
     put(&LinkRows::patients(&versions), "version_patients")?;
