@@ -361,7 +361,11 @@ fn read_yaml(
 ) -> Result<()> {
     let path = f.path.as_path();
     let mut all = Vec::new();
-    std::io::Read::read_to_end(&mut source::open_unhashed(f)?, &mut all).map_err(|e| Error::io(path, e))?;
+    std::io::Read::read_to_end(&mut std::io::Read::take(source::open_unhashed(f)?, source::max_line() + 1), &mut all)
+        .map_err(|e| Error::io(path, e))?;
+    if all.len() as u64 > source::max_line() {
+        return Err(source::too_long(path, 1, 0, "document", all.len() as u64));
+    }
     let body = source::strip_bom(&all);
     let bom = (all.len() - body.len()) as u64;
     let text = std::str::from_utf8(body).unwrap_or("");

@@ -19,7 +19,7 @@ pub(super) fn manifest(
     for f in findings {
         *by_kind.entry(f.kind.as_str()).or_insert(0) += 1;
     }
-    json!({
+    let mut manifest = json!({
         "tool": "bulk-audit",
         "version": env!("CARGO_PKG_VERSION"),
         "options": {
@@ -54,5 +54,12 @@ pub(super) fn manifest(
             "conflicting_copies": r.history.conflicts.len(),
             "versions_per_type": r.history.versions_per_type(),
         },
-    })
+    });
+    // Only when some file was cut short (--skip-invalid): its lines past the cut are not counted
+    // in lines_skipped, and this says so.
+    let short: Vec<&str> = r.inputs.iter().filter(|i| i.rest_unread).map(|i| i.path.as_str()).collect();
+    if let (false, Some(m)) = (short.is_empty(), manifest.as_object_mut()) {
+        m.insert("inputs_read_short".into(), json!(short));
+    }
+    manifest
 }

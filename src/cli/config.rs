@@ -59,6 +59,22 @@ pub(crate) fn parse_duration(s: &str) -> std::result::Result<i64, String> {
     Ok(total)
 }
 
+/// `256MiB`, `1GiB`, `64k`, `1000000` → bytes (k/M/G and KiB/MiB/GiB alike are powers of 1024).
+pub(crate) fn parse_size(s: &str) -> std::result::Result<u64, String> {
+    let bad = || format!("unreadable size {s:?} (expected e.g. 256MiB, 1GiB, 64k)");
+    let t = s.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let n: u64 = t[..digits].parse().map_err(|_| bad())?;
+    let mult: u64 = match t[digits..].trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return Err(bad()),
+    };
+    n.checked_mul(mult).filter(|&b| b > 0).ok_or_else(bad)
+}
+
 /// `--tz`: the zone timestamps without an offset were written in; none when not given.
 pub(crate) fn zone(tz: Option<&str>) -> Result<Zone> {
     match tz {
@@ -202,6 +218,7 @@ fn reading_config(
 ) -> Result<AuditConfig> {
     let max_log_gap_nanos =
         parse_duration(&read.max_log_gap).map_err(|e| Error::Usage(format!("--max-log-gap: {e}")))?;
+    source::set_max_line(parse_size(&read.max_line).map_err(|e| Error::Usage(format!("--max-line: {e}")))?);
     let wildcard = Wildcard::parse(&rules.wildcard)?;
     let tsv_columns = read
         .tsv_columns
@@ -274,6 +291,15 @@ fn shown(v: &serde_json::Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("256MiB").unwrap(), 256 << 20);
+        assert_eq!(parse_size("64k").unwrap(), 64 << 10);
+        assert_eq!(parse_size("1G").unwrap(), 1 << 30);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert!(parse_size("0").is_err() && parse_size("lots").is_err() && parse_size("5 parsecs").is_err());
+    }
 
     #[test]
     fn durations() {

@@ -133,6 +133,11 @@ pub(crate) struct ReadArgs {
     /// counted in the manifest and the summary. Without it the first one stops the run.
     #[arg(help_heading = "Inputs", long)]
     pub(crate) skip_invalid: bool,
+    /// The longest line, document or table row read (e.g. 256MiB, 1GiB, 64k): a longer one is an
+    /// input error naming the file, line and length (a damaged file or a compression bomb),
+    /// never an allocation the machine cannot make.
+    #[arg(help_heading = "Inputs", long, default_value = "256MiB", value_name = "SIZE")]
+    pub(crate) max_line: String,
     /// Report holes in the logs longer than this (e.g. 24h, 90m, 2d, 1h30m).
     #[arg(help_heading = "Rules", long, default_value = "24h", value_name = "DURATION")]
     pub(crate) max_log_gap: String,
@@ -314,6 +319,17 @@ fn run_audit(a: AuditArgs, quiet: bool) -> Result<()> {
     if cfg.skip_invalid {
         let skipped: u64 = result.inputs.iter().map(|i| i.lines_skipped).sum();
         say(&format!("{skipped} input lines skipped (--skip-invalid): each is an input-skipped finding"))?;
+        // A file cut short hides an unknown number of lines: never a bare count.
+        let cut: Vec<&str> = result.inputs.iter().filter(|i| i.rest_unread).map(|i| i.path.as_str()).collect();
+        if !cut.is_empty() {
+            say(&printable(&format!(
+                "and {} input file{} could not be read to the end, its lines past the cut unknown and not counted \
+                 (rest_unread in the manifest): {}",
+                cut.len(),
+                if cut.len() == 1 { "" } else { "s" },
+                cut.join(", ")
+            )))?;
+        }
     }
     if let Some(dir) = &cfg.index {
         // The outputs are the same as from the dumps: only this line tells them apart.

@@ -142,6 +142,17 @@ fn read_file(
                         let mut all = block.bytes;
                         for b in blocks.by_ref() {
                             match b {
+                                Ok(b) if (all.len() + b.bytes.len()) as u64 > source::max_line() => {
+                                    let len = (all.len() + b.bytes.len()) as u64;
+                                    all.clear();
+                                    tally.fail_spanning(
+                                        source::too_long(path, 1, 0, "document", len),
+                                        None,
+                                        0,
+                                        None,
+                                    )?;
+                                    break;
+                                }
                                 Ok(b) => all.extend_from_slice(&b.bytes),
                                 Err(e) => {
                                     tally.fail_spanning(e, None, 0, None)?;

@@ -51,7 +51,15 @@ pub(crate) struct HistoryBuilder {
     refs: Interner,
     tenants: Interner,
     lists: Lists,
+    /// Copies of a version dropped as they were read, and those that differed.
+    duplicates: u64,
+    conflicts: Vec<Conflict>,
 }
+
+/// How many of a resource's latest versions a new one is compared with as it is read: a copy of
+/// one of them (a repeated line, one version in two tables) is dropped at once, so repeated
+/// input never accumulates; farther copies are dropped when the index is finished.
+const COPIES_SEEN: usize = 64;
 
 impl HistoryBuilder {
     #[cfg(test)]
@@ -96,6 +104,9 @@ impl HistoryBuilder {
                 i
             }
         };
+        if self.drop_copy(idx, &v) {
+            return;
+        }
         let patients = self.lists.add_patients(v.patients().map(|id| self.patients.intern(id)));
         let references = v.references();
         let f = v.facts;
@@ -118,10 +129,49 @@ impl HistoryBuilder {
         });
     }
 
+    /// Whether `v` is a copy of one of resource `idx`'s latest versions: then it is counted (and
+    /// recorded as a conflict where it differs, as [`HistoryBuilder::finish`] does), and the
+    /// first copy read is kept.
+    fn drop_copy(&mut self, idx: u32, v: &VersionView) -> bool {
+        let r = &self.resources[idx as usize];
+        let f = &v.facts;
+        let Some(k) = r.versions.iter().rev().take(COPIES_SEEN).find(|k| k.version_id == f.version_id) else {
+            return false;
+        };
+        self.duplicates += 1;
+        let kept = self.lists.patients(k);
+        let same_patients =
+            kept.len() == v.patients().len() && v.patients().zip(kept).all(|(p, &id)| self.patients.get(p) == Some(id));
+        if k.last_updated != f.last_updated
+            || k.deleted != f.deleted
+            || !same_patients
+            || self.lists.detail(k) != f.detail.as_deref()
+        {
+            self.conflicts.push(Conflict {
+                resource_type: self.types.names[r.resource_type as usize].to_string(),
+                id: r.id.to_string(),
+                version_id: f.version_id.to_string(),
+                kept: k.source,
+                dropped: f.source,
+            });
+        }
+        true
+    }
+
     /// Sorts every resource's versions by (lastUpdated, versionId), drops repeated copies of a
     /// version (recording conflicts), and numbers resources in (type name, id) order.
     pub(crate) fn finish(self) -> History {
-        let HistoryBuilder { types, ids: mut by_key, mut resources, patients, refs, tenants, mut lists } = self;
+        let HistoryBuilder {
+            types,
+            ids: mut by_key,
+            mut resources,
+            patients,
+            refs,
+            tenants,
+            mut lists,
+            duplicates: dropped_early,
+            conflicts: early_conflicts,
+        } = self;
         // An unmarked version (a deletion entry without a body, a version from before the marker)
         // of an id that exactly one tenant has belongs to that tenant's resource.
         if !tenants.names.is_empty() {
@@ -157,8 +207,8 @@ impl HistoryBuilder {
         // The lists grew by doubling; the finished index keeps them without spare room.
         lists.patients.shrink_to_fit();
         lists.references.shrink_to_fit();
-        let duplicates = std::sync::atomic::AtomicU64::new(0);
-        let conflicts: std::sync::Mutex<Vec<Conflict>> = std::sync::Mutex::new(Vec::new());
+        let duplicates = std::sync::atomic::AtomicU64::new(dropped_early);
+        let conflicts: std::sync::Mutex<Vec<Conflict>> = std::sync::Mutex::new(early_conflicts);
         resources.par_iter_mut().for_each(|r| {
             if r.versions.len() < 2 {
                 return;

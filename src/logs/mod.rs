@@ -134,6 +134,9 @@ pub(crate) fn read_one(
             b'{' | b'[' => {
                 if first_line_is_whole_json(&body[first..]) {
                     json::read_ndjson(path, file, body, bom, zone, out, tally)?;
+                } else if body.len() as u64 > source::max_line() {
+                    // A document (a search response) is held whole: no longer than the limit.
+                    tally.fail_spanning(source::too_long(path, 1, 0, "document", body.len() as u64), None, 0, None)?;
                 } else {
                     json::read_json_documents(path, file, body, bom, zone, out, tally)?;
                 }

@@ -150,6 +150,12 @@ impl Iterator for LineBlocks<'_> {
                     break;
                 }
                 searched = filled;
+                // No line break in the whole buffer: it is all one line, which may not grow
+                // past the limit (a bomb of one endless line).
+                if filled as u64 > super::max_line() {
+                    self.done = true;
+                    return Some(Err(super::too_long(self.path, self.next_line, self.offset, "line", filled as u64)));
+                }
             }
         }
         buf.truncate(filled);
@@ -160,6 +166,30 @@ impl Iterator for LineBlocks<'_> {
         ends.extend(memchr::memchr_iter(b'\n', &buf).map(|i| i + 1));
         if buf.last() != Some(&b'\n') {
             ends.push(buf.len());
+        }
+        // A line longer than the limit (set below the block size): the lines before it are given
+        // out, then the error; the rest of the stream is not read.
+        let max = super::max_line();
+        if max < buf.len() as u64 {
+            let mut start = 0;
+            if let Some(i) = ends.iter().position(|&end| {
+                let long = (end - start) as u64 > max;
+                start = end;
+                long
+            }) {
+                let line_start = if i == 0 { 0 } else { ends[i - 1] };
+                let len = (ends[i] - line_start) as u64;
+                self.done = true;
+                self.carry.clear();
+                let error =
+                    super::too_long(self.path, self.next_line + i as u64, self.offset + line_start as u64, "line", len);
+                if i == 0 {
+                    return Some(Err(error));
+                }
+                self.pending_error = Some(error);
+                ends.truncate(i);
+                buf.truncate(line_start);
+            }
         }
         let lines = ends.len() as u64;
         let block = LineBlock { bytes: buf, first_line: self.next_line, offset: self.offset, lines, ends };

@@ -48,6 +48,58 @@ impl InputFile {
 /// The name standing for standard input.
 pub(crate) const STDIN: &str = "-";
 
+/// The longest line, document or table row read (`--max-line`), 256 MiB unless set: anything
+/// longer is an input error naming the file, line and length, never an allocation the machine
+/// cannot make (a compression bomb of one endless line).
+static MAX_LINE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(DEFAULT_MAX_LINE);
+
+/// `--max-line`'s default: 256 MiB.
+pub(crate) const DEFAULT_MAX_LINE: u64 = 256 << 20;
+
+/// Sets the longest line, document or row read, in bytes.
+pub(crate) fn set_max_line(bytes: u64) {
+    MAX_LINE.store(bytes.max(1), std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The longest line, document or row read, in bytes.
+pub(crate) fn max_line() -> u64 {
+    MAX_LINE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Bytes as a person reads them: `256 MiB`, `1.5 GiB`, `300 bytes`.
+pub(crate) fn size_text(bytes: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if bytes < 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut v = bytes as f64 / 1024.0;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if v.fract() == 0.0 {
+        format!("{v:.0} {}", UNITS[unit])
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// The error for a line, document or row longer than `--max-line`: at least `len` bytes.
+pub(crate) fn too_long(path: &Path, line: u64, offset: u64, what: &str, len: u64) -> Error {
+    Error::input(
+        path,
+        line,
+        offset,
+        format!(
+            "a {what} longer than the limit of {} (--max-line): at least {len} bytes{}; a damaged file or a \
+             compression bomb (raise --max-line if it is real); the rest of the file is left out",
+            size_text(max_line()),
+            if what == "line" { " without a line break" } else { "" }
+        ),
+    )
+}
+
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xB5, 0x2F, 0xFD];
 const GZIP_MAGIC: [u8; 2] = [0x1F, 0x8B];
 
@@ -223,10 +275,35 @@ pub(crate) fn open(file: &InputFile) -> Result<OpenInput> {
 
 /// Reads a whole input, decompressed: its bytes, what was read of it, and the error that cut it
 /// short, if any (the bytes then end at the last whole line before the cut).
+/// A line longer than `--max-line` cuts the file there too (the bytes end at the last whole line
+/// before it).
 pub(crate) fn read_whole(file: &InputFile) -> Result<(Vec<u8>, Digest, Option<Error>)> {
     let mut input = open(file)?;
-    let mut buf = Vec::with_capacity(file.size.unwrap_or(0) as usize);
-    let cut = input.reader.read_to_end(&mut buf).err().map(|e| cut_at_read_error(&file.path, 1, 0, &mut buf, e));
+    let mut buf = Vec::with_capacity(file.size.unwrap_or(0).min(64 << 20) as usize);
+    let max = max_line();
+    // Where the current line starts, and the lines before it.
+    let (mut line_start, mut lines) = (0usize, 0u64);
+    let mut chunk = vec![0u8; 1 << 20];
+    let cut = loop {
+        match input.reader.read(&mut chunk) {
+            Ok(0) => break None,
+            Ok(n) => {
+                let from = buf.len();
+                buf.extend_from_slice(&chunk[..n]);
+                for nl in memchr::memchr_iter(b'\n', &buf[from..]) {
+                    line_start = from + nl + 1;
+                    lines += 1;
+                }
+                if (buf.len() - line_start) as u64 > max {
+                    let len = (buf.len() - line_start) as u64;
+                    buf.truncate(line_start);
+                    break Some(too_long(&file.path, lines + 1, line_start as u64, "line", len));
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => break Some(cut_at_read_error(&file.path, 1, 0, &mut buf, e)),
+        }
+    };
     Ok((buf, input.digest(), cut))
 }
 

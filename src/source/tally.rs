@@ -18,6 +18,11 @@ pub(crate) struct InputRecord {
     pub(crate) lines_read: u64,
     pub(crate) lines_blank: u64,
     pub(crate) lines_skipped: u64,
+    /// Whether the file could not be read to its end (`--skip-invalid`: a truncated or corrupt
+    /// compressed file, a line past `--max-line`): its lines past the cut are unknown, and not
+    /// among `lines`. Written only when true.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) rest_unread: bool,
 }
 
 /// What reading one file found, line by line: how many lines were read, blank or skipped, and
@@ -28,6 +33,8 @@ pub(crate) struct Tally {
     pub(crate) read: u64,
     pub(crate) blank: u64,
     pub(crate) skipped: Vec<Skipped>,
+    /// The rest of the file was left unread (a skip of unknown length).
+    pub(crate) rest_unread: bool,
 }
 
 impl Tally {
@@ -50,6 +57,9 @@ impl Tally {
     /// (0 for a rest of a file that was never read), with a note added to the reason.
     pub(crate) fn fail_spanning(&mut self, e: Error, line: Option<u64>, lines: u64, note: Option<&str>) -> Result<()> {
         self.fail(e)?;
+        if lines == 0 {
+            self.rest_unread = true;
+        }
         if let Some(last) = self.skipped.last_mut() {
             if let Some(l) = line {
                 last.line = l;
@@ -71,6 +81,7 @@ impl Tally {
         self.read += other.read;
         self.blank += other.blank;
         self.skipped.extend(other.skipped);
+        self.rest_unread |= other.rest_unread;
     }
 
     /// The manifest record of a file read with this tally. A stream's size is the bytes read.
@@ -86,6 +97,7 @@ impl Tally {
             lines_read: self.read,
             lines_blank: self.blank,
             lines_skipped: self.skipped_lines(),
+            rest_unread: self.rest_unread,
         }
     }
 }
