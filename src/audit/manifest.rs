@@ -55,6 +55,14 @@ pub(super) fn manifest(
             "versions_per_type": r.history.versions_per_type(),
         },
     });
+    // With --reconstruct: which folder holds which export (names are cut and made distinct).
+    if let (Some(_), Some(m)) = (&cfg.reconstruct, manifest.as_object_mut()) {
+        let folders: serde_json::Map<String, serde_json::Value> = super::reconstruct::folder_names(r)
+            .into_iter()
+            .map(|(i, name)| (name, r.events[i].id.clone().into()))
+            .collect();
+        m.insert("reconstruct_folders".into(), folders.into());
+    }
     // Only when some file was cut short (--skip-invalid): its lines past the cut are not counted
     // in lines_skipped, and this says so.
     let short: Vec<&str> = r.inputs.iter().filter(|i| i.rest_unread).map(|i| i.path.as_str()).collect();

@@ -11,20 +11,35 @@ use crate::bodies::Bodies;
 use crate::error::{Error, Result};
 use crate::output;
 
-/// `<dir>/<export_id>/<Type>.ndjson`: each exported version's body, one line per resource.
-pub(super) fn write(r: &AuditResult, dir: &Path, bodies: &Bodies) -> Result<()> {
-    let h = &r.history;
+/// The folder of each resolved export, in output order: its id made safe for a file name
+/// (letters, digits, `.`, `-`, `_`), at most 200 bytes (a longer one cut, with a hash of the
+/// whole id), and distinct (a later export whose name is taken gets `~2`, `~3` …). The manifest
+/// maps each folder to its export id.
+pub(super) fn folder_names(r: &AuditResult) -> Vec<(usize, String)> {
     // `SHA256SUMS` is the checksum file's: an export of that name takes another.
     let mut used_names = BTreeSet::from([output::SUMS.to_string()]);
+    let mut out = Vec::new();
     for i in export_order(r) {
-        let x = &r.resolutions[i];
-        if !x.resolved {
+        if !r.resolutions[i].resolved {
             continue;
         }
-        let mut name = output::safe_name(&r.events[i].id);
+        let base = output::short_name(&output::safe_name(&r.events[i].id));
+        let mut name = base.clone();
+        let mut n = 1;
         while !used_names.insert(name.clone()) {
-            name.push('_');
+            n += 1;
+            name = output::short_name(&format!("{base}~{n}"));
         }
+        out.push((i, name));
+    }
+    out
+}
+
+/// `<dir>/<folder>/<Type>.ndjson`: each exported version's body, one line per resource.
+pub(super) fn write(r: &AuditResult, dir: &Path, bodies: &Bodies) -> Result<()> {
+    let h = &r.history;
+    for (i, name) in folder_names(r) {
+        let x = &r.resolutions[i];
         let edir = dir.join(&name);
         output::create_private_dir(&edir)?;
         let mut by_type: BTreeMap<&str, Vec<(u32, u32)>> = BTreeMap::new();

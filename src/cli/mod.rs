@@ -394,7 +394,8 @@ fn run_exports(a: ExportsArgs) -> Result<()> {
     ])
     .map_err(stdout_error)?;
     for e in events.iter().filter(|e| audit::selected(e, &a.clients, None, None)) {
-        w.write_record([
+        // Cells a spreadsheet would evaluate get one `'` before them, as in every CSV written.
+        let cells = [
             e.id.as_str(),
             e.client_id.as_deref().unwrap_or(""),
             &e.time.map(|t| t.to_rfc3339()).unwrap_or_default(),
@@ -409,8 +410,9 @@ fn run_exports(a: ExportsArgs) -> Result<()> {
             e.params.since_text.as_deref().unwrap_or(""),
             e.params.until_text.as_deref().unwrap_or(""),
             &e.source,
-        ])
-        .map_err(stdout_error)?;
+        ]
+        .map(|c| crate::output::neutralised(c).into_owned());
+        w.write_record(&cells).map_err(stdout_error)?;
     }
     let csv = w.into_inner().map_err(|e| Error::Internal(e.to_string()))?;
     to_stdout(&csv)

@@ -61,7 +61,8 @@ fn read_csv(path: &Path) -> Result<Vec<ResourceRow>> {
     for (n, record) in r.records().enumerate() {
         let line = n as u64 + 2;
         let record = record.map_err(|e| Error::input(path, line, 0, e.to_string()))?;
-        let cell = |i: usize| record.get(index[i]).unwrap_or("").to_string();
+        // Cells a spreadsheet would evaluate were written with one `'` before them: taken off.
+        let cell = |i: usize| crate::output::unneutralised(record.get(index[i]).unwrap_or("")).to_string();
         // The audit writes these in every row: an empty one means the file is not what it claims.
         for i in [0, 3, 5, 6, 7] {
             if cell(i).is_empty() {

@@ -112,14 +112,45 @@ pub(crate) fn push_csv_cell(buf: &mut Vec<u8>, cell: Cell) {
     }
 }
 
-/// One CSV field: as it is, or quoted with inner quotes doubled when it holds a comma, quote or
-/// line break (the csv crate's `QuoteStyle::Necessary`).
+/// Whether a spreadsheet would read a text cell as a formula (or it starts with the quote that
+/// marks one as neutralised): `=`, `+`, `-`, `@`, a tab, a carriage return or `'` first.
+#[inline]
+pub(crate) fn formula_like(field: &[u8]) -> bool {
+    matches!(field.first(), Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r' | b'\''))
+}
+
+/// A text cell as a spreadsheet may open it: one `'` before a formula-like cell (Kibana's
+/// convention), so `=HYPERLINK(…)` from a log is shown, never evaluated. Reversible: bulk-audit's
+/// readers strip exactly one (`unneutralised`).
+pub(crate) fn neutralised(field: &str) -> std::borrow::Cow<'_, str> {
+    if formula_like(field.as_bytes()) {
+        format!("'{field}").into()
+    } else {
+        field.into()
+    }
+}
+
+/// A cell read back from a CSV bulk-audit wrote: the one `'` it put before a formula-like cell
+/// taken off.
+pub(crate) fn unneutralised(field: &str) -> &str {
+    field.strip_prefix('\'').unwrap_or(field)
+}
+
+/// One CSV text field: neutralised where a spreadsheet would evaluate it ([`neutralised`]), then
+/// as it is, or quoted with inner quotes doubled when it holds a comma, quote or line break (the
+/// csv crate's `QuoteStyle::Necessary`).
 pub(crate) fn push_csv_field(buf: &mut Vec<u8>, field: &[u8]) {
-    if !needs_quotes(field) {
+    let quoted = needs_quotes(field);
+    if quoted {
+        buf.push(b'"');
+    }
+    if formula_like(field) {
+        buf.push(b'\'');
+    }
+    if !quoted {
         buf.extend_from_slice(field);
         return;
     }
-    buf.push(b'"');
     for &b in field {
         if b == b'"' {
             buf.push(b'"');
@@ -269,9 +300,30 @@ mod tests {
                 push_csv_field(&mut ours, f.as_bytes());
             }
             ours.push(b'\n');
-            theirs.write_record(row).unwrap();
+            // The csv crate writes cells as they are: ours neutralise formula-like ones first.
+            theirs.write_record(row.iter().map(|f| neutralised(f).into_owned())).unwrap();
         }
         assert_eq!(String::from_utf8(ours).unwrap(), String::from_utf8(theirs.into_inner().unwrap()).unwrap());
+    }
+
+    #[test]
+    fn formulas_get_one_quote_and_lose_exactly_one() {
+        for (cell, written) in [
+            ("=1+1", "'=1+1"),
+            ("+49 30", "'+49 30"),
+            ("-p1", "'-p1"),
+            ("@SUM(A1)", "'@SUM(A1)"),
+            ("\tx", "'\tx"),
+            ("'quoted", "''quoted"),
+            ("plain", "plain"),
+            ("", ""),
+        ] {
+            assert_eq!(neutralised(cell), written);
+            assert_eq!(unneutralised(written), cell);
+        }
+        let mut buf = Vec::new();
+        push_csv_field(&mut buf, b"=a,b");
+        assert_eq!(buf, b"\"'=a,b\"");
     }
 
     #[test]

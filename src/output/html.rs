@@ -4,8 +4,40 @@
 
 use sha2::{Digest, Sha256};
 
-/// Text made safe for HTML element content and quoted attribute values.
+/// Text from the inputs made safe for HTML element content: markup escaped, and, where it holds
+/// right-to-left letters or bidirectional controls, isolated in `<bdi>` with each control shown
+/// as `[U+202E]` — so an id cannot reorder the text around it (an export time read backwards).
 pub(crate) fn esc(text: &str) -> String {
+    if !text.chars().any(reorders) {
+        return esc_plain(text);
+    }
+    let mut shown = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if bidi_control(c) {
+            shown.push_str(&format!("[U+{:04X}]", c as u32));
+        } else {
+            shown.push(c);
+        }
+    }
+    format!("<bdi>{}</bdi>", esc_plain(&shown))
+}
+
+/// The bidirectional controls: embeddings and overrides (U+202A–U+202E), isolates
+/// (U+2066–U+2069), and the marks (U+200E, U+200F, U+061C).
+fn bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}' | '\u{200e}' | '\u{200f}' | '\u{061c}')
+}
+
+/// Whether a character can change the order of the text around it: a bidirectional control or
+/// a right-to-left letter (Hebrew, Arabic, Syriac, Thaana, N'Ko … and their presentation forms).
+fn reorders(c: char) -> bool {
+    bidi_control(c)
+        || matches!(c, '\u{0590}'..='\u{08ff}' | '\u{fb1d}'..='\u{fdff}' | '\u{fe70}'..='\u{feff}' | '\u{10800}'..='\u{10fff}' | '\u{1e800}'..='\u{1efff}')
+}
+
+/// Text made safe for HTML element content and quoted attribute values, nothing more (the page
+/// title, where no element may stand).
+fn esc_plain(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -64,7 +96,7 @@ pub(crate) fn page(title: &str, body: &str) -> String {
          <meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">\n\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n\
          <title>{}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n{body}\n<script>{SCRIPT}</script>\n</body>\n</html>\n",
-        esc(title)
+        esc_plain(title)
     )
 }
 
@@ -77,6 +109,13 @@ mod tests {
         assert_eq!(esc("<script>alert('x')</script>"), "&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt;");
         assert_eq!(esc("\"><img src=x onerror=alert(1)>"), "&quot;&gt;&lt;img src=x onerror=alert(1)&gt;");
         assert_eq!(esc("a\u{1b}[2Jb"), "a&#x1b;[2Jb");
+    }
+
+    #[test]
+    fn text_that_could_reorder_its_surroundings_is_isolated() {
+        assert_eq!(esc("plain-id"), "plain-id");
+        assert_eq!(esc("x\u{202e}gnp.exe"), "<bdi>x[U+202E]gnp.exe</bdi>");
+        assert_eq!(esc("\u{05d0}<b>"), "<bdi>\u{05d0}&lt;b&gt;</bdi>");
     }
 
     #[test]
