@@ -451,3 +451,80 @@ fn an_interrupted_run_leaves_no_half_written_output() {
     }
     assert!(outcomes.keys().any(|k| *k != Some(0)), "no run was interrupted: {outcomes:?}");
 }
+
+/// Whatever the audit read, --with-resource and --reconstruct read again: a byte-order mark
+/// before the first line, a number beyond f64, a lone surrogate escape, nesting deeper than 128
+/// levels. Before, each was a false "the file changed since it was indexed".
+#[test]
+fn bodies_are_re_read_from_whatever_the_audit_read() {
+    let deep = format!("{}{}", "[".repeat(300), "]".repeat(300));
+    let odd = [
+        r#"{"resourceType": "Observation", "id": "big", "subject": {"reference": "Patient/p1"}, "valueQuantity": {"value": 1e999999}}"#.to_string(),
+        r#"{"resourceType": "Observation", "id": "surrogate", "subject": {"reference": "Patient/p1"}, "note": [{"text": "\ud800"}]}"#.to_string(),
+        format!(r#"{{"resourceType": "Observation", "id": "deep", "subject": {{"reference": "Patient/p1"}}, "extension": {deep}}}"#),
+    ];
+    let mut history = format!("\u{feff}{}", good_history());
+    for (i, line) in odd.iter().enumerate() {
+        let meta = format!(r#", "meta": {{"versionId": "{}", "lastUpdated": "2023-01-05T00:00:00Z"}}}}"#, 10 + i);
+        history += &(line[..line.len() - 1].to_string() + &meta + "\n");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let (logs, hist) = (tmp.path().join("logs"), tmp.path().join("history"));
+    std::fs::create_dir_all(&logs).unwrap();
+    std::fs::create_dir_all(&hist).unwrap();
+    std::fs::write(logs.join("logs.ndjson"), good_logs()).unwrap();
+    std::fs::write(hist.join("history.ndjson"), &history).unwrap();
+    let (out, rec) = (tmp.path().join("out"), tmp.path().join("rec"));
+    let said = run_ok(&[
+        "audit",
+        "--logs",
+        logs.to_str().unwrap(),
+        "--history",
+        hist.to_str().unwrap(),
+        "--tz",
+        "UTC",
+        "--format",
+        "csv",
+        "--with-resource",
+        "--out",
+        out.to_str().unwrap(),
+        "--reconstruct",
+        rec.to_str().unwrap(),
+    ]);
+    assert!(said.contains("5 resource rows"), "{said}");
+    let sent = read(&rec.join("k1/Observation.ndjson"));
+    assert!(sent.contains(r#""valueQuantity":{"value":1e999999}"#), "{sent}");
+    assert!(sent.contains(r#""text":"\ud800""#), "{sent}");
+    assert!(sent.contains(&format!(r#""extension":{deep}"#)), "{sent}");
+    assert_eq!(sent.lines().count(), 4, "{sent}");
+    let patients = read(&rec.join("k1/Patient.ndjson"));
+    assert!(
+        patients.starts_with('{') && !patients.contains('\u{feff}'),
+        "the mark is not part of the body: {patients}"
+    );
+    let patient: serde_json::Value = serde_json::from_str(patients.trim()).unwrap();
+    assert_eq!(patient["id"], "p1");
+}
+
+/// A truncated .gz under --skip-invalid: the lines past the cut are unknown, so the summary and
+/// the manifest say the file was cut short instead of "0 input lines skipped" alone.
+#[test]
+fn a_truncated_file_under_skip_invalid_is_said_to_be_cut_short() {
+    let full = gz(good_history().repeat(200).as_bytes());
+    let c = Case {
+        args: vec!["--skip-invalid"],
+        ..case("truncated .gz", good_logs(), full[..full.len() / 2].to_vec(), 0, "")
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (status, stdout, stderr) = run_case(&c, tmp.path());
+    assert_eq!(status, 0, "{stderr}");
+    assert!(stdout.contains("0 input lines skipped (--skip-invalid)"), "{stdout}");
+    assert!(
+        stdout.contains("and 1 input file could not be read to the end") && stdout.contains("history.ndjson"),
+        "{stdout}"
+    );
+    let manifest: Value = serde_json::from_str(&read(&tmp.path().join("out/manifest.json"))).unwrap();
+    assert!(manifest["inputs_read_short"][0].as_str().unwrap().ends_with("history/history.ndjson"), "{manifest}");
+    let history = manifest["inputs"].as_array().unwrap().iter().find(|i| i["role"] == "history").unwrap();
+    assert_eq!(history["rest_unread"], true);
+}

@@ -3,6 +3,8 @@
 //! second time), and only the wanted documents are parsed. A body that cannot be found again
 //! where it was indexed is an error naming the file and line: the file changed during the run.
 
+mod raw;
+
 use std::collections::{BTreeMap, HashMap};
 
 use serde_json::Value;
@@ -278,7 +280,9 @@ fn read_file(
             }
             let line = at.line;
             let from = (offset - start) as usize;
-            let mut stream = serde_json::Deserializer::from_slice(&bytes[from..]).into_iter::<Value>();
+            // The file's first document may follow a byte-order mark (the audit skipped it too).
+            let doc_bytes = if offset == 0 { source::strip_bom(&bytes[from..]) } else { &bytes[from..] };
+            let mut stream = serde_json::Deserializer::from_slice(doc_bytes).into_iter::<Value>();
             match stream.next() {
                 Some(Ok(doc)) => {
                     let (_, at) = pending.next().expect("peeked");
@@ -294,7 +298,23 @@ fn read_file(
                     carry_start = offset;
                     break;
                 }
-                Some(Err(e)) => return Err(changed(path, line, offset, &describe_json_error(&e))),
+                // What serde_json's values cannot hold (a number beyond f64, a lone surrogate,
+                // deep nesting) but the audit read: the document's raw text.
+                Some(Err(e)) => match serde_json::Deserializer::from_slice(doc_bytes)
+                    .into_iter::<&serde_json::value::RawValue>()
+                    .next()
+                {
+                    Some(Ok(doc)) => {
+                        let (_, at) = pending.next().expect("peeked");
+                        for k in at.keys {
+                            let text = raw_body_text(h, k, doc.get()).ok_or_else(|| {
+                                changed(path, line, offset, "the document there holds no such version")
+                            })?;
+                            out(k, text);
+                        }
+                    }
+                    _ => return Err(changed(path, line, offset, &describe_json_error(&e))),
+                },
                 // Only white space to the end of the block: the document, if any, is in the next
                 // one (and the file ending first is reported below).
                 None => {
@@ -326,6 +346,7 @@ fn read_rows(
     for block in LineBlocks::new(&mut reader, path, 8 << 20) {
         let block = block?;
         for (line, offset, text) in source::lines_of(&block) {
+            let text = if line == 1 { source::strip_bom(text) } else { text };
             let Some(&(want, _)) = pending.peek() else { return Ok(()) };
             if offset != want {
                 continue;
@@ -337,11 +358,17 @@ fn read_rows(
             let json = pg_text::fields(text)
                 .and_then(|f| pg_text::row_json(columns, &f))
                 .map_err(|what| changed(path, at.line, offset, &what))?;
-            let doc: Value =
-                serde_json::from_str(&json).map_err(|e| changed(path, at.line, offset, &describe_json_error(&e)))?;
+            let doc: std::result::Result<Value, _> = serde_json::from_str(&json);
             for k in at.keys {
-                let text = body_text(h, k, &doc)
-                    .ok_or_else(|| changed(path, at.line, offset, "the row there holds no such version"))?;
+                let text = match &doc {
+                    Ok(doc) => body_text(h, k, doc),
+                    // What serde_json's values cannot hold but the audit read: the raw row.
+                    Err(e) => Some(
+                        raw_body_text(h, k, &json)
+                            .ok_or_else(|| changed(path, at.line, offset, &describe_json_error(e)))?,
+                    ),
+                }
+                .ok_or_else(|| changed(path, at.line, offset, "the row there holds no such version"))?;
                 out(k, text);
             }
         }
@@ -397,6 +424,13 @@ fn body_text(h: &History, k: VersionKey, doc: &Value) -> Option<String> {
     let body = history::read_body(doc, &v.source, h.type_name(r.resource_type), &r.id, &v.version_id, v.last_updated)?;
     // A Value always serialises.
     serde_json::to_string(&body).ok()
+}
+
+/// As [`body_text`], from a document's raw text that `serde_json::Value` cannot hold.
+fn raw_body_text(h: &History, k: VersionKey, doc: &str) -> Option<String> {
+    let r = &h.resources[k.0 as usize];
+    let v = &r.versions[k.1 as usize];
+    raw::body_text(doc, v.source.entry, h.type_name(r.resource_type), &r.id, &v.version_id, v.last_updated)
 }
 
 #[cfg(test)]
