@@ -49,6 +49,20 @@ pub fn read_log_file(bytes: &[u8]) -> usize {
     found
 }
 
+/// Fuzz target `stored_index`: the version index in `dir`, read as `audit --index` reads it
+/// (verified first) and as an index re-summed by a forger would be (not verified). Neither may
+/// panic; a verified read that succeeds must load what the unverified one loads. Returns the
+/// versions the unverified read loaded, or its error.
+#[cfg(feature = "parquet")]
+pub fn read_stored_index(dir: &Path) -> Result<u64, String> {
+    let verified = crate::stored_index::load_for_fuzzing(dir, true).map_err(|e| e.to_string());
+    let unverified = crate::stored_index::load_for_fuzzing(dir, false).map_err(|e| e.to_string());
+    if let (Ok(a), Ok(b)) = (&verified, &unverified) {
+        assert_eq!(a, b, "the verified and unverified reads of one index differ");
+    }
+    unverified
+}
+
 /// What the parse floor read.
 pub struct Floor {
     pub lines: u64,

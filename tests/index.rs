@@ -339,3 +339,19 @@ fn a_damaged_or_tampered_index_is_refused_naming_the_file() {
     restore();
     run_ok(&["audit", "--index", i, "--format", "csv", "--out", o]);
 }
+
+/// The seed of the `stored_index` fuzz target is an index this version reads (rebuild it with
+/// `bulk-audit index --logs fixtures/guide/logs --history fixtures/guide/history --tz UTC --out
+/// fuzz/seed/stored_index`, or all at once `fuzz/make-stored-index-seed`, when the layout changes), so the
+/// fuzzer starts from a verified index, not from one refused at the first check.
+#[test]
+fn the_fuzz_seed_index_is_verified_and_audits_as_the_guide() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    run_ok(&["audit", "--index", "fuzz/seed/stored_index", "--format", "csv", "--out", out.to_str().unwrap()]);
+    assert_same_file(&out.join("resources.csv"), &root().join("fixtures/guide/expected/resources.csv"));
+    for (i, name) in ["versions.parquet", "index.json", "SHA256SUMS"].iter().enumerate() {
+        let seed = std::fs::read(root().join(format!("fuzz/corpus/stored_index/seed-{:02}", [0, 11, 12][i]))).unwrap();
+        assert_eq!(&seed[1..], std::fs::read(root().join("fuzz/seed/stored_index").join(name)).unwrap(), "{name}");
+    }
+}

@@ -117,8 +117,24 @@ impl Iterator for LineBlocks<'_> {
         let mut searched = 0;
         loop {
             if filled == target {
-                // One line longer than the buffer: keep reading until it ends.
+                // One line longer than the buffer: keep reading until it ends, up to the limit
+                // (the buffer holds no line break: it was searched up to `filled`). The buffer
+                // grows by doubling, but never past the limit and a block.
+                let max = super::max_line();
+                if filled as u64 > max {
+                    self.done = true;
+                    return Some(Err(super::too_long(self.path, self.next_line, self.offset, "line", filled as u64)));
+                }
                 target += self.block_size;
+                if buf.capacity() < target {
+                    // Room up to the limit at once: the pages are only touched as the line is
+                    // read, and no chain of ever larger buffers is left behind for the
+                    // allocator to keep.
+                    // (A limit raised past 1 GiB: doubling instead, up to it.)
+                    let cap = usize::try_from(max).unwrap_or(usize::MAX).saturating_add(self.block_size + 1);
+                    let want = if cap <= 1 << 30 { cap } else { buf.capacity().saturating_mul(2).min(cap) };
+                    buf.reserve_exact(want.max(target) - buf.len());
+                }
                 buf.resize(target, 0);
             }
             match self.reader.read(&mut buf[filled..target]) {

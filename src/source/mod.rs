@@ -288,17 +288,24 @@ pub(crate) fn read_whole(file: &InputFile) -> Result<(Vec<u8>, Digest, Option<Er
         match input.reader.read(&mut chunk) {
             Ok(0) => break None,
             Ok(n) => {
+                // Checked before the bytes are kept: the buffer never grows for a line past the
+                // limit.
                 let from = buf.len();
+                let (mut start, mut more) = (line_start, 0u64);
+                for nl in memchr::memchr_iter(b'\n', &chunk[..n]) {
+                    start = from + nl + 1;
+                    more += 1;
+                }
+                if (from + n - start) as u64 > max {
+                    let len = (from + n - start) as u64;
+                    let (line, at) =
+                        if start > line_start { (lines + more + 1, start) } else { (lines + 1, line_start) };
+                    // The whole lines before the long one are kept.
+                    buf.extend_from_slice(&chunk[..start.saturating_sub(from)]);
+                    break Some(too_long(&file.path, line, at as u64, "line", len));
+                }
                 buf.extend_from_slice(&chunk[..n]);
-                for nl in memchr::memchr_iter(b'\n', &buf[from..]) {
-                    line_start = from + nl + 1;
-                    lines += 1;
-                }
-                if (buf.len() - line_start) as u64 > max {
-                    let len = (buf.len() - line_start) as u64;
-                    buf.truncate(line_start);
-                    break Some(too_long(&file.path, lines + 1, line_start as u64, "line", len));
-                }
+                (line_start, lines) = (start, lines + more);
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => break Some(cut_at_read_error(&file.path, 1, 0, &mut buf, e)),

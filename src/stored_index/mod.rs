@@ -169,6 +169,21 @@ pub(crate) struct IndexSummary {
     pub(crate) kickoffs: usize,
 }
 
+/// The fuzz target `stored_index` (`hooks`): the index in `dir` read as `audit --index` reads it
+/// (`verified`: checked, then loaded) or as an index re-summed by a forger would be (loaded
+/// without the checks). Returns the versions loaded; never panics.
+#[cfg(all(feature = "parquet", feature = "hooks"))]
+pub(crate) fn load_for_fuzzing(dir: &Path, verified: bool) -> Result<u64> {
+    let text = if verified {
+        verify::verify(dir)?
+    } else {
+        std::fs::read_to_string(dir.join(INFO)).map_err(|e| Error::Usage(e.to_string()))?
+    };
+    let info: Info = serde_json::from_str(&text).map_err(|e| Error::Usage(e.to_string()))?;
+    let h = undecodable_is_an_error(dir, || load::history(dir, &info.reading.history_files))?;
+    Ok(h.version_count)
+}
+
 /// `bulk-audit audit --index` in a build without Parquet: refused.
 #[cfg(not(feature = "parquet"))]
 pub(crate) fn audit(_cfg: &AuditConfig, _dir: &Path) -> Result<AuditResult> {
