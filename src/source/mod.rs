@@ -279,37 +279,66 @@ pub(crate) fn open(file: &InputFile) -> Result<OpenInput> {
 /// before it).
 pub(crate) fn read_whole(file: &InputFile) -> Result<(Vec<u8>, Digest, Option<Error>)> {
     let mut input = open(file)?;
-    let mut buf = Vec::with_capacity(file.size.unwrap_or(0).min(64 << 20) as usize);
     let max = max_line();
-    // Where the current line starts, and the lines before it.
+    // Read in parts of 1 MiB, joined once at the end: no chain of ever larger buffers (which the
+    // allocator would keep) while a long file or an endless line comes in.
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    let mut total = 0usize;
+    // Where the current line starts (in the whole), and the lines before it.
     let (mut line_start, mut lines) = (0usize, 0u64);
-    let mut chunk = vec![0u8; 1 << 20];
-    let cut = loop {
-        match input.reader.read(&mut chunk) {
-            Ok(0) => break None,
-            Ok(n) => {
-                // Checked before the bytes are kept: the buffer never grows for a line past the
-                // limit.
-                let from = buf.len();
-                let (mut start, mut more) = (line_start, 0u64);
-                for nl in memchr::memchr_iter(b'\n', &chunk[..n]) {
-                    start = from + nl + 1;
-                    more += 1;
+    let mut too_long_line = None;
+    let mut read_error = None;
+    let mut at_end = false;
+    while !at_end {
+        // Each part filled whole (a pipe gives a few KiB a read), so parts waste no room.
+        let mut part = vec![0u8; 1 << 20];
+        let mut n = 0;
+        while n < part.len() {
+            match input.reader.read(&mut part[n..]) {
+                Ok(0) => {
+                    at_end = true;
+                    break;
                 }
-                if (from + n - start) as u64 > max {
-                    let len = (from + n - start) as u64;
-                    let (line, at) =
-                        if start > line_start { (lines + more + 1, start) } else { (lines + 1, line_start) };
-                    // The whole lines before the long one are kept.
-                    buf.extend_from_slice(&chunk[..start.saturating_sub(from)]);
-                    break Some(too_long(&file.path, line, at as u64, "line", len));
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    read_error = Some(e);
+                    at_end = true;
+                    break;
                 }
-                buf.extend_from_slice(&chunk[..n]);
-                (line_start, lines) = (start, lines + more);
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => break Some(cut_at_read_error(&file.path, 1, 0, &mut buf, e)),
         }
+        part.truncate(n);
+        // Every line that ends here, and the one still open, checked before the part is kept.
+        for nl in memchr::memchr_iter(b'\n', &part) {
+            let end = total + nl + 1;
+            if (end - line_start) as u64 > max {
+                too_long_line = Some((lines + 1, line_start, (end - line_start) as u64));
+                break;
+            }
+            line_start = end;
+            lines += 1;
+        }
+        if too_long_line.is_none() && (total + n - line_start) as u64 > max {
+            too_long_line = Some((lines + 1, line_start, (total + n - line_start) as u64));
+        }
+        total += n;
+        parts.push(part);
+        if too_long_line.is_some() {
+            break;
+        }
+    }
+    // The whole lines before a line past the limit are kept.
+    let keep = if too_long_line.is_some() { line_start } else { total };
+    let mut buf = Vec::with_capacity(keep);
+    for part in parts {
+        let room = keep - buf.len();
+        buf.extend_from_slice(&part[..part.len().min(room)]);
+    }
+    let cut = match (too_long_line, read_error) {
+        (Some((line, at, len)), _) => Some(too_long(&file.path, line, at as u64, "line", len)),
+        (None, Some(e)) => Some(cut_at_read_error(&file.path, 1, 0, &mut buf, e)),
+        (None, None) => None,
     };
     Ok((buf, input.digest(), cut))
 }
