@@ -15,8 +15,8 @@ use crate::timestamp::Zone;
 use rayon::prelude::*;
 
 use crate::bodies;
-use crate::error::Result;
 use crate::error::Skipped;
+use crate::error::{Error, Result};
 use crate::history::forms::Layout;
 use crate::history::pg_text::Columns;
 use crate::history::{self, ParseOptions};
@@ -70,6 +70,9 @@ pub(crate) struct AuditConfig {
     pub(crate) max_log_gap_text: String,
     /// Note unreadable lines as findings and go on, instead of stopping at the first.
     pub(crate) skip_invalid: bool,
+    /// Audit against a history that holds no version, or none in force at any kickoff (every
+    /// export is then incomplete), instead of refusing it.
+    pub(crate) allow_empty_history: bool,
     /// The columns of `$dump-sql` TSV files without a header (`--tsv-columns`).
     pub(crate) tsv_columns: Option<Columns>,
 }
@@ -181,10 +184,44 @@ pub(crate) fn read(cfg: &AuditConfig) -> Result<(Reading, History)> {
     let (h, reading) = index::build(|to_index| history::read(&history_files, &parse_opts, to_index))?;
     let history::Reading { records: history_inputs, skipped: history_skipped, layouts } = reading;
     sw.lap("history: read and index");
+    if !cfg.allow_empty_history {
+        nothing_in_force(cfg, &events, &h)?;
+    }
     let logs::Logs { coverage, inputs: mut all_inputs, mut skipped, .. } = log_data;
     skipped.extend(history_skipped);
     all_inputs.extend(history_inputs);
     Ok((Reading { events, seen, coverage, skipped, history_files, layouts, inputs: all_inputs }, h))
+}
+
+/// A history that cannot answer any export is an input error, never an audit of nothing: one
+/// that holds no version at all, or one whose every version was written at or after the last
+/// accepted kickoff (nothing of it was in force when any export ran).
+fn nothing_in_force(cfg: &AuditConfig, events: &[ExportEvent], h: &History) -> Result<()> {
+    let paths = cfg.history.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ");
+    let advice = "give the history dumps the audit needs (README: \"What an audit needs\"), or \
+                  --allow-empty-history to audit against it anyway (every export then incomplete)";
+    if h.version_count == 0 {
+        return Err(Error::Usage(format!(
+            "--history {paths}: holds no resource version at all (no file, or no line that is one): an audit of \
+             nothing would read as \"nothing was disclosed\"; {advice}"
+        )));
+    }
+    let last_kickoff = events.iter().filter(|e| e.accepted).filter_map(|e| e.time).max();
+    let first_version = h.resources.iter().filter_map(|r| r.versions.first()).map(|v| v.last_updated).min();
+    if let (Some(t), Some(first)) = (last_kickoff, first_version) {
+        let none_before = match cfg.boundary {
+            Boundary::Strict => first >= t,
+            Boundary::Inclusive => first > t,
+        };
+        if none_before {
+            return Err(Error::Usage(format!(
+                "--history {paths}: every version in it was written at or after the last accepted kickoff ({}): \
+                 nothing of it was in force when any export ran, so it cannot be the history those exports read; {advice}",
+                t.to_rfc3339()
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Resolves every selected export against the index and gathers the findings not tied to one.

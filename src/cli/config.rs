@@ -275,6 +275,7 @@ fn reading_config(
         max_log_gap_nanos,
         max_log_gap_text: read.max_log_gap,
         skip_invalid: read.skip_invalid,
+        allow_empty_history: read.allow_empty_history,
         tsv_columns,
     })
 }

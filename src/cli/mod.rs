@@ -133,6 +133,10 @@ pub(crate) struct ReadArgs {
     /// counted in the manifest and the summary. Without it the first one stops the run.
     #[arg(help_heading = "Inputs", long)]
     pub(crate) skip_invalid: bool,
+    /// Audit even when the history holds no version, or none written before the last accepted
+    /// kickoff (without it, such a history stops the run: it cannot answer any export).
+    #[arg(help_heading = "Inputs", long)]
+    pub(crate) allow_empty_history: bool,
     /// The longest line, document or table row read (e.g. 256MiB, 1GiB, 64k): a longer one is an
     /// input error naming the file, line and length (a damaged file or a compression bomb),
     /// never an allocation the machine cannot make.
