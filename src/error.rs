@@ -21,6 +21,9 @@ pub(crate) enum Error {
     Input { path: PathBuf, line: u64, offset: u64, what: String },
     /// An output could not be written. Exit status 3.
     Output { path: PathBuf, what: String },
+    /// `--fail-on`: every output was written, and a selected export has a finding of a kind the
+    /// user named (or is incomplete). Exit status 5.
+    FailOn(String),
     /// Something that cannot happen did (a thread of the reading pipeline stopped, a value that
     /// cannot be serialised): a bug in bulk-audit. Exit status 4.
     Internal(String),
@@ -51,6 +54,7 @@ impl Error {
             Error::Io { .. } | Error::Input { .. } => 2,
             Error::Output { .. } => 3,
             Error::Internal(_) => 4,
+            Error::FailOn(_) => 5,
         }
     }
 }
@@ -69,6 +73,7 @@ impl fmt::Display for Error {
                 write!(f, "{}:{line} (byte {offset}): {what}", path.display())
             }
             Error::Output { path, what } => write!(f, "cannot write {}: {what}", path.display()),
+            Error::FailOn(m) => write!(f, "--fail-on: {m}"),
             Error::Internal(m) => {
                 write!(f, "internal error (a bug in bulk-audit: please report it with this message): {m}")
             }
@@ -144,6 +149,7 @@ mod tests {
         assert_eq!(Error::output("f", "x").exit_code(), 3);
         let bug = Error::Internal("the indexing thread stopped".into());
         assert_eq!(bug.exit_code(), 4);
+        assert_eq!(Error::FailOn("x".into()).exit_code(), 5);
         assert!(bug.to_string().starts_with("internal error (a bug in bulk-audit"), "{bug}");
     }
 }

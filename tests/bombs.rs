@@ -107,6 +107,33 @@ fn bombs_end_in_an_input_error_or_an_audit_in_bounded_memory() {
     let findings = read(&tmp.path().join("out/findings.csv"));
     assert!(findings.contains("input-skipped") && findings.contains("--max-line"), "{findings}");
 
+    // A pretty-printed document past the limit under --skip-invalid: skipped (the rest of its
+    // file read, unkept, for its SHA-256), never a run that waits forever.
+    let tmp = tempfile::tempdir().unwrap();
+    let entry = "  {\"resource\": {\"resourceType\": \"Basic\", \"id\": \"b\", \"meta\": {\"versionId\": \"1\", \"lastUpdated\": \"2023-01-01T00:00:00Z\"}}},\n";
+    let bundle = format!(
+        "{{\n \"resourceType\": \"Bundle\",\n \"type\": \"history\",\n \"entry\": [\n{}  {{}}\n ]\n}}\n",
+        entry.repeat(200_000)
+    );
+    let r = audit(
+        tmp.path(),
+        LOGS.as_bytes(),
+        "logs.ndjson",
+        bundle.as_bytes(),
+        "bundle.json",
+        &["--skip-invalid", "--max-line", "1MiB"],
+    );
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    let manifest: serde_json::Value = serde_json::from_str(&read(&tmp.path().join("out/manifest.json"))).unwrap();
+    let input = manifest["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["path"].as_str().unwrap().ends_with("bundle.json"))
+        .unwrap();
+    assert_eq!(input["rest_unread"], true);
+    assert_eq!(input["size"], bundle.len());
+
     // One version repeated 3 million times (about 400 MB, a .zst of a few KB): read, counted,
     // and not kept, so memory does not grow with the copies.
     let tmp = tempfile::tempdir().unwrap();

@@ -136,6 +136,26 @@ fn an_output_never_is_contains_or_lies_inside_an_input() {
     ]);
     assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
     assert!(history.join("observation.ndjson").is_file());
+    // `..` after a link is the link target's parent, as the system reads it: here the input
+    // logs folder, not a new folder beside the link.
+    let into_history = tmp.path().join("h");
+    std::os::unix::fs::symlink(&history, &into_history).unwrap();
+    let sneaky = tmp.path().join("h/../logs");
+    let r = run(&[
+        "audit",
+        "--logs",
+        logs.to_str().unwrap(),
+        "--history",
+        history.to_str().unwrap(),
+        "--tz",
+        "UTC",
+        "--force",
+        "--out",
+        sneaky.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    assert!(stderr(&r).contains("overlaps the input"), "{}", stderr(&r));
+    assert!(logs.join("kibana-discover.csv").is_file());
 }
 
 #[test]
@@ -145,9 +165,12 @@ fn links_read_only_folders_and_the_current_folder_are_refused() {
     std::fs::create_dir(&target).unwrap();
     let link = tmp.path().join("link");
     std::os::unix::fs::symlink(&target, &link).unwrap();
-    let r = guide_audit(&link, &["--force"]);
-    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
-    assert!(stderr(&r).contains("is a symbolic link"), "{}", stderr(&r));
+    for given in [link.clone(), PathBuf::from(format!("{}/", link.display())), link.join(".")] {
+        let r = guide_audit(&given, &["--force"]);
+        assert_eq!(r.status.code(), Some(1), "{given:?}: {}", stderr(&r));
+        assert!(stderr(&r).contains("is a symbolic link"), "{}", stderr(&r));
+    }
+    assert!(hidden(tmp.path()).is_empty(), "a refused output leaves no lock: {:?}", hidden(tmp.path()));
     assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
 
     use std::os::unix::fs::PermissionsExt;
@@ -300,6 +323,38 @@ fn sigint_sigterm_and_sighup_clean_up_and_exit_128_plus_the_signal() {
     }
 }
 
+/// A run started with SIGHUP ignored (`nohup`) keeps ignoring it, as it did before it took the
+/// signals over.
+#[test]
+fn a_signal_the_parent_ignores_stays_ignored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let (logs, history) = small_world(tmp.path());
+    let fifo = tmp.path().join("history.fifo");
+    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    let script = format!(
+        "trap '' HUP; exec {} audit --tz UTC --format csv --logs {} --history {} --out {}",
+        env!("CARGO_BIN_EXE_bulk-audit"),
+        logs.display(),
+        fifo.display(),
+        out.display()
+    );
+    let child =
+        Command::new("bash").args(["-c", &script]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let lock = tmp.path().join(".out.lock");
+    let start = Instant::now();
+    while !std::fs::read_to_string(&lock).is_ok_and(|t| t.contains(&format!("pid {}", child.id()))) {
+        assert!(start.elapsed() < Duration::from_secs(60), "the run never took its lock");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap().success());
+    std::thread::sleep(Duration::from_millis(200));
+    std::fs::write(&fifo, history).unwrap();
+    let done = child.wait_with_output().unwrap();
+    assert!(done.status.success(), "{:?}: {}", done.status, stderr(&done));
+    assert!(out.join("resources.csv").is_file());
+}
+
 /// A world big enough that re-reading and writing its bodies takes a while in a debug build.
 fn bodies_world(dir: &Path) -> PathBuf {
     let spec = bulk_audit_world::WorldSpec {
@@ -396,4 +451,52 @@ fn a_file_size_limit_ends_in_an_output_error_and_nothing_left() {
     assert!(!stderr(&r).contains(".partial-"), "a hidden staging name: {}", stderr(&r));
     assert!(!out.exists());
     assert!(hidden(tmp.path()).is_empty(), "{:?}", hidden(tmp.path()));
+}
+
+/// `--fail-on`: exit 5 once every output is written when a selected export has a finding of a
+/// named kind, or is incomplete (its Group not in the history); 0 otherwise; 1 for a kind that
+/// does not exist.
+#[test]
+fn fail_on_gates_a_ci_run_after_writing_every_output() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let r = guide_audit(&out, &["--fail-on", "version-conflict,boundary-ambiguous"]);
+    assert_eq!(r.status.code(), Some(5), "{}", stderr(&r));
+    assert!(
+        stderr(&r).contains("--fail-on: 1 boundary-ambiguous finding (every output was written)"),
+        "{}",
+        stderr(&r)
+    );
+    assert!(out.join("resources.csv").is_file() && out.join(".bulk-audit").is_file());
+    let r = guide_audit(&out, &["--fail-on", "version-conflict", "--fail-on", "incomplete"]);
+    assert_eq!(r.status.code(), Some(0), "{}", stderr(&r));
+    let r = guide_audit(&out, &["--fail-on", "nothing-like-it"]);
+    assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
+    assert!(stderr(&r).contains("--fail-on nothing-like-it: not a finding kind"), "{}", stderr(&r));
+    // Without the Group's history the export's patients are unknown: incomplete.
+    let history = tmp.path().join("history");
+    std::fs::create_dir(&history).unwrap();
+    for f in std::fs::read_dir(root().join(GUIDE_HISTORY)).unwrap() {
+        let f = f.unwrap();
+        if !f.file_name().to_string_lossy().starts_with("Group-") {
+            std::fs::copy(f.path(), history.join(f.file_name())).unwrap();
+        }
+    }
+    let r = run(&[
+        "audit",
+        "--logs",
+        GUIDE_LOGS,
+        "--history",
+        history.to_str().unwrap(),
+        "--tz",
+        "UTC",
+        "--format",
+        "csv",
+        "--fail-on",
+        "incomplete",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(r.status.code(), Some(5), "{}", stderr(&r));
+    assert!(stderr(&r).contains("1 export incomplete"), "{}", stderr(&r));
 }

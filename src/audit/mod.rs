@@ -35,7 +35,7 @@ use crate::source::{self, InputFile, InputRecord};
 use crate::stopwatch::Stopwatch;
 use crate::timestamp::Instant;
 
-pub(crate) use summary::{nothing_resolved, summary_lines};
+pub(crate) use summary::{failed_on, nothing_resolved, summary_lines};
 #[cfg(test)]
 pub(crate) use tables::ResourceRows;
 pub(crate) use tables::SourceNames;
@@ -73,6 +73,8 @@ pub(crate) struct AuditConfig {
     /// Audit against a history that holds no version, or none in force at any kickoff (every
     /// export is then incomplete), instead of refusing it.
     pub(crate) allow_empty_history: bool,
+    /// `--fail-on`: finding kinds (or `incomplete`) that make the run exit 5 once written.
+    pub(crate) fail_on: Vec<String>,
     /// The columns of `$dump-sql` TSV files without a header (`--tsv-columns`).
     pub(crate) tsv_columns: Option<Columns>,
 }

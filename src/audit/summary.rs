@@ -63,3 +63,33 @@ pub(crate) fn nothing_resolved(r: &AuditResult) -> Option<String> {
         if seen.kickoffs == 0 { "of any request:" } else { "of kickoffs:" },
     ))
 }
+
+/// `--fail-on`: what makes the run fail, or `None`. `kinds` are finding kinds or `incomplete`;
+/// the findings of every selected export count, and those about the inputs (skipped lines, log
+/// gaps, conflicting copies: they concern every export).
+pub(crate) fn failed_on(r: &AuditResult, kinds: &[String]) -> Option<String> {
+    if kinds.is_empty() {
+        return None;
+    }
+    let mut hits: Vec<String> = Vec::new();
+    for kind in kinds {
+        if kind == "incomplete" {
+            let n = r.resolutions.iter().filter(|x| x.findings.iter().any(|f| f.kind.makes_incomplete())).count();
+            if n > 0 {
+                hits.push(format!("{n} export{} incomplete", if n == 1 { "" } else { "s" }));
+            }
+            continue;
+        }
+        let n = r
+            .resolutions
+            .iter()
+            .flat_map(|x| &x.findings)
+            .chain(&r.general_findings)
+            .filter(|f| f.kind.as_str() == kind)
+            .count();
+        if n > 0 {
+            hits.push(format!("{n} {kind} finding{}", if n == 1 { "" } else { "s" }));
+        }
+    }
+    (!hits.is_empty()).then(|| format!("{} (every output was written)", hits.join(", ")))
+}

@@ -313,6 +313,12 @@ fn read_file(
                             out(k, text);
                         }
                     }
+                    // A document that goes on in the next block.
+                    Some(Err(raw)) if raw.is_eof() => {
+                        carry = bytes[from..].to_vec();
+                        carry_start = offset;
+                        break;
+                    }
                     _ => return Err(changed(path, line, offset, &describe_json_error(&e))),
                 },
                 // Only white space to the end of the block: the document, if any, is in the next
@@ -388,8 +394,11 @@ fn read_yaml(
 ) -> Result<()> {
     let path = f.path.as_path();
     let mut all = Vec::new();
-    std::io::Read::read_to_end(&mut std::io::Read::take(source::open_unhashed(f)?, source::max_line() + 1), &mut all)
-        .map_err(|e| Error::io(path, e))?;
+    std::io::Read::read_to_end(
+        &mut std::io::Read::take(source::open_unhashed(f)?, source::max_line().saturating_add(1)),
+        &mut all,
+    )
+    .map_err(|e| Error::io(path, e))?;
     if all.len() as u64 > source::max_line() {
         return Err(source::too_long(path, 1, 0, "document", all.len() as u64));
     }

@@ -85,7 +85,10 @@ pub(crate) fn zone(tz: Option<&str>) -> Result<Zone> {
 
 /// The audit configuration the command line asks for, checked. With `--index`, the options
 /// that shaped the index are taken from it, and one given otherwise is refused.
-pub(crate) fn audit_config(a: AuditArgs) -> Result<AuditConfig> {
+pub(crate) fn audit_config(mut a: AuditArgs) -> Result<AuditConfig> {
+    // `out/` and `out/.` are `out`: a trailing separator would follow a link the checks must see.
+    a.out = output::clean(&a.out);
+    a.reconstruct = a.reconstruct.as_deref().map(output::clean);
     let stored = a.index.as_deref().map(crate::stored_index::options).transpose()?;
     if stored.is_none() && (a.read.logs.is_empty() || a.read.history.is_empty()) {
         return Err(Error::Usage(
@@ -170,6 +173,15 @@ pub(crate) fn audit_config(a: AuditArgs) -> Result<AuditConfig> {
         FormatArg::Parquet => Format::Parquet,
         FormatArg::Csv => Format::Csv,
     };
+    for kind in &a.fail_on {
+        if kind != "incomplete" && crate::rules::findings::FindingKind::from_name(kind).is_none() {
+            return Err(Error::Usage(format!(
+                "--fail-on {kind}: not a finding kind (the kind column of findings, e.g. group-not-found, \
+                 boundary-ambiguous) nor incomplete"
+            )));
+        }
+    }
+    cfg.fail_on = a.fail_on.clone();
     cfg.with_resource = a.with_resource;
     cfg.audit_events = a.audit_events;
     cfg.report = !a.no_report;
@@ -196,7 +208,8 @@ pub(crate) fn audit_config(a: AuditArgs) -> Result<AuditConfig> {
 }
 
 /// The configuration of `bulk-audit index`: what an audit reads, and its rules.
-pub(crate) fn index_config(a: IndexArgs) -> Result<AuditConfig> {
+pub(crate) fn index_config(mut a: IndexArgs) -> Result<AuditConfig> {
+    a.out = output::clean(&a.out);
     if a.read.logs.is_empty() || a.read.history.is_empty() {
         return Err(Error::Usage("index needs --logs and --history".into()));
     }
@@ -276,6 +289,7 @@ fn reading_config(
         max_log_gap_text: read.max_log_gap,
         skip_invalid: read.skip_invalid,
         allow_empty_history: read.allow_empty_history,
+        fail_on: Vec::new(),
         tsv_columns,
     })
 }

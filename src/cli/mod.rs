@@ -222,6 +222,11 @@ pub(crate) struct AuditArgs {
     /// explained, disclosures per patient).
     #[arg(help_heading = "Outputs", long)]
     pub(crate) no_report: bool,
+    /// Exit with status 5, after writing every output, when a selected export has a finding of
+    /// one of these kinds (comma separated, repeatable), or `incomplete` when its rows are
+    /// unknown (a Group or Client not in the history at T): the gate for audits run in CI.
+    #[arg(help_heading = "Outputs", long, value_delimiter = ',', value_name = "KIND")]
+    pub(crate) fail_on: Vec<String>,
     /// Also replace a previous bulk-audit output (--out, --reconstruct) that was changed since it
     /// was written, or is of another kind. A folder holding files bulk-audit did not write is
     /// never replaced.
@@ -308,8 +313,9 @@ fn run_audit(a: AuditArgs, quiet: bool) -> Result<()> {
     crate::progress::finish();
     let written = written?;
     if quiet {
+        let failed = audit::failed_on(&result, &cfg.fail_on);
         std::mem::forget(result);
-        return Ok(());
+        return failed.map_or(Ok(()), |f| Err(Error::FailOn(f)));
     }
     if let Some(what) = audit::nothing_resolved(&result) {
         eprintln!("bulk-audit: {}", printable(&what));
@@ -352,6 +358,10 @@ fn run_audit(a: AuditArgs, quiet: bool) -> Result<()> {
         cfg.out.display()
     ))?;
     out.flush().map_err(|e| Error::output("standard output", e))?;
+    if let Some(failed) = audit::failed_on(&result, &cfg.fail_on) {
+        std::mem::forget(result);
+        return Err(Error::FailOn(failed));
+    }
     // The process ends here: freeing the index (millions of small allocations) one by one would
     // only delay the exit.
     std::mem::forget(result);

@@ -130,7 +130,7 @@ fn read_file(
                 // A truncated or corrupt compressed file: the rest of it cannot be read (and
                 // is not counted among its lines).
                 Err(e) => {
-                    tally.fail_spanning(e, None, 0, None)?;
+                    tally.fail_rest(e)?;
                     break;
                 }
             };
@@ -140,25 +140,27 @@ fn read_file(
                     Form::Documents => {
                         // A pretty-printed document (a Bundle per file): read it whole.
                         let mut all = block.bytes;
+                        let mut too_long = false;
                         for b in blocks.by_ref() {
                             match b {
                                 Ok(b) if (all.len() + b.bytes.len()) as u64 > source::max_line() => {
                                     let len = (all.len() + b.bytes.len()) as u64;
                                     all.clear();
-                                    tally.fail_spanning(
-                                        source::too_long(path, 1, 0, "document", len),
-                                        None,
-                                        0,
-                                        None,
-                                    )?;
+                                    tally.fail_rest(source::too_long(path, 1, 0, "document", len))?;
+                                    too_long = true;
                                     break;
                                 }
                                 Ok(b) => all.extend_from_slice(&b.bytes),
                                 Err(e) => {
-                                    tally.fail_spanning(e, None, 0, None)?;
+                                    tally.fail_rest(e)?;
                                     break;
                                 }
                             }
+                        }
+                        if too_long {
+                            // (--skip-invalid) The rest is read, unkept, so the reader ends and the
+                            // file's SHA-256 covers all of it.
+                            for _ in blocks.by_ref() {}
                         }
                         lines = count_lines(&all);
                         let mut batch = VersionBatch::default();

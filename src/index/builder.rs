@@ -135,9 +135,12 @@ impl HistoryBuilder {
     fn drop_copy(&mut self, idx: u32, v: &VersionView) -> bool {
         let r = &self.resources[idx as usize];
         let f = &v.facts;
-        let Some(k) = r.versions.iter().rev().take(COPIES_SEEN).find(|k| k.version_id == f.version_id) else {
+        if !r.versions.iter().rev().take(COPIES_SEEN).any(|k| k.version_id == f.version_id) {
             return false;
-        };
+        }
+        // Compared with the first copy read, as `finish` compares every later copy (a copy
+        // farther back than the window may have let a differing one in).
+        let Some(k) = r.versions.iter().find(|k| k.version_id == f.version_id) else { return false };
         self.duplicates += 1;
         let kept = self.lists.patients(k);
         let same_patients =

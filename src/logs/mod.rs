@@ -101,7 +101,7 @@ pub(crate) fn read(files: &[InputFile], zone: &Zone, max_gap_nanos: i64, skip_in
         // A truncated or corrupt compressed file: its whole lines are read, the rest noted.
         let (bytes, read, cut) = source::read_whole(file)?;
         if let Some(e) = cut {
-            tally.fail_spanning(e, None, 0, None)?;
+            tally.fail_rest(e)?;
         }
         let line_count = read_one(&file.path, i, &bytes, zone, &mut lines, &mut tally)?;
         records.push(tally.record(crate::source::Role::Logs, file, read, line_count));
@@ -136,7 +136,7 @@ pub(crate) fn read_one(
                     json::read_ndjson(path, file, body, bom, zone, out, tally)?;
                 } else if body.len() as u64 > source::max_line() {
                     // A document (a search response) is held whole: no longer than the limit.
-                    tally.fail_spanning(source::too_long(path, 1, 0, "document", body.len() as u64), None, 0, None)?;
+                    tally.fail_rest(source::too_long(path, 1, 0, "document", body.len() as u64))?;
                 } else {
                     json::read_json_documents(path, file, body, bom, zone, out, tally)?;
                 }

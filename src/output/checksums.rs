@@ -40,7 +40,7 @@ pub(crate) fn written_sha256(path: &Path) -> Result<String> {
 pub(crate) fn write_sums(dir: &Path) -> Result<()> {
     let mut files = Vec::new();
     list_files(dir, Path::new(""), &mut files)?;
-    files.retain(|p| p != Path::new(SUMS));
+    files.retain(|p| p != Path::new(SUMS) && p != Path::new(super::STAGING_MARK));
     files.sort();
     let sums: Vec<String> = files
         .par_iter()

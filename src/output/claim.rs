@@ -34,7 +34,9 @@ struct MarkedFile {
 pub(crate) fn write_marker(dir: &Path, kind: &str) -> Result<()> {
     let mut files = Vec::new();
     walk(dir, Path::new(""), &mut |rel, meta| {
-        files.push(MarkedFile { path: rel.to_string_lossy().into_owned(), size: meta.len() });
+        if rel != Path::new(super::STAGING_MARK) {
+            files.push(MarkedFile { path: rel.to_string_lossy().into_owned(), size: meta.len() });
+        }
         Ok(())
     })
     .map_err(|e| Error::output(dir, e))?;
@@ -161,8 +163,11 @@ pub(crate) fn check(dest: &Path, kind: &str, force: bool, option: &str, inputs: 
              replaces only folders it wrote, --force or not; choose another folder, or empty this one"
         ));
     };
+    let listed: std::collections::HashMap<&Path, u64> =
+        marker.files.iter().map(|f| (Path::new(f.path.as_str()), f.size)).collect();
+    let found: std::collections::HashMap<&Path, u64> = present.iter().map(|(p, size)| (p.as_path(), *size)).collect();
     for (rel, _) in &present {
-        if rel != Path::new(OWN_MARKER) && !marker.files.iter().any(|f| Path::new(&f.path) == rel) {
+        if rel != Path::new(OWN_MARKER) && !listed.contains_key(rel.as_path()) {
             return refuse(format!(
                 "holds {}, which bulk-audit did not write: move it out first (bulk-audit replaces only what it wrote, \
                  --force or not)",
@@ -170,8 +175,7 @@ pub(crate) fn check(dest: &Path, kind: &str, force: bool, option: &str, inputs: 
             ));
         }
     }
-    let changed =
-        marker.files.iter().find(|f| !present.iter().any(|(p, size)| p == Path::new(&f.path) && *size == f.size));
+    let changed = marker.files.iter().find(|f| found.get(Path::new(f.path.as_str())) != Some(&f.size));
     if !force {
         if marker.kind != kind {
             return refuse(format!(
@@ -221,34 +225,44 @@ pub(crate) fn check_parent(dest: &Path, option: &str) -> Result<()> {
     Ok(())
 }
 
-/// A path made absolute and `.`/`..` taken out as written, its longest existing ancestor
-/// canonicalized (symbolic links followed): the real place of a path that may not exist yet.
+/// The real place of a path that may not exist yet: made absolute, then walked a component at
+/// a time as the system walks it — each part that exists resolved (symbolic links followed)
+/// before the next is applied, so `link/..` is the link target's parent, as it is to the system;
+/// `..` and names past the last existing part are applied as written.
 pub(crate) fn resolved(p: &Path) -> PathBuf {
     let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let mut lexical = PathBuf::new();
+    let mut out = PathBuf::new();
+    let mut exists = true;
     for c in abs.components() {
         match c {
-            Component::ParentDir => {
-                lexical.pop();
-            }
             Component::CurDir => {}
-            other => lexical.push(other),
-        }
-    }
-    let mut existing = lexical.as_path();
-    let mut rest = Vec::new();
-    while fs::symlink_metadata(existing).is_err() {
-        match (existing.parent(), existing.file_name()) {
-            (Some(parent), Some(name)) => {
-                rest.push(name.to_os_string());
-                existing = parent;
+            Component::ParentDir => {
+                out.pop();
             }
-            _ => break,
+            Component::Normal(name) => {
+                out.push(name);
+                if exists {
+                    match fs::canonicalize(&out) {
+                        Ok(real) => out = real,
+                        Err(_) => exists = false,
+                    }
+                }
+            }
+            other => out.push(other),
         }
     }
-    let mut out = fs::canonicalize(existing).unwrap_or_else(|_| existing.to_path_buf());
-    out.extend(rest.iter().rev());
     out
+}
+
+/// A path as given, without a trailing `/` or `.` (through which the system would follow a link
+/// that the checks must see as one).
+pub(crate) fn clean(p: &Path) -> PathBuf {
+    let cleaned: PathBuf = p.components().filter(|c| !matches!(c, Component::CurDir)).collect();
+    if cleaned.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        cleaned
+    }
 }
 
 /// Whether two paths are the same or one is inside the other, on their real places.

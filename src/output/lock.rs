@@ -43,6 +43,9 @@ pub(crate) fn lock(dest: &Path, option: &str) -> Result<()> {
             o.mode(0o600).custom_flags(libc::O_NOFOLLOW);
         }
         let mut file = o.open(&path).map_err(|e| Error::output(&path, e))?;
+        if !file.metadata().is_ok_and(|m| m.is_file()) {
+            return Err(Error::output(dest, format!("{} is not a plain file: move it away", path.display())));
+        }
         if !try_lock(&file).map_err(|e| Error::output(&path, e))? {
             let mut text = String::new();
             let _ = file.read_to_string(&mut text);

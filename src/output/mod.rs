@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 
 pub(crate) use checksums::{written_sha256, SUMS};
-pub(crate) use claim::{overlapping, OWN_MARKER};
+pub(crate) use claim::{clean, overlapping, OWN_MARKER};
 #[cfg(test)]
 pub(crate) use csv::csv_rows_by_cell;
 pub(crate) use csv::csv_text;
@@ -33,14 +33,21 @@ pub(crate) use staging::{
     create_private, create_private_dir, create_private_scratch, public_paths, short_name, Staging,
 };
 
+/// The file that marks a staging folder as one (so a later run may remove it when its run died);
+/// neither `SHA256SUMS` nor the marker lists it.
+const STAGING_MARK: &str = ".bulk-audit-staging";
+
 /// The audit's manifest: also how `disclosures` recognises an audit folder.
 pub(crate) const MANIFEST: &str = "manifest.json";
 
 /// Claims `dest` for an output of `kind` before anything is read: the folder it goes in is
 /// writable, `dest` may be replaced (`claim::check`: only a previous bulk-audit output, never an
 /// input, a link or a foreign folder), and this run holds its lock until it ends.
+/// The checks run before the lock is taken (so a refused output leaves nothing behind, not even a
+/// lock file) and again under it (another run may have written there meanwhile).
 pub(crate) fn claim(dest: &Path, kind: &'static str, force: bool, option: &str, inputs: &[PathBuf]) -> Result<()> {
     claim::check_parent(dest, option)?;
+    claim::check(dest, kind, force, option, inputs)?;
     lock::lock(dest, option)?;
     claim::check(dest, kind, force, option, inputs).map(|_| ())
 }

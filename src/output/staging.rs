@@ -62,7 +62,7 @@ static IN_PROGRESS: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::
 static STAGED: std::sync::Mutex<Vec<(PathBuf, PathBuf)>> = std::sync::Mutex::new(Vec::new());
 
 /// The file that marks a staging folder as one (so a later run may remove it when its run died).
-const STAGING_MARK: &str = ".bulk-audit-staging";
+use super::STAGING_MARK;
 
 /// Removes every staging folder being written, and keeps any new file from being created until
 /// the process exits (for the signal handler). Returns how many it removed.
@@ -138,9 +138,17 @@ impl Staging {
     /// Writes `SHA256SUMS` and the marker over the finished folder, then moves it into place,
     /// replacing what was there.
     pub(crate) fn commit(mut self) -> Result<()> {
-        fs::remove_file(self.dir.join(STAGING_MARK)).map_err(|e| Error::output(&self.dest, e))?;
+        // The staging mark goes last, once the marker is there: a folder killed in between is
+        // still recognised as a staging folder by the next run.
         super::checksums::write_sums(&self.dir)?;
         super::claim::write_marker(&self.dir, self.kind)?;
+        fs::remove_file(self.dir.join(STAGING_MARK)).map_err(|e| Error::output(&self.dest, e))?;
+        // What was checked before anything was read is checked again: a file someone put into
+        // the old output during the run is not taken with it (kind and changes were allowed then).
+        super::claim::check(&self.dest, self.kind, true, "output folder", &[]).map_err(|e| match e {
+            Error::Usage(m) => Error::output(&self.dest, m),
+            other => other,
+        })?;
         let old = self.dir.with_file_name(format!(
             ".{}.old-{}",
             short_name(&self.dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()),

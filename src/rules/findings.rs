@@ -35,6 +35,17 @@ pub(crate) enum FindingKind {
 // `ALL` and `when` are the catalogue as people read it: the README's table (tested below).
 #[cfg_attr(not(test), allow(dead_code))]
 impl FindingKind {
+    /// The kind of a name in the `kind` column (`--fail-on`).
+    pub(crate) fn from_name(name: &str) -> Option<FindingKind> {
+        FindingKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    /// Whether a finding of this kind leaves its export's rows unknown (the export is
+    /// incomplete): the Group or the Client it depends on has no version at T.
+    pub(crate) fn makes_incomplete(self) -> bool {
+        matches!(self, FindingKind::GroupNotFound | FindingKind::ClientNotFound)
+    }
+
     /// Every kind, in the README's order.
     pub(crate) const ALL: [FindingKind; 23] = [
         FindingKind::BoundaryAmbiguous,

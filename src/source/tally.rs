@@ -57,9 +57,6 @@ impl Tally {
     /// (0 for a rest of a file that was never read), with a note added to the reason.
     pub(crate) fn fail_spanning(&mut self, e: Error, line: Option<u64>, lines: u64, note: Option<&str>) -> Result<()> {
         self.fail(e)?;
-        if lines == 0 {
-            self.rest_unread = true;
-        }
         if let Some(last) = self.skipped.last_mut() {
             if let Some(l) = line {
                 last.line = l;
@@ -69,6 +66,14 @@ impl Tally {
                 last.reason = format!("{} ({n})", last.reason);
             }
         }
+        Ok(())
+    }
+
+    /// An unreadable place past which the file could not be read at all (a truncated or corrupt
+    /// compressed file, a line or document past `--max-line`): its lines from there are unknown.
+    pub(crate) fn fail_rest(&mut self, e: Error) -> Result<()> {
+        self.fail_spanning(e, None, 0, None)?;
+        self.rest_unread = true;
         Ok(())
     }
 
