@@ -171,10 +171,13 @@ fn table(list: &[Disclosure]) -> Table {
 fn write_atomically(path: &Path, write: impl FnOnce(&Path) -> Result<()>) -> Result<()> {
     let name = path.file_name().ok_or_else(|| Error::Usage(format!("--out {}: not a file name", path.display())))?;
     let tmp = path.with_file_name(format!(".{}.partial-{}", name.to_string_lossy(), std::process::id()));
+    // A signal removes the temporary file, as it removes an audit's staging folder.
+    output::register_temporary(&tmp);
     let written = write(&tmp).and_then(|_| std::fs::rename(&tmp, path).map_err(|e| Error::output(path, e)));
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
+    output::forget_temporary(&tmp);
     written
 }
 

@@ -30,7 +30,8 @@ use csv::write_csv;
 pub(crate) use csv::{neutralised, push_csv_cell, push_csv_field, unneutralised, Decimal};
 pub(crate) use lock::release_all as release_locks;
 pub(crate) use staging::{
-    create_private, create_private_dir, create_private_scratch, public_paths, short_name, Staging,
+    create_private, create_private_dir, create_private_scratch, forget_temporary, public_paths, register_temporary,
+    short_name, Staging,
 };
 
 /// The file that marks a staging folder as one (so a later run may remove it when its run died);

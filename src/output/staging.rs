@@ -72,7 +72,10 @@ pub(crate) fn remove_all_in_progress() -> usize {
     let dirs = IN_PROGRESS.lock().unwrap_or_else(|p| p.into_inner());
     let mut removed = 0;
     for d in dirs.iter() {
-        if fs::remove_dir_all(d).is_ok() {
+        // A staging folder, or a file written under a temporary name (`disclosures --out`).
+        let gone =
+            if fs::symlink_metadata(d).is_ok_and(|m| m.is_dir()) { fs::remove_dir_all(d) } else { fs::remove_file(d) };
+        if gone.is_ok() {
             removed += 1;
         }
     }
@@ -88,6 +91,17 @@ pub(crate) fn public_paths(text: &str) -> String {
         text = text.replace(&dir.display().to_string(), &dest.display().to_string());
     }
     text
+}
+
+/// A file being written under a temporary name: removed by the signal handler until
+/// [`forget_temporary`].
+pub(crate) fn register_temporary(path: &Path) {
+    IN_PROGRESS.lock().unwrap_or_else(|p| p.into_inner()).push(path.to_path_buf());
+}
+
+/// The temporary file was renamed into place or removed.
+pub(crate) fn forget_temporary(path: &Path) {
+    forget(path);
 }
 
 fn forget(dir: &Path) {

@@ -10,7 +10,7 @@ use std::path::Path;
 use rayon::prelude::*;
 use sha2::{Digest, Sha256};
 
-use super::tables::{IDENTITY_KEY, TABLES};
+use super::tables::TABLES;
 use super::INFO;
 use crate::error::{Error, Result};
 use crate::output::SUMS;
@@ -152,7 +152,11 @@ fn table_identity(path: &Path) -> Option<String> {
     let f = std::fs::File::open(path).ok()?;
     let mut reader = ParquetReader::new(f);
     let meta = reader.get_metadata().ok()?;
-    meta.key_value_metadata.as_ref()?.iter().find(|kv| kv.key == IDENTITY_KEY).and_then(|kv| kv.value.clone())
+    meta.key_value_metadata
+        .as_ref()?
+        .iter()
+        .find(|kv| kv.key == super::tables::IDENTITY_KEY)
+        .and_then(|kv| kv.value.clone())
 }
 
 #[cfg(not(feature = "parquet"))]
