@@ -65,7 +65,16 @@ fn audit_events(r: &AuditResult) -> Result<Vec<Value>> {
             let version = res.versions[row.version as usize].version_id.to_string();
             by_patient.entry(h.patient_name(p)).or_default().push((h.type_name(res.resource_type), &res.id, version));
         }
-        let outcome = outcome(r.statuses[i].as_ref().and_then(|s| s.status.as_deref()));
+        let mut outcome = outcome(r.statuses[i].as_ref().and_then(|s| s.status.as_deref()));
+        // An incomplete reconstruction says so where a FHIR reader looks for the outcome.
+        let reasons = super::completeness::incomplete_because(r, i);
+        if !reasons.is_empty() {
+            let said = format!("incomplete reconstruction: {}", reasons.join("; "));
+            outcome.1 = Some(match outcome.1 {
+                Some(d) => format!("{d}; {said}"),
+                None => said,
+            });
+        }
         for (patient, mut versions) in by_patient {
             versions.sort();
             versions.dedup();

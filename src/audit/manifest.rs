@@ -55,6 +55,19 @@ pub(super) fn manifest(
             "versions_per_type": r.history.versions_per_type(),
         },
     });
+    // Every export complete or not, and why not (written always: a count of 0 says so too).
+    if let Some(m) = manifest.as_object_mut() {
+        let incomplete: serde_json::Map<String, serde_json::Value> = super::tables::export_order(r)
+            .into_iter()
+            .map(|i| (r.events[i].id.clone(), super::completeness::incomplete_because(r, i)))
+            .filter(|(_, reasons)| !reasons.is_empty())
+            .map(|(id, reasons)| (id, json!(reasons)))
+            .collect();
+        m.insert(
+            "completeness".into(),
+            json!({"complete": r.events.len() - incomplete.len(), "incomplete": incomplete.len(), "incomplete_exports": incomplete}),
+        );
+    }
     // With --reconstruct: which folder holds which export (names are cut and made distinct).
     if let (Some(_), Some(m)) = (&cfg.reconstruct, manifest.as_object_mut()) {
         let folders: serde_json::Map<String, serde_json::Value> = super::reconstruct::folder_names(r)

@@ -3,6 +3,7 @@
 //! with the server's own evidence, and write the tables, the manifest and the reconstruction.
 
 mod audit_events;
+pub(crate) mod completeness;
 mod manifest;
 mod reconstruct;
 mod report;

@@ -30,6 +30,30 @@ pub(super) fn render(r: &AuditResult, manifest: &serde_json::Value) -> String {
         rows,
         html::SEARCH_BOX
     );
+    // Before any table: an answer the inputs cannot give is said first, never left as a zero.
+    let incomplete: Vec<(usize, Vec<String>)> = super::tables::export_order(r)
+        .into_iter()
+        .map(|i| (i, super::completeness::incomplete_because(r, i)))
+        .filter(|(_, reasons)| !reasons.is_empty())
+        .collect();
+    if !incomplete.is_empty() {
+        let _ = writeln!(
+            b,
+            "<div class=\"finding\" id=\"incomplete\"><strong>{} of {} exports are incomplete</strong>: their rows \
+             depend on what these inputs do not hold, so what they list (or do not) is not the whole answer.<ul>",
+            incomplete.len(),
+            r.events.len()
+        );
+        for (i, reasons) in &incomplete {
+            let _ = writeln!(
+                b,
+                "<li>Export <span class=\"id\">{}</span>: {}</li>",
+                esc(&r.events[*i].id),
+                reasons.iter().map(|x| esc(x)).collect::<Vec<_>>().join("; ")
+            );
+        }
+        b.push_str("</ul></div>\n");
+    }
     audited(&mut b, r, manifest);
     exports(&mut b, r);
     disclosures(&mut b, r, rows <= VERSION_IDS_UP_TO);
@@ -122,6 +146,14 @@ fn export(b: &mut String, r: &AuditResult, i: usize) {
         esc(&e.id),
         esc(&e.time.map(|t| t.to_rfc3339()).unwrap_or_else(|| "an unknown time".into()))
     );
+    let reasons = super::completeness::incomplete_because(r, i);
+    if !reasons.is_empty() {
+        let _ = writeln!(
+            b,
+            "<p class=\"finding\"><strong>Incomplete</strong>: {}</p>",
+            reasons.iter().map(|x| esc(x)).collect::<Vec<_>>().join("; ")
+        );
+    }
     b.push_str("<table>\n");
     let mut row = |k: &str, v: String| {
         let _ = writeln!(b, "<tr><th>{k}</th><td>{v}</td></tr>");

@@ -19,10 +19,11 @@ pub(crate) fn summary_lines(r: &AuditResult) -> Vec<String> {
             };
             let state = if !e.accepted {
                 format!("rejected ({})", e.status.map(|s| s.to_string()).unwrap_or_default())
-            } else if x.resolved {
-                format!("{} patients, {} resources, {} rows", x.patient_count(e), x.resource_count(), x.rows.len())
+            } else if let reasons @ [_, ..] = super::completeness::incomplete_because(r, i).as_slice() {
+                // Never a bare count where the inputs cannot tell: "0 rows" reads as "nothing sent".
+                format!("incomplete: {}; {} rows listed", reasons.join("; "), x.rows.len())
             } else {
-                "not resolved".into()
+                format!("{} patients, {} resources, {} rows", x.patient_count(e), x.resource_count(), x.rows.len())
             };
             format!("{}  {}  {}  {}  {}  {} findings", e.id, when, who, target, state, x.findings.len())
         })
@@ -74,7 +75,7 @@ pub(crate) fn failed_on(r: &AuditResult, kinds: &[String]) -> Option<String> {
     let mut hits: Vec<String> = Vec::new();
     for kind in kinds {
         if kind == "incomplete" {
-            let n = r.resolutions.iter().filter(|x| x.findings.iter().any(|f| f.kind.makes_incomplete())).count();
+            let n = super::completeness::incomplete_count(r);
             if n > 0 {
                 hits.push(format!("{n} export{} incomplete", if n == 1 { "" } else { "s" }));
             }

@@ -32,7 +32,13 @@ pub fn read(path: &Path) -> String {
 }
 
 /// Asserts two files are byte-identical, showing the first differing line.
+/// With `BULK_AUDIT_BLESS=1` the expected file is rewritten from the actual one instead (to
+/// review with `git diff` after a deliberate change of the outputs).
 pub fn assert_same_file(actual: &Path, expected: &Path) {
+    if std::env::var_os("BULK_AUDIT_BLESS").is_some() {
+        std::fs::copy(actual, expected).unwrap_or_else(|e| panic!("bless {}: {e}", expected.display()));
+        return;
+    }
     let (a, e) = (read(actual), read(expected));
     if a != e {
         let first =

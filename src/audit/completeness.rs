@@ -1,0 +1,48 @@
+//! Whether each export's answer is complete (SPEC "What the inputs cannot tell"): an export
+//! whose rows depend on something the inputs do not hold — its Group or Client not in the
+//! history at T, its time unknown, a history that could answer nothing (let through with
+//! `--allow-empty-history`) — is `incomplete`, with its reasons, wherever its rows are shown.
+
+use super::AuditResult;
+
+/// Why export `i` is incomplete, in words a person reads; empty when it is complete. A rejected
+/// export sent nothing, which the logs tell: complete.
+pub(crate) fn incomplete_because(r: &AuditResult, i: usize) -> Vec<String> {
+    let e = &r.events[i];
+    let x = &r.resolutions[i];
+    if !e.accepted {
+        return Vec::new();
+    }
+    let mut reasons: Vec<String> = Vec::new();
+    if !x.resolved {
+        reasons.push("the kickoff's time is not in the logs".into());
+    }
+    for f in x.findings.iter().filter(|f| f.kind.makes_incomplete()) {
+        let what = if f.resource_id.is_empty() {
+            format!("the kickoff names no {} ({})", f.resource_type.to_lowercase(), f.kind.as_str())
+        } else {
+            format!("{} {} not in the history at T", f.resource_type.to_lowercase(), f.resource_id)
+        };
+        if !reasons.contains(&what) {
+            reasons.push(what);
+        }
+    }
+    if r.history.version_count == 0 {
+        reasons.push("the history holds no version (--allow-empty-history)".into());
+    }
+    reasons
+}
+
+/// `complete` or `incomplete`.
+pub(crate) fn word(reasons: &[String]) -> &'static str {
+    if reasons.is_empty() {
+        "complete"
+    } else {
+        "incomplete"
+    }
+}
+
+/// How many of the exports are incomplete.
+pub(crate) fn incomplete_count(r: &AuditResult) -> usize {
+    (0..r.events.len()).filter(|&i| !incomplete_because(r, i).is_empty()).count()
+}

@@ -1,0 +1,109 @@
+//! An answer the inputs cannot give is said, never a zero (SPEC "What the inputs cannot tell"),
+//! through the real binary: an export whose Group is not in the history is `incomplete` in the
+//! summary line, the exports table, the manifest and at the top of the report; a history that
+//! holds no version stops the run unless `--allow-empty-history`, and then every export is
+//! incomplete.
+
+mod common;
+
+use common::*;
+
+fn guide_history_without(tmp: &std::path::Path, prefix: &str) -> std::path::PathBuf {
+    let history = tmp.join("history");
+    std::fs::create_dir(&history).unwrap();
+    for f in std::fs::read_dir(root().join("fixtures/guide/history")).unwrap() {
+        let f = f.unwrap();
+        if !f.file_name().to_string_lossy().starts_with(prefix) {
+            std::fs::copy(f.path(), history.join(f.file_name())).unwrap();
+        }
+    }
+    history
+}
+
+#[test]
+fn an_export_whose_group_is_not_in_the_history_is_incomplete_everywhere_it_is_shown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let history = guide_history_without(tmp.path(), "Group-");
+    let out = tmp.path().join("out");
+    let said = run_ok(&[
+        "audit",
+        "--logs",
+        "fixtures/guide/logs",
+        "--history",
+        history.to_str().unwrap(),
+        "--tz",
+        "UTC",
+        "--format",
+        "csv",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let line = said.lines().find(|l| l.starts_with("e2b9d4")).unwrap();
+    assert!(line.contains("incomplete: group test-group-1 not in the history at T; 0 rows listed"), "{said}");
+    assert!(!line.contains("0 patients"), "a bare zero: {line}");
+    let exports = csv_rows(&out.join("exports.csv"));
+    let e = exports.iter().find(|e| e["export_id"] == "e2b9d4").unwrap();
+    assert_eq!(e["completeness"], "incomplete");
+    assert_eq!(e["incomplete_because"], "group test-group-1 not in the history at T");
+    let rejected = exports.iter().find(|e| e["export_id"] == "9a03ee").unwrap();
+    assert_eq!(rejected["completeness"], "complete", "a rejected export sent nothing, which the logs tell");
+    let manifest: serde_json::Value = serde_json::from_str(&read(&out.join("manifest.json"))).unwrap();
+    assert_eq!(manifest["completeness"]["incomplete"], 1);
+    assert_eq!(
+        manifest["completeness"]["incomplete_exports"]["e2b9d4"][0],
+        "group test-group-1 not in the history at T"
+    );
+    let report = read(&out.join("report.html"));
+    let banner = report.find("1 of 2 exports are incomplete").expect("a banner");
+    assert!(banner < report.find("<table").unwrap(), "the banner comes before any table");
+}
+
+#[test]
+fn a_complete_audit_says_so_in_the_table_and_the_manifest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    run_ok(&[
+        "audit",
+        "--logs",
+        "fixtures/guide/logs",
+        "--history",
+        "fixtures/guide/history",
+        "--tz",
+        "UTC",
+        "--format",
+        "csv",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(csv_rows(&out.join("exports.csv")).iter().all(|e| e["completeness"] == "complete"));
+    let manifest: serde_json::Value = serde_json::from_str(&read(&out.join("manifest.json"))).unwrap();
+    assert_eq!(manifest["completeness"]["incomplete"], 0);
+    assert!(!read(&out.join("report.html")).contains("are incomplete"));
+}
+
+#[test]
+fn an_empty_history_stops_the_run_unless_allowed_and_then_every_export_is_incomplete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let empty = tmp.path().join("empty");
+    std::fs::create_dir(&empty).unwrap();
+    let out = tmp.path().join("out");
+    let args = [
+        "audit",
+        "--logs",
+        "fixtures/guide/logs",
+        "--history",
+        empty.to_str().unwrap(),
+        "--tz",
+        "UTC",
+        "--format",
+        "csv",
+    ];
+    let r = run(&[&args[..], &["--out", out.to_str().unwrap()]].concat());
+    assert_eq!(r.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("holds no resource version at all"), "{r:?}");
+    assert!(!out.exists());
+    let said = run_ok(&[&args[..], &["--allow-empty-history", "--out", out.to_str().unwrap()]].concat());
+    assert!(said.contains("the history holds no version (--allow-empty-history)"), "{said}");
+    let exports = csv_rows(&out.join("exports.csv"));
+    assert_eq!(exports.iter().find(|e| e["export_id"] == "e2b9d4").unwrap()["completeness"], "incomplete");
+}
