@@ -107,3 +107,77 @@ fn an_empty_history_stops_the_run_unless_allowed_and_then_every_export_is_incomp
     let exports = csv_rows(&out.join("exports.csv"));
     assert_eq!(exports.iter().find(|e| e["export_id"] == "e2b9d4").unwrap()["completeness"], "incomplete");
 }
+
+fn small_history(dir: &std::path::Path) -> std::path::PathBuf {
+    let history = dir.join("history");
+    std::fs::create_dir_all(&history).unwrap();
+    std::fs::write(
+        history.join("history.ndjson"),
+        [
+            r#"{"resourceType":"Client","id":"c","scope":"system/*.read","meta":{"versionId":"1","lastUpdated":"2023-01-01T00:00:00Z"}}"#,
+            r#"{"resourceType":"Group","id":"g","member":[{"entity":{"reference":"Patient/p1"}}],"meta":{"versionId":"2","lastUpdated":"2023-01-02T00:00:00Z"}}"#,
+            r#"{"resourceType":"Patient","id":"p1","meta":{"versionId":"3","lastUpdated":"2023-01-03T00:00:00Z"}}"#,
+            r#"{"resourceType":"Patient","id":"p2","meta":{"versionId":"4","lastUpdated":"2023-01-03T00:00:00Z"}}"#,
+        ]
+        .join("\n")
+            + "\n",
+    )
+    .unwrap();
+    history
+}
+
+/// A Kibana export without the method column still yields its kickoffs (each with
+/// `method-not-logged`), and a path that names `$export` in none of the three forms is resolved
+/// at system level (more is listed), with `kickoff-path-unrecognized`, and is incomplete.
+#[test]
+fn kickoffs_without_a_method_and_unrecognized_paths_are_found_and_said() {
+    let tmp = tempfile::tempdir().unwrap();
+    let history = small_history(tmp.path());
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    std::fs::write(
+        logs.join("discover.csv"),
+        "\"@timestamp\",ctx,w_url,w_st,w_cid\n\
+         \"Mar 1, 2023 @ 12:00:00.000\",k1,/fhir/Group/g/$export,202,c\n\
+         \"Mar 2, 2023 @ 12:00:00.000\",k2,/fhir/Group/g/extra/$export,202,c\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let said = run_ok(&[
+        "audit",
+        "--logs",
+        logs.to_str().unwrap(),
+        "--history",
+        history.to_str().unwrap(),
+        "--tz",
+        "UTC",
+        "--format",
+        "csv",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let exports = csv_rows(&out.join("exports.csv"));
+    assert_eq!(exports.len(), 2, "{said}");
+    let (k1, k2) = (&exports[0], &exports[1]);
+    assert_eq!(
+        (k1["export_id"].as_str(), k1["level"].as_str(), k1["completeness"].as_str()),
+        ("k1", "group", "complete")
+    );
+    assert_eq!(
+        (k2["export_id"].as_str(), k2["level"].as_str(), k2["completeness"].as_str()),
+        ("k2", "system", "incomplete")
+    );
+    let findings = csv_rows(&out.join("findings.csv"));
+    let kinds =
+        |id: &str| findings.iter().filter(|f| f["export_id"] == id).map(|f| f["kind"].clone()).collect::<Vec<_>>();
+    assert!(kinds("k1").contains(&"method-not-logged".to_string()), "{findings:?}");
+    assert!(kinds("k2").contains(&"kickoff-path-unrecognized".to_string()), "{findings:?}");
+    // The widest reading lists every patient, p2 too (the group form would list p1 only).
+    let rows = csv_rows(&out.join("resources.csv"));
+    assert!(rows.iter().any(|r| r["export_id"] == "k2" && r["resource_id"] == "p2"), "{rows:?}");
+    assert!(
+        said.lines()
+            .any(|l| l.starts_with("k2") && l.contains("incomplete: the kickoff path is none of the three forms")),
+        "{said}"
+    );
+}

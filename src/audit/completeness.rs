@@ -1,7 +1,8 @@
 //! Whether each export's answer is complete (SPEC "What the inputs cannot tell"): an export
 //! whose rows depend on something the inputs do not hold — its Group or Client not in the
-//! history at T, its time unknown, a history that could answer nothing (let through with
-//! `--allow-empty-history`) — is `incomplete`, with its reasons, wherever its rows are shown.
+//! history at T, its kickoff path none of the three forms, its time unknown, a history that could
+//! answer nothing (let through with `--allow-empty-history`) — is `incomplete`, with its reasons,
+//! wherever its rows are shown.
 
 use super::AuditResult;
 
@@ -18,10 +19,14 @@ pub(crate) fn incomplete_because(r: &AuditResult, i: usize) -> Vec<String> {
         reasons.push("the kickoff's time is not in the logs".into());
     }
     for f in x.findings.iter().filter(|f| f.kind.makes_incomplete()) {
-        let what = if f.resource_id.is_empty() {
-            format!("the kickoff names no {} ({})", f.resource_type.to_lowercase(), f.kind.as_str())
-        } else {
-            format!("{} {} not in the history at T", f.resource_type.to_lowercase(), f.resource_id)
+        let what = match f.kind {
+            crate::rules::findings::FindingKind::KickoffPathUnrecognized => {
+                "the kickoff path is none of the three forms (resolved as a system export)".to_string()
+            }
+            _ if f.resource_id.is_empty() => {
+                format!("the kickoff names no {} ({})", f.resource_type.to_lowercase(), f.kind.as_str())
+            }
+            _ => format!("{} {} not in the history at T", f.resource_type.to_lowercase(), f.resource_id),
         };
         if !reasons.contains(&what) {
             reasons.push(what);

@@ -23,6 +23,8 @@ pub(crate) enum FindingKind {
     OrganizationScopeNotApplied,
     TenantUnmarked,
     KickoffTimeUnknown,
+    KickoffPathUnrecognized,
+    MethodNotLogged,
     StatusNotFound,
     ExportNotCompleted,
     CountMismatch,
@@ -43,11 +45,11 @@ impl FindingKind {
     /// Whether a finding of this kind leaves its export's rows unknown (the export is
     /// incomplete): the Group or the Client it depends on has no version at T.
     pub(crate) fn makes_incomplete(self) -> bool {
-        matches!(self, FindingKind::GroupNotFound | FindingKind::ClientNotFound)
+        matches!(self, FindingKind::GroupNotFound | FindingKind::ClientNotFound | FindingKind::KickoffPathUnrecognized)
     }
 
     /// Every kind, in the README's order.
-    pub(crate) const ALL: [FindingKind; 23] = [
+    pub(crate) const ALL: [FindingKind; 25] = [
         FindingKind::BoundaryAmbiguous,
         FindingKind::ClientNotFound,
         FindingKind::ClientScopeUnreadable,
@@ -64,6 +66,8 @@ impl FindingKind {
         FindingKind::OrganizationScopeNotApplied,
         FindingKind::TenantUnmarked,
         FindingKind::KickoffTimeUnknown,
+        FindingKind::KickoffPathUnrecognized,
+        FindingKind::MethodNotLogged,
         FindingKind::StatusNotFound,
         FindingKind::ExportNotCompleted,
         FindingKind::CountMismatch,
@@ -92,6 +96,8 @@ impl FindingKind {
             FindingKind::OrganizationScopeNotApplied => "organization-scope-not-applied",
             FindingKind::TenantUnmarked => "tenant-unmarked",
             FindingKind::KickoffTimeUnknown => "kickoff-time-unknown",
+            FindingKind::KickoffPathUnrecognized => "kickoff-path-unrecognized",
+            FindingKind::MethodNotLogged => "method-not-logged",
             FindingKind::StatusNotFound => "status-not-found",
             FindingKind::ExportNotCompleted => "export-not-completed",
             FindingKind::CountMismatch => "count-mismatch",
@@ -121,6 +127,8 @@ impl FindingKind {
             FindingKind::OrganizationScopeNotApplied => "a kickoff under `/Organization/{org}/fhir/…` (organization-based access control): resolved without an organization filter, so more may be listed than was sent",
             FindingKind::TenantUnmarked => "a `/tenant/{t}/…` kickoff lists resources with no tenant marker (`meta.tenant`/`meta._tenant`): listed, as an audit errs towards more; one finding per export, with the count of such rows",
             FindingKind::KickoffTimeUnknown => "a kickoff whose log lines carry no timestamp: it cannot be resolved",
+            FindingKind::KickoffPathUnrecognized => "a request naming `$export` whose path is none of the three kickoff forms (`/Group/g/extra/$export`, `/Patient/p/$export`, `/Group//$export`): resolved at the widest level it could mean, system (more is listed), and incomplete",
+            FindingKind::MethodNotLogged => "the logs hold no method for a request whose path names `$export` (a Kibana or Elasticsearch export without `w_m`): taken as a kickoff",
             FindingKind::StatusNotFound => "the history holds BulkExportStatus resources but none matches this kickoff",
             FindingKind::ExportNotCompleted => "the matched BulkExportStatus ended in `error`/`cancelled`/`failed`: the client may have received part of the rows",
             FindingKind::CountMismatch => "the matched status's per-type `output[].count` differs from the number of distinct resources of that type in the reconstruction",
@@ -152,6 +160,8 @@ impl FindingKind {
             FindingKind::OrganizationScopeNotApplied => "Filter the listing by the organization by hand: more may be listed than was sent.",
             FindingKind::TenantUnmarked => "Check which tenant the unmarked resources belong to.",
             FindingKind::KickoffTimeUnknown => "Find the kickoff's time in another log source.",
+            FindingKind::KickoffPathUnrecognized => "Find out what the server did with this path; the listing is every resource of the exported types.",
+            FindingKind::MethodNotLogged => "Export the logs again with the w_m column: a DELETE (a cancel) of this path would not be a kickoff.",
             FindingKind::StatusNotFound => "Look for the export's BulkExportStatus in a later dump.",
             FindingKind::ExportNotCompleted => "The client may have received part of the rows: ask the storage bucket's logs what was downloaded.",
             FindingKind::CountMismatch => "Compare the status's per-type counts with the listing: the history or the logs may be incomplete.",

@@ -72,6 +72,12 @@ pub(crate) struct ExportEvent {
     pub(crate) group_id: Option<String>,
     pub(crate) params: ExportParams,
     pub(crate) source: String,
+    /// The path names `$export` but is none of the three kickoff forms (resolved at system level).
+    #[serde(default)]
+    pub(crate) path_unrecognized: bool,
+    /// The logs hold no method for it.
+    #[serde(default)]
+    pub(crate) method_not_logged: bool,
 }
 
 impl ExportEvent {
@@ -87,7 +93,16 @@ impl ExportEvent {
 }
 
 /// Classifies a URL path (query string removed): `Some((level, group id))` for a kickoff path.
-pub(crate) fn classify_path(path: &str) -> Option<(Level, Option<String>)> {
+#[cfg(test)]
+fn classify_path(path: &str) -> Option<(Level, Option<String>)> {
+    classify(path).map(|(level, group, _)| (level, group))
+}
+
+/// As [`classify_path`], and whether the path is one of the three kickoff forms. A path that
+/// names `$export` otherwise — a `Group` or `Patient` segment not in its form, or a resource
+/// type right before `$export` — is a system-level kickoff (the widest it could mean), marked
+/// unrecognized.
+fn classify(path: &str) -> Option<(Level, Option<String>, bool)> {
     let decoded = percent_decode(path, false);
     let trimmed = decoded.trim_end_matches('/');
     let segments: Vec<&str> = trimmed.split('/').collect();
@@ -96,12 +111,20 @@ pub(crate) fn classify_path(path: &str) -> Option<(Level, Option<String>)> {
         return None;
     }
     if n >= 3 && segments[n - 3] == "Group" && !segments[n - 2].is_empty() {
-        return Some((Level::Group, Some(segments[n - 2].to_string())));
+        return Some((Level::Group, Some(segments[n - 2].to_string()), true));
     }
     if segments[n - 2] == "Patient" {
-        return Some((Level::Patient, None));
+        return Some((Level::Patient, None, true));
     }
-    Some((Level::System, None))
+    // What stands before a system `$export` is a prefix (`/fhir`, `/tenant/t/bulk-api`,
+    // `/Organization/o/fhir`): a Group or Patient segment, or a resource type just before
+    // `$export`, means some other form.
+    let typed =
+        |s: &str| s.starts_with(|c: char| c.is_ascii_uppercase()) && s.chars().all(|c| c.is_ascii_alphanumeric());
+    let odd = segments[..n - 1].iter().any(|s| *s == "Group" || *s == "Patient")
+        || segments[n - 2].is_empty() && n > 2
+        || typed(segments[n - 2]);
+    Some((Level::System, None, !odd))
 }
 
 /// The tenant of a `/tenant/{t}/…` path.
@@ -127,14 +150,17 @@ pub(crate) fn find(requests: &[Request], zone: &Zone) -> Result<Vec<ExportEvent>
     for r in requests {
         let Some(url) = &r.url else { continue };
         let method = r.method.clone().unwrap_or_default().to_ascii_lowercase();
-        if method != "get" && method != "post" {
+        // Without a method column every request naming `$export` is taken (a cancel would be a
+        // DELETE of the status URL, which is not a kickoff path anyway), with a finding.
+        let method_not_logged = r.method.is_none();
+        if method != "get" && method != "post" && !method_not_logged {
             continue;
         }
         let (path, url_query) = match url.split_once('?') {
             Some((p, q)) => (p, Some(q)),
             None => (url.as_str(), None),
         };
-        let Some((level, group_id)) = classify_path(path) else { continue };
+        let Some((level, group_id, recognized)) = classify(path) else { continue };
         let mut query = String::new();
         for q in [url_query, r.query.as_deref()].into_iter().flatten() {
             let q = q.trim_start_matches('?');
@@ -180,6 +206,8 @@ pub(crate) fn find(requests: &[Request], zone: &Zone) -> Result<Vec<ExportEvent>
             group_id,
             params,
             source: r.source.clone(),
+            path_unrecognized: !recognized,
+            method_not_logged,
         });
     }
     out.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));
@@ -334,6 +362,13 @@ mod tests {
         assert_eq!(classify_path("/$export"), Some((Level::System, None)));
         assert_eq!(classify_path("/fhir/$export-status/123"), None);
         assert_eq!(classify_path("/fhir/$export-status"), None);
+        // Paths that name $export but are none of the three forms: system level, unrecognized.
+        for odd in ["/Group/g/extra/$export", "/Patient/p/$export", "/Group//$export", "/fhir/Observation/$export"] {
+            assert_eq!(classify(odd), Some((Level::System, None, false)), "{odd}");
+        }
+        for fine in ["/fhir/$export", "/tenant/t/bulk-api/$export", "/Organization/o/fhir/$export", "/$export"] {
+            assert_eq!(classify(fine), Some((Level::System, None, true)), "{fine}");
+        }
         assert_eq!(classify_path("/bulkstatus/abc"), None);
         assert_eq!(classify_path("/fhir/Patient/p1"), None);
         assert_eq!(tenant_of("/tenant/my-clinic/bulk-api/Group/g/$export").as_deref(), Some("my-clinic"));

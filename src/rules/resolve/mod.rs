@@ -133,6 +133,20 @@ impl<'a> Ask<'a> {
 
 pub(crate) fn resolve(e: &ExportEvent, h: &History, o: &ResolveOptions) -> Resolution {
     let mut r = Resolution::default();
+    if e.method_not_logged {
+        r.findings.push(Finding::new(
+            &e.id,
+            FindingKind::MethodNotLogged,
+            "the logs hold no method for this request: taken as a kickoff because its path names $export",
+        ));
+    }
+    if e.path_unrecognized {
+        r.findings.push(Finding::new(
+            &e.id,
+            FindingKind::KickoffPathUnrecognized,
+            format!("{} is none of the three kickoff forms: resolved as a system-level export (every resource of the exported types)", e.url.split('?').next().unwrap_or_default()),
+        ));
+    }
     let Some(t) = e.time else {
         r.findings.push(Finding::new(
             &e.id,
