@@ -181,3 +181,36 @@ fn kickoffs_without_a_method_and_unrecognized_paths_are_found_and_said() {
         "{said}"
     );
 }
+
+/// A Kibana time that a `--tz` clock change makes occur twice is read at its earlier instant,
+/// with `local-time-ambiguous`; one that the clocks skipped is an input error naming the file
+/// and line (the zone is likely wrong).
+#[test]
+fn local_times_a_clock_change_makes_ambiguous_or_impossible_are_said() {
+    let tmp = tempfile::tempdir().unwrap();
+    let history = small_history(tmp.path());
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    let out = tmp.path().join("out");
+    let csv = |when: &str| {
+        format!("\"@timestamp\",ctx,w_m,w_url,w_st,w_cid\n\"{when}\",k1,get,/fhir/Group/g/$export,202,c\n")
+    };
+    std::fs::write(logs.join("discover.csv"), csv("Oct 27, 2024 @ 02:30:00.000")).unwrap();
+    let args =
+        ["audit", "--logs", logs.to_str().unwrap(), "--history", history.to_str().unwrap(), "--tz", "Europe/Berlin"];
+    run_ok(&[&args[..], &["--format", "csv", "--out", out.to_str().unwrap()]].concat());
+    let exports = csv_rows(&out.join("exports.csv"));
+    // 02:30 CEST (+02:00), the first of the two.
+    assert_eq!(exports[0]["export_time"], "2024-10-27T00:30:00Z");
+    let findings = read(&out.join("findings.csv"));
+    assert!(
+        findings.contains("local-time-ambiguous") && findings.contains("2024-10-27T01:30:00.000999999Z"),
+        "{findings}"
+    );
+
+    std::fs::write(logs.join("discover.csv"), csv("Mar 31, 2024 @ 02:30:00.000")).unwrap();
+    let r = run(&[&args[..], &["--format", "csv", "--force", "--out", out.to_str().unwrap()]].concat());
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(2), "{err}");
+    assert!(err.contains("discover.csv:2") && err.contains("does not exist in Europe/Berlin"), "{err}");
+}

@@ -24,6 +24,7 @@ pub(crate) enum FindingKind {
     TenantUnmarked,
     KickoffTimeUnknown,
     KickoffPathUnrecognized,
+    LocalTimeAmbiguous,
     MethodNotLogged,
     StatusNotFound,
     ExportNotCompleted,
@@ -49,7 +50,7 @@ impl FindingKind {
     }
 
     /// Every kind, in the README's order.
-    pub(crate) const ALL: [FindingKind; 25] = [
+    pub(crate) const ALL: [FindingKind; 26] = [
         FindingKind::BoundaryAmbiguous,
         FindingKind::ClientNotFound,
         FindingKind::ClientScopeUnreadable,
@@ -67,6 +68,7 @@ impl FindingKind {
         FindingKind::TenantUnmarked,
         FindingKind::KickoffTimeUnknown,
         FindingKind::KickoffPathUnrecognized,
+        FindingKind::LocalTimeAmbiguous,
         FindingKind::MethodNotLogged,
         FindingKind::StatusNotFound,
         FindingKind::ExportNotCompleted,
@@ -97,6 +99,7 @@ impl FindingKind {
             FindingKind::TenantUnmarked => "tenant-unmarked",
             FindingKind::KickoffTimeUnknown => "kickoff-time-unknown",
             FindingKind::KickoffPathUnrecognized => "kickoff-path-unrecognized",
+            FindingKind::LocalTimeAmbiguous => "local-time-ambiguous",
             FindingKind::MethodNotLogged => "method-not-logged",
             FindingKind::StatusNotFound => "status-not-found",
             FindingKind::ExportNotCompleted => "export-not-completed",
@@ -128,6 +131,7 @@ impl FindingKind {
             FindingKind::TenantUnmarked => "a `/tenant/{t}/…` kickoff lists resources with no tenant marker (`meta.tenant`/`meta._tenant`): listed, as an audit errs towards more; one finding per export, with the count of such rows",
             FindingKind::KickoffTimeUnknown => "a kickoff whose log lines carry no timestamp: it cannot be resolved",
             FindingKind::KickoffPathUnrecognized => "a request naming `$export` whose path is none of the three kickoff forms (`/Group/g/extra/$export`, `/Patient/p/$export`, `/Group//$export`): resolved at the widest level it could mean, system (more is listed), and incomplete",
+            FindingKind::LocalTimeAmbiguous => "the kickoff's local time (read in `--tz`) occurs twice, when the clocks went back: T is its earlier instant, and the boundary window reaches the later one",
             FindingKind::MethodNotLogged => "the logs hold no method for a request whose path names `$export` (a Kibana or Elasticsearch export without `w_m`): taken as a kickoff",
             FindingKind::StatusNotFound => "the history holds BulkExportStatus resources but none matches this kickoff",
             FindingKind::ExportNotCompleted => "the matched BulkExportStatus ended in `error`/`cancelled`/`failed`: the client may have received part of the rows",
@@ -161,6 +165,7 @@ impl FindingKind {
             FindingKind::TenantUnmarked => "Check which tenant the unmarked resources belong to.",
             FindingKind::KickoffTimeUnknown => "Find the kickoff's time in another log source.",
             FindingKind::KickoffPathUnrecognized => "Find out what the server did with this path; the listing is every resource of the exported types.",
+            FindingKind::LocalTimeAmbiguous => "Find the kickoff's time with an offset (Elasticsearch keeps @timestamp in UTC) to tell which of the two it was.",
             FindingKind::MethodNotLogged => "Export the logs again with the w_m column: a DELETE (a cancel) of this path would not be a kickoff.",
             FindingKind::StatusNotFound => "Look for the export's BulkExportStatus in a later dump.",
             FindingKind::ExportNotCompleted => "The client may have received part of the rows: ask the storage bucket's logs what was downloaded.",

@@ -81,6 +81,13 @@ pub(crate) struct ExportEvent {
 }
 
 impl ExportEvent {
+    /// Its local time occurs twice in `--tz` (the clocks went back).
+    pub(crate) fn time_ambiguous(&self) -> bool {
+        self.stamp.is_some_and(|s| s.ambiguous)
+    }
+}
+
+impl ExportEvent {
     /// The end of the kickoff request: the end of the unit its response time was written in,
     /// else of T's own unit.
     pub(crate) fn request_end(&self) -> Option<Instant> {

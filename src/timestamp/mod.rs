@@ -76,6 +76,10 @@ impl From<String> for TimeError {
 pub(crate) struct Stamp {
     pub(crate) at: Instant,
     pub(crate) unit: i64,
+    /// A local time that a clock change made occur twice: `at` is its earlier instant, and the
+    /// unit reaches past its later one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) ambiguous: bool,
 }
 
 impl Stamp {
@@ -202,7 +206,7 @@ pub(crate) fn parse_stamp(text: &str, zone: &Zone) -> Result<Stamp, TimeError> {
         || (first == b'-' && s.len() > 1 && s[1..].bytes().all(|b| b.is_ascii_digit()))
     {
         let ms: i64 = s.parse().map_err(|_| format!("epoch milliseconds out of range: {s:?}"))?;
-        return Ok(Stamp { at: Instant::from_millis(ms), unit: NANOS_PER_MILLI });
+        return Ok(Stamp { at: Instant::from_millis(ms), unit: NANOS_PER_MILLI, ambiguous: false });
     }
     if first.is_ascii_alphabetic() {
         return parse_kibana(s, zone);
@@ -260,7 +264,7 @@ fn parse_utc_exactly(s: &[u8]) -> Option<Stamp> {
     let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
     let days = era * 146_097 + doe - 719_468;
     let at = Instant(((days * 86_400 + h * 3600 + mi * 60 + sec) * 1_000_000_000) + nanos);
-    Some(Stamp { at, unit: unit_of_fraction(true, digits) })
+    Some(Stamp { at, unit: unit_of_fraction(true, digits), ambiguous: false })
 }
 
 /// Epoch milliseconds given as a JSON number (`timeUnix`); fractional milliseconds are kept (and
@@ -271,7 +275,30 @@ pub(crate) fn from_epoch_millis_f64(ms: f64) -> Option<Stamp> {
     }
     let whole = ms.trunc() as i64;
     let frac = (ms.fract() * NANOS_PER_MILLI as f64).round() as i64;
-    Some(Stamp { at: Instant(whole * NANOS_PER_MILLI + frac), unit: if frac == 0 { NANOS_PER_MILLI } else { 1 } })
+    Some(Stamp {
+        at: Instant(whole * NANOS_PER_MILLI + frac),
+        unit: if frac == 0 { NANOS_PER_MILLI } else { 1 },
+        ambiguous: false,
+    })
+}
+
+/// A local clock time read in `zone`, written to `unit`. One that occurs twice (the clocks went
+/// back) is its earlier instant, its unit stretched to the end of the later one (`ambiguous`);
+/// one that does not occur (the clocks skipped it) is an error: the zone is likely wrong.
+fn localize_clock(naive: NaiveDateTime, zone: &Zone, unit: i64) -> Result<Stamp, TimeError> {
+    let Some(tz) = zone.0 else { return Err(TimeError::NoZone) };
+    match tz.from_local_datetime(&naive) {
+        LocalResult::Single(dt) => Ok(Stamp { at: nanos_of(dt.naive_utc())?, unit, ambiguous: false }),
+        LocalResult::Ambiguous(a, b) => {
+            let (first, second) = (nanos_of(a.naive_utc())?, nanos_of(b.naive_utc())?);
+            let (first, second) = (first.min(second), first.max(second));
+            Ok(Stamp { at: first, unit: second.0 - first.0 + unit, ambiguous: true })
+        }
+        LocalResult::None => Err(TimeError::Unreadable(format!(
+            "local time {naive} does not exist in {tz} (the clocks skipped it): the zone is likely wrong, or the \
+             time was not written in it"
+        ))),
+    }
 }
 
 fn localize(naive: NaiveDateTime, zone: &Zone) -> Result<Instant, TimeError> {
@@ -390,9 +417,9 @@ fn parse_iso(s: &str, zone: &Zone) -> Result<Stamp, TimeError> {
         None if unit == NANOS_PER_DAY => {
             let at = localize(naive, zone)?;
             let next = localize(naive + chrono::Duration::days(1), zone)?;
-            return Ok(Stamp { at, unit: next.0 - at.0 });
+            return Ok(Stamp { at, unit: next.0 - at.0, ambiguous: false });
         }
-        None => localize(naive, zone)?,
+        None => return localize_clock(naive, zone, unit),
         Some(b'Z') | Some(b'z') => {
             c.i += 1;
             if c.i != c.s.len() {
@@ -415,7 +442,7 @@ fn parse_iso(s: &str, zone: &Zone) -> Result<Stamp, TimeError> {
         }
         Some(_) => return Err(bad().into()),
     };
-    Ok(Stamp { at, unit })
+    Ok(Stamp { at, unit, ambiguous: false })
 }
 
 const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
@@ -450,7 +477,7 @@ fn parse_kibana(s: &str, zone: &Zone) -> Result<Stamp, TimeError> {
     }
     let date = NaiveDate::from_ymd_opt(year as i32, month, day as u32).ok_or_else(bad)?;
     let time = chrono::NaiveTime::from_hms_nano_opt(h, mi, sec, nanos).ok_or_else(bad)?;
-    Ok(Stamp { at: localize(NaiveDateTime::new(date, time), zone)?, unit })
+    localize_clock(NaiveDateTime::new(date, time), zone, unit)
 }
 
 #[cfg(test)]

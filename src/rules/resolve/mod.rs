@@ -147,6 +147,18 @@ pub(crate) fn resolve(e: &ExportEvent, h: &History, o: &ResolveOptions) -> Resol
             format!("{} is none of the three kickoff forms: resolved as a system-level export (every resource of the exported types)", e.url.split('?').next().unwrap_or_default()),
         ));
     }
+    if let (true, Some(s)) = (e.time_ambiguous(), e.stamp) {
+        r.findings.push(Finding::new(
+            &e.id,
+            FindingKind::LocalTimeAmbiguous,
+            format!(
+                "the kickoff's local time occurs twice in the zone (the clocks went back): T is {}, the earlier; the \
+                 boundary window runs to {}, the end of the later",
+                s.at.to_rfc3339(),
+                s.end().to_rfc3339()
+            ),
+        ));
+    }
     let Some(t) = e.time else {
         r.findings.push(Finding::new(
             &e.id,
