@@ -214,3 +214,69 @@ fn local_times_a_clock_change_makes_ambiguous_or_impossible_are_said() {
     assert_eq!(r.status.code(), Some(2), "{err}");
     assert!(err.contains("discover.csv:2") && err.contains("does not exist in Europe/Berlin"), "{err}");
 }
+
+/// Group member periods as FHIR defines them (an end given to the day includes that whole day),
+/// and under --skip-inactive-members a nested Group that is itself inactive left out like any
+/// other member, while a patient kept through another entry is never said to be left out.
+#[test]
+fn member_periods_cover_their_unit_and_inactive_nested_groups_are_left_out() {
+    let tmp = tempfile::tempdir().unwrap();
+    let history = tmp.path().join("history");
+    std::fs::create_dir_all(&history).unwrap();
+    let v = |body: &str, vid: &str| {
+        format!(
+            "{},\"meta\":{{\"versionId\":\"{vid}\",\"lastUpdated\":\"2022-01-01T00:00:00Z\"}}}}\n",
+            &body[..body.len() - 1]
+        )
+    };
+    let lines = [
+        v(r#"{"resourceType":"Client","id":"c","scope":"system/*.read"}"#, "1"),
+        v(
+            r#"{"resourceType":"Group","id":"g","member":[
+            {"entity":{"reference":"Patient/p1"},"period":{"end":"2022-06-10"}},
+            {"entity":{"reference":"Group/inner"},"inactive":true},
+            {"entity":{"reference":"Patient/p3"},"inactive":true},
+            {"entity":{"reference":"Patient/p3"}}]}"#
+                .replace('\n', "")
+                .as_str(),
+            "2",
+        ),
+        v(r#"{"resourceType":"Group","id":"inner","member":[{"entity":{"reference":"Patient/p2"}}]}"#, "3"),
+        v(r#"{"resourceType":"Patient","id":"p1"}"#, "4"),
+        v(r#"{"resourceType":"Patient","id":"p2"}"#, "5"),
+        v(r#"{"resourceType":"Patient","id":"p3"}"#, "6"),
+    ];
+    std::fs::write(history.join("history.ndjson"), lines.concat()).unwrap();
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    std::fs::write(
+        logs.join("logs.ndjson"),
+        "{\"ev\":\"w/req\",\"ts\":\"2022-06-10T12:00:00.000Z\",\"ctx\":\"k1\",\"w_m\":\"get\",\"w_url\":\"/fhir/Group/g/$export\",\"w_st\":202,\"w_cid\":\"c\"}\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    let args = [
+        "audit",
+        "--logs",
+        logs.to_str().unwrap(),
+        "--history",
+        history.to_str().unwrap(),
+        "--tz",
+        "UTC",
+        "--format",
+        "csv",
+    ];
+    run_ok(&[&args[..], &["--skip-inactive-members", "--out", out.to_str().unwrap()]].concat());
+    let patients: Vec<String> = csv_rows(&out.join("resources.csv")).iter().map(|r| r["patient_id"].clone()).collect();
+    // p1's period ends on 2022-06-10, which includes 12:00 that day: kept. The inactive nested
+    // Group's p2 is left out; p3 is inactive in one entry and active in another: kept.
+    assert_eq!(patients, vec!["p1", "p3"]);
+    let findings = read(&out.join("findings.csv"));
+    assert!(!findings.contains("Patient/p1"), "p1 is inside its period: {findings}");
+    assert!(
+        findings.contains("Group/inner in Group/g is marked inactive; left out (--skip-inactive-members)"),
+        "{findings}"
+    );
+    assert!(findings.contains("Patient/p3 in Group/g is marked inactive; kept all the same"), "{findings}");
+    assert!(!findings.contains("Patient/p3 in Group/g is marked inactive; left out"), "{findings}");
+}

@@ -39,16 +39,46 @@ fn time_of(v: Option<&Value>, zone: &Zone) -> Result<Option<Instant>, Unreadable
     }
 }
 
+/// The first and last instant of a FHIR `dateTime` as a Period bound: a year (`2022`), a month
+/// (`2022-06`) or a day (`2022-06-10`) is that whole unit in `--tz`; a time, its unit. `None` when
+/// absent or unreadable; an error only without `--tz`.
+fn period_bound(v: Option<&Value>, zone: &Zone) -> Result<Option<(Instant, Instant)>, Unreadable> {
+    let Some(text) = v.and_then(Value::as_str).map(str::trim) else { return Ok(None) };
+    let day = |y: i64, m: u32| timestamp::parse_stamp(&format!("{y:04}-{m:02}-01"), zone).map(|s| s.at);
+    let b = text.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let span = match b.len() {
+        4 if digits(0..4) => {
+            let y: i64 = text.parse().unwrap_or(0);
+            day(y, 1).and_then(|first| day(y + 1, 1).map(|next| (first, Instant(next.0 - 1))))
+        }
+        7 if digits(0..4) && b[4] == b'-' && digits(5..7) => {
+            let (y, m): (i64, u32) = (text[..4].parse().unwrap_or(0), text[5..].parse().unwrap_or(0));
+            let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+            day(y, m).and_then(|first| day(ny, nm).map(|next| (first, Instant(next.0 - 1))))
+        }
+        _ => timestamp::parse_stamp(text, zone).map(|s| (s.at, s.end())),
+    };
+    match span {
+        Ok(span) => Ok(Some(span)),
+        Err(TimeError::NoZone) => Err(Unreadable::NoZone),
+        Err(TimeError::Unreadable(_)) => Ok(None),
+    }
+}
+
 fn members_of(body: &Value, zone: &Zone) -> Result<Vec<Member>, Unreadable> {
     let Some(Value::Array(list)) = body.get("member") else { return Ok(Vec::new()) };
     list.iter()
         .map(|m| {
-            let period = |k: &str| time_of(m.get("period").and_then(|p| p.get(k)), zone);
+            // A FHIR Period: a start or end given to the day, month or year covers that whole
+            // unit ("the end value includes any matching date/time"): the start is the unit's
+            // first instant, the end its last.
+            let period = |k: &str| period_bound(m.get("period").and_then(|p| p.get(k)), zone);
             Ok(Member {
                 entity: m.get("entity").and_then(compartment::reference_of_node),
                 inactive: m.get("inactive").and_then(Value::as_bool).unwrap_or(false),
-                period_start: period("start")?,
-                period_end: period("end")?,
+                period_start: period("start")?.map(|(first, _)| first),
+                period_end: period("end")?.map(|(_, last)| last),
             })
         })
         .collect()
@@ -141,4 +171,27 @@ fn status_of(body: &Value, zone: &Zone) -> Result<StatusDetail, Unreadable> {
         since: s(params.and_then(|p| p.get("since").or_else(|| p.get("_since")))),
         counts,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_period_bound_covers_the_unit_it_is_written_in() {
+        let zone = Zone::given(timestamp::parse_zone("UTC").unwrap());
+        let bound = |t: &str| {
+            let (a, b) = period_bound(Some(&Value::String(t.into())), &zone).unwrap().unwrap();
+            (a.to_rfc3339(), b.to_rfc3339())
+        };
+        let day = ("2022-06-10T00:00:00Z".to_string(), "2022-06-10T23:59:59.999999999Z".to_string());
+        assert_eq!(bound("2022-06-10"), day);
+        assert_eq!(bound("2022-06"), ("2022-06-01T00:00:00Z".into(), "2022-06-30T23:59:59.999999999Z".into()));
+        assert_eq!(bound("2022-12"), ("2022-12-01T00:00:00Z".into(), "2022-12-31T23:59:59.999999999Z".into()));
+        assert_eq!(bound("2022"), ("2022-01-01T00:00:00Z".into(), "2022-12-31T23:59:59.999999999Z".into()));
+        assert_eq!(
+            bound("2022-06-10T12:00:00Z"),
+            ("2022-06-10T12:00:00Z".into(), "2022-06-10T12:00:00.999999999Z".into())
+        );
+    }
 }

@@ -74,6 +74,9 @@ fn group_members(ask: &Ask, gid: &str, r: &mut Resolution) -> Option<Vec<String>
     };
     r.group_version = Some(v.version_id.to_string());
     let mut patients = BTreeSet::new();
+    // Members left out under --skip-inactive-members: said once the whole Group is expanded, so
+    // that a patient kept through another membership is not said to be left out.
+    let mut left_out: Vec<(String, String, String, &str)> = Vec::new();
     let mut visited: HashSet<String> = HashSet::from([gid.to_string()]);
     let mut queue: Vec<(String, &Version)> = vec![(gid.to_string(), v)];
     while let Some((g, v)) = queue.pop() {
@@ -93,28 +96,26 @@ fn group_members(ask: &Ask, gid: &str, r: &mut Resolution) -> Option<Vec<String>
                 );
                 continue;
             };
+            // Inactive, or a period that excludes T: kept with a finding, or left out under
+            // --skip-inactive-members — a nested Group member like any other.
+            let out_of_period = m.period_start.is_some_and(|s| s > t) || m.period_end.is_some_and(|e| e < t);
+            if m.inactive || out_of_period {
+                let why = if m.inactive { "is marked inactive" } else { "has a period that excludes T" };
+                if o.skip_inactive_members {
+                    left_out.push((mt.clone(), mid.clone(), g.clone(), why));
+                    continue;
+                }
+                r.findings.push(
+                    Finding::new(
+                        id,
+                        FindingKind::MemberInactive,
+                        format!("{mt}/{mid} in Group/{g} {why}; kept: Aidbox documents no such filtering"),
+                    )
+                    .about(mt, mid, ""),
+                );
+            }
             match mt.as_str() {
                 "Patient" => {
-                    let out_of_period = m.period_start.is_some_and(|s| s > t) || m.period_end.is_some_and(|e| e < t);
-                    if m.inactive || out_of_period {
-                        let why = if m.inactive { "is marked inactive" } else { "has a period that excludes T" };
-                        let action = if o.skip_inactive_members {
-                            "left out (--skip-inactive-members)"
-                        } else {
-                            "kept: Aidbox documents no such filtering"
-                        };
-                        r.findings.push(
-                            Finding::new(
-                                id,
-                                FindingKind::MemberInactive,
-                                format!("Patient/{mid} in Group/{g} {why}; {action}"),
-                            )
-                            .about("Patient", mid, ""),
-                        );
-                        if o.skip_inactive_members {
-                            continue;
-                        }
-                    }
                     patients.insert(mid.clone());
                 }
                 "Group" => {
@@ -147,6 +148,17 @@ fn group_members(ask: &Ask, gid: &str, r: &mut Resolution) -> Option<Vec<String>
                 ),
             }
         }
+    }
+    for (mt, mid, g, why) in left_out {
+        let action = if mt == "Patient" && patients.contains(&mid) {
+            "kept all the same: it is a member through another entry too"
+        } else {
+            "left out (--skip-inactive-members)"
+        };
+        r.findings.push(
+            Finding::new(id, FindingKind::MemberInactive, format!("{mt}/{mid} in Group/{g} {why}; {action}"))
+                .about(&mt, &mid, ""),
+        );
     }
     Some(patients.into_iter().collect())
 }
