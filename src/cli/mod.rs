@@ -73,7 +73,11 @@ Examples:
   bulk-audit audit --logs logs/ --history history/ --tz UTC --reconstruct sent/ --out audit
 
   # Which kickoffs are in these logs (no history read):
-  bulk-audit exports --logs logs/ --tz UTC";
+  bulk-audit exports --logs logs/ --tz UTC
+
+What a complete audit needs (log fields, Aidbox tables, a dump recipe): the README's
+\"What an audit needs\". An export the inputs cannot answer whole is marked incomplete;
+--fail-on incomplete makes that exit 5.";
 
 const INDEX_EXAMPLES: &str = "\
 Examples:

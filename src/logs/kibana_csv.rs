@@ -49,12 +49,16 @@ pub(super) fn read(
     let source_col = col("_source");
     if time_col.is_none() && col("timeUnix").is_none() && source_col.is_none() {
         let found = headers.join(", ");
-        let what = format!("Kibana CSV header has no time column (ts or @timestamp); found: {found}");
+        let what = format!(
+            "Kibana CSV header has no time column (ts or @timestamp); found: {found} (the fields an audit needs: README, \"What an audit needs\")"
+        );
         return skip_file(tally, Error::input(path, 1, 0, what));
     }
     if col("w_url").is_none() && source_col.is_none() {
         let found = headers.join(", ");
-        let what = format!("Kibana CSV header has no w_url column (nor _source); found: {found}");
+        let what = format!(
+            "Kibana CSV header has no w_url column (nor _source); found: {found} (the fields an audit needs: README, \"What an audit needs\")"
+        );
         return skip_file(tally, Error::input(path, 1, 0, what));
     }
     for record in reader.records() {
