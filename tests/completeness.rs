@@ -280,3 +280,49 @@ fn member_periods_cover_their_unit_and_inactive_nested_groups_are_left_out() {
     assert!(findings.contains("Patient/p3 in Group/g is marked inactive; kept all the same"), "{findings}");
     assert!(!findings.contains("Patient/p3 in Group/g is marked inactive; left out"), "{findings}");
 }
+
+/// Logs whose lines carry neither `ctx` nor `ev`: the response is paired with the nearest
+/// earlier request line of its URL and client — one export at the request's time, not two (the
+/// second at the response time, listing what was written in between) — with a finding.
+#[test]
+fn request_and_response_lines_without_ctx_or_ev_make_one_export() {
+    let tmp = tempfile::tempdir().unwrap();
+    let history = small_history(tmp.path());
+    // A resource written 30 ms after T, before the response.
+    std::fs::write(
+        history.join("late.ndjson"),
+        r#"{"resourceType":"Patient","id":"p9","meta":{"versionId":"9","lastUpdated":"2023-03-01T12:00:00.030Z"}}"#
+            .to_string()
+            + "\n",
+    )
+    .unwrap();
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    std::fs::write(
+        logs.join("logs.ndjson"),
+        "{\"ts\":\"2023-03-01T12:00:00.000Z\",\"w_m\":\"get\",\"w_url\":\"/fhir/Patient/$export\",\"w_cid\":\"c\"}\n\
+         {\"ts\":\"2023-03-01T12:00:00.050Z\",\"w_m\":\"get\",\"w_url\":\"/fhir/Patient/$export\",\"w_st\":202,\"w_cid\":\"c\"}\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    run_ok(&[
+        "audit",
+        "--logs",
+        logs.to_str().unwrap(),
+        "--history",
+        history.to_str().unwrap(),
+        "--tz",
+        "UTC",
+        "--format",
+        "csv",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let exports = csv_rows(&out.join("exports.csv"));
+    assert_eq!(exports.len(), 1, "{exports:?}");
+    assert_eq!(exports[0]["export_time"], "2023-03-01T12:00:00Z");
+    assert_eq!(exports[0]["status"], "202");
+    let rows = read(&out.join("resources.csv"));
+    assert!(!rows.contains(",p9,"), "a resource written after T is not listed: {rows}");
+    assert!(read(&out.join("findings.csv")).contains("request-lines-unpaired"));
+}

@@ -63,6 +63,9 @@ pub(crate) struct Request {
     /// Its `w/req` line (else its first line), as `file:line`: where the request is in the logs,
     /// whatever order their rows come in.
     pub(crate) source: String,
+    /// Its lines carry neither `ctx` nor `ev`: a response was paired with the nearest earlier
+    /// request line of its URL and client (or a line stands alone), which the logs do not tell.
+    pub(crate) lines_unpaired: bool,
 }
 
 /// The span of time the logs cover and the holes in it.
@@ -158,19 +161,59 @@ fn first_line_is_whole_json(body: &[u8]) -> bool {
 pub(crate) fn merge(lines: Vec<LogLine>, file_names: &[String]) -> Vec<Request> {
     let mut by_ctx: BTreeMap<String, Vec<LogLine>> = BTreeMap::new();
     let mut requests = Vec::new();
+    // Lines with neither `ctx` nor `ev`: which belong to one request the logs do not tell.
+    let mut loose = Vec::new();
     for l in lines {
         match &l.ctx {
             Some(c) => by_ctx.entry(c.clone()).or_default().push(l),
+            None if l.ev.is_none() => loose.push(l),
             None => {
                 let id = format!("{}:{}", file_names[l.file], l.line);
                 requests.push(request_of(id, vec![l], file_names));
             }
         }
     }
+    for group in pair_loose_lines(loose) {
+        let first = &group[0];
+        let id = format!("{}:{}", file_names[first.file], first.line);
+        let mut r = request_of(id, group, file_names);
+        r.lines_unpaired = true;
+        requests.push(r);
+    }
     for (ctx, group) in by_ctx {
         requests.push(request_of(ctx, group, file_names));
     }
     requests
+}
+
+/// Lines that carry neither `ctx` nor `ev`, grouped into requests: each response (a line with a
+/// status) joins the nearest earlier request line (one without) of the same URL and client (a
+/// side that names no client matches any), so one request never makes two exports; a line that
+/// finds no partner stands alone. Each group's request line comes first.
+fn pair_loose_lines(mut loose: Vec<LogLine>) -> Vec<Vec<LogLine>> {
+    loose.sort_by_key(|l| (l.ts.map(|s| s.at), l.file, l.line));
+    let mut groups: Vec<Vec<LogLine>> = Vec::new();
+    // Groups whose request line still waits for its response.
+    let mut waiting: Vec<usize> = Vec::new();
+    for l in loose {
+        if l.status.is_none() {
+            waiting.push(groups.len());
+            groups.push(vec![l]);
+            continue;
+        }
+        let partner = waiting.iter().rposition(|&g| {
+            let r = &groups[g][0];
+            r.url == l.url && (r.client_id.is_none() || l.client_id.is_none() || r.client_id == l.client_id)
+        });
+        match partner {
+            Some(i) => {
+                let g = waiting.remove(i);
+                groups[g].push(l);
+            }
+            None => groups.push(vec![l]),
+        }
+    }
+    groups
 }
 
 fn request_of(id: String, mut lines: Vec<LogLine>, file_names: &[String]) -> Request {
@@ -191,6 +234,7 @@ fn request_of(id: String, mut lines: Vec<LogLine>, file_names: &[String]) -> Req
         format!("{}:{}", file_names[l.file], l.line)
     };
     Request {
+        lines_unpaired: false,
         id,
         time,
         response,

@@ -20,6 +20,7 @@ pub(crate) enum FindingKind {
     PatientMissing,
     ParamNotApplied,
     RequestBodyNotLogged,
+    RequestLinesUnpaired,
     OrganizationScopeNotApplied,
     TenantUnmarked,
     KickoffTimeUnknown,
@@ -50,7 +51,7 @@ impl FindingKind {
     }
 
     /// Every kind, in the README's order.
-    pub(crate) const ALL: [FindingKind; 26] = [
+    pub(crate) const ALL: [FindingKind; 27] = [
         FindingKind::BoundaryAmbiguous,
         FindingKind::ClientNotFound,
         FindingKind::ClientScopeUnreadable,
@@ -63,6 +64,7 @@ impl FindingKind {
         FindingKind::MemberNotPatient,
         FindingKind::PatientMissing,
         FindingKind::ParamNotApplied,
+        FindingKind::RequestLinesUnpaired,
         FindingKind::RequestBodyNotLogged,
         FindingKind::OrganizationScopeNotApplied,
         FindingKind::TenantUnmarked,
@@ -95,6 +97,7 @@ impl FindingKind {
             FindingKind::PatientMissing => "patient-missing",
             FindingKind::ParamNotApplied => "param-not-applied",
             FindingKind::RequestBodyNotLogged => "request-body-not-logged",
+            FindingKind::RequestLinesUnpaired => "request-lines-unpaired",
             FindingKind::OrganizationScopeNotApplied => "organization-scope-not-applied",
             FindingKind::TenantUnmarked => "tenant-unmarked",
             FindingKind::KickoffTimeUnknown => "kickoff-time-unknown",
@@ -126,6 +129,7 @@ impl FindingKind {
             FindingKind::MemberNotPatient => "a member that is neither a Patient nor a Group (a Device, a Practitioner…): no compartment is exported for it",
             FindingKind::PatientMissing => "a selected patient that does not exist at T; its compartment is still searched",
             FindingKind::ParamNotApplied => "`_typeFilter`, `_elements`, an unreadable `_since`/`_until` (then not applied: more is listed), or a parameter this tool does not interpret",
+            FindingKind::RequestLinesUnpaired => "the kickoff's log lines carry neither `ctx` nor `ev`: its response was paired with the nearest earlier request line of the same URL and client (or a line stood alone), which the logs themselves do not tell",
             FindingKind::RequestBodyNotLogged => "a POST kickoff whose body the logs do not hold (Aidbox logs it as `w_b` only with `X-Audit-Req-Body: true`): resolved from its query alone, so the client may have asked for less than is listed",
             FindingKind::OrganizationScopeNotApplied => "a kickoff under `/Organization/{org}/fhir/…` (organization-based access control): resolved without an organization filter, so more may be listed than was sent",
             FindingKind::TenantUnmarked => "a `/tenant/{t}/…` kickoff lists resources with no tenant marker (`meta.tenant`/`meta._tenant`): listed, as an audit errs towards more; one finding per export, with the count of such rows",
@@ -160,6 +164,7 @@ impl FindingKind {
             FindingKind::MemberNotPatient => "Nothing was exported for it; check that this is what the Group meant.",
             FindingKind::PatientMissing => "Check whether the patient was deleted or lives in another dump.",
             FindingKind::ParamNotApplied => "The listing may hold more than was sent: check the parameter's effect by hand.",
+            FindingKind::RequestLinesUnpaired => "Export the logs again with ctx and ev, and check the pairing: T is the request line's time.",
             FindingKind::RequestBodyNotLogged => "Enable X-Audit-Req-Body in Aidbox; for this export, the listing may be more than was sent.",
             FindingKind::OrganizationScopeNotApplied => "Filter the listing by the organization by hand: more may be listed than was sent.",
             FindingKind::TenantUnmarked => "Check which tenant the unmarked resources belong to.",

@@ -78,6 +78,9 @@ pub(crate) struct ExportEvent {
     /// The logs hold no method for it.
     #[serde(default)]
     pub(crate) method_not_logged: bool,
+    /// Its lines carry neither `ctx` nor `ev` (paired by URL and client, or alone).
+    #[serde(default)]
+    pub(crate) lines_unpaired: bool,
 }
 
 impl ExportEvent {
@@ -215,6 +218,7 @@ pub(crate) fn find(requests: &[Request], zone: &Zone) -> Result<Vec<ExportEvent>
             source: r.source.clone(),
             path_unrecognized: !recognized,
             method_not_logged,
+            lines_unpaired: r.lines_unpaired,
         });
     }
     out.sort_by(|a, b| (a.time, &a.id).cmp(&(b.time, &b.id)));

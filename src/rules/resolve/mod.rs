@@ -140,6 +140,14 @@ pub(crate) fn resolve(e: &ExportEvent, h: &History, o: &ResolveOptions) -> Resol
             "the logs hold no method for this request: taken as a kickoff because its path names $export",
         ));
     }
+    if e.lines_unpaired {
+        r.findings.push(Finding::new(
+            &e.id,
+            FindingKind::RequestLinesUnpaired,
+            "the logs carry neither ctx nor ev for this kickoff: its response was paired with the nearest earlier \
+             request line of the same URL and client",
+        ));
+    }
     if e.path_unrecognized {
         r.findings.push(Finding::new(
             &e.id,
