@@ -50,7 +50,7 @@ fn an_export_whose_group_is_not_in_the_history_is_incomplete_everywhere_it_is_sh
     let manifest: serde_json::Value = serde_json::from_str(&read(&out.join("manifest.json"))).unwrap();
     assert_eq!(manifest["completeness"]["incomplete"], 1);
     assert_eq!(
-        manifest["completeness"]["incomplete_exports"]["e2b9d4"][0],
+        manifest["completeness"]["incomplete_exports"]["e2b9d4"]["reasons"][0],
         "group test-group-1 not in the history at T"
     );
     let report = read(&out.join("report.html"));
@@ -325,4 +325,45 @@ fn request_and_response_lines_without_ctx_or_ev_make_one_export() {
     let rows = read(&out.join("resources.csv"));
     assert!(!rows.contains(",p9,"), "a resource written after T is not listed: {rows}");
     assert!(read(&out.join("findings.csv")).contains("request-lines-unpaired"));
+}
+
+/// A patient's accounting of disclosures says when an export they may be part of is incomplete:
+/// the export whose Group is not in the history is listed for every patient, counts unknown.
+#[test]
+fn disclosures_list_incomplete_exports_for_every_patient_they_may_concern() {
+    let tmp = tempfile::tempdir().unwrap();
+    let history = guide_history_without(tmp.path(), "Group-");
+    // A second, complete export gives the accounting a patient.
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    for f in std::fs::read_dir(root().join("fixtures/guide/logs")).unwrap() {
+        let f = f.unwrap();
+        std::fs::copy(f.path(), logs.join(f.file_name())).unwrap();
+    }
+    std::fs::write(
+        logs.join("more.ndjson"),
+        "{\"ev\":\"w/req\",\"ts\":\"2022-12-05T17:00:00.000Z\",\"ctx\":\"sys\",\"w_m\":\"get\",\"w_url\":\"/tenant/my-clinic/bulk-api/Patient/$export\",\"w_st\":202,\"w_cid\":\"inferno-my-clinic-bulk-client\"}\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    run_ok(&[
+        "audit",
+        "--logs",
+        logs.to_str().unwrap(),
+        "--history",
+        history.to_str().unwrap(),
+        "--tz",
+        "UTC",
+        "--format",
+        "csv",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let accounting = run_ok(&["disclosures", "--audit", out.to_str().unwrap(), "--patient", "test-pt-1"]);
+    let lines: Vec<&str> = accounting.lines().collect();
+    assert!(lines[0].ends_with(",export_id,completeness"), "{accounting}");
+    let group = lines.iter().find(|l| l.contains(",e2b9d4,")).expect("the incomplete export is listed");
+    assert!(group.contains(",,,e2b9d4,incomplete: group test-group-1 not in the history at T; whether it sent part of this record is unknown"), "{group}");
+    let sys = lines.iter().find(|l| l.contains(",sys,")).expect("the complete export");
+    assert!(sys.ends_with(",sys,complete"), "{sys}");
 }

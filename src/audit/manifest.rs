@@ -59,9 +59,19 @@ pub(super) fn manifest(
     if let Some(m) = manifest.as_object_mut() {
         let incomplete: serde_json::Map<String, serde_json::Value> = super::tables::export_order(r)
             .into_iter()
-            .map(|i| (r.events[i].id.clone(), super::completeness::incomplete_because(r, i)))
+            .map(|i| (i, super::completeness::incomplete_because(r, i)))
             .filter(|(_, reasons)| !reasons.is_empty())
-            .map(|(id, reasons)| (id, json!(reasons)))
+            .map(|(i, reasons)| {
+                let e = &r.events[i];
+                // What `disclosures` needs to list it for every patient it may concern.
+                let entry = json!({
+                    "export_time": e.time.map(|t| t.to_rfc3339()),
+                    "client_id": e.client_id,
+                    "level": e.level.as_str(),
+                    "reasons": reasons,
+                });
+                (e.id.clone(), entry)
+            })
             .collect();
         m.insert(
             "completeness".into(),

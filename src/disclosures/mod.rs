@@ -20,8 +20,12 @@ pub(crate) struct Disclosure {
     pub(crate) client_id: Option<String>,
     pub(crate) level: String,
     pub(crate) types: Vec<String>,
-    pub(crate) resource_count: i64,
-    pub(crate) version_count: i64,
+    /// `None` where the export is incomplete and this patient is not among its rows: it may
+    /// have sent part of their record, which the audit cannot tell.
+    pub(crate) resource_count: Option<i64>,
+    pub(crate) version_count: Option<i64>,
+    /// `complete`, or `incomplete: ` and why (from the audit's manifest).
+    pub(crate) completeness: String,
     pub(crate) export_id: String,
 }
 
@@ -52,7 +56,8 @@ pub(crate) fn run(audit_dir: &Path, patients: &[String], form: Form, out: Option
         }
     }
     let rows = read::resources(audit_dir)?;
-    let list = accounting(&rows, patients);
+    let mut list = accounting(&rows, patients);
+    with_incomplete_exports(&mut list, &rows, patients, &read::incomplete_exports(audit_dir)?);
     let table = table(&list);
     let text = match form {
         Form::Table(Format::Parquet) => None,
@@ -105,8 +110,8 @@ fn html(list: &[Disclosure], audit_dir: &Path) -> String {
                 esc(d.client_id.as_deref().unwrap_or("—")),
                 esc(&d.level),
                 esc(&d.types.join(", ")),
-                d.resource_count,
-                d.version_count,
+                d.resource_count.map(|n| n.to_string()).unwrap_or_else(|| "unknown".into()),
+                d.version_count.map(|n| n.to_string()).unwrap_or_else(|| "unknown".into()),
                 esc(&d.export_id)
             );
         }
@@ -144,17 +149,60 @@ pub(crate) fn accounting(rows: &[ResourceRow], patients: &[String]) -> Vec<Discl
                 client_id: rows[0].client_id.clone(),
                 level: rows[0].level.clone(),
                 types: types.into_iter().map(str::to_string).collect(),
-                resource_count: resources.len() as i64,
-                version_count: versions.len() as i64,
+                resource_count: Some(resources.len() as i64),
+                version_count: Some(versions.len() as i64),
+                completeness: "complete".into(),
                 export_id: export.to_string(),
             }
         })
         .collect()
 }
 
+/// Marks the disclosures of incomplete exports, and adds, for every patient of the accounting,
+/// each incomplete export they are not among the rows of (its rows are unknown: it may have sent
+/// part of their record), with unknown counts. Sorted again by patient, time and export.
+fn with_incomplete_exports(
+    list: &mut Vec<Disclosure>,
+    rows: &[ResourceRow],
+    patients: &[String],
+    incomplete: &[read::IncompleteExport],
+) {
+    if incomplete.is_empty() {
+        return;
+    }
+    let mut everyone: BTreeSet<String> = patients.iter().cloned().collect();
+    if everyone.is_empty() {
+        everyone = rows.iter().filter_map(|r| r.patient_id.clone()).collect();
+    }
+    for x in incomplete {
+        let said = format!("incomplete: {}", x.reasons.join("; "));
+        let mut listed: BTreeSet<String> = BTreeSet::new();
+        for d in list.iter_mut().filter(|d| d.export_id == x.export_id) {
+            d.completeness = said.clone();
+            listed.insert(d.patient_id.clone());
+        }
+        for p in everyone.iter().filter(|p| !listed.contains(*p)) {
+            list.push(Disclosure {
+                patient_id: p.clone(),
+                export_time: x.export_time,
+                client_id: x.client_id.clone(),
+                level: x.level.clone(),
+                types: Vec::new(),
+                resource_count: None,
+                version_count: None,
+                export_id: x.export_id.clone(),
+                completeness: format!("{said}; whether it sent part of this record is unknown"),
+            });
+        }
+    }
+    list.sort_by(|a, b| {
+        (&a.patient_id, a.export_time, &a.export_id).cmp(&(&b.patient_id, b.export_time, &b.export_id))
+    });
+}
+
 fn table(list: &[Disclosure]) -> Table {
     let text = |f: &dyn Fn(&Disclosure) -> Option<String>| Values::Text(list.iter().map(f).collect());
-    let int = |f: &dyn Fn(&Disclosure) -> i64| Values::Int(list.iter().map(|d| Some(f(d))).collect());
+    let int = |f: &dyn Fn(&Disclosure) -> Option<i64>| Values::Int(list.iter().map(f).collect());
     Table::new(vec![
         ColumnData { name: "patient_id", values: text(&|d| Some(d.patient_id.clone())) },
         ColumnData { name: "export_time", values: Values::Time(list.iter().map(|d| d.export_time).collect()) },
@@ -164,6 +212,7 @@ fn table(list: &[Disclosure]) -> Table {
         ColumnData { name: "resource_count", values: int(&|d| d.resource_count) },
         ColumnData { name: "version_count", values: int(&|d| d.version_count) },
         ColumnData { name: "export_id", values: text(&|d| Some(d.export_id.clone())) },
+        ColumnData { name: "completeness", values: text(&|d| Some(d.completeness.clone())) },
     ])
 }
 
@@ -209,16 +258,17 @@ mod tests {
             row(Some("p1"), "e0", 1, "Patient", "p1", "6"),
         ];
         let all = accounting(&rows, &[]);
-        let got: Vec<(&str, &str, Vec<String>, i64, i64)> = all
+        type Row<'a> = (&'a str, &'a str, Vec<String>, Option<i64>, Option<i64>);
+        let got: Vec<Row> = all
             .iter()
             .map(|d| (d.patient_id.as_str(), d.export_id.as_str(), d.types.clone(), d.resource_count, d.version_count))
             .collect();
         assert_eq!(
             got,
             vec![
-                ("p1", "e0", vec!["Patient".to_string()], 1, 1),
-                ("p1", "e1", vec!["Observation".to_string(), "Patient".to_string()], 2, 3),
-                ("p2", "e1", vec!["Patient".to_string()], 1, 1),
+                ("p1", "e0", vec!["Patient".to_string()], Some(1), Some(1)),
+                ("p1", "e1", vec!["Observation".to_string(), "Patient".to_string()], Some(2), Some(3)),
+                ("p2", "e1", vec!["Patient".to_string()], Some(1), Some(1)),
             ]
         );
         let only = accounting(&rows, &["p2".to_string()]);

@@ -153,3 +153,46 @@ fn read_parquet(path: &Path) -> Result<Vec<ResourceRow>> {
 fn read_parquet(path: &Path) -> Result<Vec<ResourceRow>> {
     Err(Error::input(path, 0, 0, "this build has no Parquet support (the `parquet` feature is off)"))
 }
+
+/// An export the audit marked incomplete, as its manifest records it.
+#[derive(Debug, Clone)]
+pub(crate) struct IncompleteExport {
+    pub(crate) export_id: String,
+    pub(crate) export_time: Option<i64>,
+    pub(crate) client_id: Option<String>,
+    pub(crate) level: String,
+    pub(crate) reasons: Vec<String>,
+}
+
+/// The incomplete exports of the audit in `dir` (its `manifest.json`); none for an audit written
+/// before completeness was recorded.
+pub(crate) fn incomplete_exports(dir: &Path) -> Result<Vec<IncompleteExport>> {
+    let path = dir.join(crate::output::MANIFEST);
+    let text = std::fs::read_to_string(&path).map_err(|e| Error::io(&path, e))?;
+    let manifest: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::input(&path, 1, 0, crate::error::describe_json_error(&e)))?;
+    let Some(exports) = manifest["completeness"]["incomplete_exports"].as_object() else { return Ok(Vec::new()) };
+    exports
+        .iter()
+        .map(|(id, x)| {
+            let export_time = match x["export_time"].as_str() {
+                Some(t) => Some(
+                    timestamp::parse(t, &Zone::NONE)
+                        .map_err(|e| Error::input(&path, 1, 0, format!("export {id}: export_time: {e}")))?
+                        .0,
+                ),
+                None => None,
+            };
+            Ok(IncompleteExport {
+                export_id: id.clone(),
+                export_time,
+                client_id: x["client_id"].as_str().map(str::to_string),
+                level: x["level"].as_str().unwrap_or_default().to_string(),
+                reasons: x["reasons"]
+                    .as_array()
+                    .map(|r| r.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+                    .unwrap_or_default(),
+            })
+        })
+        .collect()
+}
