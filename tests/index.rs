@@ -355,3 +355,32 @@ fn the_fuzz_seed_index_is_verified_and_audits_as_the_guide() {
         assert_eq!(&seed[1..], std::fs::read(root().join("fuzz/seed/stored_index").join(name)).unwrap(), "{name}");
     }
 }
+
+/// The index's kickoffs table carries each export's completeness, as the exports table has it,
+/// so the SQL engines see the same answer.
+#[test]
+fn the_kickoffs_table_carries_completeness_as_the_exports_table_has_it() {
+    use polars::prelude::*;
+    let tmp = tempfile::tempdir().unwrap();
+    let idx = tmp.path().join("idx");
+    let args = ["index", "--logs", "fixtures/synthea/logs", "--history", "fixtures/synthea/history", "--tz", "UTC"];
+    run_ok(&[&args[..], &["--out", idx.to_str().unwrap()]].concat());
+    let out = tmp.path().join("out");
+    run_ok(&["audit", "--index", idx.to_str().unwrap(), "--format", "csv", "--out", out.to_str().unwrap()]);
+    let df = ParquetReader::new(std::fs::File::open(idx.join("kickoffs.parquet")).unwrap()).finish().unwrap();
+    let col = |name: &str| -> Vec<String> {
+        df.column(name).unwrap().str().unwrap().iter().map(|v| v.unwrap_or_default().to_string()).collect()
+    };
+    let from_index: std::collections::BTreeSet<(String, String, String)> = col("export_id")
+        .into_iter()
+        .zip(col("completeness"))
+        .zip(col("incomplete_because"))
+        .map(|((a, b), c)| (a, b, c))
+        .collect();
+    let from_audit: std::collections::BTreeSet<(String, String, String)> = csv_rows(&out.join("exports.csv"))
+        .into_iter()
+        .map(|e| (e["export_id"].clone(), e["completeness"].clone(), e["incomplete_because"].clone()))
+        .collect();
+    assert_eq!(from_index, from_audit);
+    assert!(from_audit.iter().any(|(_, c, _)| c == "incomplete"), "the fixture has incomplete exports");
+}

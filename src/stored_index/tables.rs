@@ -365,6 +365,8 @@ fn kickoffs(cfg: &AuditConfig, r: &AuditResult) -> (Table, Table, Table) {
         ("client_version", Text),
         ("group_version", Text),
         ("source", Text),
+        ("completeness", Text),
+        ("incomplete_because", Text),
     ]);
     let mut types = TableBuilder::new(&[
         ("export_key", Int),
@@ -377,8 +379,8 @@ fn kickoffs(cfg: &AuditConfig, r: &AuditResult) -> (Table, Table, Table) {
         Boundary::Strict => "strict",
         Boundary::Inclusive => "inclusive",
     };
-    for (key, (e, res)) in r.events.iter().zip(&r.resolutions).enumerate() {
-        let key = Some(key as i64);
+    for (i, (e, res)) in r.events.iter().zip(&r.resolutions).enumerate() {
+        let key = Some(i as i64);
         let policy = if e.level == Level::System { NonCompartment::All } else { cfg.non_compartment };
         let selection = match (res.resolved, e.level) {
             (false, _) => None,
@@ -416,6 +418,11 @@ fn kickoffs(cfg: &AuditConfig, r: &AuditResult) -> (Table, Table, Table) {
             .text("client_version", res.client_version.as_deref())
             .text("group_version", res.group_version.as_deref())
             .text("source", Some(&e.source));
+        // The same completeness as the exports table, for the SQL engines.
+        let reasons = crate::audit::completeness::incomplete_because(r, i);
+        let because = (!reasons.is_empty()).then(|| reasons.join("; "));
+        k.text("completeness", Some(crate::audit::completeness::word(&reasons)))
+            .text("incomplete_because", because.as_deref());
         if !res.resolved {
             continue;
         }
