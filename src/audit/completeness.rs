@@ -38,12 +38,15 @@ pub(crate) fn incomplete_because(r: &AuditResult, i: usize) -> Vec<String> {
     reasons
 }
 
-/// `complete` or `incomplete`.
-pub(crate) fn word(reasons: &[String]) -> &'static str {
+/// The `completeness` and `incomplete_because` cells of export `i`, as the exports table and the
+/// index's kickoffs table write them: `complete` or `incomplete`, and the reasons as one text,
+/// `; ` between them (reasons are prose: a list column's CSV form splits on spaces).
+pub(crate) fn cells(r: &AuditResult, i: usize) -> (&'static str, Option<String>) {
+    let reasons = incomplete_because(r, i);
     if reasons.is_empty() {
-        "complete"
+        ("complete", None)
     } else {
-        "incomplete"
+        ("incomplete", Some(reasons.join("; ")))
     }
 }
 

@@ -336,11 +336,8 @@ pub(crate) fn exports_table(r: &AuditResult) -> Table {
             .int("finding_count", Some(x.findings.len() as i64))
             .flag("accepted", Some(e.accepted))
             .flag("resolved", Some(x.resolved));
-        let reasons = super::completeness::incomplete_because(r, i);
-        // Reasons are prose: one text, `; ` between them (a list column's CSV form splits on spaces).
-        let because = (!reasons.is_empty()).then(|| reasons.join("; "));
-        b.text("completeness", Some(super::completeness::word(&reasons)))
-            .text("incomplete_because", because.as_deref());
+        let (completeness, because) = super::completeness::cells(r, i);
+        b.text("completeness", Some(completeness)).text("incomplete_because", because.as_deref());
     }
     b.finish()
 }

@@ -419,10 +419,8 @@ fn kickoffs(cfg: &AuditConfig, r: &AuditResult) -> (Table, Table, Table) {
             .text("group_version", res.group_version.as_deref())
             .text("source", Some(&e.source));
         // The same completeness as the exports table, for the SQL engines.
-        let reasons = crate::audit::completeness::incomplete_because(r, i);
-        let because = (!reasons.is_empty()).then(|| reasons.join("; "));
-        k.text("completeness", Some(crate::audit::completeness::word(&reasons)))
-            .text("incomplete_because", because.as_deref());
+        let (completeness, because) = crate::audit::completeness::cells(r, i);
+        k.text("completeness", Some(completeness)).text("incomplete_because", because.as_deref());
         if !res.resolved {
             continue;
         }
