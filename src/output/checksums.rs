@@ -1,7 +1,6 @@
 //! `SHA256SUMS`: the SHA-256 of every file written into an output folder, in the form
 //! `sha256sum -c` checks, so the outputs can be tied to the run that wrote them.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
@@ -38,8 +37,14 @@ pub(crate) fn written_sha256(path: &Path) -> Result<String> {
 }
 
 pub(crate) fn write_sums(dir: &Path) -> Result<()> {
-    let mut files = Vec::new();
-    list_files(dir, Path::new(""), &mut files)?;
+    // The walk of the marker, which follows right after over the same folder (and refuses the
+    // same entries: anything but files and folders).
+    let mut files: Vec<PathBuf> = Vec::new();
+    super::claim::walk(dir, Path::new(""), &mut |rel, _| {
+        files.push(rel.to_path_buf());
+        Ok(())
+    })
+    .map_err(|e| Error::output(dir, e))?;
     files.retain(|p| p != Path::new(SUMS) && p != Path::new(super::STAGING_MARK));
     files.sort();
     let sums: Vec<String> = files
@@ -64,21 +69,6 @@ fn sum_line(sum: &str, name: &str) -> String {
     }
 }
 
-fn list_files(root: &Path, rel: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    let here = root.join(rel);
-    for entry in fs::read_dir(&here).map_err(|e| Error::output(&here, e))? {
-        let entry = entry.map_err(|e| Error::output(&here, e))?;
-        let kind = entry.file_type().map_err(|e| Error::output(entry.path(), e))?;
-        let rel = rel.join(entry.file_name());
-        if kind.is_dir() {
-            list_files(root, &rel, out)?;
-        } else {
-            out.push(rel);
-        }
-    }
-    Ok(())
-}
-
 fn hash_file(path: &Path) -> Result<String> {
     crate::source::sha256_file(path).map_err(|e| Error::output(path, e))
 }
@@ -86,6 +76,7 @@ fn hash_file(path: &Path) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn lines_as_sha256sum_writes_them() {

@@ -48,7 +48,7 @@ pub(crate) fn write_marker(dir: &Path, kind: &str) -> Result<()> {
 
 /// Calls `f` with every file under `root/rel` (relative path, metadata); a link, a socket or
 /// anything but a file or folder is an error naming it.
-fn walk(
+pub(super) fn walk(
     root: &Path,
     rel: &Path,
     f: &mut dyn FnMut(&Path, &fs::Metadata) -> std::io::Result<()>,
