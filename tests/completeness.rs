@@ -25,19 +25,7 @@ fn an_export_whose_group_is_not_in_the_history_is_incomplete_everywhere_it_is_sh
     let tmp = tempfile::tempdir().unwrap();
     let history = guide_history_without(tmp.path(), "Group-");
     let out = tmp.path().join("out");
-    let said = run_ok(&[
-        "audit",
-        "--logs",
-        "fixtures/guide/logs",
-        "--history",
-        history.to_str().unwrap(),
-        "--tz",
-        "UTC",
-        "--format",
-        "csv",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let said = audit_csv_ok("fixtures/guide/logs", &history, &out, &[]);
     let line = said.lines().find(|l| l.starts_with("e2b9d4")).unwrap();
     assert!(line.contains("incomplete: group test-group-1 not in the history at T; 0 rows listed"), "{said}");
     assert!(!line.contains("0 patients"), "a bare zero: {line}");
@@ -62,19 +50,7 @@ fn an_export_whose_group_is_not_in_the_history_is_incomplete_everywhere_it_is_sh
 fn a_complete_audit_says_so_in_the_table_and_the_manifest() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    run_ok(&[
-        "audit",
-        "--logs",
-        "fixtures/guide/logs",
-        "--history",
-        "fixtures/guide/history",
-        "--tz",
-        "UTC",
-        "--format",
-        "csv",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    audit_csv_ok("fixtures/guide/logs", "fixtures/guide/history", &out, &[]);
     assert!(csv_rows(&out.join("exports.csv")).iter().all(|e| e["completeness"] == "complete"));
     let manifest: serde_json::Value = serde_json::from_str(&read(&out.join("manifest.json"))).unwrap();
     assert_eq!(manifest["completeness"]["incomplete"], 0);
@@ -143,19 +119,7 @@ fn kickoffs_without_a_method_and_unrecognized_paths_are_found_and_said() {
     )
     .unwrap();
     let out = tmp.path().join("out");
-    let said = run_ok(&[
-        "audit",
-        "--logs",
-        logs.to_str().unwrap(),
-        "--history",
-        history.to_str().unwrap(),
-        "--tz",
-        "UTC",
-        "--format",
-        "csv",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let said = audit_csv_ok(&logs, &history, &out, &[]);
     let exports = csv_rows(&out.join("exports.csv"));
     assert_eq!(exports.len(), 2, "{said}");
     let (k1, k2) = (&exports[0], &exports[1]);
@@ -305,19 +269,7 @@ fn request_and_response_lines_without_ctx_or_ev_make_one_export() {
     )
     .unwrap();
     let out = tmp.path().join("out");
-    run_ok(&[
-        "audit",
-        "--logs",
-        logs.to_str().unwrap(),
-        "--history",
-        history.to_str().unwrap(),
-        "--tz",
-        "UTC",
-        "--format",
-        "csv",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    audit_csv_ok(&logs, &history, &out, &[]);
     let exports = csv_rows(&out.join("exports.csv"));
     assert_eq!(exports.len(), 1, "{exports:?}");
     assert_eq!(exports[0]["export_time"], "2023-03-01T12:00:00Z");
@@ -346,19 +298,7 @@ fn disclosures_list_incomplete_exports_for_every_patient_they_may_concern() {
     )
     .unwrap();
     let out = tmp.path().join("out");
-    run_ok(&[
-        "audit",
-        "--logs",
-        logs.to_str().unwrap(),
-        "--history",
-        history.to_str().unwrap(),
-        "--tz",
-        "UTC",
-        "--format",
-        "csv",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    audit_csv_ok(&logs, &history, &out, &[]);
     let accounting = run_ok(&["disclosures", "--audit", out.to_str().unwrap(), "--patient", "test-pt-1"]);
     let lines: Vec<&str> = accounting.lines().collect();
     assert!(lines[0].ends_with(",export_id,completeness"), "{accounting}");

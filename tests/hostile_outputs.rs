@@ -99,21 +99,7 @@ fn line_breaks_and_bidi_overrides_in_ids_cannot_forge_or_reorder_what_is_shown()
     write_world(tmp.path(), "c", &[forged.clone(), reversed.clone(), long.clone()]);
     let (logs, history) = (tmp.path().join("logs"), tmp.path().join("history"));
     let (out, rec) = (tmp.path().join("out"), tmp.path().join("rec"));
-    let said = run_ok(&[
-        "audit",
-        "--logs",
-        logs.to_str().unwrap(),
-        "--history",
-        history.to_str().unwrap(),
-        "--tz",
-        "UTC",
-        "--format",
-        "csv",
-        "--out",
-        out.to_str().unwrap(),
-        "--reconstruct",
-        rec.to_str().unwrap(),
-    ]);
+    let said = audit_csv_ok(&logs, &history, &out, &["--reconstruct", rec.to_str().unwrap()]);
     // One line per export on stdout, the break and the override escaped.
     assert!(said.contains("k1\\u000aexport k9"), "{said}");
     assert!(said.contains("k2\\u202eZ000"), "{said}");

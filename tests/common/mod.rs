@@ -27,6 +27,33 @@ pub fn run_ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 stdout")
 }
 
+/// `bulk-audit audit --logs LOGS --history HISTORY --tz UTC --format csv --out OUT EXTRA…`, the
+/// shape most tests run: its whole output.
+pub fn audit_csv(logs: impl AsRef<Path>, history: impl AsRef<Path>, out: &Path, extra: &[&str]) -> Output {
+    let (logs, history) = (logs.as_ref().to_str().unwrap(), history.as_ref().to_str().unwrap());
+    let args = [
+        "audit",
+        "--logs",
+        logs,
+        "--history",
+        history,
+        "--tz",
+        "UTC",
+        "--format",
+        "csv",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    run(&[&args[..], extra].concat())
+}
+
+/// As [`audit_csv`], asserting success; returns stdout.
+pub fn audit_csv_ok(logs: impl AsRef<Path>, history: impl AsRef<Path>, out: &Path, extra: &[&str]) -> String {
+    let done = audit_csv(logs, history, out, extra);
+    assert!(done.status.success(), "bulk-audit audit failed: {}", String::from_utf8_lossy(&done.stderr));
+    String::from_utf8(done.stdout).expect("utf-8 stdout")
+}
+
 pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
