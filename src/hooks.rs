@@ -200,6 +200,7 @@ impl Bench {
             non_compartment: NonCompartment::All,
             skip_inactive_members: false,
             compartment: &self.compartment,
+            named_types: &Default::default(),
         };
         self.events.iter().map(|e| resolve::resolve(e, h, &o).rows.len()).sum()
     }

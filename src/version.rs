@@ -102,6 +102,9 @@ pub(crate) struct StatusDetail {
     pub(crate) since: Option<String>,
     /// Per-type counts from `output[]`.
     pub(crate) counts: Vec<(String, u64)>,
+    /// Whether the version has an `output` array at all (an empty one says no file was written).
+    #[serde(default)]
+    pub(crate) output_recorded: bool,
 }
 
 /// What a Client version's `scope` says.

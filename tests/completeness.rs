@@ -90,7 +90,7 @@ fn small_history(dir: &std::path::Path) -> std::path::PathBuf {
     std::fs::write(
         history.join("history.ndjson"),
         [
-            r#"{"resourceType":"Client","id":"c","scope":"system/*.read","meta":{"versionId":"1","lastUpdated":"2023-01-01T00:00:00Z"}}"#,
+            r#"{"resourceType":"Client","id":"c","scope":"system/Patient.read","meta":{"versionId":"1","lastUpdated":"2023-01-01T00:00:00Z"}}"#,
             r#"{"resourceType":"Group","id":"g","member":[{"entity":{"reference":"Patient/p1"}}],"meta":{"versionId":"2","lastUpdated":"2023-01-02T00:00:00Z"}}"#,
             r#"{"resourceType":"Patient","id":"p1","meta":{"versionId":"3","lastUpdated":"2023-01-03T00:00:00Z"}}"#,
             r#"{"resourceType":"Patient","id":"p2","meta":{"versionId":"4","lastUpdated":"2023-01-03T00:00:00Z"}}"#,
@@ -306,4 +306,129 @@ fn disclosures_list_incomplete_exports_for_every_patient_they_may_concern() {
     assert!(group.contains(",,,e2b9d4,incomplete: group test-group-1 not in the history at T; whether it sent part of this record is unknown"), "{group}");
     let sys = lines.iter().find(|l| l.contains(",sys,")).expect("the complete export");
     assert!(sys.ends_with(",sys,complete"), "{sys}");
+}
+
+/// A type the export may send of which the history holds no version and names no file or table
+/// (Observation and Patient dumped, Location not): `type-not-in-history` lists it and the export
+/// is incomplete; `--fail-on incomplete`, the CI gate, exits 5 once every output is written.
+#[test]
+fn a_type_not_in_the_history_makes_its_export_incomplete() {
+    let tmp = tempfile::tempdir().unwrap();
+    let history = guide_history_without(tmp.path(), "location");
+    let out = tmp.path().join("out");
+    let said = audit_csv_ok("fixtures/guide/logs", &history, &out, &[]);
+    let line = said.lines().find(|l| l.starts_with("e2b9d4")).unwrap();
+    assert!(line.contains("incomplete: type Location not in the history"), "{said}");
+    let exports = csv_rows(&out.join("exports.csv"));
+    let e = exports.iter().find(|e| e["export_id"] == "e2b9d4").unwrap();
+    assert_eq!(
+        (e["completeness"].as_str(), e["incomplete_because"].as_str()),
+        ("incomplete", "type Location not in the history")
+    );
+    let findings = csv_rows(&out.join("findings.csv"));
+    let f = findings.iter().find(|f| f["kind"] == "type-not-in-history").expect("a finding");
+    assert_eq!(f["export_id"], "e2b9d4");
+    assert!(
+        f["detail"].starts_with("the history holds no version of Location and no file or table named for it"),
+        "{f:?}"
+    );
+    assert!(read(&out.join("report.html")).contains("<th>not in the history</th><td>1 types: Location"));
+    let gated = tmp.path().join("gated");
+    let r = audit_csv("fixtures/guide/logs", &history, &gated, &["--fail-on", "incomplete"]);
+    assert_eq!(r.status.code(), Some(5), "{r:?}");
+    assert!(gated.join("exports.csv").exists(), "every output is written before the exit");
+}
+
+/// A table dumped empty shows the type was dumped: a `$dump-sql` TSV with only its header, an
+/// empty NDJSON file named for the type, an empty COPY block of a plain dump.
+#[test]
+fn a_table_dumped_empty_counts_as_dumped() {
+    let copy =
+        "--\n-- PostgreSQL database dump\n--\n\nCOPY public.location_history (id, txid, cts, ts, resource_type, \
+                status, resource) FROM stdin;\n\\.\n\n";
+    for (name, text) in [
+        ("location_history.tsv", "id\ttxid\tts\tcts\tresource_type\tstatus\tresource\n"),
+        ("Location.ndjson", ""),
+        ("aidbox.sql", copy),
+    ] {
+        let tmp = tempfile::tempdir().unwrap();
+        let history = guide_history_without(tmp.path(), "location");
+        std::fs::write(history.join(name), text).unwrap();
+        let out = tmp.path().join("out");
+        audit_csv_ok("fixtures/guide/logs", &history, &out, &[]);
+        let exports = csv_rows(&out.join("exports.csv"));
+        assert!(exports.iter().all(|e| e["completeness"] == "complete"), "{name}: {exports:?}");
+        assert!(!read(&out.join("findings.csv")).contains("type-not-in-history"), "{name}");
+    }
+}
+
+/// A Client without scope may receive every FHIR type: the finding gives how many are not in the
+/// history, not ~140 names, and the report lists them; a `_type` narrows it to named types.
+#[test]
+fn every_type_allowed_gives_the_count_and_the_report_lists_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let history = small_history(tmp.path());
+    let text = read(&history.join("history.ndjson")).replace(r#""scope":"system/Patient.read","#, "");
+    std::fs::write(history.join("history.ndjson"), text).unwrap();
+    let logs = tmp.path().join("logs");
+    std::fs::create_dir(&logs).unwrap();
+    std::fs::write(
+        logs.join("logs.ndjson"),
+        "{\"ev\":\"w/req\",\"ts\":\"2023-03-01T12:00:00.000Z\",\"ctx\":\"all\",\"w_m\":\"get\",\"w_url\":\"/fhir/Group/g/$export\",\"w_st\":202,\"w_cid\":\"c\"}\n\
+         {\"ev\":\"w/req\",\"ts\":\"2023-03-01T13:00:00.000Z\",\"ctx\":\"two\",\"w_m\":\"get\",\"w_url\":\"/fhir/Group/g/$export?_type=Patient,Observation\",\"w_st\":202,\"w_cid\":\"c\"}\n",
+    )
+    .unwrap();
+    let out = tmp.path().join("out");
+    audit_csv_ok(&logs, &history, &out, &[]);
+    let exports = csv_rows(&out.join("exports.csv"));
+    let reason = |id: &str| exports.iter().find(|e| e["export_id"] == id).unwrap()["incomplete_because"].clone();
+    // R4 has 146 types; the history holds Group and Patient.
+    assert_eq!(reason("all"), "144 types not in the history (the report lists them)");
+    assert_eq!(reason("two"), "type Observation not in the history");
+    let findings = read(&out.join("findings.csv"));
+    assert!(
+        findings.contains("all,type-not-in-history,,,,\"144 of the 146 R4 types this export may send"),
+        "{findings}"
+    );
+    let report = read(&out.join("report.html"));
+    assert!(
+        report.contains("<th>not in the history</th><td>144 types: Account, ActivityDefinition,"),
+        "the report lists them"
+    );
+    assert!(report.contains("Goal, GraphDefinition, GuidanceResponse"));
+}
+
+/// The server's own record closes the gap: a matched BulkExportStatus that completed and lists
+/// no file of a type the history lacks says none was sent (complete, and the report says why);
+/// one that lists files of it leaves the export incomplete.
+#[test]
+fn a_status_listing_no_file_of_a_missing_type_says_none_was_sent() {
+    let status = |output: &str| {
+        format!(
+            r#"{{"resourceType":"BulkExportStatus","id":"bes-1","meta":{{"versionId":"9001","lastUpdated":"2022-12-05T16:35:00Z"}},"requester":{{"resourceType":"Client","id":"inferno-my-clinic-bulk-client"}},"transactionTime":"2022-12-05T16:34:30.500Z","status":"completed","params":{{"group-id":"test-group-1"}},"output":[{output}]}}"#
+        ) + "\n"
+    };
+    let files = r#"{"type":"Patient","count":1},{"type":"Observation","count":3}"#;
+    for (output, complete) in
+        [(files.to_string(), true), (format!(r#"{files},{{"type":"Location","count":1}}"#), false)]
+    {
+        let tmp = tempfile::tempdir().unwrap();
+        let history = guide_history_without(tmp.path(), "location");
+        std::fs::write(history.join("bulkexportstatus.ndjson"), status(&output)).unwrap();
+        let out = tmp.path().join("out");
+        audit_csv_ok("fixtures/guide/logs", &history, &out, &[]);
+        let exports = csv_rows(&out.join("exports.csv"));
+        let e = exports.iter().find(|e| e["export_id"] == "e2b9d4").unwrap();
+        assert_eq!(e["status_resource_id"], "bes-1");
+        let findings = read(&out.join("findings.csv"));
+        let report = read(&out.join("report.html"));
+        if complete {
+            assert_eq!(e["completeness"], "complete", "{e:?}");
+            assert!(!findings.contains("type-not-in-history"), "{findings}");
+            assert!(report.contains("<th>not in the history, none sent</th><td>1 types: Location"), "{report}");
+        } else {
+            assert_eq!(e["incomplete_because"], "type Location not in the history");
+            assert!(findings.contains("and BulkExportStatus/bes-1 lists a file of it"), "{findings}");
+        }
+    }
 }

@@ -30,7 +30,8 @@ fn version(body: Value, vid: &str, lu: &str) -> String {
 
 /// A Client, a Group with one member, the Patient (with a secret name) and an Observation.
 fn good_history() -> String {
-    version(json!({"resourceType": "Client", "id": "c", "scope": "system/*.read"}), "1", "2023-01-01T00:00:00Z")
+    let scope = "system/Patient.read system/Observation.read";
+    version(json!({"resourceType": "Client", "id": "c", "scope": scope}), "1", "2023-01-01T00:00:00Z")
         + &version(
             json!({"resourceType": "Group", "id": "g", "member": [{"entity": {"reference": "Patient/p1"}}]}),
             "2",
@@ -136,18 +137,18 @@ fn each_broken_input_gets_its_exact_status_and_message() {
     };
     let cases = vec![
         case("valid input", l.clone(), h.clone(), 0, "1 exports, 2 resource rows"),
-        case("invalid JSON line", l.clone(), h.clone() + "{\"resourceType\": \"Observation\", oops}\n", 2, "history/history.ndjson:5 (byte 539): invalid JSON at column 33"),
-        case("truncated last line", l.clone(), h.clone() + "{\"resourceType\": \"Observ", 2, "history/history.ndjson:5 (byte 539): JSON cut off (unexpected end of input) at column 24"),
+        case("invalid JSON line", l.clone(), h.clone() + "{\"resourceType\": \"Observation\", oops}\n", 2, "history/history.ndjson:5 (byte 569): invalid JSON at column 33"),
+        case("truncated last line", l.clone(), h.clone() + "{\"resourceType\": \"Observ", 2, "history/history.ndjson:5 (byte 569): JSON cut off (unexpected end of input) at column 24"),
         case("empty history file", l.clone(), "", 1, "holds no resource version at all"),
         Case { args: vec!["--allow-empty-history"], ..case("empty history file, allowed", l.clone(), "", 0, "1 exports, 0 resource rows") },
         case("every version after the last kickoff", l.clone(), version(json!({"resourceType": "Patient", "id": "late"}), "1", "2024-01-01T00:00:00Z"), 1, "every version in it was written at or after the last accepted kickoff (2023-03-01T12:00:00Z)"),
         case("empty lines are ignored", l.clone(), h.replace('\n', "\n\n"), 0, "1 exports, 2 resource rows"),
         case("UTF-8 byte-order mark", l.clone(), format!("\u{feff}{h}"), 0, "1 exports, 2 resource rows"),
         case("CRLF line ends", l.replace('\n', "\r\n"), h.replace('\n', "\r\n"), 0, "1 exports, 2 resource rows"),
-        case("non-UTF-8 bytes", l.clone(), [h.as_bytes(), b"{\"resourceType\": \"Patient\", \"id\": \"p\xe9\"}\n"].concat(), 2, "history/history.ndjson:5 (byte 539): bytes that are not valid UTF-8"),
-        case("JSON nested 10,000 deep where it is read", l.clone(), h.clone() + &version(json!({"resourceType": "Observation", "id": "deep"}), "9", "2023-01-05T00:00:00Z").replacen('{', &format!("{{\"subject\": {long_nest}, "), 1), 2, "history/history.ndjson:5 (byte 539): JSON nested too deeply"),
+        case("non-UTF-8 bytes", l.clone(), [h.as_bytes(), b"{\"resourceType\": \"Patient\", \"id\": \"p\xe9\"}\n"].concat(), 2, "history/history.ndjson:5 (byte 569): bytes that are not valid UTF-8"),
+        case("JSON nested 10,000 deep where it is read", l.clone(), h.clone() + &version(json!({"resourceType": "Observation", "id": "deep"}), "9", "2023-01-05T00:00:00Z").replacen('{', &format!("{{\"subject\": {long_nest}, "), 1), 2, "history/history.ndjson:5 (byte 569): JSON nested too deeply"),
         case("JSON nested 10,000 deep where it is skipped", l.clone(), h.clone() + &version(json!({"resourceType": "Basic", "id": "b"}), "9", "2023-01-05T00:00:00Z").replacen('{', &format!("{{\"x\": {long_nest}, "), 1), 0, "1 exports, 2 resource rows"),
-        case("history line without id", l.clone(), h.clone() + &version(json!({"resourceType": "Observation"}), "9", "2023-01-05T00:00:00Z"), 2, "history/history.ndjson:5 (byte 539): Observation resource without id"),
+        case("history line without id", l.clone(), h.clone() + &version(json!({"resourceType": "Observation"}), "9", "2023-01-05T00:00:00Z"), 2, "history/history.ndjson:5 (byte 569): Observation resource without id"),
         case("history line without resourceType", l.clone(), h.clone() + "{\"id\": \"x\", \"meta\": {\"versionId\": \"1\"}}\n", 2, "no history row (resource_type), resource (resourceType) or Bundle entry"),
         case("history line without lastUpdated", l.clone(), h.clone() + "{\"resourceType\": \"Observation\", \"id\": \"x\", \"meta\": {\"versionId\": \"1\"}}\n", 2, "Observation/x: meta without lastUpdated"),
         case("Aidbox row without ts", l.clone(), h.clone() + "{\"id\": \"x\", \"resource_type\": \"Observation\", \"txid\": 5, \"resource\": {}}\n", 2, "Observation/x: history row without ts"),
@@ -269,7 +270,7 @@ fn skip_invalid_lists_every_skipped_line_and_the_counts_add_up() {
         skipped.iter().any(|d| d.contains("a.ndjson:5 (byte") && d.contains("w_url should be a string")),
         "{skipped:#?}"
     );
-    assert!(skipped.iter().any(|d| d.contains("h.ndjson:5 (byte 539): invalid JSON")), "{skipped:#?}");
+    assert!(skipped.iter().any(|d| d.contains("h.ndjson:5 (byte 569): invalid JSON")), "{skipped:#?}");
     assert!(
         skipped.iter().any(|d| d.contains("h.ndjson:7 (byte") && d.contains("Observation resource without id")),
         "{skipped:#?}"
@@ -316,7 +317,7 @@ fn doubtful_inputs_become_findings() {
         ),
         (
             "a Client whose scope is a number",
-            good_history().replace("\"scope\":\"system/*.read\"", "\"scope\":5"),
+            good_history().replace("\"scope\":\"system/Patient.read system/Observation.read\"", "\"scope\":5"),
             "client-scope-unreadable",
             "scope is a number: every FHIR type is treated as allowed",
         ),

@@ -112,6 +112,26 @@ fn synthea_from_the_index_is_byte_identical_with_every_rule_option() {
     }
 }
 
+/// An export wanting a type the history lacks is incomplete with the same finding from the index.
+#[test]
+fn a_type_not_in_the_history_from_the_index_is_byte_identical() {
+    let tmp = tempfile::tempdir().unwrap();
+    let history = tmp.path().join("history");
+    std::fs::create_dir(&history).unwrap();
+    for f in std::fs::read_dir(root().join("fixtures/guide/history")).unwrap() {
+        let f = f.unwrap();
+        if !f.file_name().to_string_lossy().starts_with("location") {
+            std::fs::copy(f.path(), history.join(f.file_name())).unwrap();
+        }
+    }
+    // A type dumped empty (named, no rows) is dumped, from the index too.
+    std::fs::write(history.join("Goal.ndjson"), "").unwrap();
+    let inputs = ["--logs", "fixtures/guide/logs", "--history", history.to_str().unwrap()];
+    same_audit(tmp.path(), &inputs, &["--tz", "UTC", "--wildcard", "all"], &["--format", "csv"]);
+    let findings = read(&tmp.path().join("from-index/findings.csv"));
+    assert!(findings.contains("type-not-in-history"), "{findings}");
+}
+
 #[test]
 fn field_samples_from_the_index_are_byte_identical() {
     for (inputs, rules) in [

@@ -1,10 +1,20 @@
 //! Whether each export's answer is complete (SPEC "What the inputs cannot tell"): an export
 //! whose rows depend on something the inputs do not hold — its Group or Client not in the
-//! history at T, its kickoff path none of the three forms, its time unknown, a history that could
-//! answer nothing (let through with `--allow-empty-history`) — is `incomplete`, with its reasons,
-//! wherever its rows are shown.
+//! history at T, its kickoff path none of the three forms, a type it may send not in the
+//! history, its time unknown, a history that could answer nothing (let through with
+//! `--allow-empty-history`) — is `incomplete`, with its reasons, wherever its rows are shown.
 
 use super::AuditResult;
+use crate::rules::findings::FindingKind;
+
+/// The reason a type-not-in-history finding gives: the types, or their count when there are many.
+fn types_wanting(types: &[String]) -> String {
+    match types {
+        [one] => format!("type {one} not in the history"),
+        few if few.len() <= 8 => format!("types {} not in the history", few.join(", ")),
+        many => format!("{} types not in the history (the report lists them)", many.len()),
+    }
+}
 
 /// Why export `i` is incomplete, in words a person reads; empty when it is complete. A rejected
 /// export sent nothing, which the logs tell: complete.
@@ -20,9 +30,10 @@ pub(crate) fn incomplete_because(r: &AuditResult, i: usize) -> Vec<String> {
     }
     for f in x.findings.iter().filter(|f| f.kind.makes_incomplete()) {
         let what = match f.kind {
-            crate::rules::findings::FindingKind::KickoffPathUnrecognized => {
+            FindingKind::KickoffPathUnrecognized => {
                 "the kickoff path is none of the three forms (resolved as a system export)".to_string()
             }
+            FindingKind::TypeNotInHistory => types_wanting(&x.types_not_in_history),
             _ if f.resource_id.is_empty() => {
                 format!("the kickoff names no {} ({})", f.resource_type.to_lowercase(), f.kind.as_str())
             }

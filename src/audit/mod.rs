@@ -10,6 +10,7 @@ mod report;
 mod summary;
 mod tables;
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use crate::timestamp::Zone;
@@ -149,8 +150,8 @@ pub(crate) fn read_exports(
 
 /// What reading the inputs found besides the version index: every kickoff (before `--client`,
 /// `--from` and `--to` choose), what the logs hold, the lines skipped (the logs', then the
-/// history's), the history files and where their rows are, and every input read. A stored index
-/// keeps it in its `index.json`.
+/// history's), the history files and where their rows are, the FHIR types their names and tables
+/// name, and every input read. A stored index keeps it in its `index.json`.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Reading {
     pub(crate) events: Vec<ExportEvent>,
@@ -159,6 +160,8 @@ pub(crate) struct Reading {
     pub(crate) skipped: Vec<Skipped>,
     pub(crate) history_files: Vec<InputFile>,
     pub(crate) layouts: Vec<Layout>,
+    /// Types a history file or table is named for (dumped, even if empty).
+    pub(crate) named_types: BTreeSet<String>,
     pub(crate) inputs: Vec<InputRecord>,
 }
 
@@ -193,7 +196,8 @@ pub(crate) fn read(cfg: &AuditConfig) -> Result<(Reading, History)> {
     let logs::Logs { coverage, inputs: mut all_inputs, mut skipped, .. } = log_data;
     skipped.extend(history_skipped);
     all_inputs.extend(history_inputs);
-    Ok((Reading { events, seen, coverage, skipped, history_files, layouts, inputs: all_inputs }, h))
+    let named_types = history::named_types(&history_files, &layouts, &fhir_types::fhir_types(cfg.fhir_version));
+    Ok((Reading { events, seen, coverage, skipped, history_files, layouts, named_types, inputs: all_inputs }, h))
 }
 
 /// A history that cannot answer any export is an input error, never an audit of nothing: one
@@ -230,7 +234,7 @@ fn nothing_in_force(cfg: &AuditConfig, events: &[ExportEvent], h: &History) -> R
 /// Resolves every selected export against the index and gathers the findings not tied to one.
 pub(crate) fn resolve_all(cfg: &AuditConfig, reading: Reading, h: History) -> AuditResult {
     let mut sw = Stopwatch::new();
-    let Reading { events, seen, coverage, skipped, history_files, layouts, inputs } = reading;
+    let Reading { events, seen, coverage, skipped, history_files, layouts, named_types, inputs } = reading;
     let events: Vec<ExportEvent> = events.into_iter().filter(|e| selected(e, &cfg.clients, cfg.from, cfg.to)).collect();
     let compartment = Compartment::load(cfg.fhir_version);
     let fhir_types = fhir_types::fhir_types(cfg.fhir_version);
@@ -242,6 +246,7 @@ pub(crate) fn resolve_all(cfg: &AuditConfig, reading: Reading, h: History) -> Au
         non_compartment: cfg.non_compartment,
         skip_inactive_members: cfg.skip_inactive_members,
         compartment: &compartment,
+        named_types: &named_types,
     };
     progress::stage("resolving exports");
     let mut resolutions: Vec<Resolution> = events.par_iter().map(|e| resolve::resolve(e, &h, &ropts)).collect();

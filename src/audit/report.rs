@@ -197,6 +197,26 @@ fn export(b: &mut String, r: &AuditResult, i: usize) {
                 None => "every FHIR type (see the findings)".into(),
             },
         );
+        if !x.types_not_in_history.is_empty() {
+            row(
+                "not in the history",
+                format!(
+                    "{} types: {} (no version, and no file or table named for them)",
+                    x.types_not_in_history.len(),
+                    esc(&x.types_not_in_history.join(", "))
+                ),
+            );
+        }
+        if !x.types_none_sent.is_empty() {
+            row(
+                "not in the history, none sent",
+                format!(
+                    "{} types: {} (no version in the history; the server's BulkExportStatus lists no file of them)",
+                    x.types_none_sent.len(),
+                    esc(&x.types_none_sent.join(", "))
+                ),
+            );
+        }
         let sent: Vec<String> = x.counts.iter().map(|(t, n)| format!("{} {}", esc(t), n)).collect();
         row("sent", if sent.is_empty() { "nothing".into() } else { sent.join(", ") });
         row("patients", x.patient_count(e).to_string());

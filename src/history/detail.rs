@@ -170,6 +170,7 @@ fn status_of(body: &Value, zone: &Zone) -> Result<StatusDetail, Unreadable> {
         types,
         since: s(params.and_then(|p| p.get("since").or_else(|| p.get("_since")))),
         counts,
+        output_recorded: matches!(body.get("output"), Some(Value::Array(_))),
     })
 }
 

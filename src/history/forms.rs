@@ -65,6 +65,10 @@ pub(crate) struct Layout {
     pub(crate) runs: Vec<(u64, u64, u32)>,
     /// A file of YAML documents.
     pub(crate) yaml: bool,
+    /// The tables of a dump's COPY blocks of resource rows, as the statements name them
+    /// (`public.observation_history`), empty blocks too: what was dumped.
+    #[serde(default)]
+    pub(crate) tables: Vec<String>,
 }
 
 impl Layout {
@@ -161,9 +165,10 @@ impl LineReader {
             }
             return table.map_or(LineKind::Pass, LineKind::Row);
         }
-        if let Some(names) = copy_columns(text) {
+        if let Some((table, names)) = copy_columns(text) {
             let columns = Columns::of_names(names.iter().map(String::as_str));
             let index = columns.map(|c| {
+                self.layout.tables.push(table);
                 self.layout.columns.push(c);
                 (self.layout.columns.len() - 1) as u32
             });
@@ -176,8 +181,8 @@ impl LineReader {
     }
 }
 
-/// The column names of a `COPY <table> (<columns>) FROM stdin;` statement.
-fn copy_columns(line: &[u8]) -> Option<Vec<String>> {
+/// The table and the column names of a `COPY <table> (<columns>) FROM stdin;` statement.
+fn copy_columns(line: &[u8]) -> Option<(String, Vec<String>)> {
     let line = std::str::from_utf8(line).ok()?;
     let rest = line.strip_prefix("COPY ")?.trim_end();
     if !rest.ends_with("FROM stdin;") {
@@ -185,7 +190,8 @@ fn copy_columns(line: &[u8]) -> Option<Vec<String>> {
     }
     let open = rest.find('(')?;
     let close = rest[open..].find(')')? + open;
-    Some(rest[open + 1..close].split(',').map(|c| c.trim().trim_matches('"').to_string()).collect())
+    let columns = rest[open + 1..close].split(',').map(|c| c.trim().trim_matches('"').to_string()).collect();
+    Some((rest[..open].trim().to_string(), columns))
 }
 
 #[cfg(test)]
@@ -211,6 +217,7 @@ mod tests {
         assert_eq!(kinds[2], LineKind::Row(0));
         assert!(kinds.iter().enumerate().all(|(i, k)| i == 2 || *k == LineKind::Pass));
         assert_eq!(r.layout.runs, vec![(3, 3, 0)]);
+        assert_eq!(r.layout.tables, ["public.\"group\""]);
         assert!(r.layout.columns_at(3).is_some() && r.layout.columns_at(7).is_none());
     }
 }

@@ -15,6 +15,7 @@ pub(crate) mod forms;
 #[cfg(feature = "hooks")]
 pub(crate) mod hooks;
 mod messages;
+mod names;
 pub(crate) mod pg_text;
 #[cfg(test)]
 mod tests;
@@ -36,6 +37,7 @@ pub(crate) use document::{read_body, versions_of_document};
 use fast::Interesting;
 use forms::{Form, Layout, LineKind, LineReader};
 use messages::Unreadable;
+pub(crate) use names::named_types;
 use pg_text::Columns;
 
 /// What to extract from each version besides its identity.

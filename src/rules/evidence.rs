@@ -97,6 +97,7 @@ pub(crate) fn match_statuses(
                     );
                 }
                 compare_counts(&e.id, c.id, d, r);
+                none_sent(&e.id, c.id, d, r);
             }
         }
     }
@@ -111,6 +112,35 @@ pub(crate) fn match_statuses(
         })
         .collect();
     (matches, orphans)
+}
+
+/// Of the types not in the history (`type-not-in-history`), those of which the matched status's
+/// `output` lists no file were not sent: the server's own record closes that gap. It counts only
+/// when the status recorded its output: a `completed` status (even with an empty `output`), or
+/// one that ended otherwise but lists files. Types it lists files of stay wanting.
+fn none_sent(export_id: &str, status_id: &str, d: &StatusDetail, r: &mut Resolution) {
+    let recorded = d.output_recorded && (d.status.as_deref() == Some("completed") || !d.counts.is_empty());
+    if !recorded || r.types_not_in_history.is_empty() {
+        return;
+    }
+    let (wanting, none_sent): (Vec<String>, Vec<String>) =
+        r.types_not_in_history.drain(..).partition(|t| d.counts.iter().any(|(listed, _)| listed == t));
+    r.types_none_sent = none_sent;
+    r.types_not_in_history = wanting;
+    r.findings.retain(|f| f.kind != FindingKind::TypeNotInHistory);
+    if !r.types_not_in_history.is_empty() {
+        let (them, it) = if r.types_not_in_history.len() == 1 { ("it", "a file") } else { ("them", "files") };
+        r.findings.push(Finding::new(
+            export_id,
+            FindingKind::TypeNotInHistory,
+            format!(
+                "the history holds no version of {} and no file or table named for {them}, and BulkExportStatus/{status_id} \
+                 lists {it} of {them}: what the server sent of {them} cannot be listed",
+                r.types_not_in_history.join(", ")
+            ),
+        ));
+        r.findings.sort();
+    }
 }
 
 fn compare_counts(export_id: &str, status_id: &str, d: &StatusDetail, r: &mut Resolution) {

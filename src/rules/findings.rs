@@ -13,6 +13,7 @@ pub(crate) enum FindingKind {
     ClientWithoutScope,
     ScopeQueryNotApplied,
     TypeNotPermitted,
+    TypeNotInHistory,
     GroupNotFound,
     MemberInactive,
     MemberUnresolvable,
@@ -45,19 +46,27 @@ impl FindingKind {
     }
 
     /// Whether a finding of this kind leaves its export's rows unknown (the export is
-    /// incomplete): the Group or the Client it depends on has no version at T.
+    /// incomplete): the Group or the Client it depends on has no version at T, its path is none
+    /// of the kickoff forms, or a type it may send is not in the history.
     pub(crate) fn makes_incomplete(self) -> bool {
-        matches!(self, FindingKind::GroupNotFound | FindingKind::ClientNotFound | FindingKind::KickoffPathUnrecognized)
+        matches!(
+            self,
+            FindingKind::GroupNotFound
+                | FindingKind::ClientNotFound
+                | FindingKind::KickoffPathUnrecognized
+                | FindingKind::TypeNotInHistory
+        )
     }
 
     /// Every kind, in the README's order.
-    pub(crate) const ALL: [FindingKind; 27] = [
+    pub(crate) const ALL: [FindingKind; 28] = [
         FindingKind::BoundaryAmbiguous,
         FindingKind::ClientNotFound,
         FindingKind::ClientScopeUnreadable,
         FindingKind::ClientWithoutScope,
         FindingKind::ScopeQueryNotApplied,
         FindingKind::TypeNotPermitted,
+        FindingKind::TypeNotInHistory,
         FindingKind::GroupNotFound,
         FindingKind::MemberInactive,
         FindingKind::MemberUnresolvable,
@@ -90,6 +99,7 @@ impl FindingKind {
             FindingKind::ClientWithoutScope => "client-without-scope",
             FindingKind::ScopeQueryNotApplied => "scope-query-not-applied",
             FindingKind::TypeNotPermitted => "type-not-permitted",
+            FindingKind::TypeNotInHistory => "type-not-in-history",
             FindingKind::GroupNotFound => "group-not-found",
             FindingKind::MemberInactive => "member-inactive",
             FindingKind::MemberUnresolvable => "member-unresolvable",
@@ -123,6 +133,7 @@ impl FindingKind {
             FindingKind::ClientWithoutScope => "the Client has no `scope` (a Basic-auth client whose access AccessPolicies grant, which bulk-audit does not evaluate): every FHIR type is treated as allowed; `exports.access_policies` lists the AccessPolicies that link it at T",
             FindingKind::ScopeQueryNotApplied => "a scope with `?query` granted its type; the query is not applied",
             FindingKind::TypeNotPermitted => "a `_type` the scopes do not grant, or that is no FHIR resource type (`$export` sends none of Aidbox's own)",
+            FindingKind::TypeNotInHistory => "an exported type of which the history holds no version and no file or table is named for (an Aidbox table `<type>`/`<type>_history`, an NDJSON file `<Type>.ndjson`; a table dumped empty counts as dumped): nothing of it can be listed, though the server may have sent some, so the export is incomplete; one finding per export, listing the types, or giving their count where every FHIR type may be sent",
             FindingKind::GroupNotFound => "the exported Group (or a nested one) has no version at T; nothing is exported for it",
             FindingKind::MemberInactive => "a member marked `inactive` or whose `period` excludes T; kept unless `--skip-inactive-members`",
             FindingKind::MemberUnresolvable => "a member whose entity is not a resolvable reference (`urn:`, `#`, missing)",
@@ -158,6 +169,7 @@ impl FindingKind {
             FindingKind::ClientWithoutScope => "Review the AccessPolicies listed in exports.access_policies: they, not scopes, decided what this client could read.",
             FindingKind::ScopeQueryNotApplied => "Check whether the scope's query would have excluded some of the listed resources.",
             FindingKind::TypeNotPermitted => "Confirm that the server refused the type; if it did not, the scopes were not enforced.",
+            FindingKind::TypeNotInHistory => "Dump the tables of these types (README: \"What an audit needs\"), even if empty, and audit again; the report lists the types.",
             FindingKind::GroupNotFound => "Find the Group in another dump: without it the export's patients are unknown.",
             FindingKind::MemberInactive => "Decide whether inactive members were exported by this server; rerun with --skip-inactive-members to compare.",
             FindingKind::MemberUnresolvable => "Look up the member's entity in the Group's history.",

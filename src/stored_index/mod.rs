@@ -22,7 +22,7 @@ use crate::rules::resolve::NonCompartment;
 use crate::rules::scopes::Wildcard;
 
 /// The layout of the index's tables; an index of another layout is refused.
-const LAYOUT: u32 = 2;
+const LAYOUT: u32 = 3;
 /// The file that describes an index.
 pub(crate) const INFO: &str = "index.json";
 

@@ -38,6 +38,8 @@ pub(crate) struct ResolveOptions<'a> {
     pub(crate) non_compartment: NonCompartment,
     pub(crate) skip_inactive_members: bool,
     pub(crate) compartment: &'a Compartment,
+    /// FHIR types a history file or table is named for: dumped, even when empty.
+    pub(crate) named_types: &'a BTreeSet<String>,
 }
 
 /// One exported (resource version, patient) pair.
@@ -63,6 +65,11 @@ pub(crate) struct Resolution {
     pub(crate) allowed_types: Option<BTreeSet<String>>,
     pub(crate) group_version: Option<String>,
     pub(crate) exported_types: BTreeSet<String>,
+    /// Types the export may send of which the history holds no version and names no table or
+    /// file (`type-not-in-history`): nothing of them can be listed.
+    pub(crate) types_not_in_history: Vec<String>,
+    /// Types not in the history of which the matched BulkExportStatus lists no file: not sent.
+    pub(crate) types_none_sent: Vec<String>,
     pub(crate) patients: BTreeSet<String>,
     pub(crate) rows: Vec<Row>,
     pub(crate) findings: Vec<Finding>,
@@ -185,6 +192,7 @@ pub(crate) fn resolve(e: &ExportEvent, h: &History, o: &ResolveOptions) -> Resol
     scopes::allowed_types(&ask, &mut r);
     // 2. Types.
     scopes::exported_types(&ask, &mut r);
+    scopes::types_not_in_history(&ask, &mut r);
     // 3. Patients (`None`: every patient, a system export; a Group missing at T exports nothing).
     let selection = patients::selected(&ask, &mut r);
     // 4–6. Resources, within step 5's time parameters; 5's others are recorded as findings.

@@ -4,8 +4,9 @@
 
 use std::collections::BTreeSet;
 
-use super::{Ask, Resolution};
+use super::{Ask, NonCompartment, Resolution};
 use crate::rules::findings::{Finding, FindingKind};
+use crate::rules::kickoff::Level;
 use crate::rules::scopes;
 use crate::version::{ClientScopes, Detail};
 
@@ -132,4 +133,50 @@ pub(super) fn exported_types(ask: &Ask, r: &mut Resolution) {
             }
         }
     }
+}
+
+/// 2, checked against the history: the types the export may send of which the history holds no
+/// version and names no file or table (`type-not-in-history`, one finding): nothing of them can
+/// be listed, though the server may have sent some. Where every FHIR type may be sent and no
+/// `_type` narrows it, the finding gives their count (the report lists them). A group- or
+/// patient-level export under `--non-compartment none` sends no type outside the compartment, so
+/// those cannot be wanting.
+pub(super) fn types_not_in_history(ask: &Ask, r: &mut Resolution) {
+    let (h, o) = (ask.h, ask.o);
+    let fhir = &o.fhir_types;
+    let may_send: Vec<&String> = match (&ask.e.params.types, &r.allowed_types) {
+        (Some(_), _) => r.exported_types.iter().collect(),
+        (None, Some(allowed)) => allowed.iter().filter(|t| fhir.contains(*t)).collect(),
+        (None, None) => fhir.iter().collect(),
+    };
+    let every = ask.e.params.types.is_none() && r.allowed_types.as_ref().is_none_or(|a| fhir.is_subset(a));
+    let compartment_only = ask.e.level != Level::System && o.non_compartment == NonCompartment::None;
+    let wanting: Vec<String> = may_send
+        .into_iter()
+        .filter(|t| !compartment_only || o.compartment.contains(t))
+        .filter(|t| h.type_id(t).is_none_or(|id| h.of_type(id).is_empty()))
+        .filter(|t| !o.named_types.contains(*t))
+        .cloned()
+        .collect();
+    if wanting.is_empty() {
+        return;
+    }
+    let detail = if every {
+        format!(
+            "{} of the {} {} types this export may send have no version in the history and no file or table named \
+             for them: nothing of them can be listed, though the server may have sent some (the report lists them)",
+            wanting.len(),
+            fhir.len(),
+            o.fhir_version_name
+        )
+    } else {
+        let (them, of) = if wanting.len() == 1 { ("it", "that type") } else { ("them", "those types") };
+        format!(
+            "the history holds no version of {} and no file or table named for {them}: nothing of {of} can be \
+             listed, though the server may have sent some",
+            wanting.join(", ")
+        )
+    };
+    r.findings.push(Finding::new(ask.id, FindingKind::TypeNotInHistory, detail));
+    r.types_not_in_history = wanting;
 }
