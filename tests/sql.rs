@@ -309,3 +309,35 @@ fn body_hashes_match_the_bodies_written() {
         "rows, hashed, matching, deletions hashed, bodies unhashed: {said}"
     );
 }
+
+/// The SQL path never shows a gap as an all-clear: `scripts/duckdb-audit.py` says, beside the
+/// rows, which exports the index marks incomplete and why.
+#[test]
+fn duckdb_audit_says_which_exports_are_incomplete() {
+    let python = readers_python();
+    let tmp = tempfile::tempdir().unwrap();
+    let history = tmp.path().join("history");
+    std::fs::create_dir(&history).unwrap();
+    for f in std::fs::read_dir(root().join("fixtures/guide/history")).unwrap() {
+        let f = f.unwrap();
+        if !f.file_name().to_string_lossy().starts_with("location") {
+            std::fs::copy(f.path(), history.join(f.file_name())).unwrap();
+        }
+    }
+    let idx = tmp.path().join("idx");
+    let args = ["index", "--logs", "fixtures/guide/logs", "--history", history.to_str().unwrap(), "--tz", "UTC"];
+    run_ok(&[&args[..], &["--out", idx.to_str().unwrap()]].concat());
+    let out = tmp.path().join("rows.csv");
+    let said = Command::new(&python).arg(root().join("scripts/duckdb-audit.py")).arg(&idx).arg(&out).output().unwrap();
+    let stdout = String::from_utf8_lossy(&said.stdout);
+    assert!(said.status.success(), "{stdout}{}", String::from_utf8_lossy(&said.stderr));
+    assert!(stdout.contains("1 of 2 exports incomplete"), "{stdout}");
+    assert!(stdout.contains("incomplete: export e2b9d4: type Location not in the history"), "{stdout}");
+    let complete = tmp.path().join("complete.csv");
+    let idx2 = tmp.path().join("idx2");
+    let args = ["index", "--logs", "fixtures/guide/logs", "--history", "fixtures/guide/history", "--tz", "UTC"];
+    run_ok(&[&args[..], &["--out", idx2.to_str().unwrap()]].concat());
+    let said =
+        Command::new(&python).arg(root().join("scripts/duckdb-audit.py")).arg(&idx2).arg(&complete).output().unwrap();
+    assert!(String::from_utf8_lossy(&said.stdout).contains("all 2 exports complete"));
+}
