@@ -9,34 +9,6 @@ use std::path::{Path, PathBuf};
 
 use common::*;
 
-/// Every file under `dir`, relative, sorted.
-fn files(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push(p.strip_prefix(dir).unwrap().to_path_buf());
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-fn assert_same_folders(a: &Path, b: &Path) {
-    let (fa, fb) = (files(a), files(b));
-    assert_eq!(fa, fb, "{} and {} hold different files", a.display(), b.display());
-    assert!(fa.len() >= 4, "{} holds {} files", a.display(), fa.len());
-    // The checksums last: the file that differs is named first.
-    for f in fa.iter().filter(|f| !f.ends_with("SHA256SUMS")).chain(fa.iter().filter(|f| f.ends_with("SHA256SUMS"))) {
-        assert!(std::fs::read(a.join(f)).unwrap() == std::fs::read(b.join(f)).unwrap(), "{} differs", f.display());
-    }
-}
-
 /// Indexes the inputs, audits from the dumps and from the index with the same output options,
 /// and compares every file written (with `--reconstruct`, that folder too).
 fn same_audit(tmp: &Path, inputs: &[&str], index_options: &[&str], audit_options: &[&str]) {

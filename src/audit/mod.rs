@@ -48,9 +48,10 @@ pub(crate) use tables::SourceNames;
 pub(crate) struct AuditConfig {
     pub(crate) logs: Vec<PathBuf>,
     pub(crate) history: Vec<PathBuf>,
-    /// `--index`: resolve from this version index instead of reading `logs` and `history`
-    /// (which then name what the index was built from).
-    pub(crate) index: Option<PathBuf>,
+    /// `--index`: resolve from this version index (or the union of these shards) instead of
+    /// reading `logs` and `history` (which then name what the index was built from); empty: read
+    /// the dumps.
+    pub(crate) index: Vec<PathBuf>,
     pub(crate) clients: Vec<String>,
     pub(crate) from: Option<Instant>,
     pub(crate) to: Option<Instant>,
@@ -190,7 +191,8 @@ pub(crate) fn read(cfg: &AuditConfig) -> Result<(Reading, History)> {
     let (h, reading) = index::build(|to_index| history::read(&history_files, &parse_opts, to_index))?;
     let history::Reading { records: history_inputs, skipped: history_skipped, layouts } = reading;
     sw.lap("history: read and index");
-    if !cfg.allow_empty_history {
+    // A shard of only the logs or only part of the history is checked in the union it joins.
+    if !cfg.allow_empty_history && !cfg.logs.is_empty() && !cfg.history.is_empty() {
         nothing_in_force(cfg, &events, &h)?;
     }
     let logs::Logs { coverage, inputs: mut all_inputs, mut skipped, .. } = log_data;
@@ -203,7 +205,7 @@ pub(crate) fn read(cfg: &AuditConfig) -> Result<(Reading, History)> {
 /// A history that cannot answer any export is an input error, never an audit of nothing: one
 /// that holds no version at all, or one whose every version was written at or after the last
 /// accepted kickoff (nothing of it was in force when any export ran).
-fn nothing_in_force(cfg: &AuditConfig, events: &[ExportEvent], h: &History) -> Result<()> {
+pub(crate) fn nothing_in_force(cfg: &AuditConfig, events: &[ExportEvent], h: &History) -> Result<()> {
     let paths = cfg.history.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ");
     let advice = "give the history dumps the audit needs (README: \"What an audit needs\"), or \
                   --allow-empty-history to audit against it anyway (every export then incomplete)";

@@ -89,7 +89,8 @@ pub(crate) fn audit_config(mut a: AuditArgs) -> Result<AuditConfig> {
     // `out/` and `out/.` are `out`: a trailing separator would follow a link the checks must see.
     a.out = output::clean(&a.out);
     a.reconstruct = a.reconstruct.as_deref().map(output::clean);
-    let stored = a.index.as_deref().map(crate::stored_index::options).transpose()?;
+    let shards = if a.index.is_empty() { Vec::new() } else { crate::stored_index::shard_dirs(&a.index)? };
+    let stored = if shards.is_empty() { None } else { Some(crate::stored_index::options(&shards)?) };
     if stored.is_none() && (a.read.logs.is_empty() || a.read.history.is_empty()) {
         return Err(Error::Usage(
             "audit needs --logs and --history, or --index IDX (a version index written by bulk-audit index)".into(),
@@ -126,7 +127,8 @@ pub(crate) fn audit_config(mut a: AuditArgs) -> Result<AuditConfig> {
         }
     }
     let mut cfg = reading_config(a.read, a.rules, zone, a.out, stored.is_none())?;
-    if let (Some(stored), Some(dir)) = (stored, &a.index) {
+    if let Some(stored) = stored {
+        let dir = crate::stored_index::named(&shards);
         let asked = serde_json::to_value(IndexOptions::of(&cfg)).map_err(|e| Error::Internal(e.to_string()))?;
         let built = serde_json::to_value(&stored).map_err(|e| Error::Internal(e.to_string()))?;
         let differ: Vec<String> = a
@@ -146,13 +148,12 @@ pub(crate) fn audit_config(mut a: AuditArgs) -> Result<AuditConfig> {
             .collect();
         if !differ.is_empty() {
             return Err(Error::Usage(format!(
-                "--index {}: built with other options than this audit asks: {}; leave them out to use the index's, \
+                "--index {dir}: built with other options than this audit asks: {}; leave them out to use the index's, \
                  or build another index with them",
-                dir.display(),
                 differ.join(", ")
             )));
         }
-        cfg.index = Some(dir.clone());
+        cfg.index = shards.clone();
         cfg.logs = stored.logs;
         cfg.history = stored.history;
         cfg.boundary = stored.boundary;
@@ -161,7 +162,7 @@ pub(crate) fn audit_config(mut a: AuditArgs) -> Result<AuditConfig> {
         cfg.fhir_version = stored.fhir_version;
         cfg.skip_inactive_members = stored.skip_inactive_members;
         cfg.max_log_gap_nanos =
-            parse_duration(&stored.max_log_gap).map_err(|e| Error::Usage(format!("--index {}: {e}", dir.display())))?;
+            parse_duration(&stored.max_log_gap).map_err(|e| Error::Usage(format!("--index {dir}: {e}")))?;
         cfg.max_log_gap_text = stored.max_log_gap;
         cfg.skip_invalid = stored.skip_invalid;
         cfg.tsv_columns = stored.tsv_columns;
@@ -188,12 +189,12 @@ pub(crate) fn audit_config(mut a: AuditArgs) -> Result<AuditConfig> {
     cfg.reconstruct = a.reconstruct;
     // The outputs last, once every input is known (with --index, the files the index names).
     let mut inputs: Vec<std::path::PathBuf> = cfg.logs.iter().chain(&cfg.history).cloned().collect();
-    inputs.extend(cfg.index.clone());
+    inputs.extend(cfg.index.iter().cloned());
     output::claim(&cfg.out, "audit", a.force, "--out", &inputs)?;
     if let Some(dir) = &cfg.reconstruct {
         output::claim(dir, "reconstruct", a.force, "--reconstruct", &inputs)?;
     }
-    if cfg.index.is_none() && (cfg.with_resource || cfg.reconstruct.is_some()) {
+    if cfg.index.is_empty() && (cfg.with_resource || cfg.reconstruct.is_some()) {
         let history = source::collect(&cfg.history)?;
         if let Some(stream) = history.iter().find(|f| f.is_stream()) {
             let option = if cfg.with_resource { "--with-resource" } else { "--reconstruct" };
@@ -210,8 +211,12 @@ pub(crate) fn audit_config(mut a: AuditArgs) -> Result<AuditConfig> {
 /// The configuration of `bulk-audit index`: what an audit reads, and its rules.
 pub(crate) fn index_config(mut a: IndexArgs) -> Result<AuditConfig> {
     a.out = output::clean(&a.out);
-    if a.read.logs.is_empty() || a.read.history.is_empty() {
-        return Err(Error::Usage("index needs --logs and --history".into()));
+    if a.read.logs.is_empty() && a.read.history.is_empty() {
+        return Err(Error::Usage(
+            "index needs --logs, --history or both (a shard of the logs or of part of the history: audit --index \
+             takes them together)"
+                .into(),
+        ));
     }
     let zone = zone(a.read.tz.as_deref())?;
     let cfg = reading_config(a.read, a.rules, zone, a.out, true)?;
@@ -258,7 +263,7 @@ fn reading_config(
     Ok(AuditConfig {
         logs: read.logs,
         history: read.history,
-        index: None,
+        index: Vec::new(),
         clients: Vec::new(),
         from: None,
         to: None,

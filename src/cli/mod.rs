@@ -192,9 +192,11 @@ pub(crate) struct AuditArgs {
     #[command(flatten)]
     pub(crate) read: ReadArgs,
     /// Resolve from a version index written by `bulk-audit index` instead of reading --logs and
-    /// --history; its options are this audit's (any given must match them).
+    /// --history; its options are this audit's (any given must match them). Repeat it, or give a
+    /// folder of indexes, for an index in shards (one of the logs, any number of history parts):
+    /// the audit is that of all their inputs.
     #[arg(help_heading = "Inputs", long, value_name = "IDX", conflicts_with_all = ["logs", "history"])]
-    pub(crate) index: Option<PathBuf>,
+    pub(crate) index: Vec<PathBuf>,
     /// Only exports of this client (repeatable; none = every client).
     #[arg(help_heading = "Which exports", long = "client", value_name = "ID")]
     pub(crate) clients: Vec<String>,
@@ -309,10 +311,7 @@ pub(crate) enum FhirVersionArg {
 
 fn run_audit(a: AuditArgs, quiet: bool) -> Result<()> {
     let cfg = config::audit_config(a)?;
-    let result = match &cfg.index {
-        Some(dir) => crate::stored_index::audit(&cfg, dir)?,
-        None => audit::run(&cfg)?,
-    };
+    let result = if cfg.index.is_empty() { audit::run(&cfg)? } else { crate::stored_index::audit(&cfg, &cfg.index)? };
     let written = audit::write(&cfg, &result);
     crate::progress::finish();
     let written = written?;
@@ -345,14 +344,16 @@ fn run_audit(a: AuditArgs, quiet: bool) -> Result<()> {
             )))?;
         }
     }
-    if let Some(dir) = &cfg.index {
+    if !cfg.index.is_empty() {
         // The outputs are the same as from the dumps: only this line tells them apart.
         let dumps = if cfg.with_resource || cfg.reconstruct.is_some() {
             "the bodies re-read from the history files it names, checked unchanged"
         } else {
             "the dumps were not read"
         };
-        say(&printable(&format!("resolved from the index {} ({dumps})", dir.display())))?;
+        let index = crate::stored_index::named(&cfg.index);
+        let shards = if cfg.index.len() > 1 { format!(" ({} shards)", cfg.index.len()) } else { String::new() };
+        say(&printable(&format!("resolved from the index {index}{shards} ({dumps})")))?;
     }
     say(&format!(
         "{} exports, {} resource rows, {} findings -> {}",

@@ -334,14 +334,7 @@ impl HistoryBuilder {
             }
         }
         let mut conflicts = conflicts.into_inner().expect("conflicts lock");
-        conflicts.sort_by(|a, b| {
-            (&a.resource_type, &a.id, &a.version_id, a.dropped).cmp(&(
-                &b.resource_type,
-                &b.id,
-                &b.version_id,
-                b.dropped,
-            ))
-        });
+        sort_conflicts(&mut conflicts);
         History {
             types,
             resources,
@@ -361,6 +354,13 @@ impl HistoryBuilder {
 
 /// The first 8 bytes of an id as a number that orders as they do (zero-padded: a shorter id
 /// comes first, and ties are broken by comparing the ids themselves).
+/// Conflicts in the order an index lists them: by resource, version, and the dropped copy's place.
+pub(crate) fn sort_conflicts(conflicts: &mut [Conflict]) {
+    conflicts.sort_by(|a, b| {
+        (&a.resource_type, &a.id, &a.version_id, a.dropped).cmp(&(&b.resource_type, &b.id, &b.version_id, b.dropped))
+    });
+}
+
 fn head8(id: &[u8]) -> u64 {
     let mut head = [0u8; 8];
     let n = id.len().min(8);

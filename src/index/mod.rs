@@ -17,9 +17,9 @@ use crate::timestamp::Instant;
 use crate::version::ParsedVersion;
 use crate::version::{Detail, Source, VersionId};
 
-pub(crate) use builder::build;
 #[cfg(test)]
 use builder::HistoryBuilder;
+pub(crate) use builder::{build, sort_conflicts};
 use ids::{IdIndex, Interner};
 use lists::{Lists, Span};
 

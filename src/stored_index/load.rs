@@ -9,8 +9,7 @@ use std::path::Path;
 use polars::prelude::*;
 
 use crate::error::{Error, Result};
-use crate::index::{self, History};
-use crate::source::InputFile;
+use crate::history::ToIndex;
 use crate::timestamp::Instant;
 use crate::version::{Detail, Entry, Source, VersionBatch, VersionFacts, VersionId};
 
@@ -170,12 +169,21 @@ impl<'a> Links<'a> {
 }
 
 /// The index held in `dir`'s tables; `files` are the history files its sources number.
-pub(super) fn history(dir: &Path, files: &[InputFile]) -> Result<History> {
+#[cfg(feature = "hooks")]
+pub(super) fn history(dir: &Path, files: &[crate::source::InputFile]) -> Result<crate::index::History> {
+    let (h, ()) = crate::index::build(|to_index| feed(dir, 0, files.len(), to_index))?;
+    Ok(h)
+}
+
+/// Sends the versions of `dir`'s tables to an index being built (one shard of several: its
+/// sources' file numbers, below `files`, are moved up by `first_file`, the number of history
+/// files of the shards before it).
+pub(super) fn feed(dir: &Path, first_file: u32, files: usize, to_index: &ToIndex) -> Result<()> {
     let mut versions = Table::open(dir, "versions", &VERSION_COLUMNS)?;
     let mut patients = Links::new(Table::open(dir, "version_patients", &["version_key", "patient_id"])?);
     let mut refs =
         Links::new(Table::open(dir, "version_references", &["version_key", "resource_type", "resource_id"])?);
-    let (h, ()) = index::build(|to_index| {
+    {
         let mut row = 0usize;
         let (mut pats, mut links): (Vec<String>, Vec<(String, String)>) = (Vec::new(), Vec::new());
         while let Some(df) = versions.next_slice()? {
@@ -241,8 +249,9 @@ pub(super) fn history(dir: &Path, files: &[InputFile]) -> Result<History> {
                 };
                 let file = file
                     .and_then(|f| u32::try_from(f).ok())
-                    .filter(|&f| (f as usize) < files.len())
-                    .ok_or_else(|| missing("file_number of an indexed file"))?;
+                    .filter(|&f| (f as usize) < files)
+                    .ok_or_else(|| missing("file_number of an indexed file"))?
+                    + first_file;
                 let facts = VersionFacts {
                     version_id: VersionId::parse(vid.ok_or_else(|| missing("version_id"))?),
                     last_updated: Instant(from.ok_or_else(|| missing("valid_from_ns"))?),
@@ -270,6 +279,5 @@ pub(super) fn history(dir: &Path, files: &[InputFile]) -> Result<History> {
         patients.all_claimed()?;
         refs.all_claimed()?;
         Ok(())
-    })?;
-    Ok(h)
+    }
 }

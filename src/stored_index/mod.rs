@@ -5,6 +5,7 @@
 
 #[cfg(feature = "parquet")]
 mod load;
+mod shards;
 mod tables;
 mod verify;
 
@@ -63,7 +64,7 @@ impl IndexOptions {
 
 /// `index.json`.
 #[derive(Debug, Serialize, Deserialize)]
-struct Info {
+pub(crate) struct Info {
     tool: String,
     version: String,
     layout: u32,
@@ -119,9 +120,14 @@ fn verified(dir: &Path) -> Result<String> {
     Ok(text)
 }
 
-/// The options `dir`'s index was built with (checked to be this version's index).
-pub(crate) fn options(dir: &Path) -> Result<IndexOptions> {
-    Ok(read_info(dir)?.options)
+/// The shard folders `--index` names (one index, several, or folders of them), in order.
+pub(crate) use shards::{named, shard_dirs};
+
+/// The options the index in `dirs` was built with (each checked to be this version's index; the
+/// shards of a union built alike, exactly one of them holding the logs).
+pub(crate) fn options(dirs: &[PathBuf]) -> Result<IndexOptions> {
+    let infos = dirs.iter().map(|d| read_info(d)).collect::<Result<Vec<Info>>>()?;
+    shards::options(dirs, &infos)
 }
 
 /// `bulk-audit index`: reads the inputs as an audit does, resolves every kickoff (the kickoff
@@ -190,26 +196,47 @@ pub(crate) fn load_for_fuzzing(dir: &Path, verified: bool) -> Result<u64> {
 
 /// `bulk-audit audit --index` in a build without Parquet: refused.
 #[cfg(not(feature = "parquet"))]
-pub(crate) fn audit(_cfg: &AuditConfig, _dir: &Path) -> Result<AuditResult> {
+pub(crate) fn audit(_cfg: &AuditConfig, _dirs: &[PathBuf]) -> Result<AuditResult> {
     Err(Error::Usage("this build has no Parquet support (the `parquet` feature is off): no --index".into()))
 }
 
-/// `bulk-audit audit --index`: the version index loaded from the folder, then the same
-/// resolution as an audit of the dumps.
+/// `bulk-audit audit --index`: the version index loaded from the folder (or the union of its
+/// shards: every shard's versions fed to one index), then the same resolution as an audit of
+/// the dumps.
 #[cfg(feature = "parquet")]
-pub(crate) fn audit(cfg: &AuditConfig, dir: &Path) -> Result<AuditResult> {
+pub(crate) fn audit(cfg: &AuditConfig, dirs: &[PathBuf]) -> Result<AuditResult> {
     let mut sw = crate::stopwatch::Stopwatch::new();
-    let info = read_info(dir)?;
+    let infos = dirs.iter().map(|d| read_info(d)).collect::<Result<Vec<Info>>>()?;
+    shards::options(dirs, &infos)?;
+    // An index of the logs and the history together was checked to answer when it was built;
+    // any other is one history only now.
+    let checked = matches!(&infos[..], [one] if !one.options.logs.is_empty() && !one.options.history.is_empty());
     crate::progress::stage("loading the index");
-    let mut h = undecodable_is_an_error(dir, || load::history(dir, &info.reading.history_files))?;
-    h.conflicts = info.conflicts;
-    h.duplicates = info.duplicate_copies_ignored;
+    let (mut h, ()) = crate::index::build(|to_index| {
+        let mut first_file = 0u32;
+        for (dir, info) in dirs.iter().zip(&infos) {
+            let files = info.reading.history_files.len();
+            undecodable_is_an_error(dir, || load::feed(dir, first_file, files, to_index))?;
+            first_file += files as u32;
+        }
+        Ok(())
+    })?;
+    // A copy of a version in two shards is met only now; those within a shard were counted
+    // when it was built.
+    h.duplicates += infos.iter().map(|i| i.duplicate_copies_ignored).sum::<u64>();
+    h.conflicts = shards::conflicts(&infos, std::mem::take(&mut h.conflicts));
     sw.lap("index: load");
     if cfg.with_resource || cfg.reconstruct.is_some() {
-        check_history_files(dir, &info.reading)?;
+        for (dir, info) in dirs.iter().zip(&infos) {
+            check_history_files(dir, &info.reading)?;
+        }
         sw.lap("index: history files unchanged");
     }
-    Ok(audit::resolve_all(cfg, info.reading, h))
+    let reading = shards::reading(infos);
+    if !checked && !cfg.allow_empty_history {
+        audit::nothing_in_force(cfg, &reading.events, &h)?;
+    }
+    Ok(audit::resolve_all(cfg, reading, h))
 }
 
 /// Runs `load`, turning a panic of the Parquet decoder (a table that passed its checksum yet

@@ -114,3 +114,31 @@ pub fn java_home() -> PathBuf {
     let java = PathBuf::from(String::from_utf8(java.stdout).unwrap().trim());
     std::fs::canonicalize(&java).unwrap().parent().unwrap().parent().unwrap().to_path_buf()
 }
+
+/// Every file under `dir`, relative, sorted.
+pub fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(dir).unwrap().to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+pub fn assert_same_folders(a: &Path, b: &Path) {
+    let (fa, fb) = (files(a), files(b));
+    assert_eq!(fa, fb, "{} and {} hold different files", a.display(), b.display());
+    assert!(fa.len() >= 4, "{} holds {} files", a.display(), fa.len());
+    // The checksums last: the file that differs is named first.
+    for f in fa.iter().filter(|f| !f.ends_with("SHA256SUMS")).chain(fa.iter().filter(|f| f.ends_with("SHA256SUMS"))) {
+        assert!(std::fs::read(a.join(f)).unwrap() == std::fs::read(b.join(f)).unwrap(), "{} differs", f.display());
+    }
+}

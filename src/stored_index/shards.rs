@@ -1,0 +1,200 @@
+//! An index in shards: `audit --index A --index B …`, or `--index` of a folder of them, each a
+//! `bulk-audit index` of part of the inputs (the logs, or any part of the history). Which
+//! folders make the union, whether they were built alike, and the union of what they read: their
+//! versions fed to one index builder (a version in two shards counted once, a differing copy a
+//! `version-conflict`), and their kickoffs, inputs and skipped lines in the order one audit of
+//! all the dumps gives them.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use super::{IndexOptions, Info, INFO};
+use crate::audit::Reading;
+use crate::error::{Error, Result};
+use crate::index::Conflict;
+use crate::source::Role;
+
+/// The shard folders `--index` names, in order: each path is an index, or a folder whose
+/// subfolders are (taken in name order; hidden names, such as a build's staging folder, are
+/// passed over). A subfolder that is no index is refused: it may be a build that did not finish.
+pub(crate) fn shard_dirs(given: &[PathBuf]) -> Result<Vec<PathBuf>> {
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    for g in given {
+        if g.join(INFO).is_file() {
+            dirs.push(g.clone());
+            continue;
+        }
+        let entries = std::fs::read_dir(g).map_err(|e| {
+            Error::Usage(format!("--index {}: not a bulk-audit index nor a folder of them ({e})", g.display()))
+        })?;
+        let mut inside: Vec<PathBuf> = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| Error::io(g, e))?;
+            let name = entry.file_name();
+            if name.to_string_lossy().starts_with('.') || !entry.file_type().map_err(|e| Error::io(g, e))?.is_dir() {
+                continue;
+            }
+            let path = entry.path();
+            if !path.join(INFO).is_file() {
+                return Err(Error::Usage(format!(
+                    "--index {}: not a bulk-audit index (no {INFO}) nor a folder of them: {} is none (a shard whose \
+                     build did not finish?); build it again or move it out",
+                    g.display(),
+                    path.display()
+                )));
+            }
+            inside.push(path);
+        }
+        if inside.is_empty() {
+            return Err(Error::Usage(format!(
+                "--index {}: not a bulk-audit index (no {INFO}) nor a folder of them",
+                g.display()
+            )));
+        }
+        inside.sort();
+        dirs.extend(inside);
+    }
+    let mut seen: Vec<PathBuf> = Vec::new();
+    for d in &dirs {
+        let real = std::fs::canonicalize(d).map_err(|e| Error::io(d, e))?;
+        if seen.contains(&real) {
+            return Err(Error::Usage(format!("--index {}: given twice; each shard counts once", d.display())));
+        }
+        seen.push(real);
+    }
+    Ok(dirs)
+}
+
+/// How the shards are named in messages: the paths given.
+pub(crate) fn named(dirs: &[PathBuf]) -> String {
+    dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// The options of the union: those every shard was built with, which must agree (each shard's
+/// reading and rules are the union's), and the inputs of all of them, logs then history in shard
+/// order. Exactly one shard holds the logs.
+pub(crate) fn options(dirs: &[PathBuf], infos: &[Info]) -> Result<IndexOptions> {
+    let rules = |o: &IndexOptions| -> Result<serde_json::Map<String, serde_json::Value>> {
+        let mut v = serde_json::to_value(o).map_err(|e| Error::Internal(e.to_string()))?;
+        let map = v.as_object_mut().ok_or_else(|| Error::Internal("options are no object".into()))?;
+        map.remove("logs");
+        map.remove("history");
+        Ok(map.clone())
+    };
+    let first = rules(&infos[0].options)?;
+    for (dir, info) in dirs.iter().zip(infos).skip(1) {
+        let these = rules(&info.options)?;
+        let differ: Vec<String> = first
+            .iter()
+            .filter(|(k, v)| these.get(*k) != Some(*v))
+            .map(|(k, v)| {
+                let shown = |v: Option<&serde_json::Value>| match v {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(serde_json::Value::Null) | None => "(none)".to_string(),
+                    Some(v) => v.to_string(),
+                };
+                format!(
+                    "--{} {} in {}, {} in {}",
+                    k.replace('_', "-"),
+                    shown(Some(v)),
+                    dirs[0].display(),
+                    shown(these.get(k)),
+                    dir.display()
+                )
+            })
+            .collect();
+        if !differ.is_empty() {
+            return Err(Error::Usage(format!(
+                "--index: the shards were built with different options ({}): their union would not be one audit; build \
+                 them with the same",
+                differ.join("; ")
+            )));
+        }
+    }
+    let with_logs: Vec<&PathBuf> =
+        dirs.iter().zip(infos).filter(|(_, i)| !i.options.logs.is_empty()).map(|(d, _)| d).collect();
+    match with_logs.len() {
+        1 => {}
+        0 => {
+            return Err(Error::Usage(format!(
+                "--index {}: no shard holds the logs, so no kickoff is known; index them too (bulk-audit index --logs \
+                 LOGS --out IDX) and give that shard",
+                named(dirs)
+            )))
+        }
+        _ => {
+            return Err(Error::Usage(format!(
+                "--index: the logs are in more than one shard ({}); index all the logs once, in one shard",
+                with_logs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(", ")
+            )))
+        }
+    }
+    let mut merged = infos[0].options.clone();
+    merged.logs = infos.iter().flat_map(|i| i.options.logs.iter().cloned()).collect();
+    merged.history = infos.iter().flat_map(|i| i.options.history.iter().cloned()).collect();
+    Ok(merged)
+}
+
+/// The union of what the shards read, as one reading of all their inputs would give it: the
+/// logs' kickoffs, coverage and skipped lines, then each shard's history files, layouts, names
+/// and skipped lines in shard order; every input's record, logs first.
+#[cfg_attr(not(feature = "parquet"), allow(dead_code))]
+pub(crate) fn reading(infos: Vec<Info>) -> Reading {
+    let mut log_inputs = Vec::new();
+    let mut history_inputs = Vec::new();
+    let mut log_skipped = Vec::new();
+    let mut history_skipped = Vec::new();
+    let mut union = Reading {
+        events: Vec::new(),
+        seen: Default::default(),
+        coverage: Default::default(),
+        skipped: Vec::new(),
+        history_files: Vec::new(),
+        layouts: Vec::new(),
+        named_types: BTreeSet::new(),
+        inputs: Vec::new(),
+    };
+    for info in infos {
+        let r = info.reading;
+        let history_paths: BTreeSet<&Path> = r.history_files.iter().map(|f| f.path.as_path()).collect();
+        let (h, l): (Vec<_>, Vec<_>) = r.skipped.into_iter().partition(|s| history_paths.contains(s.path.as_path()));
+        history_skipped.extend(h);
+        log_skipped.extend(l);
+        for i in r.inputs {
+            match i.role {
+                Role::Logs => log_inputs.push(i),
+                Role::History => history_inputs.push(i),
+            }
+        }
+        if !info.options.logs.is_empty() {
+            union.events = r.events;
+            union.seen = r.seen;
+            union.coverage = r.coverage;
+        }
+        union.history_files.extend(r.history_files);
+        union.layouts.extend(r.layouts);
+        union.named_types.extend(r.named_types);
+    }
+    union.skipped = log_skipped.into_iter().chain(history_skipped).collect();
+    union.inputs = log_inputs.into_iter().chain(history_inputs).collect();
+    union
+}
+
+/// The conflicts of the union: each shard's (its file numbers moved up past the shards before
+/// it) and those between shards, in the order one index gives them.
+#[cfg_attr(not(feature = "parquet"), allow(dead_code))]
+pub(crate) fn conflicts(infos: &[Info], between: Vec<Conflict>) -> Vec<Conflict> {
+    let mut all = between;
+    let mut first_file = 0u32;
+    for info in infos {
+        for c in &info.conflicts {
+            let mut c = c.clone();
+            c.kept.file += first_file;
+            c.dropped.file += first_file;
+            all.push(c);
+        }
+        first_file += info.reading.history_files.len() as u32;
+    }
+    crate::index::sort_conflicts(&mut all);
+    all
+}
