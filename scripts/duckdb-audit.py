@@ -1,45 +1,36 @@
 #!/usr/bin/env python3
 """Runs sql/audit.sql on DuckDB over a bulk-audit index: the `resources` rows of the audit.
 
-Usage: duckdb-audit.py IDX OUT   (OUT ending in .csv: CSV; otherwise Parquet)
+Usage: duckdb-audit.py IDX OUT [--plan PLAN] [--memory-limit SIZE]
+       (OUT ending in .csv: CSV; otherwise Parquet)
 
-IDX is a folder written by `bulk-audit index`; each of its tables is a view of the same name.
-Needs the duckdb package (PyPI); `scripts/install-readers` makes a venv with the pinned one.
+IDX is a folder written by `bulk-audit index`, or a folder of shards (the logs' and the history
+parts', each an index), read as one through sql/union.sql; a union needs its --plan (`bulk-audit
+plan --index IDX --out PLAN`). Every file is checked against its SHA256SUMS before a row is read.
+--memory-limit (e.g. 1GB) bounds DuckDB's memory; what does not fit spills to the system's
+temporary folder. Needs the duckdb package (PyPI); `scripts/install-readers` makes a venv with it.
 """
 
+import argparse
 import os
 import sys
 import tempfile
 from pathlib import Path
 
-SQL = Path(__file__).resolve().parent.parent / "sql" / "audit.sql"
-TABLES = [
-    "versions", "version_patients", "version_references", "clients", "groups", "access_policies",
-    "statuses", "kickoffs", "export_types", "export_patients", "inputs",
-]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bulk_audit_sql as shared  # noqa: E402
 
-
-# Exports whose rows the inputs could not answer whole (bulk-audit settled it at index time): the
-# rows alone would read as an all-clear, so they are said beside them.
-INCOMPLETE = """SELECT export_id, incomplete_because FROM kickoffs WHERE completeness = 'incomplete'
-ORDER BY export_time_ns, export_id, export_key"""
-
-
-def incomplete_lines(found, exports):
-    """What to say of the incomplete exports, one line each after a count."""
-    if not found:
-        return [f"all {exports} exports complete"]
-    return [f"{len(found)} of {exports} exports incomplete: their rows are not the whole answer"] + [
-        f"  incomplete: export {export_id}: {because}" for export_id, because in found
-    ]
+SQL = shared.AUDIT_SQL
+INCOMPLETE = shared.INCOMPLETE
+incomplete_lines = shared.incomplete_lines
 
 
 def quoted(path):
     return "'" + str(path).replace("'", "''") + "'"
 
 
-def connect(index):
-    """A DuckDB connection with the index's tables as views."""
+def connect(index, plan=None, memory_limit=None):
+    """A DuckDB connection with the views sql/audit.sql reads."""
     import duckdb
 
     con = duckdb.connect()
@@ -47,27 +38,57 @@ def connect(index):
     # Spilled to the system's temporary folder, not to .tmp in the working directory.
     spill = Path(tempfile.gettempdir()) / f"duckdb-audit-{os.getpid()}"
     con.execute(f"SET temp_directory = {quoted(spill)}")
-    for table in TABLES:
-        con.execute(f"CREATE VIEW {table} AS SELECT * FROM read_parquet({quoted(Path(index) / (table + '.parquet'))})")
+    if memory_limit:
+        con.execute(f"SET memory_limit = {quoted(memory_limit)}")
+        # Rows need not keep their order inside the plan: only the final ORDER BY does.
+        con.execute("SET preserve_insertion_order = false")
+    shared.register(
+        index,
+        plan,
+        lambda name, path: con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({quoted(path)})"),
+        lambda name, select: con.execute(f"CREATE VIEW {name} AS {select}"),
+    )
     return con
 
 
-def audit(index):
+def audit(index, plan=None, memory_limit=None):
     """(connection, relation) of sql/audit.sql over the index."""
-    con = connect(index)
-    return con, con.sql(SQL.read_text(encoding="utf-8"))
+    con = connect(index, plan, memory_limit)
+    return con, con.sql(SQL)
 
 
 def main():
-    if len(sys.argv) != 3:
-        sys.exit(__doc__)
-    index, out = Path(sys.argv[1]), Path(sys.argv[2])
-    if not (index / "index.json").is_file():
-        sys.exit(f"duckdb-audit: {index} is not a bulk-audit index (no index.json)")
-    con, rel = audit(index)
+    p = argparse.ArgumentParser(description="sql/audit.sql on DuckDB over a bulk-audit index")
+    p.add_argument("index")
+    p.add_argument("out")
+    p.add_argument("--plan")
+    p.add_argument("--memory-limit")
+    a = p.parse_args()
+    out = Path(a.out)
+    try:
+        import duckdb  # noqa: F401
+    except ImportError:
+        sys.exit("duckdb-audit: the duckdb package is not installed (scripts/install-readers makes a venv with it)")
+    if out.exists():
+        sys.exit(f"duckdb-audit: {out} exists; give a new path")
+    if not out.parent.is_dir():
+        sys.exit(f"duckdb-audit: {out.parent} is not a folder")
+    try:
+        con, _ = audit(a.index, a.plan, a.memory_limit)
+    except shared.Refused as e:
+        sys.exit(f"duckdb-audit: {e}")
     form = "(FORMAT CSV, HEADER)" if out.suffix == ".csv" else "(FORMAT PARQUET)"
-    con.execute(f"COPY ({SQL.read_text(encoding='utf-8')}) TO {quoted(out)} {form}")
-    rows = con.execute(f"SELECT count(*) FROM ({SQL.read_text(encoding='utf-8')})").fetchone()[0]
+    partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    try:
+        con.execute(f"COPY ({SQL}) TO {quoted(partial)} {form}")
+        os.chmod(partial, 0o600)
+        os.replace(partial, out)
+    except BaseException as e:
+        partial.unlink(missing_ok=True)
+        if isinstance(e, Exception):
+            sys.exit(f"duckdb-audit: writing {out} failed: {e}")
+        raise
+    rows = con.execute(f"SELECT count(*) FROM read_{'csv' if out.suffix == '.csv' else 'parquet'}({quoted(out)})").fetchone()[0]
     exports = con.execute("SELECT count(*) FROM kickoffs").fetchone()[0]
     print(f"{rows} resource rows -> {out}")
     print("\n".join(incomplete_lines(con.execute(INCOMPLETE).fetchall(), exports)))

@@ -1,5 +1,6 @@
 -- sql/audit.sql: the `resources` rows of `bulk-audit audit`, as one SQL query over the tables of
--- `bulk-audit index IDX` (IDX/<table>.parquet, each registered as a view of that name). It runs
+-- `bulk-audit index IDX` (or of an index in shards seen as one through sql/union.sql, with the
+-- kickoff tables of `bulk-audit plan`), each registered as a view of its name. It runs
 -- unchanged on DuckDB (scripts/duckdb-audit.py) and on Spark SQL (scripts/spark-audit.py), and
 -- gives the binary's rows in the binary's order (tests/sql.rs checks both engines against it).
 --
@@ -86,5 +87,7 @@ FROM exported x
 JOIN kickoffs k ON k.export_key = x.export_key
 JOIN versions v ON v.version_key = x.version_key
 -- The binary's order: exports by (T, id), then as the logs list them (export ids may repeat:
--- export_key tells them apart); resources in index order; patients by id, none first.
-ORDER BY k.export_time_ns, k.export_id, k.export_key, x.version_key, x.patient_id NULLS FIRST
+-- export_key tells them apart); resources in index order, by (type, id), then the first met (two
+-- tenants' resources of one id); patients by id, none first.
+ORDER BY k.export_time_ns, k.export_id, k.export_key, v.resource_type, v.resource_id, v.resource_rank,
+         x.patient_id NULLS FIRST

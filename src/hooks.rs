@@ -201,6 +201,8 @@ impl Bench {
             skip_inactive_members: false,
             compartment: &self.compartment,
             named_types: &Default::default(),
+            present_types: None,
+            selection_only: false,
         };
         self.events.iter().map(|e| resolve::resolve(e, h, &o).rows.len()).sum()
     }

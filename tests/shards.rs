@@ -6,41 +6,9 @@
 
 mod common;
 
-use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 
 use common::*;
-
-/// Every line of every history file under `dir` (decompressed), in file-name order.
-fn history_lines(dir: &Path) -> Vec<String> {
-    let mut paths: Vec<PathBuf> = files(dir).into_iter().map(|f| dir.join(f)).collect();
-    paths.sort();
-    let mut lines = Vec::new();
-    for p in paths {
-        let raw = std::fs::read(&p).unwrap();
-        let text = match p.extension().and_then(|e| e.to_str()) {
-            Some("zst") => zstd::decode_all(&raw[..]).unwrap(),
-            Some("gz") => {
-                let mut out = Vec::new();
-                flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).unwrap();
-                out
-            }
-            _ => raw,
-        };
-        lines.extend(text.as_slice().lines().map(Result::unwrap).filter(|l| !l.trim().is_empty()));
-    }
-    lines
-}
-
-/// A small deterministic generator (the cuts and the shuffle are the same on every run).
-struct Lcg(u64);
-
-impl Lcg {
-    fn below(&mut self, n: usize) -> usize {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-        ((self.0 >> 33) % n as u64) as usize
-    }
-}
 
 /// Indexes `logs` into `idx/logs` and each history part into `idx/h-NN`, audits the folder of
 /// shards, audits every dump at once with the same options, and compares every file written.
@@ -78,43 +46,9 @@ fn same_as_one_audit(tmp: &Path, logs: &str, parts: &[Vec<String>], rules: &[&st
 #[test]
 fn a_history_cut_anywhere_into_shards_audits_as_one() {
     let tmp = tempfile::tempdir().unwrap();
-    let mut lines = history_lines(&root().join("fixtures/synthea/history"));
-    let mut rng = Lcg(21);
-    for i in (1..lines.len()).rev() {
-        lines.swap(i, rng.below(i + 1));
-    }
-    let n = lines.len();
-    let mut cuts: Vec<usize> = (0..4).map(|_| 1 + rng.below(n - 1)).collect();
-    cuts.extend([0, n]);
-    cuts.sort();
-    cuts.dedup();
-    let mut chunks: Vec<Vec<String>> = cuts.windows(2).map(|w| lines[w[0]..w[1]].to_vec()).collect();
-    // The same version in two shards, and a copy that differs (another lastUpdated).
-    let copy = chunks[0][0].clone();
-    chunks.last_mut().unwrap().push(copy);
-    let practitioner = lines.iter().find(|l| l.contains("\"resourceType\":\"Practitioner\"")).unwrap().clone();
-    let at = practitioner.find("\"lastUpdated\":\"").unwrap() + "\"lastUpdated\":\"".len();
-    let changed = format!("{}2023-01-02T00:00:00Z{}", &practitioner[..at], &practitioner[at + 27..]);
-    assert_ne!(changed, practitioner);
-    chunks[1].push(changed);
-    let dir = tmp.path().join("parts");
-    std::fs::create_dir(&dir).unwrap();
-    let parts: Vec<Vec<String>> = chunks
-        .iter()
-        .enumerate()
-        .map(|(i, chunk)| {
-            let text = chunk.join("\n") + "\n";
-            let path = if i == 2 {
-                let p = dir.join(format!("part-{i}.ndjson.zst"));
-                std::fs::write(&p, zstd::encode_all(text.as_bytes(), 3).unwrap()).unwrap();
-                p
-            } else {
-                let p = dir.join(format!("part-{i}.ndjson"));
-                std::fs::write(&p, text).unwrap();
-                p
-            };
-            vec![path.to_str().unwrap().to_string()]
-        })
+    let parts: Vec<Vec<String>> = cut_history(&root().join("fixtures/synthea/history"), &tmp.path().join("parts"), 21)
+        .into_iter()
+        .map(|p| vec![p.to_str().unwrap().to_string()])
         .collect();
     assert!(parts.len() >= 4, "{} parts", parts.len());
     let out = same_as_one_audit(

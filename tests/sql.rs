@@ -150,6 +150,28 @@ fn case(tmp: &Path, name: &str, logs: &str, history: &str, rules: &[&str]) -> St
     format!("{}={}", idx.display(), out.display())
 }
 
+/// The history cut into shards at arbitrary lines (with a copied and a differing version),
+/// indexed one shard per part beside the logs' shard, planned, and audited from the dumps of every
+/// part; the pair (`IDX::PLAN=AUDIT`) for tests/sql/parity.py.
+fn sharded_case(tmp: &Path, name: &str, logs: &str, history: &Path, rules: &[&str]) -> String {
+    let parts = cut_history(history, &tmp.join(format!("{name}-parts")), 22);
+    let (idx, plan, out) =
+        (tmp.join(format!("{name}-shards")), tmp.join(format!("{name}-plan")), tmp.join(format!("{name}-audit")));
+    run_ok(&[&["index", "--logs", logs], rules, &["--out", idx.join("logs").to_str().unwrap()]].concat());
+    let parts: Vec<&str> = parts.iter().map(|p| p.to_str().unwrap()).collect();
+    for (i, part) in parts.iter().enumerate() {
+        let shard = idx.join(format!("h-{i:02}"));
+        run_ok(&[&["index", "--history", part], rules, &["--out", shard.to_str().unwrap()]].concat());
+    }
+    run_ok(&["plan", "--index", idx.to_str().unwrap(), "--out", plan.to_str().unwrap()]);
+    let mut audit = vec!["audit", "--logs", logs, "--history"];
+    audit.extend(&parts);
+    audit.extend_from_slice(rules);
+    audit.extend_from_slice(&["--no-report", "--format", "parquet", "--out", out.to_str().unwrap()]);
+    run_ok(&audit);
+    format!("{}::{}={}", idx.display(), plan.display(), out.display())
+}
+
 #[test]
 fn sql_on_duckdb_and_spark_gives_the_binarys_rows() {
     let python = readers_python();
@@ -192,6 +214,20 @@ fn sql_on_duckdb_and_spark_gives_the_binarys_rows() {
             wl,
             wh,
             &["--tz", "UTC", "--non-compartment", "referenced", "--skip-inactive-members"],
+        ),
+        sharded_case(
+            t,
+            "synthea-shards",
+            "fixtures/synthea/logs",
+            &root().join("fixtures/synthea/history"),
+            &["--tz", "UTC"],
+        ),
+        sharded_case(
+            t,
+            "world-shards",
+            wl,
+            &generated.join("history"),
+            &["--tz", "UTC", "--non-compartment", "referenced"],
         ),
     ];
     let check = Command::new(&python)
@@ -340,4 +376,62 @@ fn duckdb_audit_says_which_exports_are_incomplete() {
     let said =
         Command::new(&python).arg(root().join("scripts/duckdb-audit.py")).arg(&idx2).arg(&complete).output().unwrap();
     assert!(String::from_utf8_lossy(&said.stdout).contains("all 2 exports complete"));
+}
+
+/// `scripts/duckdb-audit.py` over a folder of shards: within a memory limit it gives the binary's
+/// row count; it refuses the union without its plan, a plan of other shards, and a shard whose
+/// file changed after it was written.
+#[test]
+fn duckdb_over_shards_checks_the_plan_and_every_file() {
+    let python = readers_python();
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let parts = cut_history(&root().join("fixtures/synthea/history"), &t.join("parts"), 5);
+    let idx = t.join("idx");
+    let logs = ["--logs", "fixtures/synthea/logs", "--tz", "UTC"];
+    run_ok(&[&["index"], &logs[..], &["--out", idx.join("logs").to_str().unwrap()]].concat());
+    for (i, part) in parts.iter().enumerate() {
+        let shard = idx.join(format!("h-{i}"));
+        run_ok(&["index", "--history", part.to_str().unwrap(), "--tz", "UTC", "--out", shard.to_str().unwrap()]);
+    }
+    let (i, plan) = (idx.to_str().unwrap(), t.join("plan"));
+    let said = run_ok(&["plan", "--index", i, "--out", plan.to_str().unwrap()]);
+    assert!(said.contains(&format!("12 kickoffs of {} shards planned", parts.len() + 1)), "{said}");
+    let audit = t.join("audit");
+    run_ok(&["audit", "--index", i, "--format", "csv", "--no-report", "--out", audit.to_str().unwrap()]);
+    let binary_rows = read(&audit.join("resources.csv")).lines().count() - 1;
+    let duck = |out: &str, extra: &[&str]| {
+        let mut c = Command::new(&python);
+        c.arg(root().join("scripts/duckdb-audit.py")).arg(&idx).arg(t.join(out)).args(extra);
+        c.output().unwrap()
+    };
+    let ok = duck("rows.csv", &["--plan", plan.to_str().unwrap(), "--memory-limit", "300MB"]);
+    let said = String::from_utf8_lossy(&ok.stdout);
+    assert!(ok.status.success(), "{said}{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(said.starts_with(&format!("{binary_rows} resource rows")), "{said}");
+    let refused = |out: &str, extra: &[&str], why: &str| {
+        let r = duck(out, extra);
+        let err = String::from_utf8_lossy(&r.stderr);
+        assert!(!r.status.success() && err.contains(why), "{why}: {err}");
+        assert!(!t.join(out).exists(), "nothing is written");
+    };
+    refused("a.csv", &[], "give the plan of their union");
+    // The plan of all but the last shard.
+    let fewer = t.join("fewer");
+    std::fs::create_dir(&fewer).unwrap();
+    let last = format!("h-{}", parts.len() - 1);
+    for e in std::fs::read_dir(&idx).unwrap() {
+        let e = e.unwrap();
+        if e.file_name() != last.as_str() {
+            std::os::unix::fs::symlink(e.path(), fewer.join(e.file_name())).unwrap();
+        }
+    }
+    let other = t.join("other-plan");
+    run_ok(&["plan", "--index", fewer.to_str().unwrap(), "--out", other.to_str().unwrap()]);
+    refused("b.csv", &["--plan", other.to_str().unwrap()], "is the plan of other shards");
+    let versions = idx.join("h-0/versions.parquet");
+    let mut bytes = std::fs::read(&versions).unwrap();
+    bytes.push(0);
+    std::fs::write(&versions, bytes).unwrap();
+    refused("c.csv", &["--plan", plan.to_str().unwrap()], "does not match its SHA-256");
 }

@@ -235,6 +235,17 @@ pub(crate) fn nothing_in_force(cfg: &AuditConfig, events: &[ExportEvent], h: &Hi
 
 /// Resolves every selected export against the index and gathers the findings not tied to one.
 pub(crate) fn resolve_all(cfg: &AuditConfig, reading: Reading, h: History) -> AuditResult {
+    resolve_planned(cfg, reading, h, None)
+}
+
+/// `resolve_all`, or with `plan` (the types the whole history holds, `h` holding only its small
+/// resources) every export resolved through step 3 only: what the SQL over shards needs.
+pub(crate) fn resolve_planned(
+    cfg: &AuditConfig,
+    reading: Reading,
+    h: History,
+    plan: Option<&BTreeSet<String>>,
+) -> AuditResult {
     let mut sw = Stopwatch::new();
     let Reading { events, seen, coverage, skipped, history_files, layouts, named_types, inputs } = reading;
     let events: Vec<ExportEvent> = events.into_iter().filter(|e| selected(e, &cfg.clients, cfg.from, cfg.to)).collect();
@@ -249,6 +260,8 @@ pub(crate) fn resolve_all(cfg: &AuditConfig, reading: Reading, h: History) -> Au
         skip_inactive_members: cfg.skip_inactive_members,
         compartment: &compartment,
         named_types: &named_types,
+        present_types: plan,
+        selection_only: plan.is_some(),
     };
     progress::stage("resolving exports");
     let mut resolutions: Vec<Resolution> = events.par_iter().map(|e| resolve::resolve(e, &h, &ropts)).collect();

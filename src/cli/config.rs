@@ -3,7 +3,9 @@
 //! `--out` and `--reconstruct` folders known to be writable and not someone else's, the input
 //! paths known to exist — so a mistake costs a tenth of a second, not a read of the whole dump.
 
-use super::{AuditArgs, BoundaryArg, FhirVersionArg, FormatArg, IndexArgs, NonCompartmentArg, ReadArgs, RuleArgs};
+use super::{
+    AuditArgs, BoundaryArg, FhirVersionArg, FormatArg, IndexArgs, NonCompartmentArg, PlanArgs, ReadArgs, RuleArgs,
+};
 use crate::audit::AuditConfig;
 use crate::error::{Error, Result};
 use crate::history::pg_text::Columns;
@@ -153,19 +155,7 @@ pub(crate) fn audit_config(mut a: AuditArgs) -> Result<AuditConfig> {
                 differ.join(", ")
             )));
         }
-        cfg.index = shards.clone();
-        cfg.logs = stored.logs;
-        cfg.history = stored.history;
-        cfg.boundary = stored.boundary;
-        cfg.wildcard = stored.wildcard;
-        cfg.non_compartment = stored.non_compartment;
-        cfg.fhir_version = stored.fhir_version;
-        cfg.skip_inactive_members = stored.skip_inactive_members;
-        cfg.max_log_gap_nanos =
-            parse_duration(&stored.max_log_gap).map_err(|e| Error::Usage(format!("--index {dir}: {e}")))?;
-        cfg.max_log_gap_text = stored.max_log_gap;
-        cfg.skip_invalid = stored.skip_invalid;
-        cfg.tsv_columns = stored.tsv_columns;
+        from_index(&mut cfg, stored, &shards)?;
     }
     cfg.clients = a.clients;
     cfg.from = from;
@@ -205,6 +195,45 @@ pub(crate) fn audit_config(mut a: AuditArgs) -> Result<AuditConfig> {
             )));
         }
     }
+    Ok(cfg)
+}
+
+/// Takes what decides reading and the rules from the index in `shards` (one index or the union
+/// of shards): the audit runs as the index was built.
+fn from_index(cfg: &mut AuditConfig, stored: IndexOptions, shards: &[std::path::PathBuf]) -> Result<()> {
+    let dir = crate::stored_index::named(shards);
+    cfg.index = shards.to_vec();
+    cfg.logs = stored.logs;
+    cfg.history = stored.history;
+    cfg.boundary = stored.boundary;
+    cfg.wildcard = stored.wildcard;
+    cfg.non_compartment = stored.non_compartment;
+    cfg.fhir_version = stored.fhir_version;
+    cfg.skip_inactive_members = stored.skip_inactive_members;
+    cfg.max_log_gap_nanos =
+        parse_duration(&stored.max_log_gap).map_err(|e| Error::Usage(format!("--index {dir}: {e}")))?;
+    cfg.max_log_gap_text = stored.max_log_gap;
+    cfg.skip_invalid = stored.skip_invalid;
+    cfg.tsv_columns = stored.tsv_columns;
+    Ok(())
+}
+
+/// The configuration of `bulk-audit plan`: the union's options, its shards, where to write.
+pub(crate) fn plan_config(mut a: PlanArgs) -> Result<AuditConfig> {
+    a.out = output::clean(&a.out);
+    let shards = crate::stored_index::shard_dirs(&a.index)?;
+    let stored = crate::stored_index::options(&shards)?;
+    let zone = zone(stored.tz.as_deref())?;
+    // Reading and rule options at their defaults, then the index's.
+    use clap::{Args, FromArgMatches};
+    let defaults = RuleArgs::augment_args(ReadArgs::augment_args(clap::Command::new("defaults")))
+        .try_get_matches_from(["defaults"])
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    let read = ReadArgs::from_arg_matches(&defaults).map_err(|e| Error::Internal(e.to_string()))?;
+    let rules = RuleArgs::from_arg_matches(&defaults).map_err(|e| Error::Internal(e.to_string()))?;
+    let mut cfg = reading_config(read, rules, zone, a.out, false)?;
+    from_index(&mut cfg, stored, &shards)?;
+    output::claim(&cfg.out, "plan", a.force, "--out", &shards)?;
     Ok(cfg)
 }
 

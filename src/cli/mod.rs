@@ -44,6 +44,11 @@ pub(crate) enum Command {
     /// index.json) that `audit --index` and `sql/audit.sql` resolve exports against.
     #[command(after_help = INDEX_EXAMPLES)]
     Index(Box<IndexArgs>),
+    /// Resolve every kickoff of an index in shards against its small resources (Clients, Groups,
+    /// AccessPolicies, BulkExportStatus, Patients) and write what the SQL over the shards needs
+    /// (kickoffs, export_types, export_patients), in memory that follows those, not the history.
+    #[command(after_help = PLAN_EXAMPLES)]
+    Plan(PlanArgs),
     /// List the export kickoffs found in the logs, as CSV on stdout.
     Exports(ExportsArgs),
     /// Each patient's accounting of disclosures (HIPAA §164.528), from a finished audit's
@@ -59,6 +64,15 @@ pub(crate) enum Command {
     /// Print the man page (roff): `bulk-audit man > ~/.local/share/man/man1/bulk-audit.1`.
     Man,
 }
+
+const PLAN_EXAMPLES: &str = "\
+Examples:
+  # The logs and each part of the history indexed on their own, then the plan of their union:
+  bulk-audit index --logs logs/ --tz UTC --out idx/logs
+  bulk-audit index --history part-0001.ndjson.zst --tz UTC --out idx/h-0001
+  bulk-audit plan --index idx --out idx-plan
+  python3 scripts/duckdb-audit.py idx rows.parquet --plan idx-plan --memory-limit 2GB
+";
 
 const AUDIT_EXAMPLES: &str = "\
 Examples:
@@ -259,6 +273,20 @@ pub(crate) struct IndexArgs {
 }
 
 #[derive(Args, Debug)]
+pub(crate) struct PlanArgs {
+    /// The index in shards: a folder of them, or each shard (repeatable).
+    #[arg(help_heading = "Inputs", long, required = true, value_name = "IDX")]
+    pub(crate) index: Vec<PathBuf>,
+    /// The plan folder: kickoffs, export_types and export_patients as Parquet, and plan.json.
+    #[arg(help_heading = "Outputs", long, required = true, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// Also replace a previous bulk-audit output that was changed since it was written, or is of
+    /// another kind. A folder holding files bulk-audit did not write is never replaced.
+    #[arg(help_heading = "Outputs", long)]
+    pub(crate) force: bool,
+}
+
+#[derive(Args, Debug)]
 pub(crate) struct ExportsArgs {
     /// Request logs: files or folders.
     #[arg(long, num_args = 1.., required = true, value_name = "PATH")]
@@ -390,6 +418,24 @@ fn run_index(a: IndexArgs, quiet: bool) -> Result<()> {
     Ok(())
 }
 
+fn run_plan(a: PlanArgs, quiet: bool) -> Result<()> {
+    let cfg = config::plan_config(a)?;
+    let planned = crate::stored_index::plan(&cfg);
+    crate::progress::finish();
+    let planned = planned?;
+    if !quiet {
+        println!(
+            "{} kickoffs of {} shards planned ({} incomplete), from {} small versions -> {}",
+            planned.kickoffs,
+            cfg.index.len(),
+            planned.incomplete,
+            planned.versions,
+            printable(&cfg.out.display().to_string())
+        );
+    }
+    Ok(())
+}
+
 fn run_exports(a: ExportsArgs) -> Result<()> {
     let zone = config::zone(a.tz.as_deref())?;
     let (events, _) = audit::read_exports(&a.logs, &zone, i64::MAX, false)?;
@@ -474,6 +520,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Audit(a) => run_audit(*a, cli.quiet),
         Command::Index(a) => run_index(*a, cli.quiet),
+        Command::Plan(a) => run_plan(a, cli.quiet),
         Command::Exports(a) => run_exports(a),
         Command::Disclosures(a) => run_disclosures(a, cli.quiet),
         Command::Completions { shell } => generate::completions(shell),

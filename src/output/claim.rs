@@ -179,7 +179,7 @@ pub(crate) fn check(dest: &Path, kind: &str, force: bool, option: &str, inputs: 
     if !force {
         if marker.kind != kind {
             return refuse(format!(
-                "holds a bulk-audit {} output, not an {kind} output: pass --force to replace it",
+                "holds a bulk-audit {} output, not the {kind} output asked for: pass --force to replace it",
                 marker.kind
             ));
         }

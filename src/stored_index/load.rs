@@ -3,6 +3,7 @@
 //! dumps uses, so the two resolve against the same index. The tables are read a slice of rows
 //! at a time, so only the index and one slice of each table are in memory at once.
 
+use std::collections::BTreeSet;
 use std::fs::File;
 use std::path::Path;
 
@@ -99,11 +100,13 @@ struct Links<'a> {
     first: Option<StringChunked>,
     second: Option<StringChunked>,
     at: usize,
+    /// Only some versions are taken: the rows of the others are passed over.
+    skipping: bool,
 }
 
 impl<'a> Links<'a> {
-    fn new(table: Table<'a>) -> Links<'a> {
-        Links { table, keys: Vec::new(), first: None, second: None, at: 0 }
+    fn new(table: Table<'a>, skipping: bool) -> Links<'a> {
+        Links { table, keys: Vec::new(), first: None, second: None, at: 0, skipping }
     }
 
     fn load(&mut self) -> Result<bool> {
@@ -138,6 +141,7 @@ impl<'a> Links<'a> {
                         self.at += 1;
                     }
                     Some(k) if k > key => return Ok(()),
+                    Some(k) if self.skipping && k >= 0 => self.at += 1,
                     _ => {
                         let row = self.table.next - self.keys.len() + self.at;
                         return Err(unreadable(
@@ -157,7 +161,7 @@ impl<'a> Links<'a> {
 
     /// An error when rows are left that no version claimed.
     fn all_claimed(&self) -> Result<()> {
-        if self.at < self.keys.len() || self.table.next < self.table.rows {
+        if !self.skipping && (self.at < self.keys.len() || self.table.next < self.table.rows) {
             return Err(unreadable(
                 self.table.dir,
                 self.table.name,
@@ -171,18 +175,25 @@ impl<'a> Links<'a> {
 /// The index held in `dir`'s tables; `files` are the history files its sources number.
 #[cfg(feature = "hooks")]
 pub(super) fn history(dir: &Path, files: &[crate::source::InputFile]) -> Result<crate::index::History> {
-    let (h, ()) = crate::index::build(|to_index| feed(dir, 0, files.len(), to_index))?;
+    let (h, ()) = crate::index::build(|to_index| feed(dir, 0, files.len(), None, to_index))?;
     Ok(h)
 }
 
 /// Sends the versions of `dir`'s tables to an index being built (one shard of several: its
 /// sources' file numbers, below `files`, are moved up by `first_file`, the number of history
-/// files of the shards before it).
-pub(super) fn feed(dir: &Path, first_file: u32, files: usize, to_index: &ToIndex) -> Result<()> {
+/// files of the shards before it). `only`: the types whose versions are sent (`None`: all).
+pub(super) fn feed(
+    dir: &Path,
+    first_file: u32,
+    files: usize,
+    only: Option<&BTreeSet<&str>>,
+    to_index: &ToIndex,
+) -> Result<()> {
     let mut versions = Table::open(dir, "versions", &VERSION_COLUMNS)?;
-    let mut patients = Links::new(Table::open(dir, "version_patients", &["version_key", "patient_id"])?);
+    let skipping = only.is_some();
+    let mut patients = Links::new(Table::open(dir, "version_patients", &["version_key", "patient_id"])?, skipping);
     let mut refs =
-        Links::new(Table::open(dir, "version_references", &["version_key", "resource_type", "resource_id"])?);
+        Links::new(Table::open(dir, "version_references", &["version_key", "resource_type", "resource_id"])?, skipping);
     {
         let mut row = 0usize;
         let (mut pats, mut links): (Vec<String>, Vec<(String, String)>) = (Vec::new(), Vec::new());
@@ -227,6 +238,9 @@ pub(super) fn feed(dir: &Path, first_file: u32, files: usize, to_index: &ToIndex
                 let k = k
                     .filter(|&k| k == (row + i) as i64)
                     .ok_or_else(|| missing("version_key equal to its row number"))?;
+                if only.is_some_and(|types| ty.is_none_or(|t| !types.contains(t))) {
+                    continue;
+                }
                 pats.clear();
                 patients.take(k, |p, _| pats.push(p.to_string()))?;
                 links.clear();

@@ -5,6 +5,8 @@
 
 #[cfg(feature = "parquet")]
 mod load;
+#[cfg(feature = "parquet")]
+mod plan;
 mod shards;
 mod tables;
 mod verify;
@@ -74,6 +76,8 @@ pub(crate) struct Info {
     resources: u64,
     duplicate_copies_ignored: u64,
     conflicts: Vec<Conflict>,
+    /// The types it holds versions of (a plan over shards takes their union).
+    present_types: Vec<String>,
     reading: Reading,
 }
 
@@ -149,6 +153,7 @@ pub(crate) fn build(cfg: &AuditConfig) -> Result<IndexSummary> {
         "resources": result.history.resources.len(),
         "duplicate_copies_ignored": duplicates,
         "conflicts": conflicts,
+        "present_types": result.history.present_types(),
         "reading": reading_kept,
     });
     // Each table carries the identity of this index.json; index.json names each table's SHA-256.
@@ -194,6 +199,22 @@ pub(crate) fn load_for_fuzzing(dir: &Path, verified: bool) -> Result<u64> {
     Ok(h.version_count)
 }
 
+#[cfg(feature = "parquet")]
+pub(crate) use plan::plan;
+
+/// `bulk-audit plan` in a build without Parquet: refused.
+#[cfg(not(feature = "parquet"))]
+pub(crate) fn plan(_cfg: &AuditConfig) -> Result<PlanSummary> {
+    Err(Error::Usage("this build has no Parquet support (the `parquet` feature is off): no plan".into()))
+}
+
+/// What `bulk-audit plan` wrote, for its summary line.
+pub(crate) struct PlanSummary {
+    pub(crate) kickoffs: usize,
+    pub(crate) incomplete: usize,
+    pub(crate) versions: u64,
+}
+
 /// `bulk-audit audit --index` in a build without Parquet: refused.
 #[cfg(not(feature = "parquet"))]
 pub(crate) fn audit(_cfg: &AuditConfig, _dirs: &[PathBuf]) -> Result<AuditResult> {
@@ -216,7 +237,7 @@ pub(crate) fn audit(cfg: &AuditConfig, dirs: &[PathBuf]) -> Result<AuditResult> 
         let mut first_file = 0u32;
         for (dir, info) in dirs.iter().zip(&infos) {
             let files = info.reading.history_files.len();
-            undecodable_is_an_error(dir, || load::feed(dir, first_file, files, to_index))?;
+            undecodable_is_an_error(dir, || load::feed(dir, first_file, files, None, to_index))?;
             first_file += files as u32;
         }
         Ok(())

@@ -30,11 +30,11 @@ pub(crate) fn shard_dirs(given: &[PathBuf]) -> Result<Vec<PathBuf>> {
         let mut inside: Vec<PathBuf> = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| Error::io(g, e))?;
-            let name = entry.file_name();
-            if name.to_string_lossy().starts_with('.') || !entry.file_type().map_err(|e| Error::io(g, e))?.is_dir() {
+            let path = entry.path();
+            // A link to a shard is a shard (a union gathered from shards built elsewhere).
+            if entry.file_name().to_string_lossy().starts_with('.') || !path.is_dir() {
                 continue;
             }
-            let path = entry.path();
             if !path.join(INFO).is_file() {
                 return Err(Error::Usage(format!(
                     "--index {}: not a bulk-audit index (no {INFO}) nor a folder of them: {} is none (a shard whose \

@@ -55,6 +55,23 @@ pub(super) fn write(cfg: &AuditConfig, r: &AuditResult, dir: &Path, identity: &s
     Ok(())
 }
 
+/// The tables of a plan over shards (`bulk-audit plan`): the kickoffs as resolved over the
+/// union, each tagged with the plan's `identity`.
+#[cfg_attr(not(feature = "parquet"), allow(dead_code))]
+pub(super) fn write_plan(cfg: &AuditConfig, r: &AuditResult, dir: &Path, identity: &str) -> Result<()> {
+    let put = |table: &dyn Rows, name: &str| {
+        output::write_parquet_tagged(table, &dir.join(format!("{name}.parquet")), &[(IDENTITY_KEY, identity)])
+    };
+    let (kickoffs, types, patients) = kickoffs(cfg, r);
+    put(&kickoffs, "kickoffs")?;
+    put(&types, "export_types")?;
+    put(&patients, "export_patients")
+}
+
+/// The tables of a plan.
+#[cfg_attr(not(feature = "parquet"), allow(dead_code))]
+pub(super) const PLAN_TABLES: [&str; 3] = ["kickoffs", "export_types", "export_patients"];
+
 /// Every version in index order: resources by (type, id, tenant), each one's versions by
 /// (lastUpdated, versionId). A version's row number is its `version_key`.
 struct VersionRows<'a> {
@@ -67,7 +84,7 @@ struct VersionRows<'a> {
     body_sha256: Vec<Option<[u8; 32]>>,
 }
 
-const VERSION_SCHEMA: [(&str, Kind); 18] = [
+const VERSION_SCHEMA: [(&str, Kind); 19] = [
     ("version_key", Kind::Int),
     ("resource_type", Kind::Text),
     ("resource_id", Kind::Text),
@@ -89,6 +106,9 @@ const VERSION_SCHEMA: [(&str, Kind); 18] = [
     ("detail", Kind::Text),
     // The SHA-256 of the body as `audit --with-resource` writes it (compact JSON), in hex.
     ("body_sha256", Kind::Text),
+    // The version id as a number, when it is one (that fits): versions tied on lastUpdated are
+    // ordered by it, as the index orders them, when SQL recomputes valid_to over shards.
+    ("version_number", Kind::Int),
 ];
 
 impl<'a> VersionRows<'a> {
@@ -178,6 +198,10 @@ impl Rows for VersionRows<'_> {
                     Cell::Text(scratch)
                 }
                 None => Cell::Null,
+            },
+            18 => match v.version_id {
+                crate::version::VersionId::Number(n) => i64::try_from(n).map_or(Cell::Null, Cell::Int),
+                crate::version::VersionId::Text(_) => Cell::Null,
             },
             _ => match &self.body_sha256[row] {
                 Some(sum) => {

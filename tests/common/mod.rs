@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -141,4 +142,79 @@ pub fn assert_same_folders(a: &Path, b: &Path) {
     for f in fa.iter().filter(|f| !f.ends_with("SHA256SUMS")).chain(fa.iter().filter(|f| f.ends_with("SHA256SUMS"))) {
         assert!(std::fs::read(a.join(f)).unwrap() == std::fs::read(b.join(f)).unwrap(), "{} differs", f.display());
     }
+}
+
+/// Every line of every history file under `dir` (decompressed), in file-name order.
+pub fn history_lines(dir: &Path) -> Vec<String> {
+    let mut paths: Vec<PathBuf> = files(dir).into_iter().map(|f| dir.join(f)).collect();
+    paths.sort();
+    let mut lines = Vec::new();
+    for p in paths {
+        let raw = std::fs::read(&p).unwrap();
+        let text = match p.extension().and_then(|e| e.to_str()) {
+            Some("zst") => zstd::decode_all(&raw[..]).unwrap(),
+            Some("gz") => {
+                let mut out = Vec::new();
+                flate2::read::GzDecoder::new(&raw[..]).read_to_end(&mut out).unwrap();
+                out
+            }
+            _ => raw,
+        };
+        lines.extend(text.as_slice().lines().map(Result::unwrap).filter(|l| !l.trim().is_empty()));
+    }
+    lines
+}
+
+/// A small deterministic generator (the cuts and the shuffle are the same on every run).
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn below(&mut self, n: usize) -> usize {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        ((self.0 >> 33) % n as u64) as usize
+    }
+}
+
+/// The history under `history` cut as a history too big for one process is: every line
+/// shuffled and cut at arbitrary line boundaries into about five parts under `into` (the third
+/// compressed), so a resource's versions lie in several parts; plus a copy of one version in
+/// another part and a copy of another that differs (a later lastUpdated). Returns the parts.
+pub fn cut_history(history: &Path, into: &Path, seed: u64) -> Vec<PathBuf> {
+    let mut lines = history_lines(history);
+    let mut rng = Lcg(seed);
+    for i in (1..lines.len()).rev() {
+        lines.swap(i, rng.below(i + 1));
+    }
+    let n = lines.len();
+    let mut cuts: Vec<usize> = (0..4).map(|_| 1 + rng.below(n - 1)).collect();
+    cuts.extend([0, n]);
+    cuts.sort();
+    cuts.dedup();
+    let mut chunks: Vec<Vec<String>> = cuts.windows(2).map(|w| lines[w[0]..w[1]].to_vec()).collect();
+    let copy = chunks[0][0].clone();
+    chunks.last_mut().unwrap().push(copy);
+    let key = "\"lastUpdated\":\"";
+    let line =
+        lines.iter().find(|l| l.contains(key) && !l.contains("\"Bundle\"")).expect("a version with meta").clone();
+    let at = line.find(key).unwrap() + key.len();
+    let end = at + line[at..].find('"').unwrap();
+    let changed = format!("{}2099-01-02T00:00:00Z{}", &line[..at], &line[end..]);
+    chunks[1].push(changed);
+    std::fs::create_dir_all(into).unwrap();
+    chunks
+        .iter()
+        .enumerate()
+        .map(|(i, chunk)| {
+            let text = chunk.join("\n") + "\n";
+            if i == 2 {
+                let p = into.join(format!("part-{i}.ndjson.zst"));
+                std::fs::write(&p, zstd::encode_all(text.as_bytes(), 3).unwrap()).unwrap();
+                p
+            } else {
+                let p = into.join(format!("part-{i}.ndjson"));
+                std::fs::write(&p, text).unwrap();
+                p
+            }
+        })
+        .collect()
 }

@@ -2,8 +2,8 @@
 the binary's `resources` table, typed (text as text, times as UTC microseconds), both ways
 (rows missing and rows extra), and in order.
 
-Usage: parity.py [--no-spark] IDX=AUDIT_DIR...  (AUDIT_DIR: an audit of the same inputs and
-options with --format parquet). Prints one line per index and engine; exit 1 on a difference.
+Usage: parity.py [--no-spark] IDX[::PLAN]=AUDIT_DIR...  (AUDIT_DIR: an audit of the same inputs
+and options with --format parquet; IDX a folder of shards with PLAN their plan, or one index). Prints one line per index and engine; exit 1 on a difference.
 """
 
 import collections
@@ -84,13 +84,15 @@ def main():
     ok = True
     duck = script("duckdb-audit")
     for index, _ in pairs:
-        _, rel = duck.audit(index)
+        idx, _, plan = index.partition("::")
+        _, rel = duck.audit(idx, plan or None)
         ok &= compare(f"duckdb {index}", typed(rel.fetchall(), rel.columns, "duckdb"), binary[index])
     if spark_too:
         spark_audit = script("spark-audit")
         spark = spark_audit.session("local[2]")
         for index, _ in pairs:
-            frame = spark_audit.audit(spark, index)
+            idx, _, plan = index.partition("::")
+            frame = spark_audit.audit(spark, idx, plan or None)
             ok &= compare(f"spark {index}", typed(frame.collect(), frame.columns, "spark"), binary[index])
         spark.stop()
     sys.exit(0 if ok else 1)

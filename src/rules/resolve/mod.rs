@@ -40,6 +40,11 @@ pub(crate) struct ResolveOptions<'a> {
     pub(crate) compartment: &'a Compartment,
     /// FHIR types a history file or table is named for: dumped, even when empty.
     pub(crate) named_types: &'a BTreeSet<String>,
+    /// The types the history holds versions of, when the index given holds only some of them
+    /// (a plan over shards): `None`, those of the index.
+    pub(crate) present_types: Option<&'a BTreeSet<String>>,
+    /// Stop after step 3 (the plan over shards: the rows are the SQL's).
+    pub(crate) selection_only: bool,
 }
 
 /// One exported (resource version, patient) pair.
@@ -75,6 +80,8 @@ pub(crate) struct Resolution {
     pub(crate) findings: Vec<Finding>,
     /// Distinct resources per type among the rows.
     pub(crate) counts: BTreeMap<String, u64>,
+    /// (`selection_only`) Step 3 selected nothing: a Group missing at T.
+    pub(crate) selection_nothing: bool,
 }
 
 impl Resolution {
@@ -130,6 +137,22 @@ impl<'a> Ask<'a> {
     /// The resource (type, id) as this kickoff reads it: its tenant's, else an unmarked one.
     fn find(&self, resource_type: &str, id: &str) -> Option<&'a Resource> {
         self.h.resource_in(resource_type, id, self.tenant)
+    }
+
+    /// The types the history holds versions of, sorted.
+    fn present_types(&self) -> Vec<String> {
+        match self.o.present_types {
+            Some(types) => types.iter().cloned().collect(),
+            None => self.h.present_types(),
+        }
+    }
+
+    /// Whether the history holds a version of the type.
+    fn holds(&self, resource_type: &str) -> bool {
+        match self.o.present_types {
+            Some(types) => types.contains(resource_type),
+            None => self.h.type_id(resource_type).is_some_and(|t| !self.h.of_type(t).is_empty()),
+        }
     }
 
     /// Whether a resource is another tenant's than this kickoff's (never listed).
@@ -195,6 +218,12 @@ pub(crate) fn resolve(e: &ExportEvent, h: &History, o: &ResolveOptions) -> Resol
     scopes::types_not_in_history(&ask, &mut r);
     // 3. Patients (`None`: every patient, a system export; a Group missing at T exports nothing).
     let selection = patients::selected(&ask, &mut r);
+    if o.selection_only {
+        if let patients::Selection::Nothing = selection {
+            r.selection_nothing = true;
+        }
+        return finish(r, h);
+    }
     // 4–6. Resources, within step 5's time parameters; 5's others are recorded as findings.
     resources::params_not_applied(&ask, &mut r.findings);
     match selection {

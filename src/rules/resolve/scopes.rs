@@ -129,7 +129,7 @@ pub(super) fn exported_types(ask: &Ask, r: &mut Resolution) {
             r.exported_types = match &r.allowed_types {
                 Some(a) => a.intersection(fhir).cloned().collect(),
                 // Every type: the FHIR types the history holds.
-                None => ask.h.present_types().into_iter().filter(|t| fhir.contains(t)).collect::<BTreeSet<_>>(),
+                None => ask.present_types().into_iter().filter(|t| fhir.contains(t)).collect::<BTreeSet<_>>(),
             }
         }
     }
@@ -142,7 +142,7 @@ pub(super) fn exported_types(ask: &Ask, r: &mut Resolution) {
 /// patient-level export under `--non-compartment none` sends no type outside the compartment, so
 /// those cannot be wanting.
 pub(super) fn types_not_in_history(ask: &Ask, r: &mut Resolution) {
-    let (h, o) = (ask.h, ask.o);
+    let o = ask.o;
     let fhir = &o.fhir_types;
     let may_send: Vec<&String> = match (&ask.e.params.types, &r.allowed_types) {
         (Some(_), _) => r.exported_types.iter().collect(),
@@ -154,7 +154,7 @@ pub(super) fn types_not_in_history(ask: &Ask, r: &mut Resolution) {
     let wanting: Vec<String> = may_send
         .into_iter()
         .filter(|t| !compartment_only || o.compartment.contains(t))
-        .filter(|t| h.type_id(t).is_none_or(|id| h.of_type(id).is_empty()))
+        .filter(|t| !ask.holds(t))
         .filter(|t| !o.named_types.contains(*t))
         .cloned()
         .collect();

@@ -1,0 +1,139 @@
+"""What duckdb-audit.py and spark-audit.py share: finding the shards of an index, verifying every
+file against its SHA256SUMS before a row is read, choosing where the kickoff tables come from (the
+index itself, or the plan of a union of shards), and registering the views sql/audit.sql reads
+(through sql/union.sql) with any engine.
+"""
+
+import hashlib
+import json
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+AUDIT_SQL = (ROOT / "sql" / "audit.sql").read_text(encoding="utf-8")
+UNION_SQL = (ROOT / "sql" / "union.sql").read_text(encoding="utf-8")
+MARKER = ".bulk-audit"
+SUMS = "SHA256SUMS"
+SHARD_TABLES = ["versions", "version_patients", "version_references"]
+PLAN_TABLES = ["kickoffs", "export_types", "export_patients"]
+
+# Exports whose rows the inputs could not answer whole (bulk-audit settled it when it indexed or
+# planned): the rows alone would read as an all-clear, so they are said beside them.
+INCOMPLETE = """SELECT export_id, incomplete_because FROM kickoffs WHERE completeness = 'incomplete'
+ORDER BY export_time_ns, export_id, export_key"""
+
+
+class Refused(Exception):
+    """An index or plan that cannot be used, and why (said to the user without a traceback)."""
+
+
+def union_views():
+    """(name, SELECT) of each view of sql/union.sql, in order."""
+    views, name, lines = [], None, []
+    for line in UNION_SQL.splitlines():
+        if line.startswith("-- view: "):
+            if name:
+                views.append((name, "\n".join(lines).strip()))
+            name, lines = line[len("-- view: "):].strip(), []
+        elif name and not line.startswith("--"):
+            lines.append(line)
+    if name:
+        views.append((name, "\n".join(lines).strip()))
+    return views
+
+
+def shards(index):
+    """The shard folders of `index`: itself when it holds index.json, else its subfolders in name
+    order (hidden ones passed over), each of which must be an index."""
+    index = Path(index)
+    if (index / "index.json").is_file():
+        return [index]
+    if not index.is_dir():
+        raise Refused(f"{index} is not a bulk-audit index nor a folder of them")
+    found = []
+    for sub in sorted(p for p in index.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        if not (sub / "index.json").is_file():
+            raise Refused(f"{index}: {sub} is no bulk-audit index (a shard whose build did not finish?)")
+        found.append(sub)
+    if not found:
+        raise Refused(f"{index} is not a bulk-audit index (no index.json) nor a folder of them")
+    return found
+
+
+def sha256(path):
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify(folder):
+    """Every file of `folder` as its SHA256SUMS lists it, none missing and none added."""
+    folder = Path(folder)
+    try:
+        listed = {}
+        for line in (folder / SUMS).read_text(encoding="utf-8").splitlines():
+            digest, name = line.split("  ", 1)
+            listed[name] = digest.lower()
+    except (OSError, ValueError) as e:
+        raise Refused(f"{folder}: {SUMS} is unreadable ({e})") from None
+    present = {p.name for p in folder.iterdir() if p.name not in (SUMS, MARKER)}
+    for name in sorted(present ^ set(listed)):
+        raise Refused(f"{folder}: {name} is {'not listed in' if name in present else 'missing, though listed in'} {SUMS}")
+    for name, digest in sorted(listed.items()):
+        if sha256(folder / name) != digest:
+            raise Refused(f"{folder}: {name} does not match its SHA-256 in {SUMS} (changed since it was written)")
+
+
+def kickoff_source(found, plan):
+    """The folder whose kickoffs, export_types and export_patients the SQL reads: the plan when
+    given (checked to be the plan of exactly these shards), else the one index."""
+    if plan is None:
+        if len(found) > 1:
+            raise Refused(
+                f"{len(found)} shards: give the plan of their union (bulk-audit plan --index IDX --out PLAN, "
+                "then --plan PLAN)"
+            )
+        info = json.loads((found[0] / "index.json").read_text(encoding="utf-8"))
+        if not info["options"]["logs"] or not info["options"]["history"]:
+            raise Refused(f"{found[0]} is a shard of the logs or of part of the history: give its union's --plan")
+        return found[0]
+    plan = Path(plan)
+    verify(plan)
+    try:
+        info = json.loads((plan / "plan.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise Refused(f"{plan}: not a bulk-audit plan ({e})") from None
+    planned = [s["index_json_sha256"] for s in info.get("shards", [])]
+    given = [sha256(s / "index.json") for s in found]
+    if planned != given:
+        raise Refused(f"{plan} is the plan of other shards than {', '.join(map(str, found))}: plan them again")
+    return plan
+
+
+def register(index, plan, parquet_view, sql_view):
+    """Registers every view sql/audit.sql reads, after verifying each folder: `parquet_view(name,
+    path)` makes a view of a Parquet file, `sql_view(name, select)` one of a query."""
+    found = shards(index)
+    for s in found:
+        verify(s)
+    source = kickoff_source(found, plan)
+    for i, s in enumerate(found):
+        for t in SHARD_TABLES:
+            parquet_view(f"{t}_{i}", s / f"{t}.parquet")
+    for t in SHARD_TABLES:
+        sql_view(f"shard_{t}", " UNION ALL ".join(f"SELECT {i} AS shard, * FROM {t}_{i}" for i in range(len(found))))
+    for name, select in union_views():
+        sql_view(name, select)
+    for t in PLAN_TABLES:
+        parquet_view(t, source / f"{t}.parquet")
+    return found
+
+
+def incomplete_lines(found, exports):
+    """What to say of the incomplete exports, one line each after a count."""
+    if not found:
+        return [f"all {exports} exports complete"]
+    return [f"{len(found)} of {exports} exports incomplete: their rows are not the whole answer"] + [
+        f"  incomplete: export {export_id}: {because}" for export_id, because in found
+    ]
