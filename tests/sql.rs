@@ -435,3 +435,60 @@ fn duckdb_over_shards_checks_the_plan_and_every_file() {
     std::fs::write(&versions, bytes).unwrap();
     refused("c.csv", &["--plan", plan.to_str().unwrap()], "does not match its SHA-256");
 }
+
+/// `scripts/spark-index.py` builds the shards on Spark's executors (`local[2]`), one task per
+/// history file with the binary shipped to them, then their plan: the SQL over them gives the
+/// rows of the binary's audit of the same files. A file that fails names itself, and nothing is
+/// planned.
+#[test]
+fn spark_builds_the_shards_and_their_plan() {
+    let python = readers_python();
+    let java_home = java_home();
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let logs = root().join("fixtures/synthea/logs");
+    let history = root().join("fixtures/synthea/history");
+    let spark_index = |history: &Path, out: &Path| {
+        Command::new(&python)
+            .env("JAVA_HOME", &java_home)
+            .env("TZ", "UTC")
+            .arg(root().join("scripts/spark-index.py"))
+            .args(["--bin", env!("CARGO_BIN_EXE_bulk-audit"), "--master", "local[2]", "--tz", "UTC", "--logs"])
+            .arg(&logs)
+            .arg("--history")
+            .arg(history)
+            .arg("--out")
+            .arg(out)
+            .output()
+            .unwrap()
+    };
+    let idx = t.join("idx");
+    let built = spark_index(&history, &idx);
+    let said = String::from_utf8_lossy(&built.stdout);
+    assert!(built.status.success(), "{said}{}", String::from_utf8_lossy(&built.stderr));
+    let files = files(&history).len();
+    assert!(said.contains(&format!("{} shards -> ", files + 1)), "{said}");
+    assert!(said.contains(&format!("12 kickoffs of {} shards planned", files + 1)), "{said}");
+    let audit = t.join("audit");
+    let (l, h) = (logs.to_str().unwrap(), history.to_str().unwrap());
+    run_ok(&["audit", "--logs", l, "--history", h, "--tz", "UTC", "--no-report", "--out", audit.to_str().unwrap()]);
+    let check = Command::new(&python)
+        .env("TZ", "UTC")
+        .arg(root().join("tests/sql/parity.py"))
+        .arg("--no-spark")
+        .arg(format!("{}::{}-plan={}", idx.display(), idx.display(), audit.display()))
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success() && said.contains("the same as the binary's"), "{said}");
+    // A history file that is no history: its task fails, named, and nothing is planned.
+    let broken = t.join("broken");
+    std::fs::create_dir(&broken).unwrap();
+    std::fs::copy(history.join("fhir/Practitioner.ndjson"), broken.join("a.ndjson")).unwrap();
+    std::fs::write(broken.join("b.ndjson"), "{\"resourceType\": \"Patient\", oops}\n").unwrap();
+    let failed = spark_index(&broken, &t.join("idx2"));
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(!failed.status.success(), "{err}");
+    assert!(err.contains("b.ndjson (h-00001) failed with status 2") && err.contains("nothing planned"), "{err}");
+    assert!(!t.join("idx2-plan").exists());
+}
