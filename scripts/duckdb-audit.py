@@ -12,7 +12,9 @@ temporary folder. Needs the duckdb package (PyPI); `scripts/install-readers` mak
 """
 
 import argparse
+import atexit
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -30,23 +32,27 @@ def quoted(path):
 
 
 def connect(index, plan=None, memory_limit=None):
-    """A DuckDB connection with the views sql/audit.sql reads."""
+    """A DuckDB connection with the views sql/audit.sql reads. The union's version tables are
+    materialised in a database file in a private temporary folder (removed at exit), so DuckDB
+    can page them out under --memory-limit rather than recompute their windows at every use."""
     import duckdb
 
-    con = duckdb.connect()
+    work = Path(tempfile.mkdtemp(prefix="duckdb-audit-"))
+    atexit.register(shutil.rmtree, work, True)
+    con = duckdb.connect(str(work / "union.duckdb"))
     con.execute("SET TimeZone = 'UTC'")
-    # Spilled to the system's temporary folder, not to .tmp in the working directory.
-    spill = Path(tempfile.gettempdir()) / f"duckdb-audit-{os.getpid()}"
-    con.execute(f"SET temp_directory = {quoted(spill)}")
+    # Spilled to the private temporary folder, not to .tmp in the working directory.
+    con.execute(f"SET temp_directory = {quoted(work / 'spill')}")
     if memory_limit:
         con.execute(f"SET memory_limit = {quoted(memory_limit)}")
         # Rows need not keep their order inside the plan: only the final ORDER BY does.
         con.execute("SET preserve_insertion_order = false")
+    union = {name for name, _ in shared.union_views()}
     shared.register(
         index,
         plan,
         lambda name, path: con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({quoted(path)})"),
-        lambda name, select: con.execute(f"CREATE VIEW {name} AS {select}"),
+        lambda name, select: con.execute(f"CREATE {'TABLE' if name in union else 'VIEW'} {name} AS {select}"),
     )
     return con
 
