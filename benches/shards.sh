@@ -53,8 +53,8 @@ cmp "$work/one/resources.csv" "$work/union/resources.csv" && echo "audit --index
 "$python" - "$work" <<'PY' >&2
 import sys, duckdb
 w = sys.argv[1]
-binary = duckdb.sql(f"SELECT count(*) FROM read_csv('{w}/one/resources.csv', all_varchar=true)").fetchone()[0]
+binary = duckdb.sql(f"SELECT count(*) FROM read_csv('{w}/one/resources.csv', all_varchar=true)").fetchall()[0][0]
 for name, src in [("duckdb", f"'{w}/duckdb.parquet'"), ("spark", f"'{w}/spark.parquet/*.parquet'")]:
-    n = duckdb.sql(f"SELECT count(*) FROM read_parquet({src})").fetchone()[0]
+    n = duckdb.sql(f"SELECT count(*) FROM read_parquet({src})").fetchall()[0][0]
     print(f"{name}: {n} rows, the binary {binary}")
 PY

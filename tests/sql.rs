@@ -333,7 +333,7 @@ fn body_hashes_match_the_bodies_written() {
           FROM read_csv('{o}/resources.csv', all_varchar=true) r\n\
           JOIN read_parquet('{i}/versions.parquet') v\n\
             ON v.resource_type = r.resource_type AND v.resource_id = r.resource_id AND v.version_id = r.version_id\n\
-          \"\"\").fetchone())\n";
+          \"\"\").fetchall()[0])\n";
     let check = Command::new(&python).args(["-c", script, i, o]).output().expect("run duckdb");
     let said = String::from_utf8_lossy(&check.stdout);
     assert!(check.status.success(), "{said}{}", String::from_utf8_lossy(&check.stderr));
