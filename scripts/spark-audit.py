@@ -36,6 +36,10 @@ def session(master="local[*]"):
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.ui.enabled", "false")
         .config("spark.ui.showConsoleProgress", "false")
+        # The planner cannot size the union's windowed views and broadcast one the driver could
+        # not hold (K=60, local[2]: "Not enough memory to build and broadcast the table"): every
+        # join is a sort-merge or shuffled hash join, which spill.
+        .config("spark.sql.autoBroadcastJoinThreshold", "-1")
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")

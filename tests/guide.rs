@@ -235,6 +235,23 @@ fn exports_command_lists_the_kickoffs() {
     assert_eq!(lines.len(), 3, "{out}");
     assert!(lines[1].starts_with("e2b9d4,inferno-my-clinic-bulk-client,2022-12-05T16:34:30.417Z,GET,/tenant/my-clinic/bulk-api/Group/test-group-1/$export,202,true,group,my-clinic,test-group-1,"), "{}", lines[1]);
     assert!(lines[2].contains(",403,false,group,"), "{}", lines[2]);
+    // --from/--to select as the audit's do (a date takes its whole day); types are separated by
+    // spaces, as the tables' list columns are.
+    let at = |from: &str, to: &str| {
+        run_ok(&["exports", "--logs", "fixtures/guide/logs", "--tz", "UTC", "--from", from, "--to", to])
+    };
+    let late = at("2022-12-05T16:40:00Z", "2022-12-05");
+    assert_eq!(late.lines().count(), 2, "{late}");
+    assert!(late.lines().nth(1).unwrap().starts_with("9a03ee,"), "{late}");
+    assert_eq!(at("2022-12-06", "2022-12-31").lines().count(), 1);
+    let more = tempfile::tempdir().unwrap();
+    std::fs::write(
+        more.path().join("l.ndjson"),
+        "{\"ev\":\"w/req\",\"ts\":\"2023-03-01T12:00:00Z\",\"ctx\":\"t\",\"w_m\":\"get\",\"w_url\":\"/fhir/Group/g/$export\",\"w_qs\":\"_type=Patient,Observation\",\"w_st\":202,\"w_cid\":\"c\"}\n",
+    )
+    .unwrap();
+    let listed = run_ok(&["exports", "--logs", more.path().to_str().unwrap()]);
+    assert!(listed.contains(",Patient Observation,"), "{listed}");
 }
 
 /// Kibana's dates carry no offset: without --tz the run stops (exit 1) and names the file, never

@@ -136,18 +136,18 @@ fn each_broken_input_gets_its_exact_status_and_message() {
         full[..full.len() / 2].to_vec()
     };
     let cases = vec![
-        case("valid input", l.clone(), h.clone(), 0, "1 exports, 2 resource rows"),
+        case("valid input", l.clone(), h.clone(), 0, "1 export, 2 resource rows"),
         case("invalid JSON line", l.clone(), h.clone() + "{\"resourceType\": \"Observation\", oops}\n", 2, "history/history.ndjson:5 (byte 569): invalid JSON at column 33"),
         case("truncated last line", l.clone(), h.clone() + "{\"resourceType\": \"Observ", 2, "history/history.ndjson:5 (byte 569): JSON cut off (unexpected end of input) at column 24"),
         case("empty history file", l.clone(), "", 1, "holds no resource version at all"),
-        Case { args: vec!["--allow-empty-history"], ..case("empty history file, allowed", l.clone(), "", 0, "1 exports, 0 resource rows") },
+        Case { args: vec!["--allow-empty-history"], ..case("empty history file, allowed", l.clone(), "", 0, "1 export, 0 resource rows") },
         case("every version after the last kickoff", l.clone(), version(json!({"resourceType": "Patient", "id": "late"}), "1", "2024-01-01T00:00:00Z"), 1, "every version in it was written at or after the last accepted kickoff (2023-03-01T12:00:00Z)"),
-        case("empty lines are ignored", l.clone(), h.replace('\n', "\n\n"), 0, "1 exports, 2 resource rows"),
-        case("UTF-8 byte-order mark", l.clone(), format!("\u{feff}{h}"), 0, "1 exports, 2 resource rows"),
-        case("CRLF line ends", l.replace('\n', "\r\n"), h.replace('\n', "\r\n"), 0, "1 exports, 2 resource rows"),
+        case("empty lines are ignored", l.clone(), h.replace('\n', "\n\n"), 0, "1 export, 2 resource rows"),
+        case("UTF-8 byte-order mark", l.clone(), format!("\u{feff}{h}"), 0, "1 export, 2 resource rows"),
+        case("CRLF line ends", l.replace('\n', "\r\n"), h.replace('\n', "\r\n"), 0, "1 export, 2 resource rows"),
         case("non-UTF-8 bytes", l.clone(), [h.as_bytes(), b"{\"resourceType\": \"Patient\", \"id\": \"p\xe9\"}\n"].concat(), 2, "history/history.ndjson:5 (byte 569): bytes that are not valid UTF-8"),
         case("JSON nested 10,000 deep where it is read", l.clone(), h.clone() + &version(json!({"resourceType": "Observation", "id": "deep"}), "9", "2023-01-05T00:00:00Z").replacen('{', &format!("{{\"subject\": {long_nest}, "), 1), 2, "history/history.ndjson:5 (byte 569): JSON nested too deeply"),
-        case("JSON nested 10,000 deep where it is skipped", l.clone(), h.clone() + &version(json!({"resourceType": "Basic", "id": "b"}), "9", "2023-01-05T00:00:00Z").replacen('{', &format!("{{\"x\": {long_nest}, "), 1), 0, "1 exports, 2 resource rows"),
+        case("JSON nested 10,000 deep where it is skipped", l.clone(), h.clone() + &version(json!({"resourceType": "Basic", "id": "b"}), "9", "2023-01-05T00:00:00Z").replacen('{', &format!("{{\"x\": {long_nest}, "), 1), 0, "1 export, 2 resource rows"),
         case("history line without id", l.clone(), h.clone() + &version(json!({"resourceType": "Observation"}), "9", "2023-01-05T00:00:00Z"), 2, "history/history.ndjson:5 (byte 569): Observation resource without id"),
         case("history line without resourceType", l.clone(), h.clone() + "{\"id\": \"x\", \"meta\": {\"versionId\": \"1\"}}\n", 2, "no history row (resource_type), resource (resourceType) or Bundle entry"),
         case("history line without lastUpdated", l.clone(), h.clone() + "{\"resourceType\": \"Observation\", \"id\": \"x\", \"meta\": {\"versionId\": \"1\"}}\n", 2, "Observation/x: meta without lastUpdated"),
@@ -161,13 +161,13 @@ fn each_broken_input_gets_its_exact_status_and_message() {
         case("log timestamp unreadable", "{\"ev\": \"w/req\", \"ts\": \"12/01/2023\", \"w_url\": \"/x\"}\n", h.clone(), 2, "logs/logs.ndjson:1 (byte 0): field ts: unreadable timestamp \"12/01/2023\""),
     ];
     let mut more = vec![
-        Case { log_name: "logs.zst", ..case("a .zst name on a plain file", l.clone(), h.clone(), 0, "1 exports, 2 resource rows") },
-        Case { history_name: "history.ndjson", ..case("a plain name on a .zst file", l.clone(), zst(h.as_bytes()), 0, "1 exports, 2 resource rows") },
+        Case { log_name: "logs.zst", ..case("a .zst name on a plain file", l.clone(), h.clone(), 0, "1 export, 2 resource rows") },
+        Case { history_name: "history.ndjson", ..case("a plain name on a .zst file", l.clone(), zst(h.as_bytes()), 0, "1 export, 2 resource rows") },
         Case { log_name: "k.csv", ..case("Kibana CSV without w_url", "\"@timestamp\",w_m\n\"Mar 1, 2023 @ 12:00:00.000\",get\n", h.clone(), 2, "logs/k.csv:1 (byte 0): Kibana CSV header has no w_url column (nor _source); found: @timestamp, w_m") },
         Case { log_name: "k.csv", ..case("Kibana CSV row with an extra cell", "\"@timestamp\",w_url\n\"Mar 1, 2023 @ 12:00:00.000\",/x,extra\n", h.clone(), 2, "logs/k.csv:2 (byte 19): Kibana CSV row has 3 fields where the header has 2") },
         Case {
             log_name: "k.csv",
-            ..case("Kibana CSV with quoted headers and formula escapes", "\"@timestamp\",\"w_url\",\"w_m\",\"w_cid\",\"w_st\"\n\"Mar 1, 2023 @ 12:00:00.000\",\"/fhir/Group/g/$export\",\"get\",\"'=c\",\"202\"\n", h.replace("\"id\":\"c\"", "\"id\":\"=c\""), 0, "=c  group g  1 patients")
+            ..case("Kibana CSV with quoted headers and formula escapes", "\"@timestamp\",\"w_url\",\"w_m\",\"w_cid\",\"w_st\"\n\"Mar 1, 2023 @ 12:00:00.000\",\"/fhir/Group/g/$export\",\"get\",\"'=c\",\"202\"\n", h.replace("\"id\":\"c\"", "\"id\":\"=c\""), 0, "=c  group g  1 patient")
         },
         Case { args: vec!["--tz", "Mars/Olympus"], ..case("a wrong --tz", l.clone(), h.clone(), 1, "--tz: unknown time zone \"Mars/Olympus\"") },
         Case { args: vec!["--max-log-gap", "soon"], ..case("a wrong --max-log-gap", l.clone(), h.clone(), 1, "--max-log-gap: unreadable duration") },
@@ -208,6 +208,10 @@ fn each_broken_input_gets_its_exact_status_and_message() {
         }
         if c.status != 0 {
             assert!(!tmp.path().join("out").exists(), "{}: a failed run left output", c.name);
+        }
+        // A line that cannot be read says how to go on past it.
+        if c.status == 2 && c.message.contains(" (byte ") {
+            assert!(stderr.contains("give --skip-invalid"), "{}: no word of --skip-invalid: {stderr}", c.name);
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -364,7 +368,7 @@ fn a_symlink_loop_is_read_once_and_an_unreadable_path_is_an_error() {
         "--out",
         out.to_str().unwrap(),
     ]);
-    assert!(stdout.contains("1 exports, 2 resource rows"), "{stdout}");
+    assert!(stdout.contains("1 export, 2 resource rows"), "{stdout}");
     // A folder holding an entry that cannot be read (a dangling link): named, status 2.
     #[cfg(unix)]
     {

@@ -174,3 +174,63 @@ fn completions_and_man_page_name_every_command() {
     let r = run(&["completions", "tcsh"]);
     assert_eq!(r.status.code(), Some(2), "an unknown shell is a usage error");
 }
+
+/// The bash completion, run by bash itself as it completes a word: subcommand options and their
+/// values complete (`audit --fo<TAB>`, `--format <TAB>`, `--boundary <TAB>`, `plan --<TAB>`).
+#[test]
+fn bash_completes_subcommand_options_and_their_values() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = tmp.path().join("bulk-audit.bash");
+    std::fs::write(&script, run_ok(&["completions", "bash"])).unwrap();
+    // COMP_WORDS as bash fills them; the function gets the command, the word and the one before.
+    let complete = |words: &[&str]| -> String {
+        let current = words.len() - 1;
+        let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+        let program = format!(
+            "source '{}'; COMP_WORDS=({}); COMP_CWORD={current}; _bulk__audit bulk-audit '{}' '{}'; echo \"${{COMPREPLY[*]}}\"",
+            script.display(),
+            quoted.join(" "),
+            words[current],
+            words[current - 1]
+        );
+        let out = Command::new("bash").args(["-c", &program]).output().expect("run bash");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    assert_eq!(complete(&["bulk-audit", "audit", "--fo"]), "--format --force");
+    assert_eq!(complete(&["bulk-audit", "audit", "--format", ""]), "parquet csv");
+    assert_eq!(complete(&["bulk-audit", "audit", "--boundary", ""]), "strict inclusive");
+    assert!(complete(&["bulk-audit", "plan", "--"]).split(' ').any(|w| w == "--index"));
+    assert!(complete(&["bulk-audit", "au"]).split(' ').any(|w| w == "audit"));
+}
+
+/// The help's example on the guide selects an export: the client and the day it names are the
+/// guide's.
+#[test]
+fn the_help_example_selects_the_guide_export() {
+    let help = run_ok(&["audit", "--help"]);
+    assert!(help.contains("--client inferno-my-clinic-bulk-client --from 2022-12-05 --to 2022-12-05"), "{help}");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("one-day");
+    let said = run_ok(&[
+        "audit",
+        "--logs",
+        "fixtures/guide/logs",
+        "--history",
+        "fixtures/guide/history",
+        "--tz",
+        "UTC",
+        "--client",
+        "inferno-my-clinic-bulk-client",
+        "--from",
+        "2022-12-05",
+        "--to",
+        "2022-12-05",
+        "--format",
+        "csv",
+        "--audit-events",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(said.contains("e2b9d4") && said.contains("1 patient, 4 resources, 4 rows"), "{said}");
+}

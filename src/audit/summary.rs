@@ -3,6 +3,7 @@
 
 use super::tables::export_order;
 use super::AuditResult;
+use crate::output::terminal::counted;
 
 /// One line per export for stdout.
 pub(crate) fn summary_lines(r: &AuditResult) -> Vec<String> {
@@ -21,11 +22,13 @@ pub(crate) fn summary_lines(r: &AuditResult) -> Vec<String> {
                 format!("rejected ({})", e.status.map(|s| s.to_string()).unwrap_or_default())
             } else if let reasons @ [_, ..] = super::completeness::incomplete_because(r, i).as_slice() {
                 // Never a bare count where the inputs cannot tell: "0 rows" reads as "nothing sent".
-                format!("incomplete: {}; {} rows listed", reasons.join("; "), x.rows.len())
+                format!("incomplete: {}; {} listed", reasons.join("; "), counted(x.rows.len() as u64, "row"))
             } else {
-                format!("{} patients, {} resources, {} rows", x.patient_count(e), x.resource_count(), x.rows.len())
+                let (p, r, n) = (x.patient_count(e) as u64, x.resource_count(), x.rows.len() as u64);
+                format!("{}, {}, {}", counted(p, "patient"), counted(r, "resource"), counted(n, "row"))
             };
-            format!("{}  {}  {}  {}  {}  {} findings", e.id, when, who, target, state, x.findings.len())
+            let findings = counted(x.findings.len() as u64, "finding");
+            format!("{}  {}  {}  {}  {}  {findings}", e.id, when, who, target, state)
         })
         .collect()
 }

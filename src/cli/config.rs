@@ -85,6 +85,27 @@ pub(crate) fn zone(tz: Option<&str>) -> Result<Zone> {
     }
 }
 
+/// `--from` and `--to` read in `zone`: each covers the unit it is written in (`--to 2022-12-05`
+/// takes the whole day).
+pub(crate) fn window(
+    from: Option<&str>,
+    to: Option<&str>,
+    zone: &Zone,
+) -> Result<(Option<crate::timestamp::Instant>, Option<crate::timestamp::Instant>)> {
+    let time = |opt: Option<&str>, name: &str| -> Result<Option<Stamp>> {
+        opt.map(|s| {
+            timestamp::parse_stamp(s, zone).map_err(|e| match e {
+                TimeError::NoZone => Error::Usage(format!(
+                    "--{name} {s}: no UTC offset, and no --tz: write the offset (e.g. {s}Z) or give --tz"
+                )),
+                e => Error::Usage(format!("--{name}: {e}")),
+            })
+        })
+        .transpose()
+    };
+    Ok((time(from, "from")?.map(|s| s.at), time(to, "to")?.map(Stamp::end)))
+}
+
 /// The audit configuration the command line asks for, checked. With `--index`, the options
 /// that shaped the index are taken from it, and one given otherwise is refused.
 pub(crate) fn audit_config(mut a: AuditArgs) -> Result<AuditConfig> {
@@ -104,21 +125,7 @@ pub(crate) fn audit_config(mut a: AuditArgs) -> Result<AuditConfig> {
         _ => a.read.tz.clone(),
     };
     let zone = zone(tz.as_deref())?;
-    let time = |opt: &Option<String>, name: &str| -> Result<Option<Stamp>> {
-        opt.as_deref()
-            .map(|s| {
-                timestamp::parse_stamp(s, &zone).map_err(|e| match e {
-                    TimeError::NoZone => Error::Usage(format!(
-                        "--{name} {s}: no UTC offset, and no --tz: write the offset (e.g. {s}Z) or give --tz"
-                    )),
-                    e => Error::Usage(format!("--{name}: {e}")),
-                })
-            })
-            .transpose()
-    };
-    // Each covers the unit it is written in: `--to 2022-12-05` takes the whole day.
-    let from = time(&a.from, "from")?.map(|s| s.at);
-    let to = time(&a.to, "to")?.map(Stamp::end);
+    let (from, to) = window(a.from.as_deref(), a.to.as_deref(), &zone)?;
     if let Some(dir) = &a.reconstruct {
         if overlapping(dir, &a.out) {
             return Err(Error::Usage(format!(

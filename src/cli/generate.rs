@@ -12,6 +12,13 @@ pub(super) fn completions(shell: clap_complete::Shell) -> Result<()> {
     let mut cmd = Cli::command();
     let mut out = Vec::new();
     clap_complete::generate(shell, &mut cmd, "bulk-audit", &mut out);
+    if shell == clap_complete::Shell::Bash {
+        // clap_complete names the subcommands' case arms from the binary name with its hyphen
+        // read as a separator (`bulk__subcmd__audit__subcmd__audit`) while the state it sets is
+        // `bulk__audit__subcmd__audit`: no subcommand option would ever complete.
+        let text = String::from_utf8_lossy(&out).replace("bulk__subcmd__audit", "bulk__audit");
+        return to_stdout_raw(text.as_bytes());
+    }
     to_stdout_raw(&out)
 }
 

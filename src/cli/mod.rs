@@ -14,7 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::audit;
 use crate::error::{Error, Result};
-use crate::output::terminal::{printable, to_stdout};
+use crate::output::terminal::{counted, printable, to_stdout};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -79,9 +79,11 @@ Examples:
   # Kibana CSV exports (dates without an offset, written in Berlin) and a $dump-sql dump:
   bulk-audit audit --logs kibana/ --history dump/ --tz Europe/Berlin --out audit-2024
 
-  # One client's exports in March, as CSV, with the FHIR AuditEvents the server never wrote:
-  bulk-audit audit --logs logs/ --history history/ --tz UTC --client inferno \\
-      --from 2024-03-01 --to 2024-03-31 --format csv --audit-events --out march
+  # One client's exports on one day, as CSV, with the FHIR AuditEvents the server never wrote
+  # (the guide shipped in the repository):
+  bulk-audit audit --logs fixtures/guide/logs --history fixtures/guide/history --tz UTC \\
+      --client inferno-my-clinic-bulk-client --from 2022-12-05 --to 2022-12-05 --format csv \\
+      --audit-events --out one-day
 
   # The exact bodies each export sent, one folder per export:
   bulk-audit audit --logs logs/ --history history/ --tz UTC --reconstruct sent/ --out audit
@@ -95,12 +97,16 @@ What a complete audit needs (log fields, Aidbox tables, a dump recipe): the READ
 
 const INDEX_EXAMPLES: &str = "\
 Examples:
-  # Read the dumps once, then ask many questions of the index:
-  bulk-audit index --logs logs/ --history history/ --tz UTC --out idx
-  bulk-audit audit --index idx --client inferno --from 2024-03-01 --format csv --out march
+  # Read the dumps once, then ask many questions of the index (the guide in the repository):
+  bulk-audit index --logs fixtures/guide/logs --history fixtures/guide/history --tz UTC --out idx
+  bulk-audit audit --index idx --client inferno-my-clinic-bulk-client --from 2022-12-05 --format csv --out one-client
 
   # The same audit as SQL, on DuckDB or on Spark:
-  python3 scripts/duckdb-audit.py idx rows.csv";
+  python3 scripts/duckdb-audit.py idx rows.csv
+
+  # A history too big for one process, in shards (then `bulk-audit plan` for the SQL):
+  bulk-audit index --logs logs/ --tz UTC --out idx/logs
+  bulk-audit index --history part-0001.ndjson.zst --tz UTC --out idx/h-0001";
 
 const DISCLOSURES_EXAMPLES: &str = "\
 Examples:
@@ -294,6 +300,12 @@ pub(crate) struct ExportsArgs {
     /// Only exports of this client (repeatable).
     #[arg(long = "client", value_name = "ID")]
     pub(crate) clients: Vec<String>,
+    /// Only exports at or after this time (ISO-8601; without an offset read in --tz).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) from: Option<String>,
+    /// Only exports at or before this time (a date takes the whole day).
+    #[arg(long, value_name = "TIME")]
+    pub(crate) to: Option<String>,
     /// IANA time zone the timestamps without an offset were written in (no default).
     #[arg(long, value_name = "IANA")]
     pub(crate) tz: Option<String>,
@@ -384,10 +396,10 @@ fn run_audit(a: AuditArgs, quiet: bool) -> Result<()> {
         say(&printable(&format!("resolved from the index {index}{shards} ({dumps})")))?;
     }
     say(&format!(
-        "{} exports, {} resource rows, {} findings -> {}",
-        written.exports,
-        written.resources,
-        written.findings,
+        "{}, {}, {} -> {}",
+        counted(written.exports as u64, "export"),
+        counted(written.resources as u64, "resource row"),
+        counted(written.findings as u64, "finding"),
         cfg.out.display()
     ))?;
     out.flush().map_err(|e| Error::output("standard output", e))?;
@@ -408,10 +420,10 @@ fn run_index(a: IndexArgs, quiet: bool) -> Result<()> {
     let built = built?;
     if !quiet {
         println!(
-            "{} versions of {} resources, {} kickoffs -> {}",
-            built.versions,
-            built.resources,
-            built.kickoffs,
+            "{} of {}, {} -> {}",
+            counted(built.versions, "version"),
+            counted(built.resources as u64, "resource"),
+            counted(built.kickoffs as u64, "kickoff"),
             printable(&cfg.out.display().to_string())
         );
     }
@@ -425,11 +437,11 @@ fn run_plan(a: PlanArgs, quiet: bool) -> Result<()> {
     let planned = planned?;
     if !quiet {
         println!(
-            "{} kickoffs of {} shards planned ({} incomplete), from {} small versions -> {}",
-            planned.kickoffs,
-            cfg.index.len(),
+            "{} of {} planned ({} incomplete), from {} -> {}",
+            counted(planned.kickoffs as u64, "kickoff"),
+            counted(cfg.index.len() as u64, "shard"),
             planned.incomplete,
-            planned.versions,
+            counted(planned.versions, "small version"),
             printable(&cfg.out.display().to_string())
         );
     }
@@ -438,6 +450,7 @@ fn run_plan(a: PlanArgs, quiet: bool) -> Result<()> {
 
 fn run_exports(a: ExportsArgs) -> Result<()> {
     let zone = config::zone(a.tz.as_deref())?;
+    let (from, to) = config::window(a.from.as_deref(), a.to.as_deref(), &zone)?;
     let (events, _) = audit::read_exports(&a.logs, &zone, i64::MAX, false)?;
     let stdout_error = |e: csv::Error| Error::output("standard output", e);
     let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
@@ -458,7 +471,7 @@ fn run_exports(a: ExportsArgs) -> Result<()> {
         "source",
     ])
     .map_err(stdout_error)?;
-    for e in events.iter().filter(|e| audit::selected(e, &a.clients, None, None)) {
+    for e in events.iter().filter(|e| audit::selected(e, &a.clients, from, to)) {
         // Cells a spreadsheet would evaluate get one `'` before them, as in every CSV written.
         let cells = [
             e.id.as_str(),
@@ -471,7 +484,8 @@ fn run_exports(a: ExportsArgs) -> Result<()> {
             e.level.as_str(),
             e.tenant.as_deref().unwrap_or(""),
             e.group_id.as_deref().unwrap_or(""),
-            &e.params.types.as_ref().map(|t| t.join(",")).unwrap_or_default(),
+            // Separated by spaces, as the tables' list columns are in CSV.
+            &e.params.types.as_ref().map(|t| t.join(" ")).unwrap_or_default(),
             e.params.since_text.as_deref().unwrap_or(""),
             e.params.until_text.as_deref().unwrap_or(""),
             &e.source,
@@ -533,6 +547,12 @@ pub fn main() -> i32 {
         Err(e) => {
             // Named by the output folder, never by its hidden staging name.
             eprintln!("bulk-audit: {}", printable(&crate::output::public_paths(&e.to_string())));
+            if audit && crate::error::Skipped::of(&e).is_some() {
+                eprintln!(
+                    "bulk-audit: nothing was written; to note each unreadable line as an input-skipped finding and \
+                     go on, give --skip-invalid (README: \"Broken inputs\")"
+                );
+            }
             e.exit_code()
         }
     }

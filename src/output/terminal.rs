@@ -16,6 +16,17 @@ pub(crate) fn printable(text: &str) -> String {
     escaped(text, false)
 }
 
+/// A count with its noun for people: `1 patient`, `2 patients`, `0 findings` (`noun` is the
+/// singular; its plural takes an `s`).
+pub(crate) fn counted(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// As [`printable`], keeping line breaks: for text of many lines (a table on a terminal).
 pub(crate) fn printable_lines(text: &str) -> String {
     escaped(text, true)
@@ -76,6 +87,13 @@ fn write_all(mut stdout: std::io::StdoutLock, bytes: &[u8]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn counts_take_their_noun_in_the_right_number() {
+        assert_eq!(super::counted(1u64, "patient"), "1 patient");
+        assert_eq!(super::counted(0u64, "finding"), "0 findings");
+        assert_eq!(super::counted(2u64, "resource row"), "2 resource rows");
+    }
+
     #[test]
     fn control_characters_are_escaped() {
         assert_eq!(super::printable_lines("a\u{1b}[2Jb\nc"), "a\\u001b[2Jb\nc");
