@@ -139,7 +139,7 @@ pub(crate) fn describe_json_error(e: &serde_json::Error) -> String {
 mod tests {
     use super::*;
 
-    /// Each kind of failure has its own exit status, as the README's table gives them.
+    /// Each kind of failure has its own exit status, as the README's table of exit statuses gives them.
     #[test]
     fn exit_statuses() {
         assert_eq!(Error::Usage("x".into()).exit_code(), 1);

@@ -550,7 +550,7 @@ pub fn main() -> i32 {
             if audit && crate::error::Skipped::of(&e).is_some() {
                 eprintln!(
                     "bulk-audit: nothing was written; to note each unreadable line as an input-skipped finding and \
-                     go on, give --skip-invalid (README: \"Broken inputs\")"
+                     go on, give --skip-invalid (docs/inputs.md: \"Broken inputs\")"
                 );
             }
             e.exit_code()

@@ -1,10 +1,10 @@
 //! The catalogue of finding kinds (one enum, with the name written to `findings` and the sentence
-//! the README's table gives for each) and the `Finding` row itself.
+//! docs/outputs.md's table gives for each) and the `Finding` row itself.
 
 use std::cmp::Ordering;
 
-/// Every kind of doubt or anomaly the audit reports. The README's table of finding kinds is this
-/// catalogue, in this order and with these words (a test compares them).
+/// Every kind of doubt or anomaly the audit reports. The table of finding kinds in
+/// docs/outputs.md is this catalogue, in this order and with these words (a test compares them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum FindingKind {
     BoundaryAmbiguous,
@@ -37,7 +37,7 @@ pub(crate) enum FindingKind {
     InputSkipped,
 }
 
-// `ALL` and `when` are the catalogue as people read it: the README's table (tested below).
+// `ALL` and `when` are the catalogue as people read it: docs/outputs.md's table (tested below).
 #[cfg_attr(not(test), allow(dead_code))]
 impl FindingKind {
     /// The kind of a name in the `kind` column (`--fail-on`).
@@ -58,7 +58,7 @@ impl FindingKind {
         )
     }
 
-    /// Every kind, in the README's order.
+    /// Every kind, in the order of docs/outputs.md's table.
     pub(crate) const ALL: [FindingKind; 28] = [
         FindingKind::BoundaryAmbiguous,
         FindingKind::ClientNotFound,
@@ -124,7 +124,7 @@ impl FindingKind {
         }
     }
 
-    /// When the audit reports it, as the README's table says.
+    /// When the audit reports it, as docs/outputs.md's table says.
     pub(crate) fn when(self) -> &'static str {
         match self {
             FindingKind::BoundaryAmbiguous => "a version of a relevant resource (an exported type's candidate, the Client, a Group) has lastUpdated between T and the end of the kickoff request: the server fixed its export instant somewhere in there",
@@ -245,10 +245,11 @@ impl Finding {
 mod tests {
     use super::*;
 
-    /// The README's table of finding kinds is this catalogue: same kinds, same order, same words.
+    /// The table of finding kinds in docs/outputs.md is this catalogue: same kinds, same order,
+    /// same words.
     #[test]
-    fn the_readme_table_is_the_catalogue() {
-        let readme = include_str!("../../README.md");
+    fn the_documented_table_is_the_catalogue() {
+        let readme = include_str!("../../docs/outputs.md");
         let table: Vec<(String, String)> = readme
             .lines()
             .skip_while(|l| !l.starts_with("| kind | when |"))
