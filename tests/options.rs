@@ -77,7 +77,10 @@ fn every_bad_option_fails_before_any_input_is_read_and_names_the_option() {
 fn a_missing_input_path_is_named_before_any_other_input_is_read() {
     let (status, stderr, _) = run_with_fifo_history(&["--history", "/nonexistent/dump"]);
     assert_eq!(status, 2, "{stderr}");
-    assert!(stderr.contains("/nonexistent/dump"), "{stderr}");
+    assert!(stderr.contains("--history /nonexistent/dump: No such file"), "{stderr}");
+    let r = run(&["exports", "--logs", "/nonexistent/logs"]);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&r.stderr).contains("--logs /nonexistent/logs: No such file"), "{r:?}");
 }
 
 /// `/dev/full` takes no byte: a run whose stdout is there has not told its user anything.
@@ -233,4 +236,39 @@ fn the_help_example_selects_the_guide_export() {
         out.to_str().unwrap(),
     ]);
     assert!(said.contains("e2b9d4") && said.contains("1 patient, 4 resources, 4 rows"), "{said}");
+}
+
+/// `man --out DIR` writes a page per command, each rendered by man itself (`man -l`): its
+/// options, the exit statuses, and pages that name only pages that exist.
+#[test]
+fn every_command_has_a_man_page_that_man_renders() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("man1");
+    run_ok(&["man", "--out", dir.to_str().unwrap()]);
+    let commands = ["audit", "index", "plan", "exports", "disclosures", "completions", "man"];
+    for name in std::iter::once("bulk-audit".to_string()).chain(commands.iter().map(|c| format!("bulk-audit-{c}"))) {
+        let page = dir.join(format!("{name}.1"));
+        let shown = Command::new("man").arg("-l").arg(&page).env("MANWIDTH", "100").env("MANPAGER", "cat").output();
+        let shown = shown.expect("man (the man-db package) renders the pages");
+        let text = String::from_utf8_lossy(&shown.stdout).replace(['\u{2010}', '\u{2011}'], "-");
+        assert!(shown.status.success() && text.contains("EXIT STATUS"), "{name}: {text}");
+        for other in text.split(|c: char| c.is_whitespace() || c == ',').filter(|w| w.starts_with("bulk-audit")) {
+            if let Some(page) = other.strip_suffix("(1)") {
+                assert!(dir.join(format!("{page}.1")).exists(), "{name} names {other}, which is not written");
+            }
+        }
+    }
+    let audit = String::from_utf8_lossy(
+        &Command::new("man")
+            .arg("-l")
+            .arg(dir.join("bulk-audit-audit.1"))
+            .env("MANPAGER", "cat")
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .into_owned();
+    for word in ["--fail-on", "--allow-empty-history", "--index", "128 + signal"] {
+        assert!(audit.replace('\u{2010}', "-").contains(word), "the audit page lacks {word}");
+    }
 }

@@ -142,7 +142,7 @@ pub(crate) fn read_exports(
     max_gap_nanos: i64,
     skip_invalid: bool,
 ) -> Result<(Vec<ExportEvent>, logs::Logs)> {
-    let files = source::collect(log_paths)?;
+    let files = source::collect_for("--logs", log_paths)?;
     progress::add_total(files.iter().filter_map(|f| f.size).sum());
     let l = logs::read(&files, zone, max_gap_nanos, skip_invalid)?;
     let events = kickoff::find(&l.requests, zone)?;
@@ -176,7 +176,7 @@ pub(crate) fn run(cfg: &AuditConfig) -> Result<AuditResult> {
 pub(crate) fn read(cfg: &AuditConfig) -> Result<(Reading, History)> {
     let mut sw = Stopwatch::new();
     // Listed first, so the progress total holds the history from the start.
-    let history_files = source::collect(&cfg.history)?;
+    let history_files = source::collect_for("--history", &cfg.history)?;
     progress::add_total(history_files.iter().filter_map(|f| f.size).sum());
     progress::stage("reading logs");
     let (events, log_data) = read_exports(&cfg.logs, &cfg.zone, cfg.max_log_gap_nanos, cfg.skip_invalid)?;

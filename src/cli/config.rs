@@ -287,8 +287,8 @@ fn reading_config(
         .transpose()?;
     if inputs {
         // The inputs exist, and streams are where they can be read (nothing is opened here).
-        let logs = source::collect(&read.logs)?;
-        let history = source::collect(&read.history)?;
+        let logs = source::collect_for("--logs", &read.logs)?;
+        let history = source::collect_for("--history", &read.history)?;
         let stdin = |files: &[source::InputFile]| files.iter().any(|f| f.path.as_os_str() == source::STDIN);
         if stdin(&logs) && stdin(&history) {
             return Err(Error::Usage(

@@ -61,8 +61,13 @@ pub(crate) enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff): `bulk-audit man > ~/.local/share/man/man1/bulk-audit.1`.
-    Man,
+    /// Print the man page (roff): `bulk-audit man > ~/.local/share/man/man1/bulk-audit.1`; with
+    /// `--out DIR`, write every page (`bulk-audit.1`, `bulk-audit-audit.1`, …) into DIR.
+    Man {
+        /// Write every command's page into this folder (e.g. ~/.local/share/man/man1).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 const PLAN_EXAMPLES: &str = "\
@@ -538,7 +543,7 @@ pub fn main() -> i32 {
         Command::Exports(a) => run_exports(a),
         Command::Disclosures(a) => run_disclosures(a, cli.quiet),
         Command::Completions { shell } => generate::completions(shell),
-        Command::Man => generate::man(),
+        Command::Man { out } => generate::man(out.as_deref()),
     };
     crate::progress::finish();
     crate::output::release_locks();

@@ -120,6 +120,17 @@ pub(crate) fn collect(paths: &[PathBuf]) -> Result<Vec<InputFile>> {
     Ok(out)
 }
 
+/// [`collect`] for the paths of one option (`--logs`, `--history`): a path given that cannot be
+/// read is named with its option (`--logs /nope: No such file or directory`).
+pub(crate) fn collect_for(option: &str, paths: &[PathBuf]) -> Result<Vec<InputFile>> {
+    collect(paths).map_err(|e| match e {
+        Error::Io { path, source } if paths.contains(&path) => {
+            Error::Io { path: PathBuf::from(format!("{option} {}", path.display())), source }
+        }
+        e => e,
+    })
+}
+
 fn walk(path: &Path, out: &mut Vec<InputFile>, seen_dirs: &mut HashSet<PathBuf>, given: bool) -> Result<()> {
     if given && path.as_os_str() == STDIN {
         out.push(InputFile { path: path.to_path_buf(), size: None });
