@@ -278,3 +278,20 @@ fn guide_dates_need_a_zone() {
     // 16:34 in Los Angeles is 00:34 UTC the next day: later versions are in force.
     assert_ne!(rows("America/Los_Angeles"), 4);
 }
+
+/// The report gives the answer first: who received what and what needs attention, then the
+/// exports, and last how it was established (the inputs and options).
+#[test]
+fn the_report_opens_with_the_answer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    audit_csv_ok("fixtures/guide/logs", "fixtures/guide/history", &out, &[]);
+    let report = read(&out.join("report.html"));
+    let at = |id: &str| report.find(&format!("id=\"{id}\"")).unwrap_or_else(|| panic!("no {id}"));
+    assert!(at("answer") < at("exports") && at("exports") < at("audited"), "the answer first, the inputs last");
+    // inferno: 2 exports, 1 refused, 0 incomplete, 1 patient, 4 resources, 4 rows, 2 findings.
+    let row =
+        "inferno-my-clinic-bulk-client</td><td>2</td><td>1</td><td>0</td><td>1</td><td>4</td><td>4</td><td>2</td>";
+    assert!(report.contains(row), "{}", &report[at("answer")..at("exports")]);
+    assert!(report[at("answer")..at("exports")].contains("What needs attention"));
+}

@@ -1,7 +1,9 @@
-//! `report.html`: the audit for the people who sign it. What was audited (inputs with hashes,
-//! the logs' span and gaps, the options); per client, then per export, who asked for what, what
-//! the scopes allowed, what was sent and each finding explained; and an accounting of
-//! disclosures per patient (HIPAA §164.528(b)(2)). Aggregates only, so it stays small on a
+//! `report.html`: the audit for the people who sign it, the answer first. Which exports are
+//! incomplete; who received what (per client: exports, patients, resources) and what needs
+//! attention; per client, then per export, who asked for what, what the scopes allowed, what was
+//! sent and each finding explained; an accounting of disclosures per patient (HIPAA
+//! §164.528(b)(2)); and last what was audited (inputs with hashes, the logs' span and gaps, the
+//! options). Aggregates only, so it stays small on a
 //! whole hospital's history; every string from the inputs is escaped.
 
 use std::collections::BTreeMap;
@@ -23,7 +25,7 @@ pub(super) fn render(r: &AuditResult, manifest: &serde_json::Value) -> String {
     let _ = write!(
         b,
         "<h1>bulk-audit report</h1>\n<p class=\"muted\">What every FHIR <code>$export</code> in these logs sent, \
-         version by version, as reconstructed offline by bulk-audit {} from the files below. {} exports, {} resource \
+         version by version, as reconstructed offline by bulk-audit {} from the files listed at the end. {} exports, {} resource \
          rows.</p>\n{}",
         esc(env!("CARGO_PKG_VERSION")),
         r.events.len(),
@@ -54,11 +56,77 @@ pub(super) fn render(r: &AuditResult, manifest: &serde_json::Value) -> String {
         }
         b.push_str("</ul></div>\n");
     }
-    audited(&mut b, r, manifest);
+    // The answer first (who received what, how many patients, what needs attention), then each
+    // export, the accounting per patient, and last how it was established.
+    answer(&mut b, r);
     exports(&mut b, r);
     disclosures(&mut b, r, rows <= VERSION_IDS_UP_TO);
     general_findings(&mut b, &r.general_findings);
+    audited(&mut b, r, manifest);
     html::page("bulk-audit report", &b)
+}
+
+/// Who received what: per client, its exports (accepted, refused, incomplete), the distinct
+/// patients and resources sent and the rows; then what needs attention, the findings by kind.
+fn answer(b: &mut String, r: &AuditResult) {
+    b.push_str(
+        "<h2 id=\"answer\">Who received what</h2>\n<table><tr><th>client</th><th>exports</th><th>refused</th>\
+         <th>incomplete</th><th>patients</th><th>resources</th><th>rows</th><th>findings</th></tr>\n",
+    );
+    #[derive(Default)]
+    struct Tally {
+        exports: usize,
+        refused: usize,
+        incomplete: usize,
+        patients: std::collections::BTreeSet<Option<u32>>,
+        resources: std::collections::BTreeSet<u32>,
+        rows: usize,
+        findings: usize,
+    }
+    let mut by_client: BTreeMap<Option<&str>, Tally> = BTreeMap::new();
+    for i in export_order(r) {
+        let (e, x) = (&r.events[i], &r.resolutions[i]);
+        let t = by_client.entry(e.client_id.as_deref()).or_default();
+        t.exports += 1;
+        t.refused += usize::from(!e.accepted);
+        t.incomplete += usize::from(!super::completeness::incomplete_because(r, i).is_empty());
+        t.patients.extend(x.rows.iter().filter(|row| row.patient.is_some()).map(|row| row.patient));
+        t.resources.extend(x.rows.iter().map(|row| row.resource));
+        t.rows += x.rows.len();
+        t.findings += x.findings.len();
+    }
+    for (client, t) in &by_client {
+        let _ = writeln!(
+            b,
+            "<tr><td class=\"id\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(client.unwrap_or("(no client id logged)")),
+            t.exports,
+            t.refused,
+            t.incomplete,
+            t.patients.len(),
+            t.resources.len(),
+            t.rows,
+            t.findings
+        );
+    }
+    b.push_str(
+        "</table>\n<p class=\"muted\">Patients and resources are distinct across a client's exports; rows are \
+         (resource version, patient) pairs. How this was established (the inputs, their hashes, the options) is at \
+         the end.</p>\n",
+    );
+    let mut kinds: BTreeMap<FindingKind, usize> = BTreeMap::new();
+    for f in r.resolutions.iter().flat_map(|x| &x.findings).chain(&r.general_findings) {
+        *kinds.entry(f.kind).or_default() += 1;
+    }
+    if kinds.is_empty() {
+        b.push_str("<p>Nothing needs attention: no finding.</p>\n");
+        return;
+    }
+    b.push_str("<h3 id=\"attention\">What needs attention</h3>\n<ul>\n");
+    for (kind, n) in kinds {
+        let _ = writeln!(b, "<li><b>{}</b> ×{n}: {}</li>", kind.as_str(), esc(kind.check_next()));
+    }
+    b.push_str("</ul>\n");
 }
 
 fn audited(b: &mut String, r: &AuditResult, manifest: &serde_json::Value) {
