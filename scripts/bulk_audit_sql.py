@@ -130,6 +130,34 @@ def register(index, plan, parquet_view, sql_view):
     return found
 
 
+# The rows' columns, and those that are times.
+COLUMNS = [
+    "export_id", "client_id", "export_time", "level", "group_id", "patient_id",
+    "resource_type", "resource_id", "version_id", "last_updated", "source",
+]
+TIMES = {"export_time", "last_updated"}
+
+
+def as_binary_csv(select, engine):
+    """`select` (sql/audit.sql) with its times written as the binary's CSV writes them: RFC 3339
+    in UTC, `Z`, and 0, 3 or 6 fraction digits as the value needs (the tables hold microseconds)."""
+    def text(c):
+        if engine == "duckdb":
+            micros, seconds = f"epoch_us({c})", f"strftime({c} AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S')"
+            pad = lambda v, n: f"lpad(CAST({v} AS VARCHAR), {n}, '0')"
+        else:
+            micros, seconds = f"unix_micros({c})", f"date_format({c}, \"yyyy-MM-dd'T'HH:mm:ss\")"
+            pad = lambda v, n: f"lpad(CAST({v} AS STRING), {n}, '0')"
+        frac = f"({micros} % 1000000)"
+        return (
+            f"CASE WHEN {c} IS NULL THEN NULL ELSE {seconds} || CASE WHEN {frac} = 0 THEN '' "
+            f"WHEN {frac} % 1000 = 0 THEN '.' || {pad(f'{frac} DIV 1000' if engine == 'spark' else f'{frac} // 1000', 3)} "
+            f"ELSE '.' || {pad(frac, 6)} END || 'Z' END AS {c}"
+        )
+    cols = ", ".join(text(c) if c in TIMES else c for c in COLUMNS)
+    return f"SELECT {cols} FROM ({select}) audit_rows"
+
+
 def incomplete_lines(found, exports):
     """What to say of the incomplete exports, one line each after a count."""
     if not found:

@@ -12,6 +12,7 @@ temporary folder. Needs the duckdb package (PyPI); `scripts/install-readers` mak
 """
 
 import argparse
+import signal
 import atexit
 import os
 import shutil
@@ -64,6 +65,8 @@ def audit(index, plan=None, memory_limit=None):
 
 
 def main():
+    # Output into a closed pipe (`| head`) ends the run quietly, as a command-line tool does.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     p = argparse.ArgumentParser(description="sql/audit.sql on DuckDB over a bulk-audit index")
     p.add_argument("index")
     p.add_argument("out")
@@ -83,10 +86,14 @@ def main():
         con, _ = audit(a.index, a.plan, a.memory_limit)
     except shared.Refused as e:
         sys.exit(f"duckdb-audit: {e}")
-    form = "(FORMAT CSV, HEADER)" if out.suffix == ".csv" else "(FORMAT PARQUET)"
+    csv = out.suffix == ".csv"
+    # No comment character: DuckDB would quote every cell holding a `#` (a Bundle entry's source).
+    form = "(FORMAT CSV, HEADER, COMMENT '')" if csv else "(FORMAT PARQUET)"
+    # CSV as the binary writes it: its times in its form (Parquet keeps them typed).
+    select = shared.as_binary_csv(SQL, "duckdb") if csv else SQL
     partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
     try:
-        con.execute(f"COPY ({SQL}) TO {quoted(partial)} {form}")
+        con.execute(f"COPY ({select}) TO {quoted(partial)} {form}")
         os.chmod(partial, 0o600)
         os.replace(partial, out)
     except BaseException as e:

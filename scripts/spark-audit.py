@@ -13,6 +13,7 @@ give spark://host:7077, yarn or k8s://… for a cluster. Needs pyspark (PyPI) an
 """
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -58,6 +59,8 @@ def audit(spark, index, plan=None):
 
 
 def main():
+    # Output into a closed pipe (`| head`) ends the run quietly, as a command-line tool does.
+    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     p = argparse.ArgumentParser(description="sql/audit.sql on Spark over a bulk-audit index")
     p.add_argument("index")
     p.add_argument("out")
@@ -73,12 +76,16 @@ def main():
         rows = audit(spark, a.index, a.plan)
     except shared.Refused as e:
         raise SystemExit(f"spark-audit: {e}")
-    writer = rows.write.mode("error")
     if a.out.endswith(".csv"):
-        writer.option("header", True).csv(a.out)
+        # As the binary writes CSV: its times in its form, quotes doubled, empty for null.
+        rows = spark.sql(shared.as_binary_csv(SQL, "spark"))
+        rows.write.mode("error").option("header", True).option("escape", '"').option(
+            "emptyValue", ""
+        ).csv(a.out)
     else:
-        writer.parquet(a.out)
-    print(f"{spark.read.parquet(a.out).count() if not a.out.endswith('.csv') else 'the'} resource rows -> {a.out}")
+        rows.write.mode("error").parquet(a.out)
+    written = spark.read.option("header", True).csv(a.out) if a.out.endswith(".csv") else spark.read.parquet(a.out)
+    print(f"{written.count()} resource rows -> {a.out}")
     exports = spark.sql("SELECT count(*) FROM kickoffs").collect()[0][0]
     found = [(r[0], r[1]) for r in spark.sql(INCOMPLETE).collect()]
     print("\n".join(shared.incomplete_lines(found, exports)))

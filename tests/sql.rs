@@ -378,6 +378,31 @@ fn duckdb_audit_says_which_exports_are_incomplete() {
     assert!(String::from_utf8_lossy(&said.stdout).contains("all 2 exports complete"));
 }
 
+/// `scripts/duckdb-audit.py` writes CSV as the binary does, byte for byte (times in its form, a
+/// `#` unquoted), on the guide and on Synthea.
+#[test]
+fn duckdb_csv_is_the_binarys_csv() {
+    let python = readers_python();
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    for (name, logs, history) in [
+        ("guide", "fixtures/guide/logs", "fixtures/guide/history"),
+        ("synthea", "fixtures/synthea/logs", "fixtures/synthea/history"),
+    ] {
+        let (idx, out, rows) =
+            (t.join(format!("{name}-idx")), t.join(format!("{name}-out")), t.join(format!("{name}.csv")));
+        let inputs = ["--logs", logs, "--history", history, "--tz", "UTC"];
+        run_ok(&[&["index"], &inputs[..], &["--out", idx.to_str().unwrap()]].concat());
+        run_ok(
+            &[&["audit"], &inputs[..], &["--format", "csv", "--no-report", "--out", out.to_str().unwrap()]].concat(),
+        );
+        let wrote =
+            Command::new(&python).arg(root().join("scripts/duckdb-audit.py")).arg(&idx).arg(&rows).output().unwrap();
+        assert!(wrote.status.success(), "{}", String::from_utf8_lossy(&wrote.stderr));
+        assert!(read(&rows) == read(&out.join("resources.csv")), "{name}: DuckDB's CSV differs from the binary's");
+    }
+}
+
 /// `scripts/duckdb-audit.py` over a folder of shards: within a memory limit it gives the binary's
 /// row count; it refuses the union without its plan, a plan of other shards, and a shard whose
 /// file changed after it was written.
@@ -481,6 +506,35 @@ fn spark_builds_the_shards_and_their_plan() {
         .unwrap();
     let said = String::from_utf8_lossy(&check.stdout);
     assert!(check.status.success() && said.contains("the same as the binary's"), "{said}");
+    // Spark's CSV (its part files, in order, under one header) is the binary's CSV, byte for byte.
+    let csv_audit = t.join("audit-csv");
+    let args = ["--tz", "UTC", "--format", "csv", "--no-report", "--out", csv_audit.to_str().unwrap()];
+    run_ok(&[&["audit", "--logs", l, "--history", h][..], &args[..]].concat());
+    let spark_csv = t.join("rows.csv");
+    let wrote = Command::new(&python)
+        .env("JAVA_HOME", &java_home)
+        .env("TZ", "UTC")
+        .arg(root().join("scripts/spark-audit.py"))
+        .arg(&idx)
+        .arg(&spark_csv)
+        .arg("--plan")
+        .arg(t.join("idx-plan"))
+        .args(["--master", "local[2]"])
+        .output()
+        .unwrap();
+    assert!(wrote.status.success(), "{}", String::from_utf8_lossy(&wrote.stderr));
+    let binary = read(&csv_audit.join("resources.csv"));
+    let mut parts: Vec<PathBuf> = std::fs::read_dir(&spark_csv)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "csv"))
+        .collect();
+    parts.sort();
+    let mut joined = binary.lines().next().unwrap().to_string() + "\n";
+    for part in parts {
+        joined.extend(read(&part).lines().skip(1).map(|l| l.to_string() + "\n"));
+    }
+    assert!(joined == binary, "Spark's CSV differs from the binary's");
     // A history file that is no history: its task fails, named, and nothing is planned.
     let broken = t.join("broken");
     std::fs::create_dir(&broken).unwrap();
