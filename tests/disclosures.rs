@@ -61,7 +61,33 @@ fn one_row_per_patient_and_export_from_either_table_format() {
         assert_eq!(d["types"], types.iter().cloned().collect::<Vec<_>>().join(" "));
         assert_eq!(d["resource_count"], resources.len().to_string());
         assert_eq!(d["version_count"], versions.len().to_string());
+        let ids: Vec<String> = versions.iter().map(|(t, id, v)| format!("{t}/{id}/_history/{v}")).collect();
+        assert_eq!(d["versions"], ids.join(" "), "each version sent is listed");
+        assert!(d["purpose"].starts_with("request ") && d["purpose"].contains("; scopes "), "{d:?}");
     }
+    // The purpose is the export's request and the client's scopes, as the exports table has them.
+    let exports = csv_rows(&csv.join("exports.csv"));
+    for d in &got {
+        let e = exports.iter().find(|e| e["export_id"] == d["export_id"]).unwrap();
+        let scopes = if e["scopes"].is_empty() { "none" } else { e["scopes"].as_str() };
+        assert_eq!(d["purpose"], format!("request {} {}; scopes {scopes}", e["method"], e["url"]));
+    }
+}
+
+/// `--client` keeps only the disclosures to that client (and its incomplete exports).
+#[test]
+fn client_filter() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (csv, _) = field_audits(tmp.path());
+    let all = run_ok(&["disclosures", "--audit", csv.to_str().unwrap()]);
+    let clients: std::collections::BTreeSet<&str> =
+        all.lines().skip(1).filter_map(|l| l.split(',').nth(2)).filter(|c| !c.is_empty()).collect();
+    assert!(clients.len() >= 2, "{all}");
+    let one = *clients.iter().next().unwrap();
+    let only = run_ok(&["disclosures", "--audit", csv.to_str().unwrap(), "--client", one]);
+    let kept: Vec<&str> = only.lines().skip(1).collect();
+    assert!(!kept.is_empty() && kept.iter().all(|l| l.split(',').nth(2) == Some(one)), "{only}");
+    assert_eq!(kept.len(), all.lines().skip(1).filter(|l| l.split(',').nth(2) == Some(one)).count());
 }
 
 #[test]

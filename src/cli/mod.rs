@@ -130,6 +130,9 @@ pub(crate) struct DisclosuresArgs {
     /// Only this patient (repeatable; none = every patient).
     #[arg(long = "patient", value_name = "ID")]
     pub(crate) patients: Vec<String>,
+    /// Only disclosures to this client (repeatable; none = every client).
+    #[arg(long = "client", value_name = "ID")]
+    pub(crate) clients: Vec<String>,
     /// Output format.
     #[arg(long, value_enum, default_value = "csv")]
     pub(crate) format: DisclosuresFormatArg,
@@ -509,7 +512,7 @@ fn run_disclosures(a: DisclosuresArgs, quiet: bool) -> Result<()> {
         DisclosuresFormatArg::Parquet => Form::Table(crate::output::Format::Parquet),
         DisclosuresFormatArg::Html => Form::Html,
     };
-    let n = crate::disclosures::run(&a.audit, &a.patients, form, a.out.as_ref())?;
+    let n = crate::disclosures::run(&a.audit, &a.patients, &a.clients, form, a.out.as_ref())?;
     if let (Some(out), false) = (&a.out, quiet) {
         eprintln!("bulk-audit: {n} disclosures -> {}", printable(&out.display().to_string()));
     }

@@ -24,6 +24,10 @@ pub(crate) struct Disclosure {
     /// have sent part of their record, which the audit cannot tell.
     pub(crate) resource_count: Option<i64>,
     pub(crate) version_count: Option<i64>,
+    /// Each version sent, as `Type/id/_history/vid`.
+    pub(crate) versions: Vec<String>,
+    /// Why it was asked for, as far as the logs show it: the request and the client's scopes.
+    pub(crate) purpose: String,
     /// `complete`, or `incomplete: ` and why (from the audit's manifest).
     pub(crate) completeness: String,
     pub(crate) export_id: String,
@@ -39,7 +43,13 @@ pub(crate) enum Form {
 /// Reads `audit_dir`'s resources table (Parquet or CSV, whichever is there) and writes the
 /// disclosures of `patients` (all when empty) to `out` (standard output for CSV and HTML
 /// without it).
-pub(crate) fn run(audit_dir: &Path, patients: &[String], form: Form, out: Option<&PathBuf>) -> Result<usize> {
+pub(crate) fn run(
+    audit_dir: &Path,
+    patients: &[String],
+    clients: &[String],
+    form: Form,
+    out: Option<&PathBuf>,
+) -> Result<usize> {
     if let Some(out) = out {
         if output::overlapping(out, audit_dir) {
             return Err(Error::Usage(format!(
@@ -55,9 +65,19 @@ pub(crate) fn run(audit_dir: &Path, patients: &[String], form: Form, out: Option
             )));
         }
     }
-    let rows = read::resources(audit_dir)?;
+    let mut rows = read::resources(audit_dir)?;
+    let mut incomplete = read::incomplete_exports(audit_dir)?;
+    if !clients.is_empty() {
+        let of = |c: &Option<String>| c.as_ref().is_some_and(|c| clients.contains(c));
+        rows.retain(|r| of(&r.client_id));
+        incomplete.retain(|x| of(&x.client_id));
+    }
     let mut list = accounting(&rows, patients);
-    with_incomplete_exports(&mut list, &rows, patients, &read::incomplete_exports(audit_dir)?);
+    with_incomplete_exports(&mut list, &rows, patients, &incomplete);
+    let purposes = read::purposes(audit_dir)?;
+    for d in &mut list {
+        d.purpose = purposes.get(&d.export_id).cloned().unwrap_or_default();
+    }
     let table = table(&list);
     let text = match form {
         Form::Table(Format::Parquet) => None,
@@ -99,19 +119,28 @@ fn html(list: &[Disclosure], audit_dir: &Path) -> String {
         let _ = writeln!(
             b,
             "<div data-search><h4>Patient <span class=\"id\">{}</span></h4>\n<table><tr><th>date</th><th>recipient</th>\
-             <th>level</th><th>types</th><th>resources</th><th>versions</th><th>export</th></tr>",
+             <th>level</th><th>types</th><th>resources</th><th>versions</th><th>purpose (request, scopes)</th><th>export</th></tr>",
             esc(patient)
         );
         for d in ds {
             let _ = writeln!(
                 b,
-                "<tr><td>{}</td><td class=\"id\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td class=\"id\">{}</td></tr>",
+                "<tr><td>{}</td><td class=\"id\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}{}</td><td>{}</td><td \
+                 class=\"id\">{}</td></tr>",
                 esc(&d.export_time.map(|t| crate::timestamp::Instant(t).to_rfc3339()).unwrap_or_default()),
                 esc(d.client_id.as_deref().unwrap_or("—")),
                 esc(&d.level),
                 esc(&d.types.join(", ")),
                 d.resource_count.map(|n| n.to_string()).unwrap_or_else(|| "unknown".into()),
                 d.version_count.map(|n| n.to_string()).unwrap_or_else(|| "unknown".into()),
+                if d.versions.is_empty() {
+                    String::new()
+                } else {
+                    let ids: Vec<String> =
+                        d.versions.iter().map(|v| format!("<div class=\"id\">{}</div>", esc(v))).collect();
+                    format!("<details><summary>version ids</summary>{}</details>", ids.concat())
+                },
+                esc(&d.purpose),
                 esc(&d.export_id)
             );
         }
@@ -151,6 +180,8 @@ pub(crate) fn accounting(rows: &[ResourceRow], patients: &[String]) -> Vec<Discl
                 types: types.into_iter().map(str::to_string).collect(),
                 resource_count: Some(resources.len() as i64),
                 version_count: Some(versions.len() as i64),
+                versions: versions.iter().map(|(t, id, v)| format!("{t}/{id}/_history/{v}")).collect(),
+                purpose: String::new(),
                 completeness: "complete".into(),
                 export_id: export.to_string(),
             }
@@ -190,6 +221,8 @@ fn with_incomplete_exports(
                 types: Vec::new(),
                 resource_count: None,
                 version_count: None,
+                versions: Vec::new(),
+                purpose: String::new(),
                 export_id: x.export_id.clone(),
                 completeness: format!("{said}; whether it sent part of this record is unknown"),
             });
@@ -211,6 +244,8 @@ fn table(list: &[Disclosure]) -> Table {
         ColumnData { name: "types", values: Values::List(list.iter().map(|d| Some(d.types.clone())).collect()) },
         ColumnData { name: "resource_count", values: int(&|d| d.resource_count) },
         ColumnData { name: "version_count", values: int(&|d| d.version_count) },
+        ColumnData { name: "versions", values: Values::List(list.iter().map(|d| Some(d.versions.clone())).collect()) },
+        ColumnData { name: "purpose", values: text(&|d| Some(d.purpose.clone()).filter(|p| !p.is_empty())) },
         ColumnData { name: "export_id", values: text(&|d| Some(d.export_id.clone())) },
         ColumnData { name: "completeness", values: text(&|d| Some(d.completeness.clone())) },
     ])

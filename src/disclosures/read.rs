@@ -154,6 +154,74 @@ fn read_parquet(path: &Path) -> Result<Vec<ResourceRow>> {
     Err(Error::input(path, 0, 0, "this build has no Parquet support (the `parquet` feature is off)"))
 }
 
+/// Why each export was asked for, as far as the logs show it: its request (`GET url`) and the
+/// client's scopes at T, from the audit's `exports` table; by export id.
+pub(crate) fn purposes(dir: &Path) -> Result<std::collections::BTreeMap<String, String>> {
+    let (parquet, csv) = (dir.join("exports.parquet"), dir.join("exports.csv"));
+    let rows: Vec<[String; 4]> = if csv.is_file() {
+        let mut r = csv::Reader::from_path(&csv).map_err(|e| Error::input(&csv, 0, 0, e.to_string()))?;
+        let headers = r.headers().map_err(|e| Error::input(&csv, 1, 0, e.to_string()))?.clone();
+        let at = |name: &str| {
+            headers.iter().position(|h| h == name).ok_or_else(|| Error::input(&csv, 1, 0, format!("no column {name}")))
+        };
+        let index = [at("export_id")?, at("method")?, at("url")?, at("scopes")?];
+        let mut rows = Vec::new();
+        for (n, record) in r.records().enumerate() {
+            let record = record.map_err(|e| Error::input(&csv, n as u64 + 2, 0, e.to_string()))?;
+            rows.push(index.map(|i| crate::output::unneutralised(record.get(i).unwrap_or("")).to_string()));
+        }
+        rows
+    } else if parquet.is_file() {
+        exports_parquet(&parquet)?
+    } else {
+        return Err(Error::Usage(format!("--audit {}: holds no exports.parquet or exports.csv", dir.display())));
+    };
+    Ok(rows
+        .into_iter()
+        .map(|[id, method, url, scopes]| {
+            let scopes = if scopes.is_empty() { "none".to_string() } else { scopes };
+            (id, format!("request {method} {url}; scopes {scopes}"))
+        })
+        .collect())
+}
+
+#[cfg(feature = "parquet")]
+fn exports_parquet(path: &Path) -> Result<Vec<[String; 4]>> {
+    use polars::prelude::*;
+    let err = |e: PolarsError| Error::input(path, 0, 0, e.to_string());
+    let f = std::fs::File::open(path).map_err(|e| Error::input(path, 0, 0, e.to_string()))?;
+    let names = ["export_id", "method", "url", "scopes"];
+    let df = ParquetReader::new(f)
+        .with_columns(Some(names.iter().map(|c| c.to_string()).collect()))
+        .finish()
+        .map_err(err)?;
+    let text = |name: &str| -> Result<Vec<String>> {
+        Ok(df
+            .column(name)
+            .map_err(err)?
+            .str()
+            .map_err(err)?
+            .iter()
+            .map(|v| v.unwrap_or_default().to_string())
+            .collect())
+    };
+    let (ids, methods, urls) = (text("export_id")?, text("method")?, text("url")?);
+    let lists = df.column("scopes").map_err(err)?.list().map_err(err)?;
+    let scopes: Vec<String> = (0..df.height())
+        .map(|i| -> Result<String> {
+            let Some(list) = lists.get_as_series(i) else { return Ok(String::new()) };
+            let items = list.str().map_err(err)?;
+            Ok(items.iter().flatten().collect::<Vec<_>>().join(" "))
+        })
+        .collect::<Result<_>>()?;
+    Ok((0..df.height()).map(|i| [ids[i].clone(), methods[i].clone(), urls[i].clone(), scopes[i].clone()]).collect())
+}
+
+#[cfg(not(feature = "parquet"))]
+fn exports_parquet(path: &Path) -> Result<Vec<[String; 4]>> {
+    Err(Error::input(path, 0, 0, "this build has no Parquet support (the `parquet` feature is off)"))
+}
+
 /// An export the audit marked incomplete, as its manifest records it.
 #[derive(Debug, Clone)]
 pub(crate) struct IncompleteExport {
