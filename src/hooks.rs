@@ -7,10 +7,10 @@ use std::sync::mpsc::sync_channel;
 use crate::timestamp::Zone;
 use rayon::prelude::*;
 
+use crate::fhir::compartment::{Compartment, FhirVersion};
 use crate::history::{self, ParseOptions};
 use crate::index::{self, Boundary, History};
 use crate::logs;
-use crate::rules::compartment::{Compartment, FhirVersion};
 use crate::rules::kickoff::{self, ExportEvent};
 use crate::rules::resolve::{self, NonCompartment, ResolveOptions};
 use crate::rules::scopes::Wildcard;
@@ -195,7 +195,7 @@ impl Bench {
         let o = ResolveOptions {
             boundary: Boundary::Strict,
             wildcard_types: Wildcard::Smartbox.expand(&[]),
-            fhir_types: crate::rules::fhir_types::fhir_types(FhirVersion::R4),
+            fhir_types: crate::fhir::types::fhir_types(FhirVersion::R4),
             fhir_version_name: FhirVersion::R4.name(),
             non_compartment: NonCompartment::All,
             skip_inactive_members: false,

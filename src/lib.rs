@@ -2,9 +2,9 @@
 //! patients, in which `$export`? The library behind the `bulk-audit` command, one module per
 //! stage of the flow, each depending only on the stages before it:
 //!
-//! cli → audit → (source → logs, history → version → index) → rules (kickoff, scopes,
-//! compartment, resolve, evidence, findings) → bodies → output; and `disclosures`, which reads a
-//! finished audit's output → output.
+//! cli → audit → (source → logs, history → version → index) → rules (kickoff, scopes, resolve,
+//! evidence, findings) → bodies → output; `fhir` (the compartment and the resource types) below
+//! the readers and the rules; and `disclosures`, which reads a finished audit's output → output.
 //!
 //! Only [`cli::main`] is the library's API; the `hooks` feature opens a few entry points for the
 //! fuzz targets, the benches and the parse-floor example.
@@ -14,6 +14,7 @@ mod bodies;
 pub mod cli;
 mod disclosures;
 mod error;
+mod fhir;
 mod history;
 mod index;
 mod logs;

@@ -445,9 +445,9 @@ fn raw_body_text(h: &History, k: VersionKey, doc: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fhir::compartment::{Compartment, FhirVersion};
     use crate::history::{self, ParseOptions};
     use crate::index;
-    use crate::rules::compartment::{Compartment, FhirVersion};
 
     fn line(id: &str, v: u32) -> String {
         format!(

@@ -8,10 +8,10 @@ use super::{
 };
 use crate::audit::AuditConfig;
 use crate::error::{Error, Result};
+use crate::fhir::compartment::FhirVersion;
 use crate::history::pg_text::Columns;
 use crate::index::Boundary;
 use crate::output::{self, overlapping, Format};
-use crate::rules::compartment::FhirVersion;
 use crate::rules::resolve::NonCompartment;
 use crate::rules::scopes::Wildcard;
 use crate::source;

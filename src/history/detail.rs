@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use super::messages::Unreadable;
-use crate::rules::compartment;
+use crate::fhir::compartment;
 use crate::timestamp::{self, Instant, TimeError, Zone};
 use crate::version::{ClientScopes, Detail, Member, StatusDetail};
 

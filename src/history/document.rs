@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use super::detail::detail_of;
 use super::messages::{self as msg, Unreadable};
 use super::ParseOptions;
-use crate::rules::compartment;
+use crate::fhir::compartment;
 use crate::timestamp::{self, Instant, TimeError};
 use crate::version::{Entry, ParsedVersion, Source, VersionId};
 
@@ -278,7 +278,7 @@ pub(crate) fn read_body(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rules::compartment::{Compartment, FhirVersion};
+    use crate::fhir::compartment::{Compartment, FhirVersion};
     use crate::version::{ClientScopes, Detail};
     use serde_json::json;
 

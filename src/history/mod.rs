@@ -28,7 +28,7 @@ use rayon::prelude::*;
 use serde_json::Value;
 
 use crate::error::{describe_json_error, Error, Result, Skipped};
-use crate::rules::compartment::Compartment;
+use crate::fhir::compartment::Compartment;
 use crate::source::{self, count_lines, BufferPool, Digest, InputFile, InputRecord, LineBlock, LineBlocks, Tally};
 use crate::version::{Source, VersionBatch};
 

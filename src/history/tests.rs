@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use super::fast as scan;
 use super::messages::Unreadable;
 use super::{versions_of_document, ParseOptions};
-use crate::rules::compartment::{Compartment, FhirVersion};
+use crate::fhir::compartment::{Compartment, FhirVersion};
 use crate::version::{Source, VersionBatch};
 
 /// The fast path (`scan`) and the `Value` path agree on every line of the fixtures and on

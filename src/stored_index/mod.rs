@@ -17,10 +17,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::audit::{self, AuditConfig, AuditResult, Reading};
 use crate::error::{Error, Result};
+use crate::fhir::compartment::FhirVersion;
 use crate::history::pg_text::Columns;
 use crate::index::{Boundary, Conflict};
 use crate::output::{self, Staging};
-use crate::rules::compartment::FhirVersion;
 use crate::rules::resolve::NonCompartment;
 use crate::rules::scopes::Wildcard;
 

@@ -21,7 +21,7 @@ use super::document::{bundle_entry, parse_time};
 use super::messages::{self as msg, Unreadable};
 use super::ParseOptions;
 use crate::error::describe_json_error;
-use crate::rules::compartment;
+use crate::fhir::compartment;
 use crate::timestamp::Instant;
 use crate::version::{Entry, Source, VersionBatch, VersionFacts, VersionId};
 pub(crate) use fields::Interesting;

@@ -11,8 +11,8 @@ use serde::Deserialize;
 use super::fields::{Raw, Str};
 use super::skim;
 use crate::error::describe_json_error;
+use crate::fhir::compartment::{self, Step};
 use crate::history::messages::Unreadable;
-use crate::rules::compartment::{self, Step};
 
 /// The patients on this type's compartment paths inside one captured top-level field, walked
 /// straight off the raw JSON: only the reference nodes at the ends of the paths are read.

@@ -407,7 +407,7 @@ fn references_in_object<'a>(
         }
     })?;
     if !root {
-        if let Some(r) = crate::rules::compartment::reference_of_fields(reference, rtype, id, uri) {
+        if let Some(r) = crate::fhir::compartment::reference_of_fields(reference, rtype, id, uri) {
             // A naming node is not walked into.
             out.truncate(inside);
             out.push(r);

@@ -11,8 +11,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use rayon::slice::ParallelSliceMut;
 
+use crate::fhir::compartment::Compartment;
 use crate::index::{Boundary, History, Resource, Version, NO_TENANT};
-use crate::rules::compartment::Compartment;
 use crate::rules::findings::{Finding, FindingKind};
 use crate::rules::kickoff::ExportEvent;
 use crate::timestamp::Instant;
