@@ -88,8 +88,12 @@ fn status_line(stage: &str, bytes: u64, total: u64, lines: u64, elapsed: Duratio
     if total > 0 {
         let done = (bytes as f64 / total as f64).min(1.0);
         line.push_str(&format!(" of {:.1} MB ({:.0}%)", mb(total), done * 100.0));
-        if bytes > 0 && bytes < total {
-            line.push_str(&format!(", {rate:.0} MB/s, about {:.0} s left", mb(total - bytes) / rate.max(1e-9)));
+        line.push_str(&format!(", {rate:.0} MB/s"));
+        // A time left only while the inputs are read, and once the rate says something: after
+        // them (resolving, indexing, writing) the bytes stand still and the estimate would grow
+        // without end ("about 282065 s left").
+        if stage.starts_with("reading") && bytes < total && done >= 0.02 && secs >= 1.0 {
+            line.push_str(&format!(", about {:.0} s left", mb(total - bytes) / rate.max(1e-9)));
         }
     }
     line.push_str(&format!(", {lines} lines, {:.0} s", secs));
@@ -109,5 +113,10 @@ mod tests {
         );
         let streams = status_line("reading logs", 1_000_000, 0, 0, Duration::from_secs(2));
         assert_eq!(streams, "bulk-audit: reading logs: 1.0 MB, 0 lines, 2 s");
+        // No time left once the inputs are read, nor before the rate means anything.
+        let writing = status_line("writing the index", 150_000_000, 200_000_000, 9, Duration::from_secs(60));
+        assert_eq!(writing, "bulk-audit: writing the index: 150.0 MB of 200.0 MB (75%), 2 MB/s, 9 lines, 60 s");
+        let early = status_line("reading history", 1_000_000, 200_000_000, 0, Duration::from_millis(500));
+        assert!(!early.contains("left"), "{early}");
     }
 }

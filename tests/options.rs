@@ -272,3 +272,16 @@ fn every_command_has_a_man_page_that_man_renders() {
         assert!(audit.replace('\u{2010}', "-").contains(word), "the audit page lacks {word}");
     }
 }
+
+/// `-v` tells where the time went for every command that reads, `exports` and `disclosures` too.
+#[test]
+fn verbose_times_the_stages_of_exports_and_disclosures() {
+    let r = run(&["-v", "exports", "--logs", "fixtures/guide/logs", "--tz", "UTC"]);
+    assert!(r.status.success() && String::from_utf8_lossy(&r.stderr).contains("logs: read, kickoffs found"), "{r:?}");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    audit_csv_ok("fixtures/guide/logs", "fixtures/guide/history", &out, &[]);
+    let r = run(&["-v", "disclosures", "--audit", out.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success() && stderr.contains("resources table: read") && stderr.contains("written"), "{stderr}");
+}

@@ -459,7 +459,9 @@ fn run_plan(a: PlanArgs, quiet: bool) -> Result<()> {
 fn run_exports(a: ExportsArgs) -> Result<()> {
     let zone = config::zone(a.tz.as_deref())?;
     let (from, to) = config::window(a.from.as_deref(), a.to.as_deref(), &zone)?;
+    let mut sw = crate::stopwatch::Stopwatch::new();
     let (events, _) = audit::read_exports(&a.logs, &zone, i64::MAX, false)?;
+    sw.lap("logs: read, kickoffs found");
     let stdout_error = |e: csv::Error| Error::output("standard output", e);
     let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
     w.write_record([
@@ -502,7 +504,9 @@ fn run_exports(a: ExportsArgs) -> Result<()> {
         w.write_record(&cells).map_err(stdout_error)?;
     }
     let csv = w.into_inner().map_err(|e| Error::Internal(e.to_string()))?;
-    to_stdout(&csv)
+    to_stdout(&csv)?;
+    sw.lap("written");
+    Ok(())
 }
 
 fn run_disclosures(a: DisclosuresArgs, quiet: bool) -> Result<()> {

@@ -65,7 +65,9 @@ pub(crate) fn run(
             )));
         }
     }
+    let mut sw = crate::stopwatch::Stopwatch::new();
     let mut rows = read::resources(audit_dir)?;
+    sw.lap("resources table: read");
     let mut incomplete = read::incomplete_exports(audit_dir)?;
     if !clients.is_empty() {
         let of = |c: &Option<String>| c.as_ref().is_some_and(|c| clients.contains(c));
@@ -78,6 +80,7 @@ pub(crate) fn run(
     for d in &mut list {
         d.purpose = purposes.get(&d.export_id).cloned().unwrap_or_default();
     }
+    sw.lap("accounting");
     let table = table(&list);
     let text = match form {
         Form::Table(Format::Parquet) => None,
@@ -96,6 +99,7 @@ pub(crate) fn run(
         (None, Some(bytes)) => output::terminal::to_stdout(&bytes)?,
         (None, None) => return Err(Error::Usage("--format parquet needs --out FILE".into())),
     }
+    sw.lap("written");
     Ok(list.len())
 }
 

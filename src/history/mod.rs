@@ -122,6 +122,7 @@ fn read_file(
             input.digest()
         });
         let mut lines = 0;
+        let mut counted = 0;
         let index_failed = || Error::Internal("the indexing thread stopped".into());
         let mut blocks = rx.iter();
         let mut line_reader: Option<LineReader> = None;
@@ -174,6 +175,9 @@ fn read_file(
                 },
             };
             lines = block.first_line - 1 + block.lines;
+            // The progress line counts lines as they are read, not when a file ends.
+            crate::progress::add_lines(block.lines);
+            counted += block.lines;
             let (versions, block_tally) = parse_block(path, index, &block, line_reader, opts)?;
             to_index.send(versions).map_err(|_| index_failed())?;
             tally.absorb(block_tally);
@@ -181,6 +185,7 @@ fn read_file(
         }
         let digest =
             reader.join().map_err(|_| Error::Internal(format!("the reader thread of {} failed", path.display())))?;
+        crate::progress::add_lines(lines.saturating_sub(counted));
         let layout = line_reader.map(|r| r.layout).unwrap_or(Layout { yaml: yaml_file, ..Layout::default() });
         Ok((lines, digest, layout))
     })

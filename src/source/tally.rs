@@ -91,7 +91,10 @@ impl Tally {
 
     /// The manifest record of a file read with this tally. A stream's size is the bytes read.
     pub(crate) fn record(&self, role: Role, file: &InputFile, read: Digest, lines: u64) -> InputRecord {
-        crate::progress::add_lines(lines);
+        // A history file's lines are counted block by block as they are read (its reader does).
+        if role == Role::Logs {
+            crate::progress::add_lines(lines);
+        }
         InputRecord {
             role,
             path: display(&file.path),
