@@ -22,7 +22,7 @@ use crate::timestamp::Instant;
 pub fn check_history_line(line: &[u8]) -> Result<(), String> {
     let c = Compartment::load(FhirVersion::R4);
     let opts = ParseOptions::new(&c, Zone::UTC, true);
-    history::hooks::check_line(line, &opts)
+    history::fuzzing::check_line(line, &opts)
 }
 
 /// Fuzz target `history_file`: any bytes as a whole history file ($dump-sql TSV, a pg_dump,
@@ -30,7 +30,7 @@ pub fn check_history_line(line: &[u8]) -> Result<(), String> {
 pub fn check_history_file(bytes: &[u8]) -> Result<(), String> {
     let c = Compartment::load(FhirVersion::R4);
     let opts = ParseOptions::new(&c, Zone::UTC, true);
-    history::hooks::check_file(bytes, &opts)
+    history::fuzzing::check_file(bytes, &opts)
 }
 
 /// Fuzz targets `logs` and `kibana_csv`: any bytes as a log file, read strictly and with
@@ -55,8 +55,8 @@ pub fn read_log_file(bytes: &[u8]) -> usize {
 /// versions the unverified read loaded, or its error.
 #[cfg(feature = "parquet")]
 pub fn read_stored_index(dir: &Path) -> Result<u64, String> {
-    let verified = crate::stored_index::load_for_fuzzing(dir, true).map_err(|e| e.to_string());
-    let unverified = crate::stored_index::load_for_fuzzing(dir, false).map_err(|e| e.to_string());
+    let verified = crate::index_files::load_for_fuzzing(dir, true).map_err(|e| e.to_string());
+    let unverified = crate::index_files::load_for_fuzzing(dir, false).map_err(|e| e.to_string());
     if let (Ok(a), Ok(b)) = (&verified, &unverified) {
         assert_eq!(a, b, "the verified and unverified reads of one index differ");
     }
@@ -161,12 +161,12 @@ impl Bench {
 
     /// Whether the quick reader accepts a line.
     pub fn quick_reader_accepts(&self, line: &[u8]) -> bool {
-        history::hooks::skims(line, &self.options())
+        history::fuzzing::skims(line, &self.options())
     }
 
     /// The versions the whole fast path reads from the lines.
     pub fn fast_path_versions(&self, lines: &[&[u8]]) -> usize {
-        history::hooks::versions_read(lines, &self.options())
+        history::fuzzing::versions_read(lines, &self.options())
     }
 
     /// Indexes the history once for [`Bench::as_of_every_resource`] and

@@ -17,13 +17,13 @@ mod error;
 mod fhir;
 mod history;
 mod index;
+mod index_files;
 mod logs;
 mod output;
 mod progress;
 mod rules;
 mod source;
 mod stopwatch;
-mod stored_index;
 mod timestamp;
 mod version;
 

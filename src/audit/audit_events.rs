@@ -10,7 +10,7 @@ use std::path::Path;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::tables::export_order;
+use super::output_tables::export_order;
 use super::AuditResult;
 use crate::error::{Error, Result};
 use crate::output;

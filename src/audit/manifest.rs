@@ -57,7 +57,7 @@ pub(super) fn manifest(
     });
     // Every export complete or not, and why not (written always: a count of 0 says so too).
     if let Some(m) = manifest.as_object_mut() {
-        let incomplete: serde_json::Map<String, serde_json::Value> = super::tables::export_order(r)
+        let incomplete: serde_json::Map<String, serde_json::Value> = super::output_tables::export_order(r)
             .into_iter()
             .map(|i| (i, super::completeness::incomplete_because(r, i)))
             .filter(|(_, reasons)| !reasons.is_empty())

@@ -5,10 +5,10 @@
 mod audit_events;
 pub(crate) mod completeness;
 mod manifest;
+mod output_tables;
 mod reconstruct;
 mod report;
 mod summary;
-mod tables;
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -37,10 +37,10 @@ use crate::source::{self, InputFile, InputRecord};
 use crate::stopwatch::Stopwatch;
 use crate::timestamp::Instant;
 
-pub(crate) use summary::{failed_on, nothing_resolved, summary_lines};
 #[cfg(test)]
-pub(crate) use tables::ResourceRows;
-pub(crate) use tables::SourceNames;
+pub(crate) use output_tables::ResourceRows;
+pub(crate) use output_tables::SourceNames;
+pub(crate) use summary::{failed_on, nothing_resolved, summary_lines};
 
 /// Everything `bulk-audit audit` was asked, checked: times and zone read, the wildcard file
 /// read, the output folders known to be writable.
@@ -189,7 +189,7 @@ pub(crate) fn read(cfg: &AuditConfig) -> Result<(Reading, History)> {
     parse_opts.skip_invalid = cfg.skip_invalid;
     parse_opts.tsv_columns = cfg.tsv_columns.clone();
     let (h, reading) = index::build(|to_index| history::read(&history_files, &parse_opts, to_index))?;
-    let history::Reading { records: history_inputs, skipped: history_skipped, layouts } = reading;
+    let history::FilesRead { records: history_inputs, skipped: history_skipped, layouts } = reading;
     sw.lap("history: read and index");
     // A shard of only the logs or only part of the history is checked in the union it joins.
     if !cfg.allow_empty_history && !cfg.logs.is_empty() && !cfg.history.is_empty() {
@@ -288,7 +288,7 @@ pub(crate) fn resolve_planned(
             format!("no log line between {} and {} ({:.0} s, more than --max-log-gap {}): kickoffs in this span are unknown", g.from, g.to, g.seconds, cfg.max_log_gap_text),
         ));
     }
-    let names = tables::SourceNames::new(&history_files);
+    let names = output_tables::SourceNames::new(&history_files);
     for c in &h.conflicts {
         general.push(
             Finding::new(
@@ -340,9 +340,9 @@ pub(crate) fn write(cfg: &AuditConfig, r: &AuditResult) -> Result<Written> {
 
     progress::stage("writing");
     let ext = cfg.format.extension();
-    let resources = tables::ResourceRows::new(r, if cfg.with_resource { bodies.as_ref() } else { None });
-    let exports = tables::exports_table(r);
-    let findings = tables::all_findings(r);
+    let resources = output_tables::ResourceRows::new(r, if cfg.with_resource { bodies.as_ref() } else { None });
+    let exports = output_tables::exports_table(r);
+    let findings = output_tables::all_findings(r);
     // The counts are known before anything is written: the manifest and the report need not
     // wait for the big table, and the report is rendered while it is written.
     let written = Written {
@@ -362,7 +362,11 @@ pub(crate) fn write(cfg: &AuditConfig, r: &AuditResult) -> Result<Written> {
     }
     sw.lap("resources write (and the report rendered)");
     output::write_table(&exports, &staging.dir.join(format!("exports.{ext}")), cfg.format)?;
-    output::write_table(&tables::findings_table(&findings), &staging.dir.join(format!("findings.{ext}")), cfg.format)?;
+    output::write_table(
+        &output_tables::findings_table(&findings),
+        &staging.dir.join(format!("findings.{ext}")),
+        cfg.format,
+    )?;
     output::write_json(&staging.dir.join(output::MANIFEST), &manifest)?;
     if cfg.audit_events {
         audit_events::write(r, &staging.dir)?;

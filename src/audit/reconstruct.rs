@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use super::tables::export_order;
+use super::output_tables::export_order;
 use super::AuditResult;
 use crate::bodies::Bodies;
 use crate::error::{Error, Result};

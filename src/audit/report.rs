@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
-use super::tables::export_order;
+use super::output_tables::export_order;
 use super::AuditResult;
 use crate::output::html::{self, esc};
 use crate::rules::findings::{Finding, FindingKind};
@@ -33,7 +33,7 @@ pub(super) fn render(r: &AuditResult, manifest: &serde_json::Value) -> String {
         html::SEARCH_BOX
     );
     // Before any table: an answer the inputs cannot give is said first, never left as a zero.
-    let incomplete: Vec<(usize, Vec<String>)> = super::tables::export_order(r)
+    let incomplete: Vec<(usize, Vec<String>)> = super::output_tables::export_order(r)
         .into_iter()
         .map(|i| (i, super::completeness::incomplete_because(r, i)))
         .filter(|(_, reasons)| !reasons.is_empty())

@@ -1,7 +1,7 @@
 //! What a run prints: one line per export on stdout, and on stderr what the logs held when no
 //! export was resolved.
 
-use super::tables::export_order;
+use super::output_tables::export_order;
 use super::AuditResult;
 use crate::output::terminal::counted;
 

@@ -11,11 +11,11 @@ use crate::error::{Error, Result};
 use crate::fhir::compartment::FhirVersion;
 use crate::history::pg_text::Columns;
 use crate::index::Boundary;
+use crate::index_files::IndexOptions;
 use crate::output::{self, overlapping, Format};
 use crate::rules::resolve::NonCompartment;
 use crate::rules::scopes::Wildcard;
 use crate::source;
-use crate::stored_index::IndexOptions;
 use crate::timestamp::{self, Stamp, TimeError, Zone};
 
 /// `24h`, `90m`, `30s`, `2d`, `1h30m`, `1500ms` → nanoseconds.
@@ -112,8 +112,8 @@ pub(crate) fn audit_config(mut a: AuditArgs) -> Result<AuditConfig> {
     // `out/` and `out/.` are `out`: a trailing separator would follow a link the checks must see.
     a.out = output::clean(&a.out);
     a.reconstruct = a.reconstruct.as_deref().map(output::clean);
-    let shards = if a.index.is_empty() { Vec::new() } else { crate::stored_index::shard_dirs(&a.index)? };
-    let stored = if shards.is_empty() { None } else { Some(crate::stored_index::options(&shards)?) };
+    let shards = if a.index.is_empty() { Vec::new() } else { crate::index_files::shard_dirs(&a.index)? };
+    let stored = if shards.is_empty() { None } else { Some(crate::index_files::options(&shards)?) };
     if stored.is_none() && (a.read.logs.is_empty() || a.read.history.is_empty()) {
         return Err(Error::Usage(
             "audit needs --logs and --history, or --index IDX (a version index written by bulk-audit index)".into(),
@@ -137,7 +137,7 @@ pub(crate) fn audit_config(mut a: AuditArgs) -> Result<AuditConfig> {
     }
     let mut cfg = reading_config(a.read, a.rules, zone, a.out, stored.is_none())?;
     if let Some(stored) = stored {
-        let dir = crate::stored_index::named(&shards);
+        let dir = crate::index_files::named(&shards);
         let asked = serde_json::to_value(IndexOptions::of(&cfg)).map_err(|e| Error::Internal(e.to_string()))?;
         let built = serde_json::to_value(&stored).map_err(|e| Error::Internal(e.to_string()))?;
         let differ: Vec<String> = a
@@ -208,7 +208,7 @@ pub(crate) fn audit_config(mut a: AuditArgs) -> Result<AuditConfig> {
 /// Takes what decides reading and the rules from the index in `shards` (one index or the union
 /// of shards): the audit runs as the index was built.
 fn from_index(cfg: &mut AuditConfig, stored: IndexOptions, shards: &[std::path::PathBuf]) -> Result<()> {
-    let dir = crate::stored_index::named(shards);
+    let dir = crate::index_files::named(shards);
     cfg.index = shards.to_vec();
     cfg.logs = stored.logs;
     cfg.history = stored.history;
@@ -228,8 +228,8 @@ fn from_index(cfg: &mut AuditConfig, stored: IndexOptions, shards: &[std::path::
 /// The configuration of `bulk-audit plan`: the union's options, its shards, where to write.
 pub(crate) fn plan_config(mut a: PlanArgs) -> Result<AuditConfig> {
     a.out = output::clean(&a.out);
-    let shards = crate::stored_index::shard_dirs(&a.index)?;
-    let stored = crate::stored_index::options(&shards)?;
+    let shards = crate::index_files::shard_dirs(&a.index)?;
+    let stored = crate::index_files::options(&shards)?;
     let zone = zone(stored.tz.as_deref())?;
     // Reading and rule options at their defaults, then the index's.
     use clap::{Args, FromArgMatches};

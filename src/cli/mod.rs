@@ -359,7 +359,7 @@ pub(crate) enum FhirVersionArg {
 
 fn run_audit(a: AuditArgs, quiet: bool) -> Result<()> {
     let cfg = config::audit_config(a)?;
-    let result = if cfg.index.is_empty() { audit::run(&cfg)? } else { crate::stored_index::audit(&cfg, &cfg.index)? };
+    let result = if cfg.index.is_empty() { audit::run(&cfg)? } else { crate::index_files::audit(&cfg, &cfg.index)? };
     let written = audit::write(&cfg, &result);
     crate::progress::finish();
     let written = written?;
@@ -399,7 +399,7 @@ fn run_audit(a: AuditArgs, quiet: bool) -> Result<()> {
         } else {
             "the dumps were not read"
         };
-        let index = crate::stored_index::named(&cfg.index);
+        let index = crate::index_files::named(&cfg.index);
         let shards = if cfg.index.len() > 1 { format!(" ({} shards)", cfg.index.len()) } else { String::new() };
         say(&printable(&format!("resolved from the index {index}{shards} ({dumps})")))?;
     }
@@ -423,7 +423,7 @@ fn run_audit(a: AuditArgs, quiet: bool) -> Result<()> {
 
 fn run_index(a: IndexArgs, quiet: bool) -> Result<()> {
     let cfg = config::index_config(a)?;
-    let built = crate::stored_index::build(&cfg);
+    let built = crate::index_files::build(&cfg);
     crate::progress::finish();
     let built = built?;
     if !quiet {
@@ -440,7 +440,7 @@ fn run_index(a: IndexArgs, quiet: bool) -> Result<()> {
 
 fn run_plan(a: PlanArgs, quiet: bool) -> Result<()> {
     let cfg = config::plan_config(a)?;
-    let planned = crate::stored_index::plan(&cfg);
+    let planned = crate::index_files::plan(&cfg);
     crate::progress::finish();
     let planned = planned?;
     if !quiet {

@@ -13,7 +13,7 @@ mod document;
 mod fast;
 pub(crate) mod forms;
 #[cfg(feature = "hooks")]
-pub(crate) mod hooks;
+pub(crate) mod fuzzing;
 mod messages;
 mod names;
 pub(crate) mod pg_text;
@@ -71,7 +71,7 @@ impl<'a> ParseOptions<'a> {
 pub(crate) type ToIndex = std::sync::mpsc::SyncSender<Vec<VersionBatch>>;
 
 /// What reading the history gave besides its versions.
-pub(crate) struct Reading {
+pub(crate) struct FilesRead {
     /// What the manifest records of each file.
     pub(crate) records: Vec<InputRecord>,
     /// Lines left out under `--skip-invalid`.
@@ -82,8 +82,8 @@ pub(crate) struct Reading {
 
 /// Reads every history input, sending its versions to the index in input order (file, line,
 /// entry), so the first copy of a repeated version is the one kept.
-pub(crate) fn read(files: &[InputFile], opts: &ParseOptions, to_index: &ToIndex) -> Result<Reading> {
-    let mut reading = Reading { records: Vec::new(), skipped: Vec::new(), layouts: Vec::new() };
+pub(crate) fn read(files: &[InputFile], opts: &ParseOptions, to_index: &ToIndex) -> Result<FilesRead> {
+    let mut reading = FilesRead { records: Vec::new(), skipped: Vec::new(), layouts: Vec::new() };
     let spares = BufferPool::default();
     for (i, file) in files.iter().enumerate() {
         let mut tally = Tally::new(opts.skip_invalid);

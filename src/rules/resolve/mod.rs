@@ -5,7 +5,7 @@
 
 mod patients;
 mod resources;
-mod scopes;
+mod types;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -212,10 +212,10 @@ pub(crate) fn resolve(e: &ExportEvent, h: &History, o: &ResolveOptions) -> Resol
     let tenant = e.tenant.as_deref().map(|name| h.tenant_id(name).unwrap_or(UNSEEN_TENANT));
     let ask = Ask { e, id: &e.id, t, end: e.request_end().unwrap_or(t), h, o, tenant };
     // 1. Scopes.
-    scopes::allowed_types(&ask, &mut r);
+    types::allowed_types(&ask, &mut r);
     // 2. Types.
-    scopes::exported_types(&ask, &mut r);
-    scopes::types_not_in_history(&ask, &mut r);
+    types::exported_types(&ask, &mut r);
+    types::types_not_in_history(&ask, &mut r);
     // 3. Patients (`None`: every patient, a system export; a Group missing at T exports nothing).
     let selection = patients::selected(&ask, &mut r);
     if o.selection_only {
