@@ -61,3 +61,42 @@ fn help_examples_parse_and_options_are_grouped() {
         assert!(help.contains(heading), "{heading} missing from\n{help}");
     }
 }
+
+/// `INDEX_OPTIONS` (the options `audit --index` takes from the index, by clap id) and the fields
+/// of `IndexOptions` (what the index stores) are the same options: a rule option added to one and
+/// not the other would be taken from the command line against an index built otherwise.
+#[test]
+fn index_options_are_the_stored_options() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (logs, history) = (root.join("fixtures/guide/logs"), root.join("fixtures/guide/history"));
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("out");
+    let args = [
+        "bulk-audit",
+        "audit",
+        "--logs",
+        logs.to_str().unwrap(),
+        "--history",
+        history.to_str().unwrap(),
+        "--tz",
+        "UTC",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let Command::Audit(a) = Cli::try_parse_from(args).unwrap().command else { panic!("not an audit command") };
+    let cfg = super::config::audit_config(*a).unwrap();
+    let stored = serde_json::to_value(crate::index_files::IndexOptions::of(&cfg)).unwrap();
+    let mut fields: Vec<&str> = stored.as_object().unwrap().keys().map(String::as_str).collect();
+    // The inputs are the index's own: given with --index, they are not options to compare.
+    fields.retain(|k| *k != "logs" && *k != "history");
+    fields.sort_unstable();
+    let mut ids = super::INDEX_OPTIONS.to_vec();
+    ids.sort_unstable();
+    assert_eq!(fields, ids);
+    // And each is an option of `audit` by that id.
+    let command = <Cli as clap::CommandFactory>::command();
+    let audit = command.find_subcommand("audit").unwrap();
+    for id in super::INDEX_OPTIONS {
+        assert!(audit.get_arguments().any(|a| a.get_id() == id), "--{id} is no option of audit");
+    }
+}
