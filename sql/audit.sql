@@ -2,7 +2,7 @@
 -- `bulk-audit index IDX` (or of an index in shards seen as one through sql/union.sql, with the
 -- kickoff tables of `bulk-audit plan`), each registered as a view of its name. It runs
 -- unchanged on DuckDB (scripts/duckdb-audit.py) and on Spark SQL (scripts/spark-audit.py), and
--- gives the binary's rows in the binary's order (tests/sql.rs checks both engines against it).
+-- gives the binary's rows in the binary's order (tests/all/sql.rs checks both engines against it).
 --
 -- bulk-audit has settled, per export, what needs the rules' judgement and the whole index at
 -- once, per kickoff (export_key): the Client's scopes and the exported types (export_types), the Group's members as of T

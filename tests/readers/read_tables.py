@@ -2,7 +2,7 @@
 CSV tables of the same audit, cell by cell (pyarrow) and by rows and types (pandas, DuckDB).
 
 Usage: read_tables.py PARQUET_DIR CSV_DIR. Exit status 0 when every reader agrees; otherwise the
-first disagreement is printed and the status is 1. Run by tests/readers.rs.
+first disagreement is printed and the status is 1. Run by tests/all/readers.rs.
 """
 
 import csv

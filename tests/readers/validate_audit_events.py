@@ -5,7 +5,7 @@ written in the IG's input/fsh/Disclose.fsh), and the audit's own resources.csv: 
 (export, patient) with rows, naming exactly that pair's resource versions.
 
 Usage: validate_audit_events.py OUT_DIR. Prints one line and exits 0, or prints the first
-problem and exits 1. Run by tests/readers.rs.
+problem and exits 1. Run by tests/all/readers.rs.
 """
 
 import base64

@@ -1,12 +1,10 @@
 //! One test per rule of SPEC.md: each writes a small world of real files (logs and history),
 //! runs the real binary, and asserts the rows and findings the rule decides.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 const T: &str = "2023-03-01T12:00:00.000Z";

@@ -2,12 +2,10 @@
 //! and expects an exact exit status and message — or, with `--skip-invalid`, a finding per
 //! skipped line and line counts that add up. Messages never carry resource bodies.
 
-mod common;
-
 use std::io::Write;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 const T: &str = "2023-03-01T12:00:00.000Z";

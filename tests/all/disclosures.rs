@@ -2,11 +2,9 @@
 //! from a finished audit's folder, the same from its CSV and its Parquet tables, filtered by
 //! patient, written whole, and refused on a folder that is no audit.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 fn audit(logs: &str, history: &str, format: &str, out: &Path) {
     let args = ["audit", "--logs", logs, "--history", history, "--tz", "UTC", "--format", format, "--out"];

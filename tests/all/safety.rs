@@ -4,13 +4,11 @@
 //! real child process clean up and exit 128+signal; what a killed run left is removed by the
 //! next one.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const GUIDE_LOGS: &str = "fixtures/guide/logs";
 const GUIDE_HISTORY: &str = "fixtures/guide/history";

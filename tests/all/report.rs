@@ -2,12 +2,10 @@
 //! `scripts/install-chromium`): self-contained, every export shown, no console error, and
 //! hostile ids from the logs and the history shown as text, never run.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 fn chromium() -> String {

@@ -3,11 +3,9 @@
 //! with the same cells as the CSV of the same audit; and the AuditEvents in an independent FHIR
 //! R4 model (fhir.resources 6.4.0) and against IHE BALP's profile rules.
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 #[cfg(feature = "parquet")]
 #[test]

@@ -5,13 +5,11 @@
 //! boundaries and every non-compartment policy). Each engine's rows must equal the resources
 //! table of the audit of the dumps: typed, both ways, in order.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use crate::common::*;
 use bulk_audit_world::{self as world, WorldFormat, WorldSpec};
-use common::*;
 use serde_json::{json, Value};
 
 /// The kickoffs' T: versions are written before, at and after it.
@@ -277,7 +275,7 @@ fn sql_on_duckdb_and_spark_gives_the_binarys_rows() {
     assert!(strict.lines().filter(group).any(|l| l.contains(",Location,l2,")), "{strict}");
 }
 
-/// Spark 4 reads every table of an index (as the audit's own tables, in tests/readers.rs).
+/// Spark 4 reads every table of an index (as the audit's own tables, in tests/all/readers.rs).
 #[test]
 fn spark_reads_every_index_table() {
     let python = readers_python();

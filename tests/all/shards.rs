@@ -4,11 +4,9 @@
 //! two shards (counted once) and a differing copy (a `version-conflict`). Shards built with
 //! different options, none or two holding the logs, or a folder that is no shard are refused.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 /// Indexes `logs` into `idx/logs` and each history part into `idx/h-NN`, audits the folder of
 /// shards, audits every dump at once with the same options, and compares every file written.

@@ -4,9 +4,7 @@
 //! holds no version stops the run unless `--allow-empty-history`, and then every export is
 //! incomplete.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn guide_history_without(tmp: &std::path::Path, prefix: &str) -> std::path::PathBuf {
     let history = tmp.join("history");

@@ -2,13 +2,11 @@
 //! compressed), a FIFO inside an input folder, and what cannot be read (a socket, a device) or
 //! read twice (a stream with --with-resource). Nothing is skipped or read short in silence.
 
-mod common;
-
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::common::*;
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_bulk-audit"));

@@ -4,12 +4,10 @@
 //! grow with the repeats, never in an abort. The peak memory of the real binary is read from
 //! the kernel (`getrusage(RUSAGE_CHILDREN)`): the tests of this file are its only children.
 
-mod common;
-
 use std::io::Write;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 /// The largest resident set of any child this process has waited for, in MiB.
 fn children_peak_mib() -> u64 {

@@ -3,11 +3,9 @@
 //! bodies, reconstruction) on the fixtures; selection options apply to it; and an index of
 //! other options, of another version, or whose files changed under it is refused, naming why.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 /// Indexes the inputs, audits from the dumps and from the index with the same output options,
 /// and compares every file written (with `--reconstruct`, that folder too).

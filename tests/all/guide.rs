@@ -1,9 +1,7 @@
 //! The scenario of the Aidbox guide "Find out what resources were exported during the $export
 //! operation", run through the real binary: its example table, with the right version ids.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn audit_guide(extra: &[&str]) -> (tempfile::TempDir, std::path::PathBuf) {
     let tmp = tempfile::tempdir().unwrap();

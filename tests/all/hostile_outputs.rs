@@ -3,11 +3,9 @@
 //! a bidirectional override in an id is escaped on the terminal and isolated in the report; a
 //! long export id gives a bounded, distinct `--reconstruct` folder that the manifest maps back.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 const FORMULA: &str = "=HYPERLINK(\"http://evil.example\",\"click\")";

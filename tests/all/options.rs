@@ -2,12 +2,10 @@
 //! option, before any input is opened; and output that cannot be written is an error (exit 3),
 //! never a silent success.
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// Runs bulk-audit with a FIFO as `--history`: opening it for reading would block until a writer
 /// comes, so a run that reads any input before checking its options hangs (and is killed).

@@ -3,11 +3,9 @@
 //! form of the same requests giving the same rows, YAML as JSON, and the broken forms failing
 //! with their file and line.
 
-mod common;
-
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 
 fn audit(logs: &str, history: &str, out: &Path, extra: &[&str]) -> String {
     let mut args =

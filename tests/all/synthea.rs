@@ -2,13 +2,11 @@
 //! and fresh worlds in the peer's simple form, each audited by the real binary and compared row
 //! for row with the truth the generator computed from its own model.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use crate::common::*;
 use bulk_audit_world::{self as world, WorldFormat, WorldSpec};
-use common::*;
 
 type Key = [String; 6];
 
