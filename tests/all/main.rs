@@ -13,6 +13,7 @@ mod hostile;
 mod hostile_outputs;
 mod index;
 mod options;
+mod portable;
 mod readers;
 mod report;
 mod rules;
