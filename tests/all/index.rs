@@ -130,10 +130,10 @@ fn guide_index(tmp: &Path) -> (PathBuf, PathBuf) {
     (idx, history)
 }
 
-fn refused(args: &[&str]) -> String {
-    let out = run(args);
+fn refused(command: Bulk) -> String {
+    let out = command.run();
     // 1: refused by bulk-audit; 2: by the command-line parser (options that exclude each other).
-    assert!(matches!(out.status.code(), Some(1 | 2)), "bulk-audit {args:?} should be refused: {out:?}");
+    assert!(matches!(out.status.code(), Some(1 | 2)), "{command:?} should be refused: {out:?}");
     String::from_utf8(out.stderr).unwrap()
 }
 
@@ -143,16 +143,16 @@ fn an_index_of_other_options_or_another_version_is_refused() {
     let (idx, _) = guide_index(tmp.path());
     let (i, out) = (idx.to_str().unwrap(), tmp.path().join("out"));
     let o = out.to_str().unwrap();
-    let err = refused(&["audit", "--index", i, "--boundary", "inclusive", "--non-compartment", "none", "--out", o]);
+    let err = refused(Bulk::audit_index(i).args(["--boundary", "inclusive", "--non-compartment", "none"]).out(o));
     assert!(err.contains("--boundary inclusive (the index has strict)"), "{err}");
     assert!(err.contains("--non-compartment none (the index has all)"), "{err}");
-    let err = refused(&["audit", "--index", i, "--tz", "Europe/Berlin", "--out", o]);
+    let err = refused(Bulk::audit_index(i).args(["--tz", "Europe/Berlin"]).out(o));
     assert!(err.contains("--tz Europe/Berlin (the index has UTC)"), "{err}");
     // Given as the index has them, they are accepted (a duration however it is written).
-    run_ok(&["audit", "--index", i, "--tz", "UTC", "--boundary", "strict", "--max-log-gap", "1d", "--out", o]);
-    let err = refused(&["audit", "--index", i, "--max-log-gap", "2d", "--out", o]);
+    Bulk::audit_index(i).args(["--tz", "UTC", "--boundary", "strict", "--max-log-gap", "1d"]).out(o).ok();
+    let err = refused(Bulk::audit_index(i).args(["--max-log-gap", "2d"]).out(o));
     assert!(err.contains("--max-log-gap 2d (the index has 24h)"), "{err}");
-    let err = refused(&["audit", "--index", i, "--logs", "fixtures/guide/logs", "--out", o]);
+    let err = refused(Bulk::audit_index(i).args(["--logs", "fixtures/guide/logs"]).out(o));
     assert!(err.contains("--logs") && err.contains("--index"), "{err}");
 
     let info = idx.join("index.json");
@@ -162,9 +162,9 @@ fn an_index_of_other_options_or_another_version_is_refused() {
         text.replace(&format!("\"version\": \"{}\"", env!("CARGO_PKG_VERSION")), "\"version\": \"0.0.1\""),
     )
     .unwrap();
-    let err = refused(&["audit", "--index", i, "--out", o]);
+    let err = refused(Bulk::audit_index(i).out(o));
     assert!(err.contains("built by bulk-audit 0.0.1") && err.contains("build the index again"), "{err}");
-    let err = refused(&["audit", "--index", tmp.path().to_str().unwrap(), "--out", o]);
+    let err = refused(Bulk::audit_index(tmp.path().to_str().unwrap()).out(o));
     assert!(err.contains("not a bulk-audit index"), "{err}");
 }
 
@@ -178,14 +178,14 @@ fn bodies_are_reread_only_from_the_files_as_indexed() {
     let mut text = read(&changed);
     text.push('\n');
     std::fs::write(&changed, &text).unwrap();
-    let err = refused(&["audit", "--index", i, "--with-resource", "--out", o]);
+    let err = refused(Bulk::audit_index(i).args(["--with-resource"]).out(o));
     assert!(err.contains("patient_history.ndjson changed") && err.contains("when indexed"), "{err}");
     std::fs::remove_file(&changed).unwrap();
-    let err = refused(&["audit", "--index", i, "--reconstruct", tmp.path().join("r").to_str().unwrap(), "--out", o]);
+    let err = refused(Bulk::audit_index(i).args(["--reconstruct", tmp.path().join("r").to_str().unwrap()]).out(o));
     assert!(err.contains("patient_history.ndjson is gone"), "{err}");
     // Without bodies the index alone answers: the dumps are not read again.
     std::fs::remove_dir_all(&history).unwrap();
-    let said = run_ok(&["audit", "--index", i, "--format", "csv", "--out", o]);
+    let said = Bulk::audit_index(i).args(["--format", "csv"]).out(o).ok();
     assert!(said.contains("2 exports, 4 resource rows"), "{said}");
     assert!(said.contains("resolved from the index") && said.contains("the dumps were not read"), "{said}");
     let rows = read(&out.join("resources.csv")).replace(history.to_str().unwrap(), "fixtures/guide/history");
@@ -214,9 +214,9 @@ fn an_index_of_a_stream_audits_but_refuses_bodies() {
     child.stdin.take().unwrap().write_all(history.as_bytes()).unwrap();
     assert!(child.wait_with_output().unwrap().status.success());
     let (i, out) = (idx.to_str().unwrap(), tmp.path().join("out"));
-    let said = run_ok(&["audit", "--index", i, "--format", "csv", "--out", out.to_str().unwrap()]);
+    let said = Bulk::audit_index(i).args(["--format", "csv"]).out(out.to_str().unwrap()).ok();
     assert!(said.contains("resource rows"), "{said}");
-    let err = refused(&["audit", "--index", i, "--with-resource", "--out", out.to_str().unwrap()]);
+    let err = refused(Bulk::audit_index(i).args(["--with-resource"]).out(out.to_str().unwrap()));
     assert!(err.contains("history input - was a stream") && err.contains("build the index from files"), "{err}");
 }
 
@@ -281,7 +281,7 @@ fn a_damaged_or_tampered_index_is_refused_naming_the_file() {
         assert!(!out.exists(), "{what}: nothing is written from an index that is not believed");
     };
     // The pristine index audits.
-    run_ok(&["audit", "--index", i, "--format", "csv", "--out", o]);
+    Bulk::audit_index(i).args(["--format", "csv"]).out(o).ok();
     std::fs::remove_dir_all(&out).unwrap();
 
     let versions = idx.join("versions.parquet");
@@ -327,7 +327,7 @@ fn a_damaged_or_tampered_index_is_refused_naming_the_file() {
     resum(true);
     expect_refused("a damaged table with its checksums", &["version_patients.parquet"]);
     restore();
-    run_ok(&["audit", "--index", i, "--format", "csv", "--out", o]);
+    Bulk::audit_index(i).args(["--format", "csv"]).out(o).ok();
 }
 
 /// The seed of the `stored_index` fuzz target is an index this version reads (rebuild it with
@@ -338,7 +338,7 @@ fn a_damaged_or_tampered_index_is_refused_naming_the_file() {
 fn the_fuzz_seed_index_is_verified_and_audits_as_the_guide() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    run_ok(&["audit", "--index", "fuzz/seed/stored_index", "--format", "csv", "--out", out.to_str().unwrap()]);
+    Bulk::audit_index("fuzz/seed/stored_index").args(["--format", "csv"]).out(out.to_str().unwrap()).ok();
     assert_same_file(&out.join("resources.csv"), &root().join("fixtures/guide/expected/resources.csv"));
     for (i, name) in ["versions.parquet", "index.json", "SHA256SUMS"].iter().enumerate() {
         let seed = std::fs::read(root().join(format!("fuzz/corpus/stored_index/seed-{:02}", [0, 11, 12][i]))).unwrap();
@@ -356,7 +356,7 @@ fn the_kickoffs_table_carries_completeness_as_the_exports_table_has_it() {
     let args = ["index", "--logs", "fixtures/synthea/logs", "--history", "fixtures/synthea/history", "--tz", "UTC"];
     run_ok(&[&args[..], &["--out", idx.to_str().unwrap()]].concat());
     let out = tmp.path().join("out");
-    run_ok(&["audit", "--index", idx.to_str().unwrap(), "--format", "csv", "--out", out.to_str().unwrap()]);
+    Bulk::audit_index(idx.to_str().unwrap()).args(["--format", "csv"]).out(out.to_str().unwrap()).ok();
     let df = ParquetReader::new(std::fs::File::open(idx.join("kickoffs.parquet")).unwrap()).finish().unwrap();
     let col = |name: &str| -> Vec<String> {
         df.column(name).unwrap().str().unwrap().iter().map(|v| v.unwrap_or_default().to_string()).collect()

@@ -28,31 +28,87 @@ pub fn run_ok(args: &[&str]) -> String {
     String::from_utf8(out.stdout).expect("utf-8 stdout")
 }
 
+/// A `bulk-audit` command line being built, run in the repository root (as ripgrep's
+/// `TestCommand` and xsv's `Workdir`): the arguments the tests repeat are said once.
+#[derive(Debug, Clone)]
+pub struct Bulk(Vec<std::ffi::OsString>);
+
+impl Bulk {
+    /// `bulk-audit COMMAND`.
+    pub fn new(command: &str) -> Bulk {
+        Bulk(vec![command.into()])
+    }
+
+    /// `bulk-audit audit --logs LOGS --history HISTORY --tz UTC --format csv`: the audit most
+    /// tests run.
+    pub fn audit_csv(logs: impl AsRef<Path>, history: impl AsRef<Path>) -> Bulk {
+        Bulk::new("audit")
+            .arg("--logs")
+            .arg(logs.as_ref())
+            .arg("--history")
+            .arg(history.as_ref())
+            .args(["--tz", "UTC", "--format", "csv"])
+    }
+
+    /// `bulk-audit audit --index IDX`.
+    pub fn audit_index(index: impl AsRef<Path>) -> Bulk {
+        Bulk::new("audit").arg("--index").arg(index.as_ref())
+    }
+
+    pub fn arg(mut self, a: impl AsRef<std::ffi::OsStr>) -> Bulk {
+        self.0.push(a.as_ref().to_os_string());
+        self
+    }
+
+    pub fn args<S: AsRef<std::ffi::OsStr>>(mut self, args: impl IntoIterator<Item = S>) -> Bulk {
+        self.0.extend(args.into_iter().map(|a| a.as_ref().to_os_string()));
+        self
+    }
+
+    /// `--out DIR`.
+    pub fn out(self, dir: impl AsRef<Path>) -> Bulk {
+        self.arg("--out").arg(dir.as_ref())
+    }
+
+    /// Runs it; its whole output.
+    pub fn run(&self) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_bulk-audit"))
+            .args(&self.0)
+            .current_dir(root())
+            .output()
+            .expect("run bulk-audit")
+    }
+
+    /// Runs it and asserts success; returns stdout.
+    pub fn ok(&self) -> String {
+        let out = self.run();
+        assert!(
+            out.status.success(),
+            "bulk-audit {:?} failed: {}\n{}",
+            self.0,
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stdout).expect("utf-8 stdout")
+    }
+
+    /// Runs it and asserts it exits with `status`; returns stderr.
+    pub fn fails(&self, status: i32) -> String {
+        let out = self.run();
+        assert_eq!(out.status.code(), Some(status), "bulk-audit {:?}: {out:?}", self.0);
+        String::from_utf8(out.stderr).expect("utf-8 stderr")
+    }
+}
+
 /// `bulk-audit audit --logs LOGS --history HISTORY --tz UTC --format csv --out OUT EXTRA…`, the
 /// shape most tests run: its whole output.
 pub fn audit_csv(logs: impl AsRef<Path>, history: impl AsRef<Path>, out: &Path, extra: &[&str]) -> Output {
-    let (logs, history) = (logs.as_ref().to_str().unwrap(), history.as_ref().to_str().unwrap());
-    let args = [
-        "audit",
-        "--logs",
-        logs,
-        "--history",
-        history,
-        "--tz",
-        "UTC",
-        "--format",
-        "csv",
-        "--out",
-        out.to_str().unwrap(),
-    ];
-    run(&[&args[..], extra].concat())
+    Bulk::audit_csv(logs, history).out(out).args(extra).run()
 }
 
 /// As [`audit_csv`], asserting success; returns stdout.
 pub fn audit_csv_ok(logs: impl AsRef<Path>, history: impl AsRef<Path>, out: &Path, extra: &[&str]) -> String {
-    let done = audit_csv(logs, history, out, extra);
-    assert!(done.status.success(), "bulk-audit audit failed: {}", String::from_utf8_lossy(&done.stderr));
-    String::from_utf8(done.stdout).expect("utf-8 stdout")
+    Bulk::audit_csv(logs, history).out(out).args(extra).ok()
 }
 
 pub fn read(path: &Path) -> String {
