@@ -12,22 +12,12 @@ cd "$(dirname "$0")/.."
 k="${1:-19}"
 world="${2:-/tmp/bulk-audit-world-$k}"
 rounds="${ROUNDS:-1}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bulk-audit-target}"
-cargo build --release --locked --workspace >&2
-bin="$CARGO_TARGET_DIR/release/bulk-audit"
-if [ ! -d "$world/history" ]; then
-    "$CARGO_TARGET_DIR/release/make-world" "$world" --clones "$k" --requests 5000 --format fhir >&2
-fi
-python="$(scripts/install-readers)"
-java="$(scripts/install-java)"
-export JAVA_HOME="$(dirname "$(dirname "$(readlink -f "$java")")")" TZ=UTC
-work="$(mktemp -d "${TMPDIR:-/tmp}/bulk-audit-scale.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
+name=scale
+. benches/world-setup.sh
 # Into the page cache; the size counts files behind symbolic links too.
 find -L "$world/history" -type f -exec cat {} + > /dev/null
 mb="$(find -L "$world/history" -type f -printf '%s\n' | awk '{s += $1} END {printf "%d", s / 1048576}')"
 echo "world K=$k: $mb MB of history" >&2
-peak() { python3 benches/peak_rss.py "$@"; }
 for round in $(seq "$rounds"); do
     rm -rf "$work"/*
     peak "audit (dumps, CSV)" "$bin" audit --logs "$world/logs" --history "$world/history" --format csv --no-report -q --out "$work/dumps"

@@ -15,18 +15,8 @@ world="${2:-/tmp/bulk-audit-world-$k}"
 parts="${PARTS:-16}"
 jobs="${JOBS:-2}"
 memory="${MEMORY:-1GB}"
-export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bulk-audit-target}"
-cargo build --release --locked --workspace >&2
-bin="$CARGO_TARGET_DIR/release/bulk-audit"
-if [ ! -d "$world/history" ]; then
-    "$CARGO_TARGET_DIR/release/make-world" "$world" --clones "$k" --requests 5000 --format fhir >&2
-fi
-python="$(scripts/install-readers)"
-java="$(scripts/install-java)"
-export JAVA_HOME="$(dirname "$(dirname "$(readlink -f "$java")")")" TZ=UTC
-work="$(mktemp -d "${TMPDIR:-/tmp}/bulk-audit-shards.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
-peak() { python3 benches/peak_rss.py "$@"; }
+name=shards
+. benches/world-setup.sh
 mkdir -p "$work/parts" "$work/idx"
 find -L "$world/history" -type f | sort | xargs cat > "$work/all.ndjson"
 split -n "l/$parts" -d -a 3 --additional-suffix=.ndjson "$work/all.ndjson" "$work/parts/part-"

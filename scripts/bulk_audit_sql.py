@@ -111,13 +111,19 @@ def kickoff_source(found, plan):
     return plan
 
 
-def register(index, plan, parquet_view, sql_view):
-    """Registers every view sql/audit.sql reads, after verifying each folder: `parquet_view(name,
-    path)` makes a view of a Parquet file, `sql_view(name, select)` one of a query."""
+def checked(index, plan):
+    """(the shard folders, the folder of the kickoff tables), once every file of each is verified
+    and the plan is known to be these shards': what `register` reads."""
     found = shards(index)
     for s in found:
         verify(s)
-    source = kickoff_source(found, plan)
+    return found, kickoff_source(found, plan)
+
+
+def register(folders, parquet_view, sql_view):
+    """Registers every view sql/audit.sql reads from `checked`'s folders: `parquet_view(name,
+    path)` makes a view of a Parquet file, `sql_view(name, select)` one of a query."""
+    found, source = folders
     for i, s in enumerate(found):
         for t in SHARD_TABLES:
             parquet_view(f"{t}_{i}", s / f"{t}.parquet")

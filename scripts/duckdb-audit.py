@@ -24,8 +24,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bulk_audit_sql as shared  # noqa: E402
 
 SQL = shared.AUDIT_SQL
-INCOMPLETE = shared.INCOMPLETE
-incomplete_lines = shared.incomplete_lines
 
 
 def quoted(path):
@@ -50,8 +48,7 @@ def connect(index, plan=None, memory_limit=None):
         con.execute("SET preserve_insertion_order = false")
     union = {name for name, _ in shared.union_views()}
     shared.register(
-        index,
-        plan,
+        shared.checked(index, plan),
         lambda name, path: con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({quoted(path)})"),
         lambda name, select: con.execute(f"CREATE {'TABLE' if name in union else 'VIEW'} {name} AS {select}"),
     )
@@ -104,7 +101,7 @@ def main():
     rows = con.execute(f"SELECT count(*) FROM read_{'csv' if out.suffix == '.csv' else 'parquet'}({quoted(out)})").fetchone()[0]
     exports = con.execute("SELECT count(*) FROM kickoffs").fetchone()[0]
     print(f"{rows} resource rows -> {out}")
-    print("\n".join(incomplete_lines(con.execute(INCOMPLETE).fetchall(), exports)))
+    print("\n".join(shared.incomplete_lines(con.execute(shared.INCOMPLETE).fetchall(), exports)))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bulk_audit_sql as shared  # noqa: E402
 
 SQL = shared.AUDIT_SQL
-INCOMPLETE = shared.INCOMPLETE
 TABLES = [
     "versions", "version_patients", "version_references", "clients", "groups", "access_policies",
     "statuses", "kickoffs", "export_types", "export_patients", "inputs",
@@ -47,11 +46,11 @@ def session(master="local[*]"):
     return spark
 
 
-def audit(spark, index, plan=None):
-    """A DataFrame of sql/audit.sql over the index (or the union of its shards)."""
+def audit(spark, index, plan=None, folders=None):
+    """A DataFrame of sql/audit.sql over the index (or the union of its shards); `folders`: what
+    `bulk_audit_sql.checked` gave, when it was called already."""
     shared.register(
-        index,
-        plan,
+        folders or shared.checked(index, plan),
         lambda name, path: spark.read.parquet(str(path)).createOrReplaceTempView(name),
         lambda name, select: spark.sql(select).createOrReplaceTempView(name),
     )
@@ -67,15 +66,13 @@ def main():
     p.add_argument("--plan")
     p.add_argument("--master", default="local[*]")
     a = p.parse_args()
+    # Every file verified before Spark starts, and once.
     try:
-        shared.kickoff_source(shared.shards(a.index), a.plan)
+        folders = shared.checked(a.index, a.plan)
     except shared.Refused as e:
         raise SystemExit(f"spark-audit: {e}")
     spark = session(a.master)
-    try:
-        rows = audit(spark, a.index, a.plan)
-    except shared.Refused as e:
-        raise SystemExit(f"spark-audit: {e}")
+    rows = audit(spark, a.index, a.plan, folders)
     if a.out.endswith(".csv"):
         # As the binary writes CSV: its times in its form, quotes doubled, empty for null.
         rows = spark.sql(shared.as_binary_csv(SQL, "spark"))
@@ -87,7 +84,7 @@ def main():
     written = spark.read.option("header", True).csv(a.out) if a.out.endswith(".csv") else spark.read.parquet(a.out)
     print(f"{written.count()} resource rows -> {a.out}")
     exports = spark.sql("SELECT count(*) FROM kickoffs").collect()[0][0]
-    found = [(r[0], r[1]) for r in spark.sql(INCOMPLETE).collect()]
+    found = [(r[0], r[1]) for r in spark.sql(shared.INCOMPLETE).collect()]
     print("\n".join(shared.incomplete_lines(found, exports)))
     spark.stop()
 

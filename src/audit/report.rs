@@ -194,10 +194,9 @@ fn exports(b: &mut String, r: &AuditResult) {
     for (client, list) in by_client {
         let _ = writeln!(
             b,
-            "<h3>Client <span class=\"id\">{}</span> — {} export{}</h3>",
+            "<h3>Client <span class=\"id\">{}</span> — {}</h3>",
             esc(client.unwrap_or("(no client id logged)")),
-            list.len(),
-            if list.len() == 1 { "" } else { "s" }
+            crate::output::terminal::counted(list.len() as u64, "export")
         );
         for i in list {
             export(b, r, i);

@@ -80,7 +80,7 @@ pub(crate) fn failed_on(r: &AuditResult, kinds: &[String]) -> Option<String> {
         if kind == "incomplete" {
             let n = super::completeness::incomplete_count(r);
             if n > 0 {
-                hits.push(format!("{n} export{} incomplete", if n == 1 { "" } else { "s" }));
+                hits.push(format!("{} incomplete", counted(n as u64, "export")));
             }
             continue;
         }
@@ -92,7 +92,7 @@ pub(crate) fn failed_on(r: &AuditResult, kinds: &[String]) -> Option<String> {
             .filter(|f| f.kind.as_str() == kind)
             .count();
         if n > 0 {
-            hits.push(format!("{n} {kind} finding{}", if n == 1 { "" } else { "s" }));
+            hits.push(counted(n as u64, &format!("{kind} finding")));
         }
     }
     (!hits.is_empty()).then(|| format!("{} (every output was written)", hits.join(", ")))

@@ -384,10 +384,9 @@ fn run_audit(a: AuditArgs, quiet: bool) -> Result<()> {
         let cut: Vec<&str> = result.inputs.iter().filter(|i| i.rest_unread).map(|i| i.path.as_str()).collect();
         if !cut.is_empty() {
             say(&printable(&format!(
-                "and {} input file{} could not be read to the end, its lines past the cut unknown and not counted \
-                 (rest_unread in the manifest): {}",
-                cut.len(),
-                if cut.len() == 1 { "" } else { "s" },
+                "and {} could not be read to the end, its lines past the cut unknown and not counted (rest_unread \
+                 in the manifest): {}",
+                counted(cut.len() as u64, "input file"),
                 cut.join(", ")
             )))?;
         }

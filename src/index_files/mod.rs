@@ -233,15 +233,7 @@ pub(crate) fn audit(cfg: &AuditConfig, dirs: &[PathBuf]) -> Result<AuditResult> 
     // any other is one history only now.
     let checked = matches!(&infos[..], [one] if !one.options.logs.is_empty() && !one.options.history.is_empty());
     crate::progress::stage("loading the index");
-    let (mut h, ()) = crate::index::build(|to_index| {
-        let mut first_file = 0u32;
-        for (dir, info) in dirs.iter().zip(&infos) {
-            let files = info.reading.history_files.len();
-            undecodable_is_an_error(dir, || load::feed(dir, first_file, files, None, to_index))?;
-            first_file += files as u32;
-        }
-        Ok(())
-    })?;
+    let mut h = load_union(dirs, &infos, None)?;
     // A copy of a version in two shards is met only now; those within a shard were counted
     // when it was built.
     h.duplicates += infos.iter().map(|i| i.duplicate_copies_ignored).sum::<u64>();
@@ -258,6 +250,24 @@ pub(crate) fn audit(cfg: &AuditConfig, dirs: &[PathBuf]) -> Result<AuditResult> 
         audit::nothing_in_force(cfg, &reading.events, &h)?;
     }
     Ok(audit::resolve_all(cfg, reading, h))
+}
+
+/// One index of every shard's versions (of the types `only` names; `None`: all), each shard's
+/// file numbers moved past those of the shards before it.
+#[cfg(feature = "parquet")]
+fn load_union(
+    dirs: &[PathBuf],
+    infos: &[Info],
+    only: Option<&std::collections::BTreeSet<&str>>,
+) -> Result<crate::index::History> {
+    let (h, ()) = crate::index::build(|to_index| {
+        for ((dir, info), first_file) in dirs.iter().zip(infos).zip(shards::first_files(infos)) {
+            let files = info.reading.history_files.len();
+            undecodable_is_an_error(dir, || load::feed(dir, first_file, files, only, to_index))?;
+        }
+        Ok(())
+    })?;
+    Ok(h)
 }
 
 /// Runs `load`, turning a panic of the Parquet decoder (a table that passed its checksum yet

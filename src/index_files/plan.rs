@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use super::{load, read_info, shards, tables, undecodable_is_an_error, verify, Info, PlanSummary, INFO, LAYOUT};
+use super::{load_union, read_info, shards, tables, verify, Info, PlanSummary, INFO, LAYOUT};
 use crate::audit::{self, AuditConfig};
 use crate::error::{Error, Result};
 use crate::output::{self, Staging};
@@ -26,15 +26,7 @@ pub(crate) fn plan(cfg: &AuditConfig) -> Result<PlanSummary> {
     shards::options(dirs, &infos)?;
     crate::progress::stage("reading the shards' small resources");
     let only: BTreeSet<&str> = SMALL_TYPES.into_iter().collect();
-    let (mut h, ()) = crate::index::build(|to_index| {
-        let mut first_file = 0u32;
-        for (dir, info) in dirs.iter().zip(&infos) {
-            let files = info.reading.history_files.len();
-            undecodable_is_an_error(dir, || load::feed(dir, first_file, files, Some(&only), to_index))?;
-            first_file += files as u32;
-        }
-        Ok(())
-    })?;
+    let mut h = load_union(dirs, &infos, Some(&only))?;
     let small_versions = h.version_count;
     let total: u64 = infos.iter().map(|i| i.versions).sum();
     if total == 0 && !cfg.allow_empty_history {

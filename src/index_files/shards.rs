@@ -185,16 +185,28 @@ pub(crate) fn reading(infos: Vec<Info>) -> Reading {
 #[cfg_attr(not(feature = "parquet"), allow(dead_code))]
 pub(crate) fn conflicts(infos: &[Info], between: Vec<Conflict>) -> Vec<Conflict> {
     let mut all = between;
-    let mut first_file = 0u32;
-    for info in infos {
+    for (info, first_file) in infos.iter().zip(first_files(infos)) {
         for c in &info.conflicts {
             let mut c = c.clone();
             c.kept.file += first_file;
             c.dropped.file += first_file;
             all.push(c);
         }
-        first_file += info.reading.history_files.len() as u32;
     }
     crate::index::sort_conflicts(&mut all);
     all
+}
+
+/// The number, in the union, of each shard's first history file: the files of the shards before
+/// it come first.
+#[cfg_attr(not(feature = "parquet"), allow(dead_code))]
+pub(crate) fn first_files(infos: &[Info]) -> Vec<u32> {
+    infos
+        .iter()
+        .scan(0u32, |next, info| {
+            let first = *next;
+            *next += info.reading.history_files.len() as u32;
+            Some(first)
+        })
+        .collect()
 }

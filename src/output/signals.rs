@@ -67,8 +67,8 @@ fn stop(sig: libc::c_int) -> ! {
         "nothing had been written".to_string()
     } else {
         format!(
-            "the partly written output was removed ({removed} staging folder{})",
-            if removed == 1 { "" } else { "s" }
+            "the partly written output was removed ({})",
+            super::terminal::counted(removed as u64, "staging folder")
         )
     };
     eprintln!("bulk-audit: stopped by {name}; {what}, and any earlier output is left as it was");

@@ -6,18 +6,6 @@
 
 use crate::common::*;
 
-fn guide_history_without(tmp: &std::path::Path, prefix: &str) -> std::path::PathBuf {
-    let history = tmp.join("history");
-    std::fs::create_dir(&history).unwrap();
-    for f in std::fs::read_dir(root().join("fixtures/guide/history")).unwrap() {
-        let f = f.unwrap();
-        if !f.file_name().to_string_lossy().starts_with(prefix) {
-            std::fs::copy(f.path(), history.join(f.file_name())).unwrap();
-        }
-    }
-    history
-}
-
 #[test]
 fn an_export_whose_group_is_not_in_the_history_is_incomplete_everywhere_it_is_shown() {
     let tmp = tempfile::tempdir().unwrap();

@@ -86,14 +86,7 @@ fn synthea_from_the_index_is_byte_identical_with_every_rule_option() {
 #[test]
 fn a_type_not_in_the_history_from_the_index_is_byte_identical() {
     let tmp = tempfile::tempdir().unwrap();
-    let history = tmp.path().join("history");
-    std::fs::create_dir(&history).unwrap();
-    for f in std::fs::read_dir(root().join("fixtures/guide/history")).unwrap() {
-        let f = f.unwrap();
-        if !f.file_name().to_string_lossy().starts_with("location") {
-            std::fs::copy(f.path(), history.join(f.file_name())).unwrap();
-        }
-    }
+    let history = guide_history_without(tmp.path(), "location");
     // A type dumped empty (named, no rows) is dumped, from the index too.
     std::fs::write(history.join("Goal.ndjson"), "").unwrap();
     let inputs = ["--logs", "fixtures/guide/logs", "--history", history.to_str().unwrap()];
@@ -118,12 +111,7 @@ fn field_samples_from_the_index_are_byte_identical() {
 
 /// Builds the guide's index in `tmp/idx` from a copy of its history in `tmp/history`.
 fn guide_index(tmp: &Path) -> (PathBuf, PathBuf) {
-    let history = tmp.join("history");
-    std::fs::create_dir(&history).unwrap();
-    for f in std::fs::read_dir(root().join("fixtures/guide/history")).unwrap() {
-        let f = f.unwrap();
-        std::fs::copy(f.path(), history.join(f.file_name())).unwrap();
-    }
+    let history = guide_history_without(tmp, "");
     let idx = tmp.join("idx");
     let h = history.to_str().unwrap();
     run_ok(&["index", "--logs", "fixtures/guide/logs", "--history", h, "--tz", "UTC", "--out", idx.to_str().unwrap()]);

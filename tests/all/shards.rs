@@ -12,16 +12,7 @@ use crate::common::*;
 /// shards, audits every dump at once with the same options, and compares every file written.
 fn same_as_one_audit(tmp: &Path, logs: &str, parts: &[Vec<String>], rules: &[&str], outputs: &[&str]) -> PathBuf {
     let idx = tmp.join("idx");
-    let logs_shard = idx.join("logs");
-    run_ok(&[&["index", "--logs", logs], rules, &["--out", logs_shard.to_str().unwrap()]].concat());
-    for (i, part) in parts.iter().enumerate() {
-        let shard = idx.join(format!("h-{i:02}"));
-        let mut args = vec!["index", "--history"];
-        args.extend(part.iter().map(String::as_str));
-        args.extend_from_slice(rules);
-        args.extend_from_slice(&["--out", shard.to_str().unwrap()]);
-        run_ok(&args);
-    }
+    index_in_shards(&idx, logs, parts, rules);
     let (whole, sharded) = (tmp.join("whole"), tmp.join("sharded"));
     let mut a = vec!["audit", "--logs", logs, "--history"];
     a.extend(parts.iter().flatten().map(String::as_str));

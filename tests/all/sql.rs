@@ -155,12 +155,8 @@ fn sharded_case(tmp: &Path, name: &str, logs: &str, history: &Path, rules: &[&st
     let parts = cut_history(history, &tmp.join(format!("{name}-parts")), 22);
     let (idx, plan, out) =
         (tmp.join(format!("{name}-shards")), tmp.join(format!("{name}-plan")), tmp.join(format!("{name}-audit")));
-    run_ok(&[&["index", "--logs", logs], rules, &["--out", idx.join("logs").to_str().unwrap()]].concat());
     let parts: Vec<&str> = parts.iter().map(|p| p.to_str().unwrap()).collect();
-    for (i, part) in parts.iter().enumerate() {
-        let shard = idx.join(format!("h-{i:02}"));
-        run_ok(&[&["index", "--history", part], rules, &["--out", shard.to_str().unwrap()]].concat());
-    }
+    index_in_shards(&idx, logs, &parts.iter().map(|p| vec![*p]).collect::<Vec<_>>(), rules);
     run_ok(&["plan", "--index", idx.to_str().unwrap(), "--out", plan.to_str().unwrap()]);
     let mut audit = vec!["audit", "--logs", logs, "--history"];
     audit.extend(&parts);
@@ -350,14 +346,7 @@ fn body_hashes_match_the_bodies_written() {
 fn duckdb_audit_says_which_exports_are_incomplete() {
     let python = readers_python();
     let tmp = tempfile::tempdir().unwrap();
-    let history = tmp.path().join("history");
-    std::fs::create_dir(&history).unwrap();
-    for f in std::fs::read_dir(root().join("fixtures/guide/history")).unwrap() {
-        let f = f.unwrap();
-        if !f.file_name().to_string_lossy().starts_with("location") {
-            std::fs::copy(f.path(), history.join(f.file_name())).unwrap();
-        }
-    }
+    let history = guide_history_without(tmp.path(), "location");
     let idx = tmp.path().join("idx");
     let args = ["index", "--logs", "fixtures/guide/logs", "--history", history.to_str().unwrap(), "--tz", "UTC"];
     run_ok(&[&args[..], &["--out", idx.to_str().unwrap()]].concat());
@@ -411,12 +400,8 @@ fn duckdb_over_shards_checks_the_plan_and_every_file() {
     let t = tmp.path();
     let parts = cut_history(&root().join("fixtures/synthea/history"), &t.join("parts"), 5);
     let idx = t.join("idx");
-    let logs = ["--logs", "fixtures/synthea/logs", "--tz", "UTC"];
-    run_ok(&[&["index"], &logs[..], &["--out", idx.join("logs").to_str().unwrap()]].concat());
-    for (i, part) in parts.iter().enumerate() {
-        let shard = idx.join(format!("h-{i}"));
-        run_ok(&["index", "--history", part.to_str().unwrap(), "--tz", "UTC", "--out", shard.to_str().unwrap()]);
-    }
+    let one_each: Vec<Vec<&Path>> = parts.iter().map(|p| vec![p.as_path()]).collect();
+    index_in_shards(&idx, "fixtures/synthea/logs", &one_each, &["--tz", "UTC"]);
     let (i, plan) = (idx.to_str().unwrap(), t.join("plan"));
     let said = run_ok(&["plan", "--index", i, "--out", plan.to_str().unwrap()]);
     assert!(said.contains(&format!("12 kickoffs of {} shards planned", parts.len() + 1)), "{said}");
@@ -442,7 +427,7 @@ fn duckdb_over_shards_checks_the_plan_and_every_file() {
     // The plan of all but the last shard.
     let fewer = t.join("fewer");
     std::fs::create_dir(&fewer).unwrap();
-    let last = format!("h-{}", parts.len() - 1);
+    let last = format!("h-{:02}", parts.len() - 1);
     for e in std::fs::read_dir(&idx).unwrap() {
         let e = e.unwrap();
         if e.file_name() != last.as_str() {
@@ -452,7 +437,7 @@ fn duckdb_over_shards_checks_the_plan_and_every_file() {
     let other = t.join("other-plan");
     run_ok(&["plan", "--index", fewer.to_str().unwrap(), "--out", other.to_str().unwrap()]);
     refused("b.csv", &["--plan", other.to_str().unwrap()], "is the plan of other shards");
-    let versions = idx.join("h-0/versions.parquet");
+    let versions = idx.join("h-00/versions.parquet");
     let mut bytes = std::fs::read(&versions).unwrap();
     bytes.push(0);
     std::fs::write(&versions, bytes).unwrap();

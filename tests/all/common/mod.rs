@@ -13,19 +13,12 @@ pub fn root() -> PathBuf {
 
 /// Runs `bulk-audit ARGS` in the repository root.
 pub fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_bulk-audit")).args(args).current_dir(root()).output().expect("run bulk-audit")
+    Bulk(args.iter().map(Into::into).collect()).run()
 }
 
 /// Runs and asserts success; returns stdout.
 pub fn run_ok(args: &[&str]) -> String {
-    let out = run(args);
-    assert!(
-        out.status.success(),
-        "bulk-audit {args:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        String::from_utf8_lossy(&out.stdout)
-    );
-    String::from_utf8(out.stdout).expect("utf-8 stdout")
+    Bulk(args.iter().map(Into::into).collect()).ok()
 }
 
 /// A `bulk-audit` command line being built, run in the repository root (as ripgrep's
@@ -109,6 +102,30 @@ pub fn audit_csv(logs: impl AsRef<Path>, history: impl AsRef<Path>, out: &Path, 
 /// As [`audit_csv`], asserting success; returns stdout.
 pub fn audit_csv_ok(logs: impl AsRef<Path>, history: impl AsRef<Path>, out: &Path, extra: &[&str]) -> String {
     Bulk::audit_csv(logs, history).out(out).args(extra).ok()
+}
+
+/// A copy of the guide's history in `dir/history`, without its files whose names start with
+/// `prefix` (`"location"`: the dump without the Location table); `""` copies every file.
+pub fn guide_history_without(dir: &Path, prefix: &str) -> PathBuf {
+    let history = dir.join("history");
+    std::fs::create_dir(&history).unwrap();
+    for f in std::fs::read_dir(root().join("fixtures/guide/history")).unwrap() {
+        let f = f.unwrap();
+        if prefix.is_empty() || !f.file_name().to_string_lossy().starts_with(prefix) {
+            std::fs::copy(f.path(), history.join(f.file_name())).unwrap();
+        }
+    }
+    history
+}
+
+/// An index in shards in `idx`: the logs indexed alone into `idx/logs`, and each history part (a
+/// list of files) alone into `idx/h-NN`, all with the same `rules`.
+pub fn index_in_shards<P: AsRef<Path>>(idx: &Path, logs: &str, parts: &[Vec<P>], rules: &[&str]) {
+    Bulk::new("index").args(["--logs", logs]).args(rules).out(idx.join("logs")).ok();
+    for (i, part) in parts.iter().enumerate() {
+        let files = part.iter().map(|p| p.as_ref().as_os_str());
+        Bulk::new("index").arg("--history").args(files).args(rules).out(idx.join(format!("h-{i:02}"))).ok();
+    }
 }
 
 pub fn read(path: &Path) -> String {
