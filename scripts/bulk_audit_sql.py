@@ -4,6 +4,7 @@ index itself, or the plan of a union of shards), and registering the views sql/a
 (through sql/union.sql) with any engine.
 """
 
+import datetime
 import hashlib
 import json
 from pathlib import Path
@@ -11,10 +12,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 AUDIT_SQL = (ROOT / "sql" / "audit.sql").read_text(encoding="utf-8")
 UNION_SQL = (ROOT / "sql" / "union.sql").read_text(encoding="utf-8")
+EPOCH = datetime.datetime(1970, 1, 1)
 MARKER = ".bulk-audit"
 SUMS = "SHA256SUMS"
 SHARD_TABLES = ["versions", "version_patients", "version_references"]
-PLAN_TABLES = ["kickoffs", "export_types", "export_patients"]
+PLAN_TABLES = [
+    "kickoffs", "export_types", "export_patients", "planned_exports", "planned_findings", "status_counts",
+]
 
 # Exports whose rows the inputs could not answer whole (bulk-audit settled it when it indexed or
 # planned): the rows alone would read as an all-clear, so they are said beside them.
@@ -26,19 +30,50 @@ class Refused(Exception):
     """An index or plan that cannot be used, and why (said to the user without a traceback)."""
 
 
+def sections(text):
+    """(kind, name, SELECT) of each `-- view: NAME` and `-- table: NAME` section, in order."""
+    found, head, lines = [], None, []
+    for line in text.splitlines():
+        kind = next((k for k in ("view", "table") if line.startswith(f"-- {k}: ")), None)
+        if kind:
+            if head:
+                found.append((*head, "\n".join(lines).strip()))
+            head, lines = (kind, line.split(": ", 1)[1].strip()), []
+        elif head and not line.startswith("--"):
+            lines.append(line)
+    if head:
+        found.append((*head, "\n".join(lines).strip()))
+    return found
+
+
 def union_views():
     """(name, SELECT) of each view of sql/union.sql, in order."""
-    views, name, lines = [], None, []
-    for line in UNION_SQL.splitlines():
-        if line.startswith("-- view: "):
-            if name:
-                views.append((name, "\n".join(lines).strip()))
-            name, lines = line[len("-- view: "):].strip(), []
-        elif name and not line.startswith("--"):
-            lines.append(line)
-    if name:
-        views.append((name, "\n".join(lines).strip()))
-    return views
+    return [(name, select) for kind, name, select in sections(UNION_SQL) if kind == "view"]
+
+
+def audit_views():
+    """(name, SELECT) of each view of sql/audit.sql, in order."""
+    return [(name, select) for kind, name, select in sections(AUDIT_SQL) if kind == "view"]
+
+
+# The output tables of sql/audit.sql, as the binary names them.
+TABLES = {name: select for kind, name, select in sections(AUDIT_SQL) if kind == "table"}
+
+
+def rfc3339_ns(nanos):
+    """A time in exact nanoseconds as the binary writes it: RFC 3339 in UTC with `Z` and 0, 3, 6
+    or 9 fraction digits, as few as the value needs (sql/audit.sql calls it rfc3339_ns)."""
+    if nanos is None:
+        return None
+    seconds, frac = divmod(nanos, 1_000_000_000)
+    text = (EPOCH + datetime.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%S")
+    if frac == 0:
+        return text + "Z"
+    if frac % 1_000_000 == 0:
+        return f"{text}.{frac // 1_000_000:03d}Z"
+    if frac % 1000 == 0:
+        return f"{text}.{frac // 1000:06d}Z"
+    return f"{text}.{frac:09d}Z"
 
 
 def shards(index):
@@ -121,8 +156,9 @@ def checked(index, plan):
 
 
 def register(folders, parquet_view, sql_view):
-    """Registers every view sql/audit.sql reads from `checked`'s folders: `parquet_view(name,
-    path)` makes a view of a Parquet file, `sql_view(name, select)` one of a query."""
+    """Registers every view sql/audit.sql's tables read from `checked`'s folders, its own views
+    included: `parquet_view(name, path)` makes a view of a Parquet file, `sql_view(name, select)`
+    one of a query. The engine registers the function rfc3339_ns (above) itself."""
     found, source = folders
     for i, s in enumerate(found):
         for t in SHARD_TABLES:
@@ -133,20 +169,18 @@ def register(folders, parquet_view, sql_view):
         sql_view(name, select)
     for t in PLAN_TABLES:
         parquet_view(t, source / f"{t}.parquet")
+    for name, select in audit_views():
+        sql_view(name, select)
     return found
 
 
-# The rows' columns, and those that are times.
-COLUMNS = [
-    "export_id", "client_id", "export_time", "level", "group_id", "patient_id",
-    "resource_type", "resource_id", "version_id", "last_updated", "source",
-]
+# The times of the resources rows (the tables hold microseconds, which is all they need).
 TIMES = {"export_time", "last_updated"}
 
 
-def as_binary_csv(select, engine):
-    """`select` (sql/audit.sql) with its times written as the binary's CSV writes them: RFC 3339
-    in UTC, `Z`, and 0, 3 or 6 fraction digits as the value needs (the tables hold microseconds)."""
+def _csv_resources(engine):
+    """The resources rows with their times written as the binary's CSV writes them: RFC 3339 in
+    UTC, `Z`, and 0, 3 or 6 fraction digits as the value needs."""
     def text(c):
         if engine == "duckdb":
             micros, seconds = f"epoch_us({c})", f"strftime({c} AT TIME ZONE 'UTC', '%Y-%m-%dT%H:%M:%S')"
@@ -160,8 +194,41 @@ def as_binary_csv(select, engine):
             f"WHEN {frac} % 1000 = 0 THEN '.' || {pad(f'{frac} DIV 1000' if engine == 'spark' else f'{frac} // 1000', 3)} "
             f"ELSE '.' || {pad(frac, 6)} END || 'Z' END AS {c}"
         )
-    cols = ", ".join(text(c) if c in TIMES else c for c in COLUMNS)
-    return f"SELECT {cols} FROM ({select}) audit_rows"
+    columns = [
+        "export_id", "client_id", "export_time", "level", "group_id", "patient_id",
+        "resource_type", "resource_id", "version_id", "last_updated", "source",
+    ]
+    cols = ", ".join(text(c) if c in TIMES else c for c in columns)
+    return f"SELECT {cols} FROM ({TABLES['resources']}) audit_rows"
+
+
+def _csv_exports(engine):
+    """The exports rows as the binary's CSV writes them: times in exact nanoseconds (rfc3339_ns
+    of the plan's *_ns columns), list columns as their items with one space between."""
+    select = TABLES["exports"]
+    for c in ("export_time", "request_end", "status_transaction_time"):
+        select = _once(select, f"p.{c},", f"rfc3339_ns(p.{c}_ns) AS {c},")
+    for c in ("scopes", "access_policies", "allowed_types", "requested_types", "exported_types"):
+        joined = f"array_to_string(p.{c}, ' ')" if engine == "duckdb" else f"array_join(p.{c}, ' ')"
+        select = _once(select, f"p.{c},", f"CASE WHEN size(p.{c}) > 0 THEN {joined} END AS {c},"
+                       if engine == "spark" else f"CASE WHEN len(p.{c}) > 0 THEN {joined} END AS {c},")
+    return select
+
+
+def _once(text, old, new):
+    if text.count(old) != 1:
+        raise AssertionError(f"sql/audit.sql: the exports table should name {old!r} once")
+    return text.replace(old, new)
+
+
+def as_binary_csv(table, engine):
+    """The SELECT of output table `table` whose cells are written as the binary's CSV writes
+    them (findings hold text only)."""
+    if table == "resources":
+        return _csv_resources(engine)
+    if table == "exports":
+        return _csv_exports(engine)
+    return TABLES[table]
 
 
 def incomplete_lines(found, exports):

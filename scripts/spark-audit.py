@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
-"""Runs sql/audit.sql on Apache Spark over a bulk-audit index: the `resources` rows of the audit.
+"""Runs sql/audit.sql on Apache Spark over a bulk-audit index: the `resources`, `exports` and
+`findings` tables of the audit, as `bulk-audit audit` writes them.
 
-Usage: spark-audit.py IDX OUT [--plan PLAN] [--master URL]   (OUT ending in .csv: CSV;
-       otherwise Parquet; Spark writes either as a folder of part files)
+Usage: spark-audit.py IDX OUT [--plan PLAN] [--master URL] [--format parquet|csv]
+       (OUT: a new folder; Spark writes each table as a folder of part files, OUT/resources,
+       OUT/exports and OUT/findings)
 
 IDX is a folder written by `bulk-audit index`, or a folder of shards read as one through
 sql/union.sql with its --plan (`bulk-audit plan --index IDX --out PLAN`), on storage every
@@ -20,10 +22,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bulk_audit_sql as shared  # noqa: E402
 
-SQL = shared.AUDIT_SQL
-TABLES = [
+# Every table of an index (a test reads each with Spark).
+INDEX_TABLES = [
     "versions", "version_patients", "version_references", "clients", "groups", "access_policies",
-    "statuses", "kickoffs", "export_types", "export_patients", "inputs",
+    "statuses", "kickoffs", "export_types", "export_patients", "planned_exports", "planned_findings",
+    "status_counts", "inputs",
 ]
 
 
@@ -47,14 +50,19 @@ def session(master="local[*]"):
 
 
 def audit(spark, index, plan=None, folders=None):
-    """A DataFrame of sql/audit.sql over the index (or the union of its shards); `folders`: what
-    `bulk_audit_sql.checked` gave, when it was called already."""
+    """{table name: DataFrame} of sql/audit.sql's tables over the index (or the union of its
+    shards); `folders`: what `bulk_audit_sql.checked` gave, when it was called already."""
+    # The executors cannot import bulk_audit_sql: the function travels with the query, by value.
+    from pyspark import cloudpickle
+
+    cloudpickle.register_pickle_by_value(shared)
+    spark.udf.register("rfc3339_ns", shared.rfc3339_ns, "string")
     shared.register(
         folders or shared.checked(index, plan),
         lambda name, path: spark.read.parquet(str(path)).createOrReplaceTempView(name),
         lambda name, select: spark.sql(select).createOrReplaceTempView(name),
     )
-    return spark.sql(SQL)
+    return {name: spark.sql(select) for name, select in shared.TABLES.items()}
 
 
 def main():
@@ -65,6 +73,7 @@ def main():
     p.add_argument("out")
     p.add_argument("--plan")
     p.add_argument("--master", default="local[*]")
+    p.add_argument("--format", choices=["parquet", "csv"], default="parquet")
     a = p.parse_args()
     # Every file verified before Spark starts, and once.
     try:
@@ -72,17 +81,22 @@ def main():
     except shared.Refused as e:
         raise SystemExit(f"spark-audit: {e}")
     spark = session(a.master)
-    rows = audit(spark, a.index, a.plan, folders)
-    if a.out.endswith(".csv"):
-        # As the binary writes CSV: its times in its form, quotes doubled, empty for null.
-        rows = spark.sql(shared.as_binary_csv(SQL, "spark"))
-        rows.write.mode("error").option("header", True).option("escape", '"').option(
-            "emptyValue", ""
-        ).csv(a.out)
-    else:
-        rows.write.mode("error").parquet(a.out)
-    written = spark.read.option("header", True).csv(a.out) if a.out.endswith(".csv") else spark.read.parquet(a.out)
-    print(f"{written.count()} resource rows -> {a.out}")
+    tables = audit(spark, a.index, a.plan, folders)
+    counts = {}
+    for name in tables:
+        path = f"{a.out.rstrip('/')}/{name}"
+        if a.format == "csv":
+            # As the binary writes CSV: its times in its form, quotes doubled, empty for null.
+            rows = spark.sql(shared.as_binary_csv(name, "spark"))
+            rows.write.mode("error").option("header", True).option("escape", '"').option(
+                "emptyValue", ""
+            ).csv(path)
+            written = spark.read.option("header", True).csv(path)
+        else:
+            tables[name].write.mode("error").parquet(path)
+            written = spark.read.parquet(path)
+        counts[name] = written.count()
+    print(f"{counts['exports']} exports, {counts['resources']} resource rows, {counts['findings']} findings -> {a.out}")
     exports = spark.sql("SELECT count(*) FROM kickoffs").collect()[0][0]
     found = [(r[0], r[1]) for r in spark.sql(shared.INCOMPLETE).collect()]
     print("\n".join(shared.incomplete_lines(found, exports)))

@@ -10,7 +10,8 @@
 -- as numbers when they are (version_number), else as text. resource_rank is the key of the
 -- resource's first version: resources equal in (type, id) (two tenants) keep the order of the
 -- index. What the copies of one version in two shards do not agree on is the binary's
--- version-conflict; the SQL takes the kept copy as the binary does.
+-- version-conflict; the SQL takes the kept copy as the binary does, and sql/audit.sql finds the
+-- conflicts among version_copies (the copies of versions held more than once).
 
 -- view: versions
 SELECT c.shard * 1099511627776 + c.version_key AS version_key,
@@ -38,3 +39,21 @@ SELECT shard * 1099511627776 + version_key AS version_key, patient_id FROM shard
 -- view: version_references
 SELECT shard * 1099511627776 + version_key AS version_key, resource_type, resource_id
 FROM shard_version_references
+
+-- view: version_copies
+-- Every copy of a version some shard holds again, numbered in union order (copy 1 is kept), of
+-- the types `bulk-audit plan` does not read (it finds their conflicts itself: SMALL_TYPES in
+-- src/index_files/plan.rs).
+SELECT c.shard * 1099511627776 + c.version_key AS version_key,
+       c.resource_type, c.resource_id, c.tenant, c.version_id, c.valid_from_ns, c.deleted, c.source, c.copy
+FROM (
+    SELECT s.shard, s.version_key, s.resource_type, s.resource_id, s.tenant, s.version_id,
+           s.valid_from_ns, s.deleted, s.source,
+           ROW_NUMBER() OVER (
+               PARTITION BY s.resource_type, s.resource_id, s.tenant, s.version_id
+               ORDER BY s.shard, s.version_key) AS copy,
+           COUNT(*) OVER (PARTITION BY s.resource_type, s.resource_id, s.tenant, s.version_id) AS copies
+    FROM shard_versions s
+    WHERE s.resource_type NOT IN ('AccessPolicy', 'BulkExportStatus', 'Client', 'Group', 'Patient')
+) c
+WHERE c.copies > 1

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use libfuzzer_sys::fuzz_target;
 
-const FILES: [&str; 13] = [
+const FILES: [&str; 16] = [
     "versions.parquet",
     "version_patients.parquet",
     "version_references.parquet",
@@ -21,6 +21,9 @@ const FILES: [&str; 13] = [
     "kickoffs.parquet",
     "export_types.parquet",
     "export_patients.parquet",
+    "planned_exports.parquet",
+    "planned_findings.parquet",
+    "status_counts.parquet",
     "inputs.parquet",
     "index.json",
     "SHA256SUMS",

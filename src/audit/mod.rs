@@ -39,7 +39,7 @@ use crate::timestamp::Instant;
 
 #[cfg(test)]
 pub(crate) use output_tables::ResourceRows;
-pub(crate) use output_tables::SourceNames;
+pub(crate) use output_tables::{planned_exports_table, SourceNames};
 pub(crate) use summary::{failed_on, nothing_resolved, summary_lines};
 
 /// Everything `bulk-audit audit` was asked, checked: times and zone read, the wildcard file
@@ -265,7 +265,12 @@ pub(crate) fn resolve_planned(
     };
     progress::stage("resolving exports");
     let mut resolutions: Vec<Resolution> = events.par_iter().map(|e| resolve::resolve(e, &h, &ropts)).collect();
-    let (statuses, orphans) = evidence::match_statuses(&events, &mut resolutions, &h);
+    let (statuses, orphans) = evidence::match_statuses(&events, &mut resolutions, &h, plan.is_none());
+    // Each export's findings in one order, whatever step found them: (kind, resource, detail).
+    resolutions.par_iter_mut().for_each(|r| {
+        r.findings.sort();
+        r.findings.dedup();
+    });
     sw.lap("resolve");
 
     let mut general = orphans;

@@ -253,8 +253,21 @@ fn join<'a>(items: impl IntoIterator<Item = &'a String>, sep: &str) -> Option<St
 
 /// The `exports` table: one row per kickoff found (accepted or rejected).
 pub(crate) fn exports_table(r: &AuditResult) -> Table {
+    exports_rows(r, false)
+}
+
+/// The `exports` rows as a plan holds them for the SQL (`planned_exports`, sql/audit.sql): keyed
+/// by `export_key` (the kickoff's number), with the times in exact nanoseconds too, and without
+/// what needs the rows (`resource_count`, `row_count`, `finding_count`, and a system export's
+/// `patient_count`), which the SQL counts.
+pub(crate) fn planned_exports_table(r: &AuditResult) -> Table {
+    exports_rows(r, true)
+}
+
+/// The columns of `exports`.
+const EXPORT_COLUMNS: [(&str, Kind); 36] = {
     use Kind::{Bool, Int, List, Text, Time};
-    let mut b = TableBuilder::new(&[
+    [
         ("export_id", Text),
         ("client_id", Text),
         ("user_id", Text),
@@ -291,11 +304,29 @@ pub(crate) fn exports_table(r: &AuditResult) -> Table {
         ("source", Text),
         ("completeness", Text),
         ("incomplete_because", Text),
-    ]);
+    ]
+};
+
+fn exports_rows(r: &AuditResult, planned: bool) -> Table {
+    let mut schema = Vec::with_capacity(EXPORT_COLUMNS.len() + 4);
+    if planned {
+        schema.push(("export_key", Kind::Int));
+    }
+    schema.extend(EXPORT_COLUMNS);
+    if planned {
+        schema.extend([
+            ("export_time_ns", Kind::Int),
+            ("request_end_ns", Kind::Int),
+            ("status_transaction_time_ns", Kind::Int),
+        ]);
+    }
+    let mut b = TableBuilder::new(&schema);
     for i in export_order(r) {
         let e = &r.events[i];
         let x = &r.resolutions[i];
         let st = r.statuses[i].as_ref();
+        let counted = x.resolved && !planned;
+        let patients_known = x.resolved && (!planned || e.level != crate::rules::kickoff::Level::System);
         let allowed = match &x.allowed_types {
             Some(a) => Some(a.iter().cloned().collect()),
             None if x.resolved => Some(vec!["*".into()]),
@@ -330,12 +361,18 @@ pub(crate) fn exports_table(r: &AuditResult) -> Table {
             .time("request_end", e.request_end().map(|t| t.0))
             .time("status_transaction_time", st.and_then(|s| s.transaction_time).map(|t| t.0))
             .int("status", e.status.map(i64::from))
-            .int("patient_count", x.resolved.then(|| x.patient_count(e) as i64))
-            .int("resource_count", x.resolved.then(|| x.resource_count() as i64))
-            .int("row_count", x.resolved.then_some(x.rows.len() as i64))
-            .int("finding_count", Some(x.findings.len() as i64))
+            .int("patient_count", patients_known.then(|| x.patient_count(e) as i64))
+            .int("resource_count", counted.then(|| x.resource_count() as i64))
+            .int("row_count", counted.then_some(x.rows.len() as i64))
+            .int("finding_count", (!planned).then_some(x.findings.len() as i64))
             .flag("accepted", Some(e.accepted))
             .flag("resolved", Some(x.resolved));
+        if planned {
+            b.int("export_key", Some(i as i64))
+                .int("export_time_ns", e.time.map(|t| t.0))
+                .int("request_end_ns", e.request_end().map(|t| t.0))
+                .int("status_transaction_time_ns", st.and_then(|s| s.transaction_time).map(|t| t.0));
+        }
         let (completeness, because) = super::completeness::cells(r, i);
         b.text("completeness", Some(completeness)).text("incomplete_because", because.as_deref());
     }

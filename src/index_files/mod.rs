@@ -25,7 +25,7 @@ use crate::rules::resolve::NonCompartment;
 use crate::rules::scopes::Wildcard;
 
 /// The layout of the index's tables; an index of another layout is refused.
-const LAYOUT: u32 = 3;
+const LAYOUT: u32 = 4;
 /// The file that describes an index.
 pub(crate) const INFO: &str = "index.json";
 
@@ -141,7 +141,9 @@ pub(crate) fn build(cfg: &AuditConfig) -> Result<IndexSummary> {
     let reading_kept = serde_json::to_value(&reading).map_err(|e| Error::Internal(e.to_string()))?;
     let conflicts = h.conflicts.clone();
     let duplicates = h.duplicates;
-    let result = audit::resolve_all(cfg, reading, h);
+    // Resolved through step 3, as a plan is: the kickoff tables are what the SQL needs.
+    let present: std::collections::BTreeSet<String> = h.present_types().into_iter().collect();
+    let result = audit::resolve_planned(cfg, reading, h, Some(&present));
     crate::progress::stage("writing the index");
     let staging = Staging::begin(&cfg.out, "index")?;
     let mut info = serde_json::json!({

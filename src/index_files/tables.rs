@@ -16,7 +16,7 @@ use crate::rules::resolve::NonCompartment;
 use crate::version::{ClientScopes, Detail};
 
 /// Every table of an index, in the order they are written.
-pub(super) const TABLES: [&str; 11] = [
+pub(super) const TABLES: [&str; 14] = [
     "versions",
     "version_patients",
     "version_references",
@@ -27,6 +27,9 @@ pub(super) const TABLES: [&str; 11] = [
     "kickoffs",
     "export_types",
     "export_patients",
+    "planned_exports",
+    "planned_findings",
+    "status_counts",
     "inputs",
 ];
 
@@ -47,17 +50,14 @@ pub(super) fn write(cfg: &AuditConfig, r: &AuditResult, dir: &Path, identity: &s
     put(&details.groups, "groups")?;
     put(&details.access_policies, "access_policies")?;
     put(&details.statuses, "statuses")?;
-    let (kickoffs, types, patients) = kickoffs(cfg, r);
-    put(&kickoffs, "kickoffs")?;
-    put(&types, "export_types")?;
-    put(&patients, "export_patients")?;
+    write_plan(cfg, r, dir, identity)?;
     put(&inputs(r), "inputs")?;
     Ok(())
 }
 
-/// The tables of a plan over shards (`bulk-audit plan`): the kickoffs as resolved over the
-/// union, each tagged with the plan's `identity`.
-#[cfg_attr(not(feature = "parquet"), allow(dead_code))]
+/// The tables of a plan (`bulk-audit plan` over shards; an index holds them too): the kickoffs
+/// as resolved through step 3, with what `sql/audit.sql` needs to finish the `exports` and
+/// `findings` rows, each tagged with the plan's (or index's) `identity`.
 pub(super) fn write_plan(cfg: &AuditConfig, r: &AuditResult, dir: &Path, identity: &str) -> Result<()> {
     let put = |table: &dyn Rows, name: &str| {
         output::write_parquet_tagged(table, &dir.join(format!("{name}.parquet")), &[(IDENTITY_KEY, identity)])
@@ -65,12 +65,65 @@ pub(super) fn write_plan(cfg: &AuditConfig, r: &AuditResult, dir: &Path, identit
     let (kickoffs, types, patients) = kickoffs(cfg, r);
     put(&kickoffs, "kickoffs")?;
     put(&types, "export_types")?;
-    put(&patients, "export_patients")
+    put(&patients, "export_patients")?;
+    put(&crate::audit::planned_exports_table(r), "planned_exports")?;
+    put(&planned_findings(r), "planned_findings")?;
+    put(&status_counts(r), "status_counts")
 }
 
 /// The tables of a plan.
 #[cfg_attr(not(feature = "parquet"), allow(dead_code))]
-pub(super) const PLAN_TABLES: [&str; 3] = ["kickoffs", "export_types", "export_patients"];
+pub(super) const PLAN_TABLES: [&str; 6] =
+    ["kickoffs", "export_types", "export_patients", "planned_exports", "planned_findings", "status_counts"];
+
+/// `planned_findings`: every finding resolving through step 3 found, each export's keyed by its
+/// `export_key`, then those about the inputs as a whole (no key). What needs the rows or the
+/// whole history (`boundary-ambiguous` of the exported resources, `tenant-unmarked`,
+/// `count-mismatch`, a `version-conflict` between shards of a type a plan does not read) the SQL
+/// finds.
+fn planned_findings(r: &AuditResult) -> Table {
+    use Kind::{Int, Text};
+    let mut t = TableBuilder::new(&[
+        ("export_key", Int),
+        ("export_id", Text),
+        ("kind", Text),
+        ("resource_type", Text),
+        ("resource_id", Text),
+        ("version_id", Text),
+        ("detail", Text),
+    ]);
+    let keyed = r.resolutions.iter().enumerate().flat_map(|(i, x)| x.findings.iter().map(move |f| (Some(i as i64), f)));
+    for (key, f) in keyed.chain(r.general_findings.iter().map(|f| (None, f))) {
+        let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
+        t.row()
+            .int("export_key", key)
+            .text("export_id", text(&f.export_id).as_deref())
+            .text("kind", Some(f.kind.as_str()))
+            .text("resource_type", text(&f.resource_type).as_deref())
+            .text("resource_id", text(&f.resource_id).as_deref())
+            .text("version_id", text(&f.version_id).as_deref())
+            .text("detail", text(&f.detail).as_deref());
+    }
+    t.finish()
+}
+
+/// `status_counts`: the per-type `output[].count` of each export's matched BulkExportStatus
+/// (none when it lists no count), for the SQL's `count-mismatch`.
+fn status_counts(r: &AuditResult) -> Table {
+    use Kind::{Int, Text};
+    let mut t = TableBuilder::new(&[("export_key", Int), ("status_id", Text), ("resource_type", Text), ("count", Int)]);
+    for (i, st) in r.statuses.iter().enumerate() {
+        let Some(st) = st else { continue };
+        for (ty, n) in &st.counts {
+            t.row()
+                .int("export_key", Some(i as i64))
+                .text("status_id", Some(&st.id))
+                .text("resource_type", Some(ty))
+                .int("count", i64::try_from(*n).ok());
+        }
+    }
+    t.finish()
+}
 
 /// Every version in index order: resources by (type, id, tenant), each one's versions by
 /// (lastUpdated, versionId). A version's row number is its `version_key`.

@@ -50,7 +50,7 @@ fn a_history_cut_anywhere_into_shards_audits_as_one() {
     let findings = read(&out.join("findings.csv"));
     assert!(findings.contains("version-conflict"), "the differing copy is a conflict: {findings}");
     let manifest: serde_json::Value = serde_json::from_str(&read(&out.join("manifest.json"))).unwrap();
-    assert_eq!(manifest["history"]["conflicting_copies"], 1, "{manifest}");
+    assert_eq!(manifest["history"]["conflicting_copies"], 2, "{manifest}");
     assert!(manifest["history"]["duplicate_copies_ignored"].as_u64().unwrap() >= 1, "{manifest}");
     assert!(read(&out.join("resources.csv")).lines().count() > 100);
 }

@@ -1,9 +1,11 @@
-"""Runs sql/audit.sql on DuckDB and on Spark over bulk-audit indexes and compares the rows with
-the binary's `resources` table, typed (text as text, times as UTC microseconds), both ways
-(rows missing and rows extra), and in order.
+"""Runs sql/audit.sql on DuckDB and on Spark over bulk-audit indexes and compares its
+`resources`, `exports` and `findings` tables with the binary's, typed (text as text, numbers as
+numbers, flags as flags, lists as lists, times as UTC microseconds), both ways (rows missing and
+rows extra), and in order.
 
 Usage: parity.py [--no-spark] IDX[::PLAN]=AUDIT_DIR...  (AUDIT_DIR: an audit of the same inputs
-and options with --format parquet; IDX a folder of shards with PLAN their plan, or one index). Prints one line per index and engine; exit 1 on a difference.
+and options with --format parquet; IDX a folder of shards with PLAN their plan, or one index).
+Prints one line per index, engine and table; exit 1 on a difference.
 """
 
 import collections
@@ -15,11 +17,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
-COLUMNS = [
-    "export_id", "client_id", "export_time", "level", "group_id", "patient_id",
-    "resource_type", "resource_id", "version_id", "last_updated", "source",
-]
-TIMES = {"export_time", "last_updated"}
+TABLES = ["resources", "exports", "findings"]
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
@@ -39,19 +37,22 @@ def micros(value, column, engine):
     return (value - EPOCH) // datetime.timedelta(microseconds=1)
 
 
-def typed(rows, names, engine):
-    if list(names) != COLUMNS:
-        raise SystemExit(f"{engine}: columns {list(names)}, expected {COLUMNS}")
+def typed(rows, names, want, engine):
+    """The rows with every cell as Python compares it: times as UTC microseconds."""
+    if list(names) != list(want):
+        raise SystemExit(f"{engine}: columns {list(names)}, expected {list(want)}")
     out = []
     for row in rows:
         cells = []
-        for column, value in zip(COLUMNS, row):
-            if column in TIMES:
-                cells.append(None if value is None else micros(value, column, engine))
-            elif value is None or isinstance(value, str):
+        for column, value in zip(names, row):
+            if isinstance(value, datetime.datetime):
+                cells.append(micros(value, column, engine))
+            elif value is None or isinstance(value, (str, bool, int)):
                 cells.append(value)
+            elif isinstance(value, (list, tuple)):
+                cells.append(tuple(value))
             else:
-                raise SystemExit(f"{engine}: {column} is {type(value).__name__} {value!r}, not text")
+                raise SystemExit(f"{engine}: {column} is {type(value).__name__} {value!r}")
         out.append(tuple(cells))
     return out
 
@@ -79,21 +80,29 @@ def main():
     pairs = [a.split("=", 1) for a in args if a != "--no-spark"]
     binary = {}
     for index, audit_dir in pairs:
-        table = pq.read_table(Path(audit_dir) / "resources.parquet")
-        binary[index] = typed(zip(*[table.column(c).to_pylist() for c in table.column_names]), table.column_names, "binary")
+        for name in TABLES:
+            table = pq.read_table(Path(audit_dir) / f"{name}.parquet")
+            columns = [table.column(c).to_pylist() for c in table.column_names]
+            binary[index, name] = (table.column_names, typed(zip(*columns), table.column_names, table.column_names, "binary"))
     ok = True
     duck = script("duckdb-audit")
     for index, _ in pairs:
         idx, _, plan = index.partition("::")
-        _, rel = duck.audit(idx, plan or None)
-        ok &= compare(f"duckdb {index}", typed(rel.fetchall(), rel.columns, "duckdb"), binary[index])
+        _, rels = duck.audit(idx, plan or None)
+        for name in TABLES:
+            names, want = binary[index, name]
+            got = typed(rels[name].fetchall(), rels[name].columns, names, f"duckdb {name}")
+            ok &= compare(f"duckdb {index} {name}", got, want)
     if spark_too:
         spark_audit = script("spark-audit")
         spark = spark_audit.session("local[2]")
         for index, _ in pairs:
             idx, _, plan = index.partition("::")
-            frame = spark_audit.audit(spark, idx, plan or None)
-            ok &= compare(f"spark {index}", typed(frame.collect(), frame.columns, "spark"), binary[index])
+            frames = spark_audit.audit(spark, idx, plan or None)
+            for name in TABLES:
+                names, want = binary[index, name]
+                got = typed(frames[name].collect(), frames[name].columns, names, f"spark {name}")
+                ok &= compare(f"spark {index} {name}", got, want)
         spark.stop()
     sys.exit(0 if ok else 1)
 

@@ -218,14 +218,15 @@ pub(crate) fn resolve(e: &ExportEvent, h: &History, o: &ResolveOptions) -> Resol
     types::types_not_in_history(&ask, &mut r);
     // 3. Patients (`None`: every patient, a system export; a Group missing at T exports nothing).
     let selection = patients::selected(&ask, &mut r);
+    // 5 (recorded). The parameters not applied, as findings.
+    resources::params_not_applied(&ask, &mut r.findings);
     if o.selection_only {
         if let patients::Selection::Nothing = selection {
             r.selection_nothing = true;
         }
         return finish(r, h);
     }
-    // 4–6. Resources, within step 5's time parameters; 5's others are recorded as findings.
-    resources::params_not_applied(&ask, &mut r.findings);
+    // 4–6. Resources, within step 5's time parameters.
     match selection {
         patients::Selection::Nothing => {}
         patients::Selection::Every => resources::rows(&ask, None, &mut r),

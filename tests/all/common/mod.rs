@@ -251,7 +251,9 @@ impl Lcg {
 /// The history under `history` cut as a history too big for one process is: every line
 /// shuffled and cut at arbitrary line boundaries into about five parts under `into` (the third
 /// compressed), so a resource's versions lie in several parts; plus a copy of one version in
-/// another part and a copy of another that differs (a later lastUpdated). Returns the parts.
+/// another part, and in another part than their originals' two copies that differ (a later
+/// lastUpdated): one of any type, one of a type `bulk-audit plan` does not read (its conflict
+/// is the SQL's to find). Returns the parts.
 pub fn cut_history(history: &Path, into: &Path, seed: u64) -> Vec<PathBuf> {
     let mut lines = history_lines(history);
     let mut rng = Lcg(seed);
@@ -267,12 +269,19 @@ pub fn cut_history(history: &Path, into: &Path, seed: u64) -> Vec<PathBuf> {
     let copy = chunks[0][0].clone();
     chunks.last_mut().unwrap().push(copy);
     let key = "\"lastUpdated\":\"";
-    let line =
-        lines.iter().find(|l| l.contains(key) && !l.contains("\"Bundle\"")).expect("a version with meta").clone();
-    let at = line.find(key).unwrap() + key.len();
-    let end = at + line[at..].find('"').unwrap();
-    let changed = format!("{}2099-01-02T00:00:00Z{}", &line[..at], &line[end..]);
-    chunks[1].push(changed);
+    let small = ["AccessPolicy", "BulkExportStatus", "Client", "Group", "Patient"];
+    let of_small = |l: &str| small.iter().any(|t| l.contains(&format!("\"resourceType\":\"{t}\"")));
+    let any = lines.iter().find(|l| l.contains(key) && !l.contains("\"Bundle\"")).expect("a version with meta");
+    let big = chunks[0]
+        .iter()
+        .find(|l| *l != any && l.contains(key) && !l.contains("\"Bundle\"") && !of_small(l))
+        .expect("a version of a type a plan does not read, with meta");
+    for line in [any.clone(), big.clone()] {
+        let at = line.find(key).unwrap() + key.len();
+        let end = at + line[at..].find('"').unwrap();
+        let changed = format!("{}2099-01-02T00:00:00Z{}", &line[..at], &line[end..]);
+        chunks[1].push(changed);
+    }
     std::fs::create_dir_all(into).unwrap();
     chunks
         .iter()
