@@ -25,8 +25,8 @@ for round in $(seq "$rounds"); do
     echo "index size $(du -sm "$work/idx" | cut -f1) MB" >&2
     peak "audit --index (CSV)" "$bin" audit --index "$work/idx" --format csv --no-report -q --out "$work/indexed"
     peak "audit --index (resolve only: 0 exports selected)" "$bin" audit --index "$work/idx" --client nobody --format csv --no-report -q --out "$work/none"
-    peak "DuckDB sql/audit.sql" "$python" scripts/duckdb-audit.py "$work/idx" "$work/duckdb.parquet"
-    peak "Spark sql/audit.sql (local[*])" "$python" scripts/spark-audit.py "$work/idx" "$work/spark.parquet"
+    peak "DuckDB sql/audit.sql" "$python" scripts/duckdb-audit.py "$work/idx" "$work/duckdb-out"
+    peak "Spark sql/audit.sql (local[*])" "$python" scripts/spark-audit.py "$work/idx" "$work/spark-out"
     if [ "${PEER:-0}" = 1 ]; then
         # The peer (../shared/bench, beside the repository) writes its rows into the world's truth/;
         # its own virtualenv, as benches/reference.sh makes it (it needs a newer DuckDB).

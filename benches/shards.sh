@@ -36,15 +36,18 @@ awk -v s="$start" -v e="$end" -v j="$jobs" '{ if ($(NF-1) + 0 > m) m = $(NF-1) +
     END { printf "shard builds, %d at a time: %.1f s wall, the largest peak %d MB\n", j, e - s, m }' "$work/shards.log" >&2
 peak "plan (small resources of every shard)" "$bin" plan --index "$work/idx" -q --out "$work/plan"
 peak "audit --index of the shards (binary, CSV)" "$bin" audit --index "$work/idx" --format csv --no-report -q --out "$work/union"
-peak "DuckDB sql over the shards (--memory-limit $memory)" "$python" scripts/duckdb-audit.py "$work/idx" "$work/duckdb.parquet" --plan "$work/plan" --memory-limit "$memory"
-peak "Spark local[2] sql over the shards" "$python" scripts/spark-audit.py "$work/idx" "$work/spark.parquet" --plan "$work/plan" --master "local[2]"
+peak "DuckDB sql over the shards (--memory-limit $memory)" "$python" scripts/duckdb-audit.py "$work/idx" "$work/duckdb-out" --plan "$work/plan" --memory-limit "$memory"
+peak "Spark local[2] sql over the shards" "$python" scripts/spark-audit.py "$work/idx" "$work/spark-out" --plan "$work/plan" --master "local[2]"
 peak "spark-index.py local[2] (shard builds and plan)" "$python" scripts/spark-index.py --bin "$bin" --logs "$world/logs" --history "$work/parts" --out "$work/idx-spark" --master "local[2]" -q
-cmp "$work/one/resources.csv" "$work/union/resources.csv" && echo "audit --index of the shards: byte-identical" >&2
+for t in resources exports findings; do
+    cmp "$work/one/$t.csv" "$work/union/$t.csv" && echo "audit --index of the shards: $t byte-identical" >&2
+done
 "$python" - "$work" <<'PY' >&2
 import sys, duckdb
 w = sys.argv[1]
-binary = duckdb.sql(f"SELECT count(*) FROM read_csv('{w}/one/resources.csv', all_varchar=true)").fetchall()[0][0]
-for name, src in [("duckdb", f"'{w}/duckdb.parquet'"), ("spark", f"'{w}/spark.parquet/*.parquet'")]:
-    n = duckdb.sql(f"SELECT count(*) FROM read_parquet({src})").fetchall()[0][0]
-    print(f"{name}: {n} rows, the binary {binary}")
+for t in ["resources", "exports", "findings"]:
+    binary = duckdb.sql(f"SELECT count(*) FROM read_csv('{w}/one/{t}.csv', all_varchar=true)").fetchall()[0][0]
+    for name, src in [("duckdb", f"'{w}/duckdb-out/{t}.parquet'"), ("spark", f"'{w}/spark-out/{t}/*.parquet'")]:
+        n = duckdb.sql(f"SELECT count(*) FROM read_parquet({src})").fetchall()[0][0]
+        print(f"{name} {t}: {n} rows, the binary {binary}")
 PY
