@@ -23,24 +23,24 @@ pub(super) fn manifest(
         "tool": "bulk-audit",
         "version": env!("CARGO_PKG_VERSION"),
         "options": {
-            "logs": cfg.logs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-            "history": cfg.history.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
-            "client": cfg.clients,
-            "from": cfg.from.map(|t| t.to_rfc3339()),
-            "to": cfg.to.map(|t| t.to_rfc3339()),
-            "tz": cfg.zone.name(),
-            "format": cfg.format,
-            "boundary": cfg.boundary,
-            "wildcard": cfg.wildcard.name(),
-            "non_compartment": cfg.non_compartment,
-            "fhir_version": cfg.fhir_version,
-            "skip_inactive_members": cfg.skip_inactive_members,
-            "with_resource": cfg.with_resource,
-            "reconstruct": cfg.reconstruct.as_ref().map(|p| p.display().to_string()),
-            "audit_events": cfg.audit_events,
-            "report": cfg.report,
-            "max_log_gap": cfg.max_log_gap_text,
-            "skip_invalid": cfg.skip_invalid,
+            "logs": cfg.read.logs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "history": cfg.read.history.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "client": cfg.select.clients,
+            "from": cfg.select.from.map(|t| t.to_rfc3339()),
+            "to": cfg.select.to.map(|t| t.to_rfc3339()),
+            "tz": cfg.read.zone.name(),
+            "format": cfg.outputs.format,
+            "boundary": cfg.rules.boundary,
+            "wildcard": cfg.rules.wildcard.name(),
+            "non_compartment": cfg.rules.non_compartment,
+            "fhir_version": cfg.rules.fhir_version,
+            "skip_inactive_members": cfg.rules.skip_inactive_members,
+            "with_resource": cfg.outputs.with_resource,
+            "reconstruct": cfg.outputs.reconstruct.as_ref().map(|p| p.display().to_string()),
+            "audit_events": cfg.outputs.audit_events,
+            "report": cfg.outputs.report,
+            "max_log_gap": cfg.read.max_log_gap,
+            "skip_invalid": cfg.read.skip_invalid,
         },
         "lines_skipped": r.inputs.iter().map(|i| i.lines_skipped).sum::<u64>(),
         "inputs": r.inputs,
@@ -79,7 +79,7 @@ pub(super) fn manifest(
         );
     }
     // With --reconstruct: which folder holds which export (names are cut and made distinct).
-    if let (Some(_), Some(m)) = (&cfg.reconstruct, manifest.as_object_mut()) {
+    if let (Some(_), Some(m)) = (&cfg.outputs.reconstruct, manifest.as_object_mut()) {
         let folders: serde_json::Map<String, serde_json::Value> = super::reconstruct::folder_names(r)
             .into_iter()
             .map(|(i, name)| (name, r.events[i].id.clone().into()))

@@ -4,6 +4,7 @@
 
 mod audit_events;
 pub(crate) mod completeness;
+mod config;
 mod manifest;
 mod output_tables;
 mod reconstruct;
@@ -19,68 +20,27 @@ use rayon::prelude::*;
 use crate::bodies;
 use crate::error::Skipped;
 use crate::error::{Error, Result};
-use crate::fhir::compartment::{Compartment, FhirVersion};
+use crate::fhir::compartment::Compartment;
 use crate::fhir::types as fhir_types;
 use crate::history::forms::Layout;
-use crate::history::pg_text::Columns;
 use crate::history::{self, ParseOptions};
 use crate::index::{self, Boundary, History};
 use crate::logs;
-use crate::output::{self, Format, Staging};
+use crate::output::{self, Staging};
 use crate::progress;
 use crate::rules::evidence::{self, StatusMatch};
 use crate::rules::findings::{Finding, FindingKind};
 use crate::rules::kickoff::{self, ExportEvent};
 use crate::rules::resolve::{self, NonCompartment, Resolution, ResolveOptions};
-use crate::rules::scopes::Wildcard;
 use crate::source::{self, InputFile, InputRecord};
 use crate::stopwatch::Stopwatch;
 use crate::timestamp::Instant;
 
+pub(crate) use config::{AuditConfig, Outputs, ReadOptions, RuleOptions, Selection};
 #[cfg(test)]
 pub(crate) use output_tables::ResourceRows;
 pub(crate) use output_tables::{planned_exports_table, SourceNames};
 pub(crate) use summary::{failed_on, nothing_resolved, summary_lines};
-
-/// Everything `bulk-audit audit` was asked, checked: times and zone read, the wildcard file
-/// read, the output folders known to be writable.
-#[derive(Debug, Clone)]
-pub(crate) struct AuditConfig {
-    pub(crate) logs: Vec<PathBuf>,
-    pub(crate) history: Vec<PathBuf>,
-    /// `--index`: resolve from this version index (or the union of these shards) instead of
-    /// reading `logs` and `history` (which then name what the index was built from); empty: read
-    /// the dumps.
-    pub(crate) index: Vec<PathBuf>,
-    pub(crate) clients: Vec<String>,
-    pub(crate) from: Option<Instant>,
-    pub(crate) to: Option<Instant>,
-    pub(crate) zone: Zone,
-    pub(crate) out: PathBuf,
-    pub(crate) format: Format,
-    pub(crate) boundary: Boundary,
-    pub(crate) wildcard: Wildcard,
-    pub(crate) non_compartment: NonCompartment,
-    pub(crate) fhir_version: FhirVersion,
-    pub(crate) skip_inactive_members: bool,
-    pub(crate) with_resource: bool,
-    pub(crate) reconstruct: Option<PathBuf>,
-    /// Also write the FHIR AuditEvents (`--audit-events`).
-    pub(crate) audit_events: bool,
-    /// Write `report.html` (off with `--no-report`).
-    pub(crate) report: bool,
-    pub(crate) max_log_gap_nanos: i64,
-    pub(crate) max_log_gap_text: String,
-    /// Note unreadable lines as findings and go on, instead of stopping at the first.
-    pub(crate) skip_invalid: bool,
-    /// Audit against a history that holds no version, or none in force at any kickoff (every
-    /// export is then incomplete), instead of refusing it.
-    pub(crate) allow_empty_history: bool,
-    /// `--fail-on`: finding kinds (or `incomplete`) that make the run exit 5 once written.
-    pub(crate) fail_on: Vec<String>,
-    /// The columns of `$dump-sql` TSV files without a header (`--tsv-columns`).
-    pub(crate) tsv_columns: Option<Columns>,
-}
 
 /// What an audit found, before it is written.
 pub(crate) struct AuditResult {
@@ -176,29 +136,31 @@ pub(crate) fn run(cfg: &AuditConfig) -> Result<AuditResult> {
 pub(crate) fn read(cfg: &AuditConfig) -> Result<(Reading, History)> {
     let mut sw = Stopwatch::new();
     // Listed first, so the progress total holds the history from the start.
-    let history_files = source::collect_for("--history", &cfg.history)?;
+    let history_files = source::collect_for("--history", &cfg.read.history)?;
     progress::add_total(history_files.iter().filter_map(|f| f.size).sum());
     progress::stage("reading logs");
-    let (events, log_data) = read_exports(&cfg.logs, &cfg.zone, cfg.max_log_gap_nanos, cfg.skip_invalid)?;
+    let (events, log_data) =
+        read_exports(&cfg.read.logs, &cfg.read.zone, cfg.read.max_log_gap_nanos, cfg.read.skip_invalid)?;
     sw.lap("logs");
     let seen = Seen::of(&events, &log_data);
 
-    let compartment = Compartment::load(cfg.fhir_version);
+    let compartment = Compartment::load(cfg.rules.fhir_version);
     progress::stage("reading history");
-    let mut parse_opts = ParseOptions::new(&compartment, cfg.zone, cfg.non_compartment == NonCompartment::Referenced);
-    parse_opts.skip_invalid = cfg.skip_invalid;
-    parse_opts.tsv_columns = cfg.tsv_columns.clone();
+    let mut parse_opts =
+        ParseOptions::new(&compartment, cfg.read.zone, cfg.rules.non_compartment == NonCompartment::Referenced);
+    parse_opts.skip_invalid = cfg.read.skip_invalid;
+    parse_opts.tsv_columns = cfg.read.tsv_columns.clone();
     let (h, reading) = index::build(|to_index| history::read(&history_files, &parse_opts, to_index))?;
     let history::FilesRead { records: history_inputs, skipped: history_skipped, layouts } = reading;
     sw.lap("history: read and index");
     // A shard of only the logs or only part of the history is checked in the union it joins.
-    if !cfg.allow_empty_history && !cfg.logs.is_empty() && !cfg.history.is_empty() {
+    if !cfg.read.allow_empty_history && !cfg.read.logs.is_empty() && !cfg.read.history.is_empty() {
         nothing_in_force(cfg, &events, &h)?;
     }
     let logs::Logs { coverage, inputs: mut all_inputs, mut skipped, .. } = log_data;
     skipped.extend(history_skipped);
     all_inputs.extend(history_inputs);
-    let named_types = history::named_types(&history_files, &layouts, &fhir_types::fhir_types(cfg.fhir_version));
+    let named_types = history::named_types(&history_files, &layouts, &fhir_types::fhir_types(cfg.rules.fhir_version));
     Ok((Reading { events, seen, coverage, skipped, history_files, layouts, named_types, inputs: all_inputs }, h))
 }
 
@@ -206,7 +168,7 @@ pub(crate) fn read(cfg: &AuditConfig) -> Result<(Reading, History)> {
 /// that holds no version at all, or one whose every version was written at or after the last
 /// accepted kickoff (nothing of it was in force when any export ran).
 pub(crate) fn nothing_in_force(cfg: &AuditConfig, events: &[ExportEvent], h: &History) -> Result<()> {
-    let paths = cfg.history.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ");
+    let paths = cfg.read.history.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" ");
     let advice = "give the history dumps the audit needs (README: \"What an audit needs\"), or \
                   --allow-empty-history to audit against it anyway (every export then incomplete)";
     if h.version_count == 0 {
@@ -218,7 +180,7 @@ pub(crate) fn nothing_in_force(cfg: &AuditConfig, events: &[ExportEvent], h: &Hi
     let last_kickoff = events.iter().filter(|e| e.accepted).filter_map(|e| e.time).max();
     let first_version = h.resources.iter().filter_map(|r| r.versions.first()).map(|v| v.last_updated).min();
     if let (Some(t), Some(first)) = (last_kickoff, first_version) {
-        let none_before = match cfg.boundary {
+        let none_before = match cfg.rules.boundary {
             Boundary::Strict => first >= t,
             Boundary::Inclusive => first > t,
         };
@@ -248,16 +210,17 @@ pub(crate) fn resolve_planned(
 ) -> AuditResult {
     let mut sw = Stopwatch::new();
     let Reading { events, seen, coverage, skipped, history_files, layouts, named_types, inputs } = reading;
-    let events: Vec<ExportEvent> = events.into_iter().filter(|e| selected(e, &cfg.clients, cfg.from, cfg.to)).collect();
-    let compartment = Compartment::load(cfg.fhir_version);
-    let fhir_types = fhir_types::fhir_types(cfg.fhir_version);
+    let events: Vec<ExportEvent> =
+        events.into_iter().filter(|e| selected(e, &cfg.select.clients, cfg.select.from, cfg.select.to)).collect();
+    let compartment = Compartment::load(cfg.rules.fhir_version);
+    let fhir_types = fhir_types::fhir_types(cfg.rules.fhir_version);
     let ropts = ResolveOptions {
-        boundary: cfg.boundary,
-        wildcard_types: cfg.wildcard.expand(&fhir_types.iter().cloned().collect::<Vec<_>>()),
+        boundary: cfg.rules.boundary,
+        wildcard_types: cfg.rules.wildcard.expand(&fhir_types.iter().cloned().collect::<Vec<_>>()),
         fhir_types,
-        fhir_version_name: cfg.fhir_version.name(),
-        non_compartment: cfg.non_compartment,
-        skip_inactive_members: cfg.skip_inactive_members,
+        fhir_version_name: cfg.rules.fhir_version.name(),
+        non_compartment: cfg.rules.non_compartment,
+        skip_inactive_members: cfg.rules.skip_inactive_members,
         compartment: &compartment,
         named_types: &named_types,
         present_types: plan,
@@ -290,7 +253,7 @@ pub(crate) fn resolve_planned(
         general.push(Finding::new(
             "",
             FindingKind::LogGap,
-            format!("no log line between {} and {} ({:.0} s, more than --max-log-gap {}): kickoffs in this span are unknown", g.from, g.to, g.seconds, cfg.max_log_gap_text),
+            format!("no log line between {} and {} ({:.0} s, more than --max-log-gap {}): kickoffs in this span are unknown", g.from, g.to, g.seconds, cfg.read.max_log_gap),
         ));
     }
     let names = output_tables::SourceNames::new(&history_files);
@@ -325,12 +288,12 @@ pub(crate) fn resolve_planned(
 
 /// Writes every output of the audit.
 pub(crate) fn write(cfg: &AuditConfig, r: &AuditResult) -> Result<Written> {
-    let staging = Staging::begin(&cfg.out, "audit")?;
+    let staging = Staging::begin(&cfg.outputs.out, "audit")?;
     let mut sw = Stopwatch::new();
     // Re-read into a spill file inside the staging folder (private, removed before the commit,
     // and with the folder on failure or interrupt): memory holds where each body is, not the
     // bodies.
-    let bodies = if cfg.with_resource || cfg.reconstruct.is_some() {
+    let bodies = if cfg.outputs.with_resource || cfg.outputs.reconstruct.is_some() {
         let mut wanted: Vec<bodies::VersionKey> =
             r.resolutions.iter().flat_map(|x| x.rows.iter().map(|row| (row.resource, row.version))).collect();
         wanted.sort_unstable();
@@ -344,8 +307,8 @@ pub(crate) fn write(cfg: &AuditConfig, r: &AuditResult) -> Result<Written> {
     }
 
     progress::stage("writing");
-    let ext = cfg.format.extension();
-    let resources = output_tables::ResourceRows::new(r, if cfg.with_resource { bodies.as_ref() } else { None });
+    let ext = cfg.outputs.format.extension();
+    let resources = output_tables::ResourceRows::new(r, if cfg.outputs.with_resource { bodies.as_ref() } else { None });
     let exports = output_tables::exports_table(r);
     let findings = output_tables::all_findings(r);
     // The counts are known before anything is written: the manifest and the report need not
@@ -358,29 +321,29 @@ pub(crate) fn write(cfg: &AuditConfig, r: &AuditResult) -> Result<Written> {
     let manifest = manifest::manifest(cfg, r, &written, &findings);
     sw.lap("resources table");
     let (resources_written, report) = rayon::join(
-        || output::write_table(&resources, &staging.dir.join(format!("resources.{ext}")), cfg.format),
-        || cfg.report.then(|| report::render(r, &manifest)),
+        || output::write_table(&resources, &staging.dir.join(format!("resources.{ext}")), cfg.outputs.format),
+        || cfg.outputs.report.then(|| report::render(r, &manifest)),
     );
     resources_written?;
     if let Some(b) = &bodies {
         b.check()?;
     }
     sw.lap("resources write (and the report rendered)");
-    output::write_table(&exports, &staging.dir.join(format!("exports.{ext}")), cfg.format)?;
+    output::write_table(&exports, &staging.dir.join(format!("exports.{ext}")), cfg.outputs.format)?;
     output::write_table(
         &output_tables::findings_table(&findings),
         &staging.dir.join(format!("findings.{ext}")),
-        cfg.format,
+        cfg.outputs.format,
     )?;
     output::write_json(&staging.dir.join(output::MANIFEST), &manifest)?;
-    if cfg.audit_events {
+    if cfg.outputs.audit_events {
         audit_events::write(r, &staging.dir)?;
     }
     if let Some(html) = report {
         output::write_text(&staging.dir.join("report.html"), &html)?;
     }
 
-    let recon_staging = match (&cfg.reconstruct, &bodies) {
+    let recon_staging = match (&cfg.outputs.reconstruct, &bodies) {
         (Some(dir), Some(bodies)) => {
             let s = Staging::begin(dir, "reconstruct")?;
             reconstruct::write(r, &s.dir, bodies)?;

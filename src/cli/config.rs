@@ -6,7 +6,7 @@
 use super::{
     AuditArgs, BoundaryArg, FhirVersionArg, FormatArg, IndexArgs, NonCompartmentArg, PlanArgs, ReadArgs, RuleArgs,
 };
-use crate::audit::AuditConfig;
+use crate::audit::{AuditConfig, Outputs, ReadOptions, RuleOptions, Selection};
 use crate::error::{Error, Result};
 use crate::fhir::compartment::FhirVersion;
 use crate::history::pg_text::Columns;
@@ -16,50 +16,7 @@ use crate::output::{self, overlapping, Format};
 use crate::rules::resolve::NonCompartment;
 use crate::rules::scopes::Wildcard;
 use crate::source;
-use crate::timestamp::{self, Stamp, TimeError, Zone};
-
-/// `24h`, `90m`, `30s`, `2d`, `1h30m`, `1500ms` → nanoseconds.
-pub(crate) fn parse_duration(s: &str) -> std::result::Result<i64, String> {
-    let bad = || format!("unreadable duration {s:?} (expected e.g. 24h, 90m, 2d, 1h30m)");
-    let mut total: i64 = 0;
-    let mut num = String::new();
-    let b = s.trim();
-    let mut chars = b.chars().peekable();
-    let mut any = false;
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let mut unit = c.to_string();
-        if c == 'm' && chars.peek() == Some(&'s') {
-            unit.push(chars.next().expect("peeked"));
-        }
-        let n: i64 = num.parse().map_err(|_| bad())?;
-        num.clear();
-        let mult: i64 = match unit.as_str() {
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60 * 1_000_000_000,
-            "h" => 3600 * 1_000_000_000,
-            "d" => 86400 * 1_000_000_000,
-            _ => return Err(bad()),
-        };
-        total = total.checked_add(n.checked_mul(mult).ok_or_else(bad)?).ok_or_else(bad)?;
-        any = true;
-    }
-    if !num.is_empty() {
-        // A bare number is seconds.
-        total = total
-            .checked_add(num.parse::<i64>().map_err(|_| bad())?.checked_mul(1_000_000_000).ok_or_else(bad)?)
-            .ok_or_else(bad)?;
-        any = true;
-    }
-    if !any {
-        return Err(bad());
-    }
-    Ok(total)
-}
+use crate::timestamp::{self, parse_duration, Stamp, TimeError, Zone};
 
 /// `256MiB`, `1GiB`, `64k`, `1000000` → bytes (k/M/G and KiB/MiB/GiB alike are powers of 1024).
 pub(crate) fn parse_size(s: &str) -> std::result::Result<u64, String> {
@@ -135,25 +92,15 @@ pub(crate) fn audit_config(mut a: AuditArgs) -> Result<AuditConfig> {
             )));
         }
     }
-    let mut cfg = reading_config(a.read, a.rules, zone, a.out, stored.is_none())?;
+    let (mut read, mut rules) = (read_options(a.read, zone, stored.is_none())?, rule_options(a.rules)?);
+    let mut index = Vec::new();
     if let Some(stored) = stored {
         let dir = crate::index_files::named(&shards);
-        let asked = serde_json::to_value(IndexOptions::of(&cfg)).map_err(|e| Error::Internal(e.to_string()))?;
-        let built = serde_json::to_value(&stored).map_err(|e| Error::Internal(e.to_string()))?;
-        let differ: Vec<String> = a
-            .given
-            .iter()
-            .filter(|id| asked[**id] != built[**id])
-            // A duration is the same however it is written (`1d`, `24h`).
-            .filter(|id| {
-                **id != "max_log_gap" || {
-                    let nanos = |v: &serde_json::Value| v.as_str().and_then(|s| parse_duration(s).ok());
-                    nanos(&asked[**id]) != nanos(&built[**id])
-                }
-            })
-            .map(|id| {
-                format!("--{} {} (the index has {})", id.replace('_', "-"), shown(&asked[*id]), shown(&built[*id]))
-            })
+        let differ: Vec<String> = IndexOptions::of(&read, &rules)
+            .differences(&stored)
+            .into_iter()
+            .filter(|d| given(d.id))
+            .map(|d| format!("--{} {} (the index has {})", d.id.replace('_', "-"), d.this, d.other))
             .collect();
         if !differ.is_empty() {
             return Err(Error::Usage(format!(
@@ -162,15 +109,9 @@ pub(crate) fn audit_config(mut a: AuditArgs) -> Result<AuditConfig> {
                 differ.join(", ")
             )));
         }
-        from_index(&mut cfg, stored, &shards)?;
+        (read, rules) = from_index(read, stored, &dir)?;
+        index = shards;
     }
-    cfg.clients = a.clients;
-    cfg.from = from;
-    cfg.to = to;
-    cfg.format = match a.format {
-        FormatArg::Parquet => Format::Parquet,
-        FormatArg::Csv => Format::Csv,
-    };
     for kind in &a.fail_on {
         if kind != "incomplete" && crate::rules::findings::FindingKind::from_name(kind).is_none() {
             return Err(Error::Usage(format!(
@@ -179,22 +120,30 @@ pub(crate) fn audit_config(mut a: AuditArgs) -> Result<AuditConfig> {
             )));
         }
     }
-    cfg.fail_on = a.fail_on.clone();
-    cfg.with_resource = a.with_resource;
-    cfg.audit_events = a.audit_events;
-    cfg.report = !a.no_report;
-    cfg.reconstruct = a.reconstruct;
+    let outputs = Outputs {
+        out: a.out,
+        format: match a.format {
+            FormatArg::Parquet => Format::Parquet,
+            FormatArg::Csv => Format::Csv,
+        },
+        with_resource: a.with_resource,
+        reconstruct: a.reconstruct,
+        audit_events: a.audit_events,
+        report: !a.no_report,
+        fail_on: a.fail_on,
+    };
+    let cfg = AuditConfig { read, rules, select: Selection { clients: a.clients, from, to }, outputs, index };
     // The outputs last, once every input is known (with --index, the files the index names).
-    let mut inputs: Vec<std::path::PathBuf> = cfg.logs.iter().chain(&cfg.history).cloned().collect();
+    let mut inputs: Vec<std::path::PathBuf> = cfg.read.logs.iter().chain(&cfg.read.history).cloned().collect();
     inputs.extend(cfg.index.iter().cloned());
-    output::claim(&cfg.out, "audit", a.force, "--out", &inputs)?;
-    if let Some(dir) = &cfg.reconstruct {
+    output::claim(&cfg.outputs.out, "audit", a.force, "--out", &inputs)?;
+    if let Some(dir) = &cfg.outputs.reconstruct {
         output::claim(dir, "reconstruct", a.force, "--reconstruct", &inputs)?;
     }
-    if cfg.index.is_empty() && (cfg.with_resource || cfg.reconstruct.is_some()) {
-        let history = source::collect(&cfg.history)?;
+    if cfg.index.is_empty() && (cfg.outputs.with_resource || cfg.outputs.reconstruct.is_some()) {
+        let history = source::collect(&cfg.read.history)?;
         if let Some(stream) = history.iter().find(|f| f.is_stream()) {
-            let option = if cfg.with_resource { "--with-resource" } else { "--reconstruct" };
+            let option = if cfg.outputs.with_resource { "--with-resource" } else { "--reconstruct" };
             return Err(Error::Usage(format!(
                 "{option} re-reads the bodies from the history files, and {} is a stream (standard input, a pipe or a FIFO) \
                  that can be read only once: save it to a file and give that instead",
@@ -205,24 +154,17 @@ pub(crate) fn audit_config(mut a: AuditArgs) -> Result<AuditConfig> {
     Ok(cfg)
 }
 
-/// Takes what decides reading and the rules from the index in `shards` (one index or the union
-/// of shards): the audit runs as the index was built.
-fn from_index(cfg: &mut AuditConfig, stored: IndexOptions, shards: &[std::path::PathBuf]) -> Result<()> {
-    let dir = crate::index_files::named(shards);
-    cfg.index = shards.to_vec();
-    cfg.logs = stored.logs;
-    cfg.history = stored.history;
-    cfg.boundary = stored.boundary;
-    cfg.wildcard = stored.wildcard;
-    cfg.non_compartment = stored.non_compartment;
-    cfg.fhir_version = stored.fhir_version;
-    cfg.skip_inactive_members = stored.skip_inactive_members;
-    cfg.max_log_gap_nanos =
+/// What decides reading and the rules, taken from the index (one index or the union of shards
+/// named `dir`): the audit runs as the index was built. The zone is read from it already.
+fn from_index(mut read: ReadOptions, stored: IndexOptions, dir: &str) -> Result<(ReadOptions, RuleOptions)> {
+    read.logs = stored.logs;
+    read.history = stored.history;
+    read.max_log_gap_nanos =
         parse_duration(&stored.max_log_gap).map_err(|e| Error::Usage(format!("--index {dir}: {e}")))?;
-    cfg.max_log_gap_text = stored.max_log_gap;
-    cfg.skip_invalid = stored.skip_invalid;
-    cfg.tsv_columns = stored.tsv_columns;
-    Ok(())
+    read.max_log_gap = stored.max_log_gap;
+    read.skip_invalid = stored.skip_invalid;
+    read.tsv_columns = stored.tsv_columns;
+    Ok((read, stored.rules))
 }
 
 /// The configuration of `bulk-audit plan`: the union's options, its shards, where to write.
@@ -231,16 +173,15 @@ pub(crate) fn plan_config(mut a: PlanArgs) -> Result<AuditConfig> {
     let shards = crate::index_files::shard_dirs(&a.index)?;
     let stored = crate::index_files::options(&shards)?;
     let zone = zone(stored.tz.as_deref())?;
-    // Reading and rule options at their defaults, then the index's.
+    // Reading options at their defaults, then the index's, and its rules.
     use clap::{Args, FromArgMatches};
-    let defaults = RuleArgs::augment_args(ReadArgs::augment_args(clap::Command::new("defaults")))
+    let defaults = ReadArgs::augment_args(clap::Command::new("defaults"))
         .try_get_matches_from(["defaults"])
         .map_err(|e| Error::Internal(e.to_string()))?;
     let read = ReadArgs::from_arg_matches(&defaults).map_err(|e| Error::Internal(e.to_string()))?;
-    let rules = RuleArgs::from_arg_matches(&defaults).map_err(|e| Error::Internal(e.to_string()))?;
-    let mut cfg = reading_config(read, rules, zone, a.out, false)?;
-    from_index(&mut cfg, stored, &shards)?;
-    output::claim(&cfg.out, "plan", a.force, "--out", &shards)?;
+    let (read, rules) = from_index(read_options(read, zone, false)?, stored, &crate::index_files::named(&shards))?;
+    let cfg = AuditConfig { read, rules, select: Selection::default(), outputs: Outputs::into(a.out), index: shards };
+    output::claim(&cfg.outputs.out, "plan", a.force, "--out", &cfg.index)?;
     Ok(cfg)
 }
 
@@ -255,25 +196,20 @@ pub(crate) fn index_config(mut a: IndexArgs) -> Result<AuditConfig> {
         ));
     }
     let zone = zone(a.read.tz.as_deref())?;
-    let cfg = reading_config(a.read, a.rules, zone, a.out, true)?;
-    let inputs: Vec<std::path::PathBuf> = cfg.logs.iter().chain(&cfg.history).cloned().collect();
-    output::claim(&cfg.out, "index", a.force, "--out", &inputs)?;
+    let (read, rules) = (read_options(a.read, zone, true)?, rule_options(a.rules)?);
+    let cfg =
+        AuditConfig { read, rules, select: Selection::default(), outputs: Outputs::into(a.out), index: Vec::new() };
+    let inputs: Vec<std::path::PathBuf> = cfg.read.logs.iter().chain(&cfg.read.history).cloned().collect();
+    output::claim(&cfg.outputs.out, "index", a.force, "--out", &inputs)?;
     Ok(cfg)
 }
 
-/// What reading and the rules ask, checked; the outputs as an audit writes them by default.
-/// `inputs`: the input paths are checked to exist (not with `--index`).
-fn reading_config(
-    read: ReadArgs,
-    rules: RuleArgs,
-    zone: Zone,
-    out: std::path::PathBuf,
-    inputs: bool,
-) -> Result<AuditConfig> {
+/// What reading asks, checked. `inputs`: the input paths are checked to exist (not with
+/// `--index`).
+fn read_options(read: ReadArgs, zone: Zone, inputs: bool) -> Result<ReadOptions> {
     let max_log_gap_nanos =
         parse_duration(&read.max_log_gap).map_err(|e| Error::Usage(format!("--max-log-gap: {e}")))?;
     source::set_max_line(parse_size(&read.max_line).map_err(|e| Error::Usage(format!("--max-line: {e}")))?);
-    let wildcard = Wildcard::parse(&rules.wildcard)?;
     let tsv_columns = read
         .tsv_columns
         .as_deref()
@@ -296,21 +232,26 @@ fn reading_config(
             ));
         }
     }
-    Ok(AuditConfig {
+    Ok(ReadOptions {
         logs: read.logs,
         history: read.history,
-        index: Vec::new(),
-        clients: Vec::new(),
-        from: None,
-        to: None,
         zone,
-        out,
-        format: Format::Parquet,
+        tsv_columns,
+        skip_invalid: read.skip_invalid,
+        max_log_gap: read.max_log_gap,
+        max_log_gap_nanos,
+        allow_empty_history: read.allow_empty_history,
+    })
+}
+
+/// What the rules ask, checked (the `--wildcard` file read).
+fn rule_options(rules: RuleArgs) -> Result<RuleOptions> {
+    Ok(RuleOptions {
         boundary: match rules.boundary {
             BoundaryArg::Strict => Boundary::Strict,
             BoundaryArg::Inclusive => Boundary::Inclusive,
         },
-        wildcard,
+        wildcard: Wildcard::parse(&rules.wildcard)?,
         non_compartment: match rules.non_compartment {
             NonCompartmentArg::All => NonCompartment::All,
             NonCompartmentArg::Referenced => NonCompartment::Referenced,
@@ -322,26 +263,7 @@ fn reading_config(
             FhirVersionArg::R5 => FhirVersion::R5,
         },
         skip_inactive_members: rules.skip_inactive_members,
-        with_resource: false,
-        audit_events: false,
-        report: true,
-        reconstruct: None,
-        max_log_gap_nanos,
-        max_log_gap_text: read.max_log_gap,
-        skip_invalid: read.skip_invalid,
-        allow_empty_history: read.allow_empty_history,
-        fail_on: Vec::new(),
-        tsv_columns,
     })
-}
-
-/// An option's value as a person would write it.
-fn shown(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        serde_json::Value::Null => "(none)".into(),
-        other => other.to_string(),
-    }
 }
 
 #[cfg(test)]
@@ -355,15 +277,5 @@ mod tests {
         assert_eq!(parse_size("1G").unwrap(), 1 << 30);
         assert_eq!(parse_size("1000").unwrap(), 1000);
         assert!(parse_size("0").is_err() && parse_size("lots").is_err() && parse_size("5 parsecs").is_err());
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("24h").unwrap(), 24 * 3600 * 1_000_000_000);
-        assert_eq!(parse_duration("1h30m").unwrap(), 5400 * 1_000_000_000);
-        assert_eq!(parse_duration("1500ms").unwrap(), 1_500_000_000);
-        assert_eq!(parse_duration("90").unwrap(), 90 * 1_000_000_000);
-        assert!(parse_duration("soon").is_err());
-        assert!(parse_duration("").is_err());
     }
 }

@@ -364,7 +364,7 @@ fn run_audit(a: AuditArgs, quiet: bool) -> Result<()> {
     crate::progress::finish();
     let written = written?;
     if quiet {
-        let failed = audit::failed_on(&result, &cfg.fail_on);
+        let failed = audit::failed_on(&result, &cfg.outputs.fail_on);
         std::mem::forget(result);
         return failed.map_or(Ok(()), |f| Err(Error::FailOn(f)));
     }
@@ -377,7 +377,7 @@ fn run_audit(a: AuditArgs, quiet: bool) -> Result<()> {
     for line in audit::summary_lines(&result) {
         say(&printable(&line))?;
     }
-    if cfg.skip_invalid {
+    if cfg.read.skip_invalid {
         let skipped: u64 = result.inputs.iter().map(|i| i.lines_skipped).sum();
         say(&format!("{skipped} input lines skipped (--skip-invalid): each is an input-skipped finding"))?;
         // A file cut short hides an unknown number of lines: never a bare count.
@@ -393,7 +393,7 @@ fn run_audit(a: AuditArgs, quiet: bool) -> Result<()> {
     }
     if !cfg.index.is_empty() {
         // The outputs are the same as from the dumps: only this line tells them apart.
-        let dumps = if cfg.with_resource || cfg.reconstruct.is_some() {
+        let dumps = if cfg.outputs.with_resource || cfg.outputs.reconstruct.is_some() {
             "the bodies re-read from the history files it names, checked unchanged"
         } else {
             "the dumps were not read"
@@ -407,10 +407,10 @@ fn run_audit(a: AuditArgs, quiet: bool) -> Result<()> {
         counted(written.exports as u64, "export"),
         counted(written.resources as u64, "resource row"),
         counted(written.findings as u64, "finding"),
-        cfg.out.display()
+        cfg.outputs.out.display()
     ))?;
     out.flush().map_err(|e| Error::output("standard output", e))?;
-    if let Some(failed) = audit::failed_on(&result, &cfg.fail_on) {
+    if let Some(failed) = audit::failed_on(&result, &cfg.outputs.fail_on) {
         std::mem::forget(result);
         return Err(Error::FailOn(failed));
     }
@@ -431,7 +431,7 @@ fn run_index(a: IndexArgs, quiet: bool) -> Result<()> {
             counted(built.versions, "version"),
             counted(built.resources as u64, "resource"),
             counted(built.kickoffs as u64, "kickoff"),
-            printable(&cfg.out.display().to_string())
+            printable(&cfg.outputs.out.display().to_string())
         );
     }
     Ok(())
@@ -449,7 +449,7 @@ fn run_plan(a: PlanArgs, quiet: bool) -> Result<()> {
             counted(cfg.index.len() as u64, "shard"),
             planned.incomplete,
             counted(planned.versions, "small version"),
-            printable(&cfg.out.display().to_string())
+            printable(&cfg.outputs.out.display().to_string())
         );
     }
     Ok(())

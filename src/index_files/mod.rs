@@ -15,14 +15,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::audit::{self, AuditConfig, AuditResult, Reading};
+use crate::audit::{self, AuditConfig, AuditResult, ReadOptions, Reading, RuleOptions};
 use crate::error::{Error, Result};
-use crate::fhir::compartment::FhirVersion;
 use crate::history::pg_text::Columns;
-use crate::index::{Boundary, Conflict};
+use crate::index::Conflict;
 use crate::output::{self, Staging};
-use crate::rules::resolve::NonCompartment;
-use crate::rules::scopes::Wildcard;
 
 /// The layout of the index's tables; an index of another layout is refused.
 const LAYOUT: u32 = 4;
@@ -30,36 +27,83 @@ const LAYOUT: u32 = 4;
 pub(crate) const INFO: &str = "index.json";
 
 /// The options an index was built with: those that decide what is read and which rows an
-/// export has. An audit from the index runs with these.
+/// export has. An audit from the index runs with these; the fields are the options' clap ids.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct IndexOptions {
     pub(crate) logs: Vec<PathBuf>,
     pub(crate) history: Vec<PathBuf>,
     pub(crate) tz: Option<String>,
-    pub(crate) boundary: Boundary,
-    pub(crate) wildcard: Wildcard,
-    pub(crate) non_compartment: NonCompartment,
-    pub(crate) fhir_version: FhirVersion,
-    pub(crate) skip_inactive_members: bool,
     pub(crate) max_log_gap: String,
     pub(crate) skip_invalid: bool,
     pub(crate) tsv_columns: Option<Columns>,
+    #[serde(flatten)]
+    pub(crate) rules: RuleOptions,
+}
+
+/// One option two builds differ in: its clap id, and each build's value as people write it.
+pub(crate) struct Difference {
+    pub(crate) id: &'static str,
+    pub(crate) this: String,
+    pub(crate) other: String,
 }
 
 impl IndexOptions {
-    pub(crate) fn of(cfg: &AuditConfig) -> IndexOptions {
+    pub(crate) fn of(read: &ReadOptions, rules: &RuleOptions) -> IndexOptions {
         IndexOptions {
-            logs: cfg.logs.clone(),
-            history: cfg.history.clone(),
-            tz: cfg.zone.name().map(str::to_string),
-            boundary: cfg.boundary,
-            wildcard: cfg.wildcard.clone(),
-            non_compartment: cfg.non_compartment,
-            fhir_version: cfg.fhir_version,
-            skip_inactive_members: cfg.skip_inactive_members,
-            max_log_gap: cfg.max_log_gap_text.clone(),
-            skip_invalid: cfg.skip_invalid,
-            tsv_columns: cfg.tsv_columns.clone(),
+            logs: read.logs.clone(),
+            history: read.history.clone(),
+            tz: read.zone.name().map(str::to_string),
+            max_log_gap: read.max_log_gap.clone(),
+            skip_invalid: read.skip_invalid,
+            tsv_columns: read.tsv_columns.clone(),
+            rules: rules.clone(),
+        }
+    }
+
+    /// The options (all but the inputs) in which this build differs from `other`, compared as
+    /// values: a duration is the same however it is written (`1d`, `24h`).
+    pub(crate) fn differences(&self, other: &IndexOptions) -> Vec<Difference> {
+        let mut found = Vec::new();
+        let mut compare = |id: &'static str, same: bool, this: &dyn erased::Shown, other: &dyn erased::Shown| {
+            if !same {
+                found.push(Difference { id, this: this.shown(), other: other.shown() });
+            }
+        };
+        let (a, b) = (self, other);
+        let gap = |s: &str| crate::timestamp::parse_duration(s).ok();
+        compare("tz", a.tz == b.tz, &a.tz, &b.tz);
+        compare("max_log_gap", gap(&a.max_log_gap) == gap(&b.max_log_gap), &a.max_log_gap, &b.max_log_gap);
+        compare("skip_invalid", a.skip_invalid == b.skip_invalid, &a.skip_invalid, &b.skip_invalid);
+        compare("tsv_columns", a.tsv_columns == b.tsv_columns, &a.tsv_columns, &b.tsv_columns);
+        let (r, s) = (&a.rules, &b.rules);
+        compare("boundary", r.boundary == s.boundary, &r.boundary, &s.boundary);
+        compare("wildcard", r.wildcard == s.wildcard, &r.wildcard, &s.wildcard);
+        compare("non_compartment", r.non_compartment == s.non_compartment, &r.non_compartment, &s.non_compartment);
+        compare("fhir_version", r.fhir_version == s.fhir_version, &r.fhir_version, &s.fhir_version);
+        compare(
+            "skip_inactive_members",
+            r.skip_inactive_members == s.skip_inactive_members,
+            &r.skip_inactive_members,
+            &s.skip_inactive_members,
+        );
+        found
+    }
+}
+
+/// An option's value as a person would write it on the command line.
+mod erased {
+    pub(crate) trait Shown {
+        fn shown(&self) -> String;
+    }
+
+    impl<T: serde::Serialize> Shown for T {
+        fn shown(&self) -> String {
+            match serde_json::to_value(self) {
+                Ok(serde_json::Value::String(s)) => s,
+                Ok(serde_json::Value::Null) => "(none)".into(),
+                Ok(v) => v.to_string(),
+                Err(_) => "(unknown)".into(),
+            }
         }
     }
 }
@@ -145,12 +189,12 @@ pub(crate) fn build(cfg: &AuditConfig) -> Result<IndexSummary> {
     let present: std::collections::BTreeSet<String> = h.present_types().into_iter().collect();
     let result = audit::resolve_planned(cfg, reading, h, Some(&present));
     crate::progress::stage("writing the index");
-    let staging = Staging::begin(&cfg.out, "index")?;
+    let staging = Staging::begin(&cfg.outputs.out, "index")?;
     let mut info = serde_json::json!({
         "tool": "bulk-audit",
         "version": env!("CARGO_PKG_VERSION"),
         "layout": LAYOUT,
-        "options": IndexOptions::of(cfg),
+        "options": IndexOptions::of(&cfg.read, &cfg.rules),
         "versions": result.history.version_count,
         "resources": result.history.resources.len(),
         "duplicate_copies_ignored": duplicates,
@@ -241,14 +285,14 @@ pub(crate) fn audit(cfg: &AuditConfig, dirs: &[PathBuf]) -> Result<AuditResult> 
     h.duplicates += infos.iter().map(|i| i.duplicate_copies_ignored).sum::<u64>();
     h.conflicts = shards::conflicts(&infos, std::mem::take(&mut h.conflicts));
     sw.lap("index: load");
-    if cfg.with_resource || cfg.reconstruct.is_some() {
+    if cfg.outputs.with_resource || cfg.outputs.reconstruct.is_some() {
         for (dir, info) in dirs.iter().zip(&infos) {
             check_history_files(dir, &info.reading)?;
         }
         sw.lap("index: history files unchanged");
     }
     let reading = shards::reading(infos);
-    if !checked && !cfg.allow_empty_history {
+    if !checked && !cfg.read.allow_empty_history {
         audit::nothing_in_force(cfg, &reading.events, &h)?;
     }
     Ok(audit::resolve_all(cfg, reading, h))

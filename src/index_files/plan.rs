@@ -19,7 +19,7 @@ pub(crate) const PLAN_INFO: &str = "plan.json";
 /// The types whose versions the plan reads: what steps 1–3 look up.
 const SMALL_TYPES: [&str; 5] = ["AccessPolicy", "BulkExportStatus", "Client", "Group", "Patient"];
 
-/// Writes the plan of the shards `cfg.index` into `cfg.out`.
+/// Writes the plan of the shards `cfg.index` into `cfg.outputs.out`.
 pub(crate) fn plan(cfg: &AuditConfig) -> Result<PlanSummary> {
     let dirs: &[PathBuf] = &cfg.index;
     let infos = dirs.iter().map(|d| read_info(d)).collect::<Result<Vec<Info>>>()?;
@@ -29,7 +29,7 @@ pub(crate) fn plan(cfg: &AuditConfig) -> Result<PlanSummary> {
     let mut h = load_union(dirs, &infos, Some(&only))?;
     let small_versions = h.version_count;
     let total: u64 = infos.iter().map(|i| i.versions).sum();
-    if total == 0 && !cfg.allow_empty_history {
+    if total == 0 && !cfg.read.allow_empty_history {
         return Err(Error::Usage(format!(
             "--index {}: the shards hold no resource version at all: a plan of nothing would read as \"nothing was \
              disclosed\"; give the shards of the history (README: \"What an audit needs\")",
@@ -51,12 +51,12 @@ pub(crate) fn plan(cfg: &AuditConfig) -> Result<PlanSummary> {
     let result = audit::resolve_planned(cfg, reading, h, Some(&present));
     let incomplete = audit::completeness::incomplete_count(&result);
     crate::progress::stage("writing the plan");
-    let staging = Staging::begin(&cfg.out, "plan")?;
+    let staging = Staging::begin(&cfg.outputs.out, "plan")?;
     let mut info = serde_json::json!({
         "tool": "bulk-audit",
         "version": env!("CARGO_PKG_VERSION"),
         "layout": LAYOUT,
-        "options": super::IndexOptions::of(cfg),
+        "options": super::IndexOptions::of(&cfg.read, &cfg.rules),
         "shards": identities,
         "kickoffs": result.events.len(),
         "incomplete": incomplete,

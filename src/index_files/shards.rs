@@ -74,31 +74,18 @@ pub(crate) fn named(dirs: &[PathBuf]) -> String {
 /// reading and rules are the union's), and the inputs of all of them, logs then history in shard
 /// order. Exactly one shard holds the logs.
 pub(crate) fn options(dirs: &[PathBuf], infos: &[Info]) -> Result<IndexOptions> {
-    let rules = |o: &IndexOptions| -> Result<serde_json::Map<String, serde_json::Value>> {
-        let mut v = serde_json::to_value(o).map_err(|e| Error::Internal(e.to_string()))?;
-        let map = v.as_object_mut().ok_or_else(|| Error::Internal("options are no object".into()))?;
-        map.remove("logs");
-        map.remove("history");
-        Ok(map.clone())
-    };
-    let first = rules(&infos[0].options)?;
     for (dir, info) in dirs.iter().zip(infos).skip(1) {
-        let these = rules(&info.options)?;
-        let differ: Vec<String> = first
-            .iter()
-            .filter(|(k, v)| these.get(*k) != Some(*v))
-            .map(|(k, v)| {
-                let shown = |v: Option<&serde_json::Value>| match v {
-                    Some(serde_json::Value::String(s)) => s.clone(),
-                    Some(serde_json::Value::Null) | None => "(none)".to_string(),
-                    Some(v) => v.to_string(),
-                };
+        let differ: Vec<String> = infos[0]
+            .options
+            .differences(&info.options)
+            .into_iter()
+            .map(|d| {
                 format!(
                     "--{} {} in {}, {} in {}",
-                    k.replace('_', "-"),
-                    shown(Some(v)),
+                    d.id.replace('_', "-"),
+                    d.this,
                     dirs[0].display(),
-                    shown(these.get(k)),
+                    d.other,
                     dir.display()
                 )
             })

@@ -416,7 +416,7 @@ fn details(v: &VersionRows) -> Details {
 /// compartment) and `export_patients` (the patients a group- or patient-level export selects).
 fn kickoffs(cfg: &AuditConfig, r: &AuditResult) -> (Table, Table, Table) {
     use Kind::{Bool, Int, Text, Time};
-    let compartment = Compartment::load(cfg.fhir_version);
+    let compartment = Compartment::load(cfg.rules.fhir_version);
     let mut k = TableBuilder::new(&[
         // The kickoff's row number: export ids may repeat (a log line without `ctx` names each
         // request it holds by its file and line), and the other tables join on this.
@@ -452,13 +452,13 @@ fn kickoffs(cfg: &AuditConfig, r: &AuditResult) -> (Table, Table, Table) {
         ("in_compartment", Bool),
     ]);
     let mut patients = TableBuilder::new(&[("export_key", Int), ("export_id", Text), ("patient_id", Text)]);
-    let boundary = match cfg.boundary {
+    let boundary = match cfg.rules.boundary {
         Boundary::Strict => "strict",
         Boundary::Inclusive => "inclusive",
     };
     for (i, (e, res)) in r.events.iter().zip(&r.resolutions).enumerate() {
         let key = Some(i as i64);
-        let policy = if e.level == Level::System { NonCompartment::All } else { cfg.non_compartment };
+        let policy = if e.level == Level::System { NonCompartment::All } else { cfg.rules.non_compartment };
         let selection = match (res.resolved, e.level) {
             (false, _) => None,
             (true, Level::System) => Some("every"),

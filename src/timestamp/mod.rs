@@ -482,3 +482,46 @@ fn parse_kibana(s: &str, zone: &Zone) -> Result<Stamp, TimeError> {
 
 #[cfg(test)]
 mod tests;
+
+/// `24h`, `90m`, `30s`, `2d`, `1h30m`, `1500ms` → nanoseconds.
+pub(crate) fn parse_duration(s: &str) -> std::result::Result<i64, String> {
+    let bad = || format!("unreadable duration {s:?} (expected e.g. 24h, 90m, 2d, 1h30m)");
+    let mut total: i64 = 0;
+    let mut num = String::new();
+    let b = s.trim();
+    let mut chars = b.chars().peekable();
+    let mut any = false;
+    while let Some(c) = chars.next() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let mut unit = c.to_string();
+        if c == 'm' && chars.peek() == Some(&'s') {
+            unit.push(chars.next().expect("peeked"));
+        }
+        let n: i64 = num.parse().map_err(|_| bad())?;
+        num.clear();
+        let mult: i64 = match unit.as_str() {
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60 * 1_000_000_000,
+            "h" => 3600 * 1_000_000_000,
+            "d" => 86400 * 1_000_000_000,
+            _ => return Err(bad()),
+        };
+        total = total.checked_add(n.checked_mul(mult).ok_or_else(bad)?).ok_or_else(bad)?;
+        any = true;
+    }
+    if !num.is_empty() {
+        // A bare number is seconds.
+        total = total
+            .checked_add(num.parse::<i64>().map_err(|_| bad())?.checked_mul(1_000_000_000).ok_or_else(bad)?)
+            .ok_or_else(bad)?;
+        any = true;
+    }
+    if !any {
+        return Err(bad());
+    }
+    Ok(total)
+}

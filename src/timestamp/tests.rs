@@ -175,3 +175,13 @@ fn a_local_day_runs_to_the_next_local_midnight() {
     let spring = parse_stamp("2023-03-26", &berlin).unwrap();
     assert_eq!(spring.unit, 23 * 3600 * 1_000_000_000);
 }
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration("24h").unwrap(), 24 * 3600 * 1_000_000_000);
+    assert_eq!(parse_duration("1h30m").unwrap(), 5400 * 1_000_000_000);
+    assert_eq!(parse_duration("1500ms").unwrap(), 1_500_000_000);
+    assert_eq!(parse_duration("90").unwrap(), 90 * 1_000_000_000);
+    assert!(parse_duration("soon").is_err());
+    assert!(parse_duration("").is_err());
+}
