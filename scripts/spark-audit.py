@@ -30,9 +30,6 @@ INDEX_TABLES = [
 ]
 
 
-KEPT = {"versions", "version_copies", "exported"}
-
-
 def session(master="local[*]"):
     from pyspark.sql import SparkSession
 
@@ -60,20 +57,10 @@ def audit(spark, index, plan=None, folders=None):
 
     cloudpickle.register_pickle_by_value(shared)
     spark.udf.register("rfc3339_ns", shared.rfc3339_ns, "string")
-    from pyspark import StorageLevel
-
-    def view(name, select):
-        frame = spark.sql(select)
-        # What several tables read is computed once and kept by the executors (spilling to their
-        # disks): the union's versions, the copies of versions, and every export's rows.
-        if name in KEPT:
-            frame = frame.persist(StorageLevel.MEMORY_AND_DISK)
-        frame.createOrReplaceTempView(name)
-
     shared.register(
         folders or shared.checked(index, plan),
         lambda name, path: spark.read.parquet(str(path)).createOrReplaceTempView(name),
-        view,
+        lambda name, select: spark.sql(select).createOrReplaceTempView(name),
     )
     return {name: spark.sql(select) for name, select in shared.TABLES.items()}
 

@@ -24,13 +24,15 @@
 -- registers as a function.
 -- Only the subset both engines share: no ASOF JOIN (Spark has none, and DuckDB's cannot break a
 -- tie on version id), no list columns in joins, no unnest/explode, no '' inside a text literal
--- (Spark reads 'a''b' as 'ab': chr(39) is the quote).
+-- (Spark reads 'a''b' as 'ab': chr(39) is the quote). `/*+ BROADCAST(…) */` hints Spark to send
+-- the small side of a join to every task (broadcasts are otherwise off: spark-audit.py); DuckDB
+-- reads them as comments.
 
 -- view: live
 -- Each resolved export's types joined to the version in force at T: not a deletion, within
 -- _since/_until, and not another tenant's.
-SELECT k.export_key, k.selection, k.non_compartment, t.in_compartment,
-       v.version_key, v.resource_type, v.resource_id
+SELECT /*+ BROADCAST(k, t) */ k.export_key, k.selection, k.non_compartment, t.in_compartment,
+       v.version_key, v.resource_type, v.resource_id, v.resource_rank, v.tenant IS NULL AS unmarked
 FROM kickoffs k
 JOIN export_types t ON t.export_key = k.export_key
 JOIN versions v ON v.resource_type = t.resource_type
@@ -51,20 +53,20 @@ WHERE k.resolved
 -- Group and patient level: one row per selected patient whose compartment holds the version.
 -- A semi-join on both keys at once: an inner join to export_patients lets an optimizer join
 -- it on export_key first, pairing every selected patient with every version (quadratic).
-SELECT l.export_key, l.version_key, p.patient_id
+SELECT l.export_key, l.version_key, p.patient_id, l.resource_type, l.resource_rank, l.unmarked
 FROM live l
 JOIN version_patients p ON p.version_key = l.version_key
 WHERE l.in_compartment AND l.selection = 'these'
   AND EXISTS (SELECT 1 FROM export_patients s WHERE s.export_key = l.export_key AND s.patient_id = p.patient_id)
 UNION ALL
 -- System level: one row per patient whose compartment holds the version ...
-SELECT l.export_key, l.version_key, p.patient_id
+SELECT l.export_key, l.version_key, p.patient_id, l.resource_type, l.resource_rank, l.unmarked
 FROM live l
 JOIN version_patients p ON p.version_key = l.version_key
 WHERE l.in_compartment AND l.selection = 'every'
 UNION ALL
 -- ... and one without a patient for a version in no compartment.
-SELECT l.export_key, l.version_key, CAST(NULL AS STRING) AS patient_id
+SELECT l.export_key, l.version_key, CAST(NULL AS STRING) AS patient_id, l.resource_type, l.resource_rank, l.unmarked
 FROM live l
 LEFT JOIN version_patients p ON p.version_key = l.version_key
 WHERE l.in_compartment AND l.selection = 'every' AND p.version_key IS NULL
@@ -77,7 +79,7 @@ JOIN version_references r ON r.version_key = c.version_key
 
 -- view: outside_rows
 -- Types outside the patient compartment, under the export's policy (system level: all).
-SELECT l.export_key, l.version_key, CAST(NULL AS STRING) AS patient_id
+SELECT l.export_key, l.version_key, CAST(NULL AS STRING) AS patient_id, l.resource_type, l.resource_rank, l.unmarked
 FROM live l
 LEFT JOIN referenced r
   ON r.export_key = l.export_key AND r.resource_type = l.resource_type AND r.resource_id = l.resource_id
@@ -85,10 +87,11 @@ WHERE NOT l.in_compartment
   AND (l.non_compartment = 'all' OR (l.non_compartment = 'referenced' AND r.export_key IS NOT NULL))
 
 -- view: exported
--- Every row of every export: (export, version, patient or none).
-SELECT export_key, version_key, patient_id FROM compartment_rows
+-- Every row of every export: (export, version, patient or none), with what the counts need of
+-- the version (its type, its resource, whether it has no tenant marker).
+SELECT export_key, version_key, patient_id, resource_type, resource_rank, unmarked FROM compartment_rows
 UNION ALL
-SELECT export_key, version_key, patient_id FROM outside_rows
+SELECT export_key, version_key, patient_id, resource_type, resource_rank, unmarked FROM outside_rows
 
 -- table: resources
 SELECT k.export_id, k.client_id, k.export_time, k.level, k.group_id, x.patient_id,
@@ -102,28 +105,30 @@ JOIN versions v ON v.version_key = x.version_key
 ORDER BY k.export_time_ns, k.export_id, k.export_key, v.resource_type, v.resource_id, v.resource_rank,
          x.patient_id NULLS FIRST
 
--- view: export_counts
--- Per export: its rows, its distinct resources (resource_rank names a resource), the distinct
--- patients in its rows, and its rows of resources with no tenant marker.
-SELECT x.export_key, COUNT(*) AS row_count, COUNT(DISTINCT v.resource_rank) AS resource_count,
-       COUNT(DISTINCT x.patient_id) AS patient_count,
-       SUM(CASE WHEN v.tenant IS NULL THEN 1 ELSE 0 END) AS unmarked_rows
-FROM exported x
-JOIN versions v ON v.version_key = x.version_key
-GROUP BY x.export_key
-
 -- view: type_counts
--- Per export and type: its distinct resources (for count-mismatch).
-SELECT x.export_key, v.resource_type, COUNT(DISTINCT v.resource_rank) AS resources
-FROM exported x
-JOIN versions v ON v.version_key = x.version_key
-GROUP BY x.export_key, v.resource_type
+-- Per export and type: its distinct resources (resource_rank names a resource).
+SELECT export_key, resource_type, COUNT(DISTINCT resource_rank) AS resources
+FROM exported
+GROUP BY export_key, resource_type
+
+-- view: export_counts
+-- Per export: its rows, its distinct resources (a resource has one type), the distinct patients
+-- in its rows, and its rows of resources with no tenant marker.
+SELECT x.export_key, x.row_count, r.resource_count, x.patient_count, x.unmarked_rows
+FROM (
+    SELECT export_key, COUNT(*) AS row_count, COUNT(DISTINCT patient_id) AS patient_count,
+           SUM(CASE WHEN unmarked THEN 1 ELSE 0 END) AS unmarked_rows
+    FROM exported
+    GROUP BY export_key
+) x
+JOIN (SELECT export_key, CAST(SUM(resources) AS BIGINT) AS resource_count FROM type_counts GROUP BY export_key) r
+  ON r.export_key = x.export_key
 
 -- view: window_versions
 -- The versions of an exported type, not another tenant's, whose lastUpdated lies in the window
 -- the as-of rule cannot decide: between T and the end of the kickoff request (strict: [T, end];
 -- inclusive: (T, end]). A resolved export whose Group is missing selects nothing, so none.
-SELECT k.export_key, k.export_id, k.export_time_ns, COALESCE(k.request_end_ns, k.export_time_ns) AS end_ns,
+SELECT /*+ BROADCAST(k, t) */ k.export_key, k.export_id, k.export_time_ns, COALESCE(k.request_end_ns, k.export_time_ns) AS end_ns,
        k.selection, k.non_compartment, t.in_compartment,
        v.resource_type, v.resource_id, v.resource_rank, v.version_id, v.valid_from_ns, v.deleted
 FROM kickoffs k
@@ -139,7 +144,7 @@ WHERE k.resolved
 -- view: touching_selected
 -- Of the resources with a version in the window of a group- or patient-level export, those with
 -- any version in a selected patient's compartment: the ones the export looked at.
-SELECT DISTINCT w.export_key, w.resource_rank
+SELECT /*+ BROADCAST(w) */ DISTINCT w.export_key, w.resource_rank
 FROM (SELECT DISTINCT export_key, resource_rank FROM window_versions
       WHERE in_compartment AND selection = 'these') w
 JOIN versions r ON r.resource_rank = w.resource_rank
