@@ -151,6 +151,17 @@ JOIN versions r ON r.resource_rank = w.resource_rank
 JOIN version_patients p ON p.version_key = r.version_key
 JOIN export_patients s ON s.export_key = w.export_key AND s.patient_id = p.patient_id
 
+-- view: copy_pairs
+-- Each copy of a version after the first, beside the kept one (copy 1).
+SELECT k.version_key AS kept_key, o.version_key AS other_key, k.resource_type, k.resource_id, k.version_id,
+       k.source AS kept_source, o.source AS other_source,
+       (k.valid_from_ns <> o.valid_from_ns OR k.deleted <> o.deleted) AS differs
+FROM version_copies k
+JOIN version_copies o
+  ON o.resource_type = k.resource_type AND o.resource_id = k.resource_id AND o.version_id = k.version_id
+ AND (o.tenant = k.tenant OR (o.tenant IS NULL AND k.tenant IS NULL))
+WHERE k.copy = 1 AND o.copy > 1
+
 -- view: sql_findings
 -- boundary-ambiguous: every window version of a resource the export looked at — in the
 -- compartment, every one (system level) or those touching a selected patient; outside it, under
@@ -203,28 +214,15 @@ SELECT CAST(NULL AS BIGINT) AS export_key, CAST(NULL AS STRING) AS export_id, 'v
        c.resource_type, c.resource_id, c.version_id,
        'the same version appears twice with different contents: kept ' || c.kept_source || ', ignored '
            || c.other_source AS detail
-FROM (
-    SELECT k.version_key AS kept_key, o.version_key AS other_key, k.resource_type, k.resource_id, k.version_id,
-           k.source AS kept_source, o.source AS other_source,
-           (k.valid_from_ns <> o.valid_from_ns OR k.deleted <> o.deleted) AS differs
-    FROM version_copies k
-    JOIN version_copies o
-      ON o.resource_type = k.resource_type AND o.resource_id = k.resource_id AND o.version_id = k.version_id
-     AND (o.tenant = k.tenant OR (o.tenant IS NULL AND k.tenant IS NULL))
-    WHERE k.copy = 1 AND o.copy > 1
-) c
+FROM copy_pairs c
 LEFT JOIN (SELECT version_key, COUNT(*) AS n FROM version_patients GROUP BY version_key) kn ON kn.version_key = c.kept_key
 LEFT JOIN (SELECT version_key, COUNT(*) AS n FROM version_patients GROUP BY version_key) onn ON onn.version_key = c.other_key
 LEFT JOIN (
-    SELECT a.version_key AS kept_key, b.version_key AS other_key, COUNT(*) AS n
-    FROM version_copies ka
-    JOIN version_copies kb
-      ON kb.resource_type = ka.resource_type AND kb.resource_id = ka.resource_id AND kb.version_id = ka.version_id
-     AND (kb.tenant = ka.tenant OR (kb.tenant IS NULL AND ka.tenant IS NULL))
-    JOIN version_patients a ON a.version_key = ka.version_key
-    JOIN version_patients b ON b.version_key = kb.version_key AND b.patient_id = a.patient_id
-    WHERE ka.copy = 1 AND kb.copy > 1
-    GROUP BY a.version_key, b.version_key
+    SELECT c2.kept_key, c2.other_key, COUNT(*) AS n
+    FROM copy_pairs c2
+    JOIN version_patients a ON a.version_key = c2.kept_key
+    JOIN version_patients b ON b.version_key = c2.other_key AND b.patient_id = a.patient_id
+    GROUP BY c2.kept_key, c2.other_key
 ) bn ON bn.kept_key = c.kept_key AND bn.other_key = c.other_key
 WHERE c.differs
    OR COALESCE(kn.n, 0) <> COALESCE(onn.n, 0)
