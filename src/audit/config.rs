@@ -43,6 +43,8 @@ pub(crate) struct ReadOptions {
     /// Audit against a history that holds no version, or none in force at any kickoff (every
     /// export is then incomplete), instead of refusing it.
     pub(crate) allow_empty_history: bool,
+    /// `index --lines`: only this run of the one history file's lines is read (a shard).
+    pub(crate) lines: Option<crate::source::LineRange>,
 }
 
 /// The rules' options: what decides which rows an export has.

@@ -150,6 +150,7 @@ pub(crate) fn read(cfg: &AuditConfig) -> Result<(Reading, History)> {
         ParseOptions::new(&compartment, cfg.read.zone, cfg.rules.non_compartment == NonCompartment::Referenced);
     parse_opts.skip_invalid = cfg.read.skip_invalid;
     parse_opts.tsv_columns = cfg.read.tsv_columns.clone();
+    parse_opts.lines = cfg.read.lines;
     let (h, reading) = index::build(|to_index| history::read(&history_files, &parse_opts, to_index))?;
     let history::FilesRead { records: history_inputs, skipped: history_skipped, layouts } = reading;
     sw.lap("history: read and index");

@@ -196,7 +196,19 @@ pub(crate) fn index_config(mut a: IndexArgs) -> Result<AuditConfig> {
         ));
     }
     let zone = zone(a.read.tz.as_deref())?;
-    let (read, rules) = (read_options(a.read, zone, true)?, rule_options(a.rules)?);
+    let (mut read, rules) = (read_options(a.read, zone, true)?, rule_options(a.rules)?);
+    if let Some(text) = &a.lines {
+        let range = source::LineRange::parse(text).map_err(|e| Error::Usage(format!("--lines {text}: {e}")))?;
+        let files = source::collect_for("--history", &read.history)?;
+        if files.len() != 1 {
+            return Err(Error::Usage(format!(
+                "--lines {text}: reads part of one history file, and --history names {} files; give one file (a \
+                 shard of each file, or of each part of a big one)",
+                files.len()
+            )));
+        }
+        read.lines = Some(range);
+    }
     let cfg =
         AuditConfig { read, rules, select: Selection::default(), outputs: Outputs::into(a.out), index: Vec::new() };
     let inputs: Vec<std::path::PathBuf> = cfg.read.logs.iter().chain(&cfg.read.history).cloned().collect();
@@ -241,6 +253,7 @@ fn read_options(read: ReadArgs, zone: Zone, inputs: bool) -> Result<ReadOptions>
         max_log_gap: read.max_log_gap,
         max_log_gap_nanos,
         allow_empty_history: read.allow_empty_history,
+        lines: None,
     })
 }
 

@@ -277,6 +277,11 @@ pub(crate) struct IndexArgs {
     pub(crate) read: ReadArgs,
     #[command(flatten)]
     pub(crate) rules: RuleArgs,
+    /// Read only these lines of the one --history file (FIRST..LAST or FIRST.. to its end,
+    /// numbered from 1): a shard of a file too big for one task. The union refuses shards that
+    /// leave lines of a file unread.
+    #[arg(help_heading = "Inputs", long, value_name = "FIRST..LAST")]
+    pub(crate) lines: Option<String>,
     /// The index folder: Parquet tables and index.json.
     #[arg(help_heading = "Outputs", long, required = true, value_name = "IDX")]
     pub(crate) out: PathBuf,

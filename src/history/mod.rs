@@ -52,6 +52,8 @@ pub(crate) struct ParseOptions<'a> {
     pub(crate) skip_invalid: bool,
     /// The columns of a `$dump-sql` TSV without a header (`--tsv-columns`).
     pub(crate) tsv_columns: Option<Columns>,
+    /// Only these lines are read (`index --lines`); the others are passed over, counted.
+    pub(crate) lines: Option<source::LineRange>,
 }
 
 impl<'a> ParseOptions<'a> {
@@ -63,6 +65,7 @@ impl<'a> ParseOptions<'a> {
             interesting: Interesting::new(compartment.first_steps()),
             skip_invalid: false,
             tsv_columns: None,
+            lines: None,
         }
     }
 }
@@ -88,7 +91,9 @@ pub(crate) fn read(files: &[InputFile], opts: &ParseOptions, to_index: &ToIndex)
     for (i, file) in files.iter().enumerate() {
         let mut tally = Tally::new(opts.skip_invalid);
         let (lines, read, layout) = read_file(file, i as u32, opts, to_index, &spares, &mut tally)?;
-        reading.records.push(tally.record(crate::source::Role::History, file, read, lines));
+        let mut record = tally.record(crate::source::Role::History, file, read, lines);
+        record.line_range = opts.lines;
+        reading.records.push(record);
         reading.skipped.extend(tally.skipped);
         reading.layouts.push(layout);
     }
@@ -140,6 +145,13 @@ fn read_file(
             let line_reader = match &mut line_reader {
                 Some(r) => r,
                 None => match forms::detect(&block.bytes) {
+                    Form::Documents if opts.lines.is_some() => {
+                        return Err(Error::Usage(format!(
+                            "--lines: {} holds documents that span lines (pretty-printed JSON or YAML), read whole; \
+                             index it without --lines",
+                            path.display()
+                        )))
+                    }
                     Form::Documents => {
                         // A pretty-printed document (a Bundle per file): read it whole.
                         let mut all = block.bytes;
@@ -178,6 +190,22 @@ fn read_file(
             // The progress line counts lines as they are read, not when a file ends.
             crate::progress::add_lines(block.lines);
             counted += block.lines;
+            if let Some(range) = opts.lines {
+                // A shard of part of the file: the lines before its range are told apart (a
+                // dump's tables and columns are known in order) but not parsed; those after it
+                // are only counted, so the record holds the file's lines and SHA-256 whole.
+                let last = block.first_line + block.lines.saturating_sub(1);
+                if last < range.first || range.ends_by(block.first_line - 1) {
+                    if !range.ends_by(block.first_line - 1) {
+                        let numbered: Vec<(u64, &[u8])> = source::lines_of(&block).map(|(n, _, t)| (n, t)).collect();
+                        line_reader
+                            .kinds(&numbered, opts.tsv_columns.as_ref(), &opts.zone)
+                            .map_err(|(line, what)| Error::input(path, line, 0, what))?;
+                    }
+                    spares.give(block.bytes);
+                    continue;
+                }
+            }
             let (versions, block_tally) = parse_block(path, index, &block, line_reader, opts)?;
             to_index.send(versions).map_err(|_| index_failed())?;
             tally.absorb(block_tally);
@@ -214,6 +242,9 @@ fn parse_block(
             let mut out = VersionBatch::with_capacity(chunk.len());
             let mut tally = Tally::new(opts.skip_invalid);
             for (&(line, offset, text), kind) in chunk.iter().zip(kinds) {
+                if opts.lines.is_some_and(|r| !r.contains(line)) {
+                    continue;
+                }
                 let text = if line == 1 { source::strip_bom(text) } else { text };
                 if text.iter().all(|b| b.is_ascii_whitespace()) {
                     tally.blank += 1;

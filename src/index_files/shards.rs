@@ -12,7 +12,7 @@ use super::{IndexOptions, Info, INFO};
 use crate::audit::Reading;
 use crate::error::{Error, Result};
 use crate::index::Conflict;
-use crate::source::Role;
+use crate::source::{InputRecord, LineRange, Role};
 
 /// The shard folders `--index` names, in order: each path is an index, or a folder whose
 /// subfolders are (taken in name order; hidden names, such as a build's staging folder, are
@@ -98,6 +98,7 @@ pub(crate) fn options(dirs: &[PathBuf], infos: &[Info]) -> Result<IndexOptions> 
             )));
         }
     }
+    every_line_read(dirs, infos)?;
     let with_logs: Vec<&PathBuf> =
         dirs.iter().zip(infos).filter(|(_, i)| !i.options.logs.is_empty()).map(|(d, _)| d).collect();
     match with_logs.len() {
@@ -118,8 +119,73 @@ pub(crate) fn options(dirs: &[PathBuf], infos: &[Info]) -> Result<IndexOptions> 
     }
     let mut merged = infos[0].options.clone();
     merged.logs = infos.iter().flat_map(|i| i.options.logs.iter().cloned()).collect();
-    merged.history = infos.iter().flat_map(|i| i.options.history.iter().cloned()).collect();
+    // A file read in parts is one input, as one audit names it.
+    merged.history = infos
+        .iter()
+        .zip(continuing_parts(infos))
+        .filter(|(_, continues)| !continues)
+        .flat_map(|(i, _)| i.options.history.iter().cloned())
+        .collect();
     Ok(merged)
+}
+
+/// A history file read in parts (`index --lines`) is read whole by the union: its parts leave
+/// none of its lines out, and none is in two parts (its lines would count twice). A file is
+/// known by its path and SHA-256; a file also read whole by a shard needs no parts.
+fn every_line_read(dirs: &[PathBuf], infos: &[Info]) -> Result<()> {
+    use std::collections::BTreeMap;
+    // (path, SHA-256) → each part: its lines, the file's lines, its shard.
+    type Parts<'a> = BTreeMap<(&'a str, &'a str), Vec<(LineRange, u64, &'a Path)>>;
+    let mut parts: Parts = BTreeMap::new();
+    let mut whole: BTreeSet<(&str, &str)> = BTreeSet::new();
+    for (dir, info) in dirs.iter().zip(infos) {
+        for i in info.reading.inputs.iter().filter(|i| i.role == Role::History) {
+            let file = (i.path.as_str(), i.sha256.as_str());
+            match i.line_range {
+                Some(range) => parts.entry(file).or_default().push((range, i.lines, dir)),
+                None => {
+                    whole.insert(file);
+                }
+            }
+        }
+    }
+    for ((path, _), mut ranges) in parts.into_iter().filter(|(file, _)| !whole.contains(file)) {
+        ranges.sort_by_key(|(r, _, _)| (r.first, r.last.unwrap_or(u64::MAX)));
+        let total = ranges[0].1;
+        let mut next = 1u64;
+        let mut gap = None;
+        for (i, (r, _, dir)) in ranges.iter().enumerate() {
+            if r.first < next && r.first <= total {
+                let (before, _, other) = &ranges[i - 1];
+                return Err(Error::Usage(format!(
+                    "--index: lines {}..{} of history file {path} are in two shards ({before} in {}, {r} in {}): their \
+                     lines would be counted twice; build the parts without overlap",
+                    r.first,
+                    (next - 1).min(r.last.unwrap_or(u64::MAX)).min(total),
+                    other.display(),
+                    dir.display()
+                )));
+            }
+            if r.first > next && next <= total {
+                gap = Some((next, (r.first - 1).min(total)));
+                break;
+            }
+            next = next.max(r.last.map_or(u64::MAX, |l| l.saturating_add(1)));
+        }
+        if gap.is_none() && next <= total {
+            gap = Some((next, total));
+        }
+        if let Some((from, to)) = gap {
+            let read: Vec<String> = ranges.iter().map(|(r, _, dir)| format!("{r} in {}", dir.display())).collect();
+            return Err(Error::Usage(format!(
+                "--index: lines {from}..{to} of history file {path} ({total} lines) are in no shard (read: {}); their \
+                 versions would be missing from the audit: index them too (bulk-audit index --history {path} --lines \
+                 {from}..{to})",
+                read.join(", ")
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The union of what the shards read, as one reading of all their inputs would give it: the
@@ -141,7 +207,8 @@ pub(crate) fn reading(infos: Vec<Info>) -> Reading {
         named_types: BTreeSet::new(),
         inputs: Vec::new(),
     };
-    for info in infos {
+    let continues = continuing_parts(&infos);
+    for (info, continues) in infos.into_iter().zip(continues) {
         let r = info.reading;
         let history_paths: BTreeSet<&Path> = r.history_files.iter().map(|f| f.path.as_path()).collect();
         let (h, l): (Vec<_>, Vec<_>) = r.skipped.into_iter().partition(|s| history_paths.contains(s.path.as_path()));
@@ -150,7 +217,28 @@ pub(crate) fn reading(infos: Vec<Info>) -> Reading {
         for i in r.inputs {
             match i.role {
                 Role::Logs => log_inputs.push(i),
-                Role::History => history_inputs.push(i),
+                Role::History if continues => {
+                    let whole: &mut InputRecord = history_inputs.last_mut().expect("the part before");
+                    whole.lines_read += i.lines_read;
+                    whole.lines_blank += i.lines_blank;
+                    whole.lines_skipped += i.lines_skipped;
+                    whole.rest_unread |= i.rest_unread;
+                    whole.line_range =
+                        whole.line_range.zip(i.line_range).map(|(a, b)| LineRange { first: a.first, last: b.last });
+                    // Read to its end, in order: as one reading of the file.
+                    if whole.line_range.is_some_and(|r| r.first == 1 && r.last.is_none_or(|l| l >= whole.lines)) {
+                        whole.line_range = None;
+                    }
+                }
+                Role::History => {
+                    let mut i = i;
+                    // A part that holds the whole file (a small file given to a task of many
+                    // lines) is the file read whole.
+                    if i.line_range.is_some_and(|r| r.first == 1 && r.last.is_none_or(|l| l >= i.lines)) {
+                        i.line_range = None;
+                    }
+                    history_inputs.push(i)
+                }
             }
         }
         if !info.options.logs.is_empty() {
@@ -158,8 +246,13 @@ pub(crate) fn reading(infos: Vec<Info>) -> Reading {
             union.seen = r.seen;
             union.coverage = r.coverage;
         }
-        union.history_files.extend(r.history_files);
-        union.layouts.extend(r.layouts);
+        if continues {
+            // The later part has told apart every line up to its end: its layout is the file's.
+            *union.layouts.last_mut().expect("the part before") = r.layouts.into_iter().next().unwrap_or_default();
+        } else {
+            union.history_files.extend(r.history_files);
+            union.layouts.extend(r.layouts);
+        }
         union.named_types.extend(r.named_types);
     }
     union.skipped = log_skipped.into_iter().chain(history_skipped).collect();
@@ -190,10 +283,35 @@ pub(crate) fn conflicts(infos: &[Info], between: Vec<Conflict>) -> Vec<Conflict>
 pub(crate) fn first_files(infos: &[Info]) -> Vec<u32> {
     infos
         .iter()
-        .scan(0u32, |next, info| {
+        .zip(continuing_parts(infos))
+        .scan(0u32, |next, (info, continues)| {
+            if continues {
+                // The same file as the part before: its number.
+                return Some(*next - 1);
+            }
             let first = *next;
             *next += info.reading.history_files.len() as u32;
             Some(first)
         })
         .collect()
+}
+
+/// For each shard, whether it holds the next part of the file the shard before it ends with
+/// (`index --lines`: the same path and SHA-256, its first line just after the other's last): the
+/// union then reads them as one file, as one audit does.
+fn continuing_parts(infos: &[Info]) -> Vec<bool> {
+    let part = |info: &Info, last: bool| {
+        let mut history = info.reading.inputs.iter().filter(|i| i.role == Role::History);
+        if last { history.next_back() } else { history.next() }
+            .and_then(|i| Some((i.path.clone(), i.sha256.clone(), i.line_range?)))
+    };
+    let mut out = vec![false; infos.len()];
+    for i in 1..infos.len() {
+        let (Some(before), Some(this)) = (part(&infos[i - 1], true), part(&infos[i], false)) else { continue };
+        out[i] = infos[i].reading.history_files.len() == 1
+            && before.0 == this.0
+            && before.1 == this.1
+            && before.2.last.is_some_and(|l| l + 1 == this.2.first);
+    }
+    out
 }

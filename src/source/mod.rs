@@ -9,7 +9,7 @@ use blocks::cut_at_read_error;
 pub(crate) use blocks::{
     blank_lines, count_lines, line_of_offset, lines_of, strip_bom, BufferPool, LineBlock, LineBlocks,
 };
-pub(crate) use tally::{InputRecord, Role, Tally};
+pub(crate) use tally::{InputRecord, LineRange, Role, Tally};
 
 use std::collections::HashSet;
 use std::fs::File;

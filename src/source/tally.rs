@@ -23,6 +23,54 @@ pub(crate) struct InputRecord {
     /// among `lines`. Written only when true.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) rest_unread: bool,
+    /// The lines a shard read of the file (`index --lines`): only they are among `lines_read`,
+    /// `lines_blank` and `lines_skipped`; `lines` counts the whole file. Written only when set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) line_range: Option<LineRange>,
+}
+
+/// A run of a file's lines read alone (`bulk-audit index --history FILE --lines FIRST..LAST`): a
+/// shard of a file too big for one task. 1-based and inclusive; `last: None` runs to the end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct LineRange {
+    pub(crate) first: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) last: Option<u64>,
+}
+
+impl LineRange {
+    /// `FIRST..LAST` or `FIRST..` (to the end), lines numbered from 1.
+    pub(crate) fn parse(text: &str) -> std::result::Result<LineRange, String> {
+        let (first, last) = text.split_once("..").ok_or("expected FIRST..LAST or FIRST.. (e.g. 1..1000000)")?;
+        let number = |s: &str| s.trim().parse::<u64>().map_err(|_| format!("{s:?} is not a line number"));
+        let first = number(first)?;
+        let last = if last.trim().is_empty() { None } else { Some(number(last)?) };
+        if first == 0 {
+            return Err("lines are numbered from 1".into());
+        }
+        if last.is_some_and(|l| l < first) {
+            return Err("the last line comes before the first".into());
+        }
+        Ok(LineRange { first, last })
+    }
+
+    pub(crate) fn contains(&self, line: u64) -> bool {
+        line >= self.first && self.last.is_none_or(|l| line <= l)
+    }
+
+    /// Whether every line past `line` is outside the range.
+    pub(crate) fn ends_by(&self, line: u64) -> bool {
+        self.last.is_some_and(|l| line >= l)
+    }
+}
+
+impl std::fmt::Display for LineRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.last {
+            Some(last) => write!(f, "{}..{last}", self.first),
+            None => write!(f, "{}..", self.first),
+        }
+    }
 }
 
 /// What reading one file found, line by line: how many lines were read, blank or skipped, and
@@ -106,6 +154,7 @@ impl Tally {
             lines_blank: self.blank,
             lines_skipped: self.skipped_lines(),
             rest_unread: self.rest_unread,
+            line_range: None,
         }
     }
 }

@@ -106,3 +106,98 @@ fn a_union_that_is_not_one_audit_is_refused() {
     let said = run_ok(&["audit", "--index", &t("b"), "--format", "csv", "--out", &t("out")]);
     assert!(said.contains("(2 shards)"), "{said}");
 }
+
+/// Indexes `file` in parts (`index --history FILE --lines …`), cut after each line of `cuts`,
+/// the last part running to the end: `idx/h-00`, `idx/h-01`, … in order.
+fn index_in_line_ranges(idx: &Path, file: &Path, cuts: &[u64], rules: &[&str]) {
+    let firsts = [1].into_iter().chain(cuts.iter().map(|c| c + 1));
+    let lasts = cuts.iter().map(|c| c.to_string()).chain([String::new()]);
+    let ranges: Vec<String> = firsts.zip(lasts).map(|(first, last)| format!("{first}..{last}")).collect();
+    for (i, range) in ranges.iter().enumerate() {
+        Bulk::new("index")
+            .arg("--history")
+            .arg(file)
+            .args(["--lines", range])
+            .args(rules)
+            .out(idx.join(format!("h-{i:02}")))
+            .ok();
+    }
+}
+
+/// A file too big for one task, indexed in parts (`index --lines`): the field pg_dump cut into
+/// three runs of lines (its COPY blocks split between them), and a zstd NDJSON file of more than
+/// one read block (4 MiB), so that whole blocks fall before and after a part, cut at arbitrary
+/// lines. The union writes the same bytes as one audit of the file, manifest included (the parts
+/// are one input read whole). A part left out or a line in two parts is refused, naming the
+/// lines; so are --lines over documents that span lines, and over more than one file.
+#[test]
+fn a_file_indexed_in_line_ranges_audits_as_one() {
+    let tmp = tempfile::tempdir().unwrap();
+    let lines: Vec<String> = history_lines(&root().join("fixtures/synthea/history"));
+    let mut text = String::new();
+    while text.len() < 5 << 20 {
+        for l in &lines {
+            text.push_str(l);
+            text.push('\n');
+        }
+    }
+    let total = text.lines().count() as u64;
+    let big = tmp.path().join("big.ndjson.zst");
+    std::fs::write(&big, zstd::encode_all(text.as_bytes(), 3).unwrap()).unwrap();
+    let pg = root().join("fixtures/field/kibana-es-pg/history/pg_dump.sql");
+    for (name, logs, file, cuts, rules) in [
+        ("pg", "fixtures/field/kibana-es-pg/logs", pg.as_path(), vec![40, 95], vec!["--tz", "Europe/Berlin"]),
+        ("big", "fixtures/synthea/logs", big.as_path(), vec![7, total / 3, total - 2], vec!["--tz", "UTC"]),
+    ] {
+        let dir = tmp.path().join(name);
+        let idx = dir.join("idx");
+        Bulk::new("index").args(["--logs", logs]).args(&rules).out(idx.join("logs")).ok();
+        index_in_line_ranges(&idx, file, &cuts, &rules);
+        let outputs = ["--format", "csv", "--with-resource"];
+        let whole = dir.join("whole");
+        Bulk::new("audit")
+            .args(["--logs", logs])
+            .arg("--history")
+            .arg(file)
+            .args(&rules)
+            .args(outputs)
+            .out(&whole)
+            .ok();
+        let sharded = dir.join("sharded");
+        Bulk::audit_index(&idx).args(outputs).out(&sharded).ok();
+        assert_same_folders(&whole, &sharded);
+        assert!(read(&sharded.join("resources.csv")).lines().count() > 1, "{name}: no row");
+    }
+    // The big file's second part left out, then replaced by one overlapping the third.
+    let idx = tmp.path().join("big/idx");
+    std::fs::remove_dir_all(idx.join("h-01")).unwrap();
+    let said = Bulk::audit_index(&idx).out(tmp.path().join("gap")).fails(1);
+    assert!(
+        said.contains(&format!("lines 8..{} of history file", total / 3)) && said.contains("are in no shard"),
+        "{said}"
+    );
+    Bulk::new("index")
+        .arg("--history")
+        .arg(&big)
+        .args(["--lines", &format!("8..{}", total / 3 + 5), "--tz", "UTC"])
+        .out(idx.join("h-01"))
+        .ok();
+    let said = Bulk::audit_index(&idx).out(tmp.path().join("overlap")).fails(1);
+    assert!(said.contains(&format!("lines {}..{} of history file", total / 3 + 1, total / 3 + 5)), "{said}");
+    assert!(said.contains("are in two shards"), "{said}");
+    let said = Bulk::new("index")
+        .args(["--history", "fixtures/field/aidbox/history/history-bundle-fhir.json", "--lines", "1..", "--tz", "UTC"])
+        .out(tmp.path().join("documents"))
+        .fails(1);
+    assert!(said.contains("holds documents that span lines") && said.contains("without --lines"), "{said}");
+    let said = Bulk::new("index")
+        .args(["--history", "fixtures/guide/history", "--lines", "1..10", "--tz", "UTC"])
+        .out(tmp.path().join("many"))
+        .fails(1);
+    assert!(said.contains("--history names 7 files"), "{said}");
+    let said = Bulk::new("index")
+        .args(["--history", "fixtures/guide/history", "--lines", "0..3"])
+        .out(tmp.path().join("zero"))
+        .fails(1);
+    assert!(said.contains("numbered from 1"), "{said}");
+}

@@ -468,9 +468,9 @@ fn duckdb_over_shards_checks_the_plan_and_every_file() {
 }
 
 /// `scripts/spark-index.py` builds the shards on Spark's executors (`local[2]`), one task per
-/// history file with the binary shipped to them, then their plan: the SQL over them gives the
-/// rows of the binary's audit of the same files. A file that fails names itself, and nothing is
-/// planned.
+/// 20 lines of each history file (`--lines-per-task`; a Bundle file whole) with the binary
+/// shipped to them, then their plan: the SQL over them gives the rows of the binary's audit of
+/// the same files. A file that fails names itself, and nothing is planned.
 #[test]
 fn spark_builds_the_shards_and_their_plan() {
     let python = readers_python();
@@ -484,7 +484,8 @@ fn spark_builds_the_shards_and_their_plan() {
             .env("JAVA_HOME", &java_home)
             .env("TZ", "UTC")
             .arg(root().join("scripts/spark-index.py"))
-            .args(["--bin", env!("CARGO_BIN_EXE_bulk-audit"), "--master", "local[2]", "--tz", "UTC", "--logs"])
+            .args(["--bin", env!("CARGO_BIN_EXE_bulk-audit"), "--master", "local[2]", "--tz", "UTC"])
+            .args(["--lines-per-task", "20", "--logs"])
             .arg(&logs)
             .arg("--history")
             .arg(history)
@@ -497,9 +498,13 @@ fn spark_builds_the_shards_and_their_plan() {
     let built = spark_index(&history, &idx);
     let said = String::from_utf8_lossy(&built.stdout);
     assert!(built.status.success(), "{said}{}", String::from_utf8_lossy(&built.stderr));
-    let files = files(&history).len();
-    assert!(said.contains(&format!("{} shards -> ", files + 1)), "{said}");
-    assert!(said.contains(&format!("12 kickoffs of {} shards planned", files + 1)), "{said}");
+    let shards: Vec<String> =
+        std::fs::read_dir(&idx).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().to_string()).collect();
+    // Files of more than 20 lines in parts; each file's first part and the logs.
+    assert!(shards.iter().any(|s| s.ends_with("-00002")), "{shards:?}");
+    assert_eq!(shards.iter().filter(|s| s.ends_with("-00000")).count(), files(&history).len(), "{shards:?}");
+    assert!(said.contains(&format!("{} shards -> ", shards.len())), "{said}");
+    assert!(said.contains(&format!("12 kickoffs of {} shards planned", shards.len())), "{said}");
     let audit = t.join("audit");
     let (l, h) = (logs.to_str().unwrap(), history.to_str().unwrap());
     run_ok(&["audit", "--logs", l, "--history", h, "--tz", "UTC", "--no-report", "--out", audit.to_str().unwrap()]);
@@ -551,6 +556,6 @@ fn spark_builds_the_shards_and_their_plan() {
     let failed = spark_index(&broken, &t.join("idx2"));
     let err = String::from_utf8_lossy(&failed.stderr);
     assert!(!failed.status.success(), "{err}");
-    assert!(err.contains("b.ndjson (h-00001) failed with status 2") && err.contains("nothing planned"), "{err}");
+    assert!(err.contains("b.ndjson (h-00001-00000) failed with status 2") && err.contains("nothing planned"), "{err}");
     assert!(!t.join("idx2-plan").exists());
 }
