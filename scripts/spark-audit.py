@@ -15,6 +15,8 @@ give spark://host:7077, yarn or k8s://… for a cluster. Needs pyspark (PyPI) an
 """
 
 import argparse
+import os
+import shutil
 import signal
 import sys
 from pathlib import Path
@@ -43,24 +45,40 @@ def session(master="local[*]"):
         # not hold (K=60, local[2]: "Not enough memory to build and broadcast the table"): every
         # join is a sort-merge or shuffled hash join, which spill.
         .config("spark.sql.autoBroadcastJoinThreshold", "-1")
+        .config("spark.hadoop.fs.permissions.umask-mode", "077")
         .getOrCreate()
     )
     spark.sparkContext.setLogLevel("ERROR")
     return spark
 
 
-def audit(spark, index, plan=None, folders=None):
+# The views more than one output table reads, each costly: written once as Parquet in the work
+# folder and read back, instead of computed again for each table (Spark keeps no view's rows).
+MATERIALIZED = ["versions", "referenced", "exported", "window_versions"]
+
+
+def audit(spark, index, plan=None, folders=None, work=None):
     """{table name: DataFrame} of sql/audit.sql's tables over the index (or the union of its
-    shards); `folders`: what `bulk_audit_sql.checked` gave, when it was called already."""
+    shards); `folders`: what `bulk_audit_sql.checked` gave, when it was called already; `work`:
+    a new folder where the views of MATERIALIZED are written once (None: computed per table)."""
     # The executors cannot import bulk_audit_sql: the function travels with the query, by value.
     from pyspark import cloudpickle
 
     cloudpickle.register_pickle_by_value(shared)
     spark.udf.register("rfc3339_ns", shared.rfc3339_ns, "string")
+
+    def view(name, select):
+        rows = spark.sql(select)
+        if work is not None and name in MATERIALIZED:
+            path = f"{work.rstrip('/')}/{name}"
+            rows.write.mode("error").parquet(path)
+            rows = spark.read.parquet(path)
+        rows.createOrReplaceTempView(name)
+
     shared.register(
         folders or shared.checked(index, plan),
         lambda name, path: spark.read.parquet(str(path)).createOrReplaceTempView(name),
-        lambda name, select: spark.sql(select).createOrReplaceTempView(name),
+        view,
     )
     return {name: spark.sql(select) for name, select in shared.TABLES.items()}
 
@@ -80,11 +98,28 @@ def main():
         folders = shared.checked(a.index, a.plan)
     except shared.Refused as e:
         raise SystemExit(f"spark-audit: {e}")
+    out = a.out.rstrip("/")
+    if os.path.exists(out):
+        raise SystemExit(f"spark-audit: {out} exists; give a new folder")
+    # What the run writes is readable by its owner only: the process's umask for the JVM it
+    # starts, Hadoop's for the files it writes.
+    os.umask(0o077)
+    work = f"{out}/.work"
     spark = session(a.master)
-    tables = audit(spark, a.index, a.plan, folders)
+    try:
+        write(spark, a, folders, out, work)
+    finally:
+        if os.path.isdir(work):
+            shutil.rmtree(work)
+    spark.stop()
+
+
+def write(spark, a, folders, out, work):
+    """The three tables into OUT/resources, OUT/exports and OUT/findings, and the summary."""
+    tables = audit(spark, a.index, a.plan, folders, work)
     counts = {}
     for name in tables:
-        path = f"{a.out.rstrip('/')}/{name}"
+        path = f"{out}/{name}"
         if a.format == "csv":
             # As the binary writes CSV: its times in its form, quotes doubled, empty for null.
             rows = spark.sql(shared.as_binary_csv(name, "spark"))
@@ -96,11 +131,10 @@ def main():
             tables[name].write.mode("error").parquet(path)
             written = spark.read.parquet(path)
         counts[name] = written.count()
-    print(f"{counts['exports']} exports, {counts['resources']} resource rows, {counts['findings']} findings -> {a.out}")
+    print(f"{counts['exports']} exports, {counts['resources']} resource rows, {counts['findings']} findings -> {out}")
     exports = spark.sql("SELECT count(*) FROM kickoffs").collect()[0][0]
     found = [(r[0], r[1]) for r in spark.sql(shared.INCOMPLETE).collect()]
     print("\n".join(shared.incomplete_lines(found, exports)))
-    spark.stop()
 
 
 if __name__ == "__main__":

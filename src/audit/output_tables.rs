@@ -332,40 +332,20 @@ fn exports_rows(r: &AuditResult, planned: bool) -> Table {
             None if x.resolved => Some(vec!["*".into()]),
             None => None,
         };
-        b.row()
-            .text("export_id", Some(&e.id))
-            .text("client_id", e.client_id.as_deref())
-            .text("user_id", e.user_id.as_deref())
-            .text("method", Some(&e.method))
-            .text("url", Some(&e.url))
-            .text("level", Some(e.level.as_str()))
-            .text("tenant", e.tenant.as_deref())
-            .text("group_id", e.group_id.as_deref())
+        kickoff_cells(b.row(), e)
             .text("group_version", x.group_version.as_deref())
             .text("client_version", x.client_version.as_deref())
             .list("scopes", Some(x.scopes.to_vec()))
             .list("access_policies", Some(x.access_policies.to_vec()))
             .list("allowed_types", allowed)
-            .list("requested_types", e.params.types.clone())
             .list("exported_types", Some(x.exported_types.iter().cloned().collect()))
-            .text("since", e.params.since_text.as_deref())
-            .text("until", e.params.until_text.as_deref())
-            .text("type_filter", join(&e.params.type_filter, " ").as_deref())
-            .text("elements", join(&e.params.elements, ",").as_deref())
-            .text("output_format", e.params.output_format.as_deref())
-            .text("patient_param", join(&e.params.patients, ",").as_deref())
             .text("status_resource_id", st.map(|s| s.id.as_str()))
             .text("status_resource_status", st.and_then(|s| s.status.as_deref()))
-            .text("source", Some(&e.source))
-            .time("export_time", e.time.map(|t| t.0))
-            .time("request_end", e.request_end().map(|t| t.0))
             .time("status_transaction_time", st.and_then(|s| s.transaction_time).map(|t| t.0))
-            .int("status", e.status.map(i64::from))
             .int("patient_count", patients_known.then(|| x.patient_count(e) as i64))
             .int("resource_count", counted.then(|| x.resource_count() as i64))
             .int("row_count", counted.then_some(x.rows.len() as i64))
             .int("finding_count", (!planned).then_some(x.findings.len() as i64))
-            .flag("accepted", Some(e.accepted))
             .flag("resolved", Some(x.resolved));
         if planned {
             b.int("export_key", Some(i as i64))
@@ -375,6 +355,69 @@ fn exports_rows(r: &AuditResult, planned: bool) -> Table {
         }
         let (completeness, because) = super::completeness::cells(r, i);
         b.text("completeness", Some(completeness)).text("incomplete_because", because.as_deref());
+    }
+    b.finish()
+}
+
+/// The columns of `exports` that a kickoff tells by itself, before it is resolved: what
+/// `bulk-audit exports` lists from the logs alone, as the exports table names and writes them.
+const KICKOFF_COLUMNS: [&str; 20] = [
+    "export_id",
+    "client_id",
+    "user_id",
+    "export_time",
+    "request_end",
+    "method",
+    "url",
+    "status",
+    "accepted",
+    "level",
+    "tenant",
+    "group_id",
+    "requested_types",
+    "since",
+    "until",
+    "type_filter",
+    "elements",
+    "output_format",
+    "patient_param",
+    "source",
+];
+
+/// Sets the cells of KICKOFF_COLUMNS in the row being built: one writer of them for the exports
+/// table, the plan's and `bulk-audit exports`.
+fn kickoff_cells<'b>(b: &'b mut TableBuilder, e: &crate::rules::kickoff::ExportEvent) -> &'b mut TableBuilder {
+    b.text("export_id", Some(&e.id))
+        .text("client_id", e.client_id.as_deref())
+        .text("user_id", e.user_id.as_deref())
+        .time("export_time", e.time.map(|t| t.0))
+        .time("request_end", e.request_end().map(|t| t.0))
+        .text("method", Some(&e.method))
+        .text("url", Some(&e.url))
+        .int("status", e.status.map(i64::from))
+        .flag("accepted", Some(e.accepted))
+        .text("level", Some(e.level.as_str()))
+        .text("tenant", e.tenant.as_deref())
+        .text("group_id", e.group_id.as_deref())
+        .list("requested_types", e.params.types.clone())
+        .text("since", e.params.since_text.as_deref())
+        .text("until", e.params.until_text.as_deref())
+        .text("type_filter", join(&e.params.type_filter, " ").as_deref())
+        .text("elements", join(&e.params.elements, ",").as_deref())
+        .text("output_format", e.params.output_format.as_deref())
+        .text("patient_param", join(&e.params.patients, ",").as_deref())
+        .text("source", Some(&e.source))
+}
+
+/// `bulk-audit exports`: the kickoffs the logs hold, in the exports table's kickoff columns.
+pub(crate) fn kickoffs_table<'a>(events: impl Iterator<Item = &'a crate::rules::kickoff::ExportEvent>) -> Table {
+    let schema: Vec<(&'static str, Kind)> = KICKOFF_COLUMNS
+        .iter()
+        .map(|name| *EXPORT_COLUMNS.iter().find(|(c, _)| c == name).expect("a column of exports"))
+        .collect();
+    let mut b = TableBuilder::new(&schema);
+    for e in events {
+        kickoff_cells(b.row(), e);
     }
     b.finish()
 }

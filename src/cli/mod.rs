@@ -466,48 +466,10 @@ fn run_exports(a: ExportsArgs) -> Result<()> {
     let mut sw = crate::stopwatch::Stopwatch::new();
     let (events, _) = audit::read_exports(&a.logs, &zone, i64::MAX, false)?;
     sw.lap("logs: read, kickoffs found");
-    let stdout_error = |e: csv::Error| Error::output("standard output", e);
-    let mut w = csv::WriterBuilder::new().terminator(csv::Terminator::Any(b'\n')).from_writer(Vec::new());
-    w.write_record([
-        "export_id",
-        "client_id",
-        "export_time",
-        "method",
-        "url",
-        "status",
-        "accepted",
-        "level",
-        "tenant",
-        "group_id",
-        "types",
-        "since",
-        "until",
-        "source",
-    ])
-    .map_err(stdout_error)?;
-    for e in events.iter().filter(|e| audit::selected(e, &a.clients, from, to)) {
-        // Cells a spreadsheet would evaluate get one `'` before them, as in every CSV written.
-        let cells = [
-            e.id.as_str(),
-            e.client_id.as_deref().unwrap_or(""),
-            &e.time.map(|t| t.to_rfc3339()).unwrap_or_default(),
-            &e.method,
-            &e.url,
-            &e.status.map(|s| s.to_string()).unwrap_or_default(),
-            if e.accepted { "true" } else { "false" },
-            e.level.as_str(),
-            e.tenant.as_deref().unwrap_or(""),
-            e.group_id.as_deref().unwrap_or(""),
-            // Separated by spaces, as the tables' list columns are in CSV.
-            &e.params.types.as_ref().map(|t| t.join(" ")).unwrap_or_default(),
-            e.params.since_text.as_deref().unwrap_or(""),
-            e.params.until_text.as_deref().unwrap_or(""),
-            &e.source,
-        ]
-        .map(|c| crate::output::neutralised(c).into_owned());
-        w.write_record(&cells).map_err(stdout_error)?;
-    }
-    let csv = w.into_inner().map_err(|e| Error::Internal(e.to_string()))?;
+    // The exports table's kickoff columns, written as every table's CSV is.
+    let table = audit::kickoffs_table(events.iter().filter(|e| audit::selected(e, &a.clients, from, to)));
+    let mut csv = Vec::new();
+    crate::output::csv_text(&table, &mut csv);
     to_stdout(&csv)?;
     sw.lap("written");
     Ok(())

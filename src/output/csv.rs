@@ -121,7 +121,9 @@ pub(crate) fn formula_like(field: &[u8]) -> bool {
 
 /// A text cell as a spreadsheet may open it: one `'` before a formula-like cell (Kibana's
 /// convention), so `=HYPERLINK(…)` from a log is shown, never evaluated. Reversible: bulk-audit's
-/// readers strip exactly one (`unneutralised`).
+/// readers strip exactly one (`unneutralised`). The writers do it in place (`push_csv_field`);
+/// this is the rule they are tested against.
+#[cfg(test)]
 pub(crate) fn neutralised(field: &str) -> std::borrow::Cow<'_, str> {
     if formula_like(field.as_bytes()) {
         format!("'{field}").into()
@@ -136,7 +138,7 @@ pub(crate) fn unneutralised(field: &str) -> &str {
     field.strip_prefix('\'').unwrap_or(field)
 }
 
-/// One CSV text field: neutralised where a spreadsheet would evaluate it ([`neutralised`]), then
+/// One CSV text field: neutralised where a spreadsheet would evaluate it (one `'` before it), then
 /// as it is, or quoted with inner quotes doubled when it holds a comma, quote or line break (the
 /// csv crate's `QuoteStyle::Necessary`).
 pub(crate) fn push_csv_field(buf: &mut Vec<u8>, field: &[u8]) {

@@ -27,7 +27,7 @@ pub(crate) use csv::csv_rows_by_cell;
 pub(crate) use csv::csv_text;
 pub(crate) use csv::finish_file;
 use csv::write_csv;
-pub(crate) use csv::{neutralised, push_csv_cell, push_csv_field, unneutralised, Decimal};
+pub(crate) use csv::{push_csv_cell, push_csv_field, unneutralised, Decimal};
 pub(crate) use lock::release_all as release_locks;
 pub(crate) use staging::{
     create_private, create_private_dir, create_private_scratch, forget_temporary, public_paths, register_temporary,
