@@ -132,15 +132,9 @@ fn every_log_form_of_the_same_requests_gives_the_same_rows() {
         );
     }
     // The Kibana dates need their zone; read as UTC they would be an hour off.
-    let r = run(&[
-        "audit",
-        "--logs",
-        "fixtures/field/kibana-es-pg/logs/kibana-tab.csv",
-        "--history",
-        history,
-        "--out",
-        tmp.path().join("no-tz").to_str().unwrap(),
-    ]);
+    let r = Bulk::audit("fixtures/field/kibana-es-pg/logs/kibana-tab.csv", history)
+        .out(tmp.path().join("no-tz").to_str().unwrap())
+        .run();
     assert_eq!(r.status.code(), Some(1));
 }
 
@@ -166,17 +160,14 @@ fn broken_forms_fail_naming_file_and_line() {
             ("--history", "fixtures/field/kibana-es-pg/history")
         };
         let out = tmp.path().join(format!("out-{name}"));
-        let r = run(&[
-            "audit",
-            role,
-            input.to_str().unwrap(),
-            other.0,
-            other.1,
-            "--tz",
-            "Europe/Berlin",
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+        let r = Bulk::new("audit")
+            .arg(role)
+            .arg(&input)
+            .arg(other.0)
+            .arg(other.1)
+            .args(["--tz", "Europe/Berlin"])
+            .out(&out)
+            .run();
         let stderr = String::from_utf8_lossy(&r.stderr);
         assert_eq!(r.status.code(), Some(2), "{name}: {stderr}");
         assert!(stderr.contains(place), "{name}: {stderr}");

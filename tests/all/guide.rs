@@ -124,22 +124,12 @@ fn reconstruct_and_with_resource_give_the_bodies_sent() {
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
     let rec = tmp.path().join("rec");
-    run_ok(&[
-        "audit",
-        "--logs",
-        "fixtures/guide/logs",
-        "--tz",
-        "UTC",
-        "--history",
-        "fixtures/guide/history",
-        "--format",
-        "csv",
-        "--with-resource",
-        "--out",
-        out.to_str().unwrap(),
-        "--reconstruct",
-        rec.to_str().unwrap(),
-    ]);
+    Bulk::audit_csv("fixtures/guide/logs", "fixtures/guide/history")
+        .arg("--with-resource")
+        .out(&out)
+        .arg("--reconstruct")
+        .arg(&rec)
+        .ok();
     let obs = read(&rec.join("e2b9d4/Observation.ndjson"));
     let lines: Vec<serde_json::Value> = obs.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
@@ -194,33 +184,11 @@ fn sha256sums_cover_every_file_written() {
 fn rerun_replaces_previous_output_but_not_a_foreign_folder() {
     let (_tmp, out) = audit_guide(&["--format", "csv"]);
     // The same folder again: a previous bulk-audit output is replaced.
-    run_ok(&[
-        "audit",
-        "--logs",
-        "fixtures/guide/logs",
-        "--tz",
-        "UTC",
-        "--history",
-        "fixtures/guide/history",
-        "--format",
-        "csv",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    Bulk::audit_csv("fixtures/guide/logs", "fixtures/guide/history").out(&out).ok();
     let foreign = out.parent().unwrap().join("foreign");
     std::fs::create_dir(&foreign).unwrap();
     std::fs::write(foreign.join("notes.txt"), "keep me").unwrap();
-    let r = run(&[
-        "audit",
-        "--logs",
-        "fixtures/guide/logs",
-        "--tz",
-        "UTC",
-        "--history",
-        "fixtures/guide/history",
-        "--out",
-        foreign.to_str().unwrap(),
-    ]);
+    let r = Bulk::audit("fixtures/guide/logs", "fixtures/guide/history").args(["--tz", "UTC"]).out(&foreign).run();
     assert_eq!(r.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&r.stderr).contains("--force"));
     assert_eq!(read(&foreign.join("notes.txt")), "keep me");

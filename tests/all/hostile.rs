@@ -239,18 +239,7 @@ fn skip_invalid_lists_every_skipped_line_and_the_counts_add_up() {
     })
     .unwrap();
     let out = tmp.path().join("out");
-    let stdout = run_ok(&[
-        "audit",
-        "--logs",
-        logs.to_str().unwrap(),
-        "--history",
-        history.to_str().unwrap(),
-        "--format",
-        "csv",
-        "--out",
-        out.to_str().unwrap(),
-        "--skip-invalid",
-    ]);
+    let stdout = Bulk::audit(&logs, &history).args(["--format", "csv"]).out(&out).arg("--skip-invalid").ok();
     assert!(stdout.contains("8 input lines skipped (--skip-invalid)"), "{stdout}");
     let m: Value = serde_json::from_str(&read(&out.join("manifest.json"))).unwrap();
     let z =
@@ -355,17 +344,7 @@ fn a_symlink_loop_is_read_once_and_an_unreadable_path_is_an_error() {
     #[cfg(unix)]
     std::os::unix::fs::symlink(&history, history.join("sub/loop")).unwrap();
     let out = tmp.path().join("out");
-    let stdout = run_ok(&[
-        "audit",
-        "--logs",
-        logs.to_str().unwrap(),
-        "--history",
-        history.to_str().unwrap(),
-        "--format",
-        "csv",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let stdout = Bulk::audit(&logs, &history).args(["--format", "csv"]).out(&out).ok();
     assert!(stdout.contains("1 export, 2 resource rows"), "{stdout}");
     // A folder holding an entry that cannot be read (a dangling link): named, status 2.
     #[cfg(unix)]
@@ -374,29 +353,13 @@ fn a_symlink_loop_is_read_once_and_an_unreadable_path_is_an_error() {
         std::fs::create_dir_all(&broken).unwrap();
         std::fs::write(broken.join("a.ndjson"), good_history()).unwrap();
         std::os::unix::fs::symlink(tmp.path().join("gone.ndjson"), broken.join("b.ndjson")).unwrap();
-        let r = run(&[
-            "audit",
-            "--logs",
-            logs.to_str().unwrap(),
-            "--history",
-            broken.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+        let r = Bulk::audit(&logs, &broken).out(&out).run();
         assert_eq!(r.status.code(), Some(2));
         let err = String::from_utf8_lossy(&r.stderr).into_owned();
         assert!(err.contains("broken/b.ndjson: No such file or directory"), "{err}");
     }
     let missing = tmp.path().join("nope");
-    let r = run(&[
-        "audit",
-        "--logs",
-        logs.to_str().unwrap(),
-        "--history",
-        missing.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let r = Bulk::audit(&logs, &missing).out(&out).run();
     assert_eq!(r.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&r.stderr).contains("nope: No such file or directory"),
@@ -480,22 +443,12 @@ fn bodies_are_re_read_from_whatever_the_audit_read() {
     std::fs::write(logs.join("logs.ndjson"), good_logs()).unwrap();
     std::fs::write(hist.join("history.ndjson"), &history).unwrap();
     let (out, rec) = (tmp.path().join("out"), tmp.path().join("rec"));
-    let said = run_ok(&[
-        "audit",
-        "--logs",
-        logs.to_str().unwrap(),
-        "--history",
-        hist.to_str().unwrap(),
-        "--tz",
-        "UTC",
-        "--format",
-        "csv",
-        "--with-resource",
-        "--out",
-        out.to_str().unwrap(),
-        "--reconstruct",
-        rec.to_str().unwrap(),
-    ]);
+    let said = Bulk::audit(&logs, &hist)
+        .args(["--tz", "UTC", "--format", "csv", "--with-resource"])
+        .out(&out)
+        .arg("--reconstruct")
+        .arg(&rec)
+        .ok();
     assert!(said.contains("5 resource rows"), "{said}");
     let sent = read(&rec.join("k1/Observation.ndjson"));
     assert!(sent.contains(r#""valueQuantity":{"value":1e999999}"#), "{sent}");

@@ -260,7 +260,7 @@ fn a_damaged_or_tampered_index_is_refused_naming_the_file() {
     let (i, out) = (idx.to_str().unwrap(), tmp.path().join("out"));
     let o = out.to_str().unwrap();
     let expect_refused = |what: &str, expected: &[&str]| {
-        let r = run(&["audit", "--index", i, "--format", "csv", "--out", o]);
+        let r = Bulk::audit_index(i).args(["--format", "csv"]).out(o).run();
         let err = String::from_utf8_lossy(&r.stderr).into_owned();
         assert_eq!(r.status.code(), Some(1), "{what}: {err}");
         for e in expected {

@@ -209,30 +209,26 @@ fn bash_completes_subcommand_options_and_their_values() {
 /// guide's.
 #[test]
 fn the_help_example_selects_the_guide_export() {
-    let help = run_ok(&["audit", "--help"]);
+    let help = Bulk::new("audit").arg("--help").ok();
     assert!(help.contains("--client inferno-my-clinic-bulk-client --from 2022-12-05 --to 2022-12-05"), "{help}");
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("one-day");
-    let said = run_ok(&[
-        "audit",
-        "--logs",
-        "fixtures/guide/logs",
-        "--history",
-        "fixtures/guide/history",
-        "--tz",
-        "UTC",
-        "--client",
-        "inferno-my-clinic-bulk-client",
-        "--from",
-        "2022-12-05",
-        "--to",
-        "2022-12-05",
-        "--format",
-        "csv",
-        "--audit-events",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let said = Bulk::audit("fixtures/guide/logs", "fixtures/guide/history")
+        .args([
+            "--tz",
+            "UTC",
+            "--client",
+            "inferno-my-clinic-bulk-client",
+            "--from",
+            "2022-12-05",
+            "--to",
+            "2022-12-05",
+            "--format",
+            "csv",
+            "--audit-events",
+        ])
+        .out(&out)
+        .ok();
     assert!(said.contains("e2b9d4") && said.contains("1 patient, 4 resources, 4 rows"), "{said}");
 }
 

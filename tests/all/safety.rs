@@ -102,18 +102,7 @@ fn an_output_never_is_contains_or_lies_inside_an_input() {
         (history.join("sub"), "history"), // --out inside an input
     ];
     for (out, named) in cases {
-        let r = run(&[
-            "audit",
-            "--logs",
-            logs.to_str().unwrap(),
-            "--history",
-            history.to_str().unwrap(),
-            "--tz",
-            "UTC",
-            "--force",
-            "--out",
-            out.to_str().unwrap(),
-        ]);
+        let r = Bulk::audit(&logs, &history).args(["--tz", "UTC", "--force"]).out(&out).run();
         assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
         assert!(stderr(&r).contains("overlaps the input") && stderr(&r).contains(named), "{}", stderr(&r));
         assert_eq!(std::fs::read_dir(&history).unwrap().count(), files_before);
@@ -121,17 +110,7 @@ fn an_output_never_is_contains_or_lies_inside_an_input() {
     // Through a link to an input, too (real paths are compared).
     let link = tmp.path().join("link");
     std::os::unix::fs::symlink(&o, &link).unwrap();
-    let r = run(&[
-        "audit",
-        "--logs",
-        logs.to_str().unwrap(),
-        "--history",
-        history.to_str().unwrap(),
-        "--tz",
-        "UTC",
-        "--out",
-        link.join("history").to_str().unwrap(),
-    ]);
+    let r = Bulk::audit(&logs, &history).args(["--tz", "UTC"]).out(link.join("history")).run();
     assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
     assert!(history.join("observation.ndjson").is_file());
     // `..` after a link is the link target's parent, as the system reads it: here the input
@@ -139,18 +118,7 @@ fn an_output_never_is_contains_or_lies_inside_an_input() {
     let into_history = tmp.path().join("h");
     std::os::unix::fs::symlink(&history, &into_history).unwrap();
     let sneaky = tmp.path().join("h/../logs");
-    let r = run(&[
-        "audit",
-        "--logs",
-        logs.to_str().unwrap(),
-        "--history",
-        history.to_str().unwrap(),
-        "--tz",
-        "UTC",
-        "--force",
-        "--out",
-        sneaky.to_str().unwrap(),
-    ]);
+    let r = Bulk::audit(&logs, &history).args(["--tz", "UTC", "--force"]).out(&sneaky).run();
     assert_eq!(r.status.code(), Some(1), "{}", stderr(&r));
     assert!(stderr(&r).contains("overlaps the input"), "{}", stderr(&r));
     assert!(logs.join("kibana-discover.csv").is_file());
@@ -276,17 +244,7 @@ fn a_second_run_on_the_same_output_is_refused_at_once_naming_the_first() {
     let (first, history) = WaitingRun::start(tmp.path(), &out);
     let started = Instant::now();
     let logs = tmp.path().join("logs.ndjson");
-    let second = run(&[
-        "audit",
-        "--logs",
-        logs.to_str().unwrap(),
-        "--history",
-        GUIDE_HISTORY,
-        "--tz",
-        "UTC",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let second = Bulk::audit(&logs, GUIDE_HISTORY).args(["--tz", "UTC"]).out(&out).run();
     assert_eq!(second.status.code(), Some(3), "{}", stderr(&second));
     assert!(
         stderr(&second).contains(&format!("another bulk-audit run (process {})", first.child.id())),
@@ -480,21 +438,10 @@ fn fail_on_gates_a_ci_run_after_writing_every_output() {
             std::fs::copy(f.path(), history.join(f.file_name())).unwrap();
         }
     }
-    let r = run(&[
-        "audit",
-        "--logs",
-        GUIDE_LOGS,
-        "--history",
-        history.to_str().unwrap(),
-        "--tz",
-        "UTC",
-        "--format",
-        "csv",
-        "--fail-on",
-        "incomplete",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    let r = Bulk::audit(GUIDE_LOGS, &history)
+        .args(["--tz", "UTC", "--format", "csv", "--fail-on", "incomplete"])
+        .out(&out)
+        .run();
     assert_eq!(r.status.code(), Some(5), "{}", stderr(&r));
     assert!(stderr(&r).contains("1 export incomplete"), "{}", stderr(&r));
 }

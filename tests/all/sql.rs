@@ -243,7 +243,7 @@ fn sql_on_duckdb_and_spark_gives_the_binarys_rows() {
     let rows = |name: &str| {
         let out = t.join(format!("{name}-csv"));
         let idx = t.join(format!("{name}-index"));
-        run_ok(&["audit", "--index", idx.to_str().unwrap(), "--format", "csv", "--out", out.to_str().unwrap()]);
+        Bulk::audit_index(&idx).args(["--format", "csv"]).out(&out).ok();
         read(&out.join("resources.csv"))
     };
     let (all_strict, all_inclusive) = (rows("edges-strict"), rows("edges-inclusive"));
@@ -318,7 +318,7 @@ fn body_hashes_match_the_bodies_written() {
     let inputs = ["--logs", "fixtures/synthea/logs", "--history", "fixtures/synthea/history", "--tz", "UTC"];
     run_ok(&[&["index"], &inputs[..], &["--out", idx.to_str().unwrap()]].concat());
     let (i, o) = (idx.to_str().unwrap(), out.to_str().unwrap());
-    run_ok(&["audit", "--index", i, "--with-resource", "--format", "csv", "--no-report", "--out", o]);
+    Bulk::audit_index(i).args(["--with-resource", "--format", "csv", "--no-report"]).out(o).ok();
     let script = "import duckdb, sys\n\
         i, o = sys.argv[1], sys.argv[2]\n\
         print(*duckdb.sql(f\"\"\"SELECT count(*), count(v.body_sha256),\n\
@@ -418,7 +418,7 @@ fn duckdb_over_shards_checks_the_plan_and_every_file() {
     let said = run_ok(&["plan", "--index", i, "--out", plan.to_str().unwrap()]);
     assert!(said.contains(&format!("12 kickoffs of {} shards planned", parts.len() + 1)), "{said}");
     let audit = t.join("audit");
-    run_ok(&["audit", "--index", i, "--format", "csv", "--no-report", "--out", audit.to_str().unwrap()]);
+    Bulk::audit_index(i).args(["--format", "csv", "--no-report"]).out(&audit).ok();
     let binary_rows = read(&audit.join("resources.csv")).lines().count() - 1;
     let findings = read(&audit.join("findings.csv"));
     let binary_findings = findings.lines().count() - 1;
@@ -507,7 +507,7 @@ fn spark_builds_the_shards_and_their_plan() {
     assert!(said.contains(&format!("12 kickoffs of {} shards planned", shards.len())), "{said}");
     let audit = t.join("audit");
     let (l, h) = (logs.to_str().unwrap(), history.to_str().unwrap());
-    run_ok(&["audit", "--logs", l, "--history", h, "--tz", "UTC", "--no-report", "--out", audit.to_str().unwrap()]);
+    Bulk::audit(l, h).args(["--tz", "UTC", "--no-report"]).out(&audit).ok();
     let check = Command::new(&python)
         .env("TZ", "UTC")
         .arg(root().join("tests/sql/parity.py"))

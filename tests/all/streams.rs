@@ -17,19 +17,10 @@ fn bin() -> Command {
 /// The guide audited from regular files: the reference answer.
 fn reference(tmp: &Path) -> String {
     let out = tmp.join("reference");
-    run_ok(&[
-        "audit",
-        "--logs",
-        "fixtures/guide/logs",
-        "--history",
-        "fixtures/guide/history",
-        "--tz",
-        "UTC",
-        "--format",
-        "csv",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    Bulk::audit("fixtures/guide/logs", "fixtures/guide/history")
+        .args(["--tz", "UTC", "--format", "csv"])
+        .out(&out)
+        .ok();
     read(&out.join("resources.csv"))
 }
 
@@ -60,19 +51,7 @@ fn a_fifo_inside_a_history_folder_is_read_whole() {
     let want = reference(tmp.path());
     let (history, mut feeder) = history_with_fifo(tmp.path());
     let out = tmp.path().join("out");
-    run_ok(&[
-        "audit",
-        "--logs",
-        "fixtures/guide/logs",
-        "--history",
-        history.to_str().unwrap(),
-        "--tz",
-        "UTC",
-        "--format",
-        "csv",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
+    Bulk::audit("fixtures/guide/logs", &history).args(["--tz", "UTC", "--format", "csv"]).out(&out).ok();
     feeder.wait().unwrap();
     let got = read(&out.join("resources.csv")).replace(&format!("{}/", history.display()), "");
     assert_eq!(got, want.replace("fixtures/guide/history/", ""), "the same rows as from regular files");
@@ -198,7 +177,7 @@ fn what_cannot_be_read_is_named() {
     feeder.kill().unwrap();
     feeder.wait().unwrap();
     // Standard input, given twice.
-    let r = run(&["audit", "--logs", "-", "--history", "-", "--tz", "UTC", "--out", out.to_str().unwrap()]);
+    let r = Bulk::audit("-", "-").args(["--tz", "UTC"]).out(&out).run();
     assert_eq!(r.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&r.stderr).contains("standard input (-) can be read only once"));
     assert!(!out.exists());
@@ -230,19 +209,10 @@ fn progress_only_on_a_terminal() {
     assert!(shown.contains("2 exports, 4 resource rows"), "the summary still follows: {shown:?}");
     let quiet = on_tty(audit("--quiet", "quiet"));
     assert!(!quiet.contains("bulk-audit: "), "{quiet:?}");
-    let piped = run(&[
-        "audit",
-        "--logs",
-        "fixtures/guide/logs",
-        "--history",
-        "fixtures/guide/history",
-        "--tz",
-        "UTC",
-        "--format",
-        "csv",
-        "--out",
-        tmp.path().join("piped").to_str().unwrap(),
-    ]);
+    let piped = Bulk::audit("fixtures/guide/logs", "fixtures/guide/history")
+        .args(["--tz", "UTC", "--format", "csv"])
+        .out(tmp.path().join("piped").to_str().unwrap())
+        .run();
     assert!(piped.status.success());
     assert!(piped.stderr.is_empty(), "{}", String::from_utf8_lossy(&piped.stderr));
 }

@@ -32,15 +32,15 @@ impl Bulk {
         Bulk(vec![command.into()])
     }
 
+    /// `bulk-audit audit --logs LOGS --history HISTORY`.
+    pub fn audit(logs: impl AsRef<Path>, history: impl AsRef<Path>) -> Bulk {
+        Bulk::new("audit").arg("--logs").arg(logs.as_ref()).arg("--history").arg(history.as_ref())
+    }
+
     /// `bulk-audit audit --logs LOGS --history HISTORY --tz UTC --format csv`: the audit most
     /// tests run.
     pub fn audit_csv(logs: impl AsRef<Path>, history: impl AsRef<Path>) -> Bulk {
-        Bulk::new("audit")
-            .arg("--logs")
-            .arg(logs.as_ref())
-            .arg("--history")
-            .arg(history.as_ref())
-            .args(["--tz", "UTC", "--format", "csv"])
+        Bulk::audit(logs, history).args(["--tz", "UTC", "--format", "csv"])
     }
 
     /// `bulk-audit audit --index IDX`.

@@ -275,8 +275,7 @@ fn a_time_option_without_offset_needs_tz() {
     w.client("a", json!("system/Patient.read")).patient("p1");
     w.request("x1", "2023-03-01T10:00:00Z", "get", "/fhir/$export", Some(202), "a");
     let (logs, history) = w.write();
-    let r =
-        run(&["audit", "--logs", logs.to_str().unwrap(), "--history", history.to_str().unwrap(), "--to", "2023-03-02"]);
+    let r = Bulk::audit(&logs, &history).args(["--to", "2023-03-02"]).run();
     assert_eq!(r.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&r.stderr).contains("--to 2023-03-02: no UTC offset, and no --tz"));
 }
@@ -335,19 +334,7 @@ fn log_forms_kibana_csv_with_tz_elasticsearch_and_compression_by_magic() {
     std::fs::write(&kibana, "\"@timestamp\",\"w_url\",\"w_m\",\"w_cid\",\"w_st\",ctx\n\"Mar 1, 2023 @ 12:15:00.000\",\"/fhir/Group/g/$export\",get,c,202,k\n").unwrap();
     let out = dir.join("o-k");
     let run_with = |logs: &std::path::Path, tz: &str, out: &std::path::Path| {
-        run_ok(&[
-            "audit",
-            "--logs",
-            logs.to_str().unwrap(),
-            "--history",
-            history.to_str().unwrap(),
-            "--format",
-            "csv",
-            "--out",
-            out.to_str().unwrap(),
-            "--tz",
-            tz,
-        ]);
+        Bulk::audit(logs, &history).args(["--format", "csv"]).out(out).arg("--tz").arg(tz).ok();
         csv_rows(&out.join("resources.csv")).into_iter().map(|r| r["resource_id"].clone()).collect::<Vec<_>>()
     };
     assert_eq!(run_with(&kibana, "UTC", &out), vec!["o1", "p1"]);
