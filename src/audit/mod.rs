@@ -39,7 +39,7 @@ use crate::timestamp::Instant;
 pub(crate) use config::{AuditConfig, Outputs, ReadOptions, RuleOptions, Selection};
 #[cfg(test)]
 pub(crate) use output_tables::ResourceRows;
-pub(crate) use output_tables::{kickoffs_table, planned_exports_table, SourceNames};
+pub(crate) use output_tables::{finding_columns, kickoffs_table, planned_exports_table, SourceNames};
 pub(crate) use summary::{failed_on, nothing_resolved, summary_lines};
 
 /// What an audit found, before it is written.

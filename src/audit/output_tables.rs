@@ -431,16 +431,22 @@ pub(crate) fn all_findings(r: &AuditResult) -> Vec<Finding> {
 }
 
 pub(crate) fn findings_table(findings: &[Finding]) -> Table {
+    Table::new(finding_columns(&findings.iter().collect::<Vec<_>>()))
+}
+
+/// The findings' columns, a cell per finding, empty text null: the findings table's, and the
+/// plan's `planned_findings` after its `export_key`.
+pub(crate) fn finding_columns(findings: &[&Finding]) -> Vec<ColumnData> {
     let col = |name: &'static str, f: &dyn Fn(&Finding) -> &str| ColumnData {
         name,
         values: Values::Text(findings.iter().map(|x| text(f(x))).collect()),
     };
-    Table::new(vec![
+    vec![
         col("export_id", &|x| &x.export_id),
         col("kind", &|x| x.kind.as_str()),
         col("resource_type", &|x| &x.resource_type),
         col("resource_id", &|x| &x.resource_id),
         col("version_id", &|x| &x.version_id),
         col("detail", &|x| &x.detail),
-    ])
+    ]
 }

@@ -10,7 +10,7 @@ use crate::bodies;
 use crate::error::Result;
 use crate::fhir::compartment::Compartment;
 use crate::index::{Boundary, History, Version, NO_TENANT};
-use crate::output::{self, Cell, Kind, Rows, Table, TableBuilder};
+use crate::output::{self, Cell, ColumnData, Kind, Rows, Table, TableBuilder, Values};
 use crate::rules::kickoff::Level;
 use crate::rules::resolve::NonCompartment;
 use crate::version::{ClientScopes, Detail};
@@ -82,29 +82,17 @@ pub(super) const PLAN_TABLES: [&str; 6] =
 /// `count-mismatch`, a `version-conflict` between shards of a type a plan does not read) the SQL
 /// finds.
 fn planned_findings(r: &AuditResult) -> Table {
-    use Kind::{Int, Text};
-    let mut t = TableBuilder::new(&[
-        ("export_key", Int),
-        ("export_id", Text),
-        ("kind", Text),
-        ("resource_type", Text),
-        ("resource_id", Text),
-        ("version_id", Text),
-        ("detail", Text),
-    ]);
-    let keyed = r.resolutions.iter().enumerate().flat_map(|(i, x)| x.findings.iter().map(move |f| (Some(i as i64), f)));
-    for (key, f) in keyed.chain(r.general_findings.iter().map(|f| (None, f))) {
-        let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
-        t.row()
-            .int("export_key", key)
-            .text("export_id", text(&f.export_id).as_deref())
-            .text("kind", Some(f.kind.as_str()))
-            .text("resource_type", text(&f.resource_type).as_deref())
-            .text("resource_id", text(&f.resource_id).as_deref())
-            .text("version_id", text(&f.version_id).as_deref())
-            .text("detail", text(&f.detail).as_deref());
-    }
-    t.finish()
+    let keyed: Vec<(Option<i64>, &crate::rules::findings::Finding)> = r
+        .resolutions
+        .iter()
+        .enumerate()
+        .flat_map(|(i, x)| x.findings.iter().map(move |f| (Some(i as i64), f)))
+        .chain(r.general_findings.iter().map(|f| (None, f)))
+        .collect();
+    let mut columns =
+        vec![ColumnData { name: "export_key", values: Values::Int(keyed.iter().map(|(k, _)| *k).collect()) }];
+    columns.extend(crate::audit::finding_columns(&keyed.iter().map(|(_, f)| *f).collect::<Vec<_>>()));
+    Table::new(columns)
 }
 
 /// `status_counts`: the per-type `output[].count` of each export's matched BulkExportStatus
