@@ -195,8 +195,9 @@ fn read_file(
                 // dump's tables and columns are known in order) but not parsed; those after it
                 // are only counted, so the record holds the file's lines and SHA-256 whole.
                 let last = block.first_line + block.lines.saturating_sub(1);
-                if last < range.first || range.ends_by(block.first_line - 1) {
-                    if !range.ends_by(block.first_line - 1) {
+                let past = range.ends_by(block.first_line - 1);
+                if last < range.first || past {
+                    if !past {
                         let numbered: Vec<(u64, &[u8])> = source::lines_of(&block).map(|(n, _, t)| (n, t)).collect();
                         line_reader
                             .kinds(&numbered, opts.tsv_columns.as_ref(), &opts.zone)

@@ -225,19 +225,14 @@ pub(crate) fn reading(infos: Vec<Info>) -> Reading {
                     whole.rest_unread |= i.rest_unread;
                     whole.line_range =
                         whole.line_range.zip(i.line_range).map(|(a, b)| LineRange { first: a.first, last: b.last });
-                    // Read to its end, in order: as one reading of the file.
-                    if whole.line_range.is_some_and(|r| r.first == 1 && r.last.is_none_or(|l| l >= whole.lines)) {
-                        whole.line_range = None;
-                    }
                 }
-                Role::History => {
-                    let mut i = i;
-                    // A part that holds the whole file (a small file given to a task of many
-                    // lines) is the file read whole.
-                    if i.line_range.is_some_and(|r| r.first == 1 && r.last.is_none_or(|l| l >= i.lines)) {
-                        i.line_range = None;
-                    }
-                    history_inputs.push(i)
+                Role::History => history_inputs.push(i),
+            }
+            // Parts that hold the whole file (read to its end, in order, or one part of a small
+            // file given to a task of many lines) are the file read whole, as one audit reads it.
+            if let Some(last) = history_inputs.last_mut() {
+                if last.line_range.is_some_and(|r| r.covers(last.lines)) {
+                    last.line_range = None;
                 }
             }
         }

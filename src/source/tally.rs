@@ -58,6 +58,11 @@ impl LineRange {
         line >= self.first && self.last.is_none_or(|l| line <= l)
     }
 
+    /// Whether it holds every line of a file of `lines` lines: the file read whole.
+    pub(crate) fn covers(&self, lines: u64) -> bool {
+        self.first == 1 && self.last.is_none_or(|l| l >= lines)
+    }
+
     /// Whether every line past `line` is outside the range.
     pub(crate) fn ends_by(&self, line: u64) -> bool {
         self.last.is_some_and(|l| line >= l)
