@@ -162,6 +162,10 @@ JOIN version_copies o
  AND (o.tenant = k.tenant OR (o.tenant IS NULL AND k.tenant IS NULL))
 WHERE k.copy = 1 AND o.copy > 1
 
+-- view: patient_counts
+-- How many patients each version names (the versions of none are absent).
+SELECT version_key, COUNT(*) AS n FROM version_patients GROUP BY version_key
+
 -- view: sql_findings
 -- boundary-ambiguous: every window version of a resource the export looked at — in the
 -- compartment, every one (system level) or those touching a selected patient; outside it, under
@@ -215,8 +219,8 @@ SELECT CAST(NULL AS BIGINT) AS export_key, CAST(NULL AS STRING) AS export_id, 'v
        'the same version appears twice with different contents: kept ' || c.kept_source || ', ignored '
            || c.other_source AS detail
 FROM copy_pairs c
-LEFT JOIN (SELECT version_key, COUNT(*) AS n FROM version_patients GROUP BY version_key) kn ON kn.version_key = c.kept_key
-LEFT JOIN (SELECT version_key, COUNT(*) AS n FROM version_patients GROUP BY version_key) onn ON onn.version_key = c.other_key
+LEFT JOIN patient_counts kn ON kn.version_key = c.kept_key
+LEFT JOIN patient_counts onn ON onn.version_key = c.other_key
 LEFT JOIN (
     SELECT c2.kept_key, c2.other_key, COUNT(*) AS n
     FROM copy_pairs c2
