@@ -155,16 +155,22 @@ def checked(index, plan):
     return found, kickoff_source(found, plan)
 
 
-def register(folders, parquet_view, sql_view):
+def register(folders, parquet_view, sql_view, shards_view=None):
     """Registers every view sql/audit.sql's tables read from `checked`'s folders, its own views
     included: `parquet_view(name, path)` makes a view of a Parquet file, `sql_view(name, select)`
-    one of a query. The engine registers the function rfc3339_ns (above) itself."""
+    one of a query. `shards_view(name, paths)`, when given, makes one view of a table's files in
+    shard order, each row's file position first as the column `shard`; without it each file is a
+    view and the shards' table their UNION ALL. The engine registers the function rfc3339_ns
+    (above) itself."""
     found, source = folders
-    for i, s in enumerate(found):
-        for t in SHARD_TABLES:
-            parquet_view(f"{t}_{i}", s / f"{t}.parquet")
     for t in SHARD_TABLES:
-        sql_view(f"shard_{t}", " UNION ALL ".join(f"SELECT {i} AS shard, * FROM {t}_{i}" for i in range(len(found))))
+        paths = [s / f"{t}.parquet" for s in found]
+        if shards_view:
+            shards_view(f"shard_{t}", paths)
+            continue
+        for i, path in enumerate(paths):
+            parquet_view(f"{t}_{i}", path)
+        sql_view(f"shard_{t}", " UNION ALL ".join(f"SELECT {i} AS shard, * FROM {t}_{i}" for i in range(len(paths))))
     for name, select in union_views():
         sql_view(name, select)
     for t in PLAN_TABLES:

@@ -49,14 +49,23 @@ def connect(index, plan=None, memory_limit=None):
     import duckdb.sqltypes as types
 
     con.create_function("rfc3339_ns", shared.rfc3339_ns, [types.BIGINT], types.VARCHAR, side_effects=False)
+
+    def shards_view(name, paths):
+        # One scan of every shard's file, not a UNION ALL of one scan each: DuckDB's windows over
+        # a UNION ALL of many Parquet scans ran out of 1 GB at K=60 x3 (97 shards).
+        files = "[" + ", ".join(quoted(p) for p in paths) + "]"
+        con.execute(
+            f"CREATE VIEW {name} AS SELECT CAST(list_position({files}, filename) - 1 AS BIGINT) AS shard, "
+            f"* EXCLUDE (filename) FROM read_parquet({files}, filename = true)"
+        )
+
     # What several tables read is computed once: the union's versions and every export's rows.
-    # The shards' tables are copied into one table each first: DuckDB's windows over a UNION ALL
-    # of many Parquet scans ran out of 1 GB at K=60 x3 (97 shards), over one table they spill.
-    kept = {name for name, _ in shared.union_views()} | {"exported"} | {f"shard_{t}" for t in shared.SHARD_TABLES}
+    kept = {name for name, _ in shared.union_views()} | {"exported"}
     shared.register(
         shared.checked(index, plan),
         lambda name, path: con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({quoted(path)})"),
         lambda name, select: con.execute(f"CREATE {'TABLE' if name in kept else 'VIEW'} {name} AS {select}"),
+        shards_view,
     )
     return con
 
