@@ -431,15 +431,15 @@ pub(crate) fn all_findings(r: &AuditResult) -> Vec<Finding> {
 }
 
 pub(crate) fn findings_table(findings: &[Finding]) -> Table {
-    Table::new(finding_columns(&findings.iter().collect::<Vec<_>>()))
+    Table::new(finding_columns(findings.iter()))
 }
 
 /// The findings' columns, a cell per finding, empty text null: the findings table's, and the
 /// plan's `planned_findings` after its `export_key`.
-pub(crate) fn finding_columns(findings: &[&Finding]) -> Vec<ColumnData> {
+pub(crate) fn finding_columns<'a>(findings: impl Iterator<Item = &'a Finding> + Clone) -> Vec<ColumnData> {
     let col = |name: &'static str, f: &dyn Fn(&Finding) -> &str| ColumnData {
         name,
-        values: Values::Text(findings.iter().map(|x| text(f(x))).collect()),
+        values: Values::Text(findings.clone().map(|x| text(f(x))).collect()),
     };
     vec![
         col("export_id", &|x| &x.export_id),

@@ -91,7 +91,7 @@ fn planned_findings(r: &AuditResult) -> Table {
         .collect();
     let mut columns =
         vec![ColumnData { name: "export_key", values: Values::Int(keyed.iter().map(|(k, _)| *k).collect()) }];
-    columns.extend(crate::audit::finding_columns(&keyed.iter().map(|(_, f)| *f).collect::<Vec<_>>()));
+    columns.extend(crate::audit::finding_columns(keyed.iter().map(|(_, f)| *f)));
     Table::new(columns)
 }
 
