@@ -146,13 +146,29 @@ def kickoff_source(found, plan):
     return plan
 
 
+# What DuckDB's and Spark's (Hadoop's) Parquet readers take as a pattern in a path: a folder
+# named with one could make them read another file than the one verified.
+WILDCARDS = set("*?[]{}\\")
+
+
+def literal(folder):
+    """`folder`, once its path is known to hold none of the readers' wildcards."""
+    held = sorted(WILDCARDS & set(str(folder)))
+    if held:
+        raise Refused(
+            f"{folder}: its path holds {' '.join(held)}, which DuckDB and Spark read as a pattern (they could "
+            "read another file than the one verified); give it under a path without them"
+        )
+    return folder
+
+
 def checked(index, plan):
     """(the shard folders, the folder of the kickoff tables), once every file of each is verified
     and the plan is known to be these shards': what `register` reads."""
-    found = shards(index)
+    found = [literal(s) for s in shards(index)]
     for s in found:
         verify(s)
-    return found, kickoff_source(found, plan)
+    return found, literal(kickoff_source(found, plan))
 
 
 def register(folders, parquet_view, sql_view, shards_view=None):

@@ -366,6 +366,31 @@ fn duckdb_audit_says_which_exports_are_incomplete() {
     assert!(String::from_utf8_lossy(&said.stdout).contains("all 2 exports complete"));
 }
 
+/// An index under a path holding a wildcard of DuckDB's and Spark's readers (`idx[1]` matches
+/// `idx1`, another index) is refused by both scripts before a row is read: they would read
+/// another file than the one verified.
+#[test]
+fn sql_scripts_refuse_an_index_path_the_readers_take_as_a_pattern() {
+    let python = readers_python();
+    let tmp = tempfile::tempdir().unwrap();
+    let t = tmp.path();
+    let (pattern, other) = (t.join("idx[1]"), t.join("idx1"));
+    let history = guide_history_without(t, "location");
+    for (idx, history) in [(&pattern, Path::new("fixtures/guide/history")), (&other, history.as_path())] {
+        let args = ["index", "--logs", "fixtures/guide/logs", "--history", history.to_str().unwrap(), "--tz", "UTC"];
+        run_ok(&[&args[..], &["--out", idx.to_str().unwrap()]].concat());
+    }
+    for script in ["duckdb-audit.py", "spark-audit.py"] {
+        let out = t.join(format!("{script}-out"));
+        let said =
+            Command::new(&python).arg(root().join("scripts").join(script)).arg(&pattern).arg(&out).output().unwrap();
+        let stderr = String::from_utf8_lossy(&said.stderr);
+        assert!(!said.status.success(), "{script} read {}: {stderr}", pattern.display());
+        assert!(stderr.contains("its path holds [ ], which DuckDB and Spark read as a pattern"), "{script}: {stderr}");
+        assert!(!out.exists(), "{script} wrote {}", out.display());
+    }
+}
+
 /// `scripts/duckdb-audit.py --format csv` writes the three tables as the binary does, byte for
 /// byte (times in its form, to the nanosecond where the binary's are; lists as space-separated
 /// items; a `#` unquoted), owner-only, on the guide and on Synthea.
