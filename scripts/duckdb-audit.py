@@ -53,11 +53,9 @@ def connect(index, plan=None, memory_limit=None):
     def shards_view(name, paths):
         # One scan of every shard's file, not a UNION ALL of one scan each: DuckDB's windows over
         # a UNION ALL of many Parquet scans ran out of 1 GB at K=60 x3 (97 shards).
+        # The shard is the file's place in the list (DuckDB's virtual column file_index).
         files = "[" + ", ".join(quoted(p) for p in paths) + "]"
-        con.execute(
-            f"CREATE VIEW {name} AS SELECT CAST(list_position({files}, filename) - 1 AS BIGINT) AS shard, "
-            f"* EXCLUDE (filename) FROM read_parquet({files}, filename = true)"
-        )
+        con.execute(f"CREATE VIEW {name} AS SELECT CAST(file_index AS BIGINT) AS shard, * FROM read_parquet({files})")
 
     # What several tables read is computed once: the union's versions and every export's rows.
     kept = {name for name, _ in shared.union_views()} | {"exported"}
